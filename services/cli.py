@@ -1,0 +1,171 @@
+"""The `tica` command: run everything, serve one service, run the worker, migrate, seed.
+
+Sits above the services: the one place (with services/allinone.py) that knows all
+three. Every command reads the settings once; with DATABASE_URL / REDIS_URL unset it
+finds or starts the embedded servers under DATA_DIR, shared with any `tica run`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import sys
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from services.forum import app as forum
+from services.forum import commands as forum_commands
+from services.notify import app as notify
+from services.search import app as search
+from shared import db, embedded, logs
+from shared.settings import Settings, SettingsError
+
+SERVICES = {"forum": forum, "notify": notify, "search": search}
+
+
+class CommandError(Exception):
+    """A command cannot go on; its message is shown on one line."""
+
+
+def migration_plan() -> dict[str, list[db.Migration]]:
+    return {mod.SCHEMA: db.load_migrations(mod.SCHEMA, mod.MIGRATIONS_DIR) for mod in SERVICES.values()}
+
+
+async def apply_migrations(settings: Settings) -> list[str]:
+    assert settings.database_url
+    conn = await db.connect(settings.database_url)
+    try:
+        return await db.migrate(conn, migration_plan())
+    finally:
+        await conn.close()
+
+
+@contextlib.contextmanager
+def servers(settings: Settings) -> Iterator[Settings]:
+    """Settings with both URLs filled in, starting embedded servers as needed."""
+    if settings.database_url and settings.redis_url:
+        yield settings
+        return
+    try:
+        running = embedded.resolve(settings.data_dir, settings.database_url, settings.redis_url)
+    except embedded.EmbeddedError as exc:
+        raise CommandError(str(exc)) from None
+    try:
+        yield settings.replace(database_url=running.database_url, redis_url=running.redis_url,
+                               embedded=True).with_local_secret()
+    finally:
+        running.stop()
+
+
+# --- commands --------------------------------------------------------------------
+
+
+def cmd_migrate(settings: Settings, args: argparse.Namespace) -> None:
+    with servers(settings) as ready:
+        applied = asyncio.run(apply_migrations(ready))
+    print(f"applied {len(applied)} migration(s)" + (": " + ", ".join(applied) if applied else ""))
+
+
+def cmd_seed_demo(settings: Settings, args: argparse.Namespace) -> None:
+    from services.forum import demo
+
+    with servers(settings) as ready:
+        asyncio.run(apply_migrations(ready))
+        created = asyncio.run(demo.seed(ready, force=True))
+    print("demo data seeded" if created else "demo data was already there")
+
+
+def cmd_run(settings: Settings, args: argparse.Namespace) -> None:
+    from services import runner
+
+    with servers(settings) as ready:
+        asyncio.run(runner.run_all(ready, host=args.host))
+
+
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
+    import uvicorn
+
+    with servers(settings) as ready:
+        if args.migrate:
+            asyncio.run(apply_migrations(ready))
+        # Worker processes read the environment again: hand them the resolved servers.
+        os.environ.update({"DATABASE_URL": ready.database_url or "", "REDIS_URL": ready.redis_url or "",
+                           "TICA_SECRET_KEY": ready.secret_key or "", "TICA_SERVICE": args.service})
+        uvicorn.run("services.cli:service_app_from_env", factory=True, host=args.host, port=args.port or ready.port,
+                    workers=args.workers, log_config=None, proxy_headers=True, lifespan="on")
+
+
+def service_app_from_env() -> Any:
+    """uvicorn factory for `tica serve`: one service app from the environment."""
+    settings = Settings.from_env()
+    logs.configure(settings.log_level)
+    return SERVICES[os.environ["TICA_SERVICE"]].create_app(settings)
+
+
+def cmd_worker(settings: Settings, args: argparse.Namespace) -> None:
+    from services.notify.worker import create_worker
+
+    with servers(settings) as ready:
+        worker = create_worker(ready, burst=args.burst)
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(_run_worker(worker))
+
+
+async def _run_worker(worker: Any) -> None:
+    try:
+        await worker.main()
+    finally:
+        await worker.close()
+
+
+# --- parsing ---------------------------------------------------------------------
+
+Command = Callable[[Settings, argparse.Namespace], None]
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="tica", description="tica: a trauma-informed care community forum")
+    sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="everything in one process on PORT, embedded servers when unset")
+    run.add_argument("--host", default="127.0.0.1")
+    run.set_defaults(func=cmd_run)
+
+    serve = sub.add_parser("serve", help="one service under uvicorn")
+    serve.add_argument("service", choices=sorted(SERVICES))
+    serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument("--host", default="0.0.0.0")
+    serve.add_argument("--port", type=int, default=None, help="default: PORT")
+    serve.add_argument("--migrate", action="store_true", help="apply migrations first")
+    serve.set_defaults(func=cmd_serve)
+
+    worker = sub.add_parser("worker", help="the arq worker (email, digests, reminders)")
+    worker.add_argument("--burst", action="store_true", help="run the queued jobs, then exit")
+    worker.set_defaults(func=cmd_worker)
+
+    sub.add_parser("migrate", help="apply every service's migrations").set_defaults(func=cmd_migrate)
+    sub.add_parser("seed-demo", help="a small demo community").set_defaults(func=cmd_seed_demo)
+    forum_commands.add_commands(sub)
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `tica` console script."""
+    args = parser().parse_args(argv)
+    try:
+        settings = Settings.from_env()
+        logs.configure(settings.log_level)
+        func: Command = args.func
+        func(settings, args)
+    except (SettingsError, CommandError, db.MigrationError, embedded.EmbeddedError) as exc:
+        print(f"tica: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 0
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,61 @@
+"""`tica run`: the whole product in one process behind one port.
+
+Migrates, seeds demo data on first start, serves the three services (each running
+its own background loops: relay, consumers, live fan-out) and the arq worker, and
+stops all of it on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import uvicorn
+
+from services.allinone import AllInOne
+from services.cli import apply_migrations
+from services.forum import demo
+from services.notify.worker import create_worker
+from shared.settings import Settings
+
+log = logging.getLogger("tica.run")
+
+
+def banner(settings: Settings, host: str) -> str:
+    url = f"http://{host}:{settings.port}/"
+    lines = ["", f"  tica is running: open {url}", ""]
+    if demo.DEMO_LOGINS:
+        lines.append("  demo logins (username / password):")
+        lines += [f"    {name:<12} {password:<24} {role}" for name, password, role in demo.DEMO_LOGINS]
+        lines.append("")
+    if settings.smtp_url is None:
+        lines.append(f"  mail is not sent: read it at {url}dev/mail")
+    lines += ["  press Ctrl-C to stop", ""]
+    return "\n".join(lines)
+
+
+async def run_all(settings: Settings, *, host: str = "127.0.0.1") -> None:
+    """Serve everything until interrupted."""
+    await apply_migrations(settings)
+    await demo.seed(settings)
+    app = AllInOne(settings)
+    config = uvicorn.Config(app, host=host, port=settings.port, log_config=None, lifespan="on")
+    server = uvicorn.Server(config)
+    worker = create_worker(settings)
+    worker_task = asyncio.create_task(worker.main(), name="arq-worker")
+    announce = asyncio.create_task(_announce(server, settings, host))
+    try:
+        await server.serve()
+    finally:
+        announce.cancel()
+        worker_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await worker_task
+        await worker.close()
+
+
+async def _announce(server: uvicorn.Server, settings: Settings, host: str) -> None:
+    while not server.started:
+        await asyncio.sleep(0.05)
+    print(banner(settings, host), flush=True)

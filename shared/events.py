@@ -1,0 +1,513 @@
+"""Domain events: one definition per type, the envelope, the transactional outbox,
+the relay that publishes it to the Redis stream, and the consumer-group runner.
+
+Producers build an event dataclass and `write_event(conn, ...)` inside the same
+transaction as the change. The relay (one per forum process; an advisory lock lets
+one publish at a time, so the stream keeps commit order) XADDs batches and marks
+the rows published. Consumers read with XREADGROUP, ack after handling, reclaim
+entries idle too long with XAUTOCLAIM, and dead-letter an entry after
+`max_deliveries` failed attempts. Delivery is at least once: handlers are idempotent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import logging
+import os
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+import asyncpg
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError, ResponseError
+
+log = logging.getLogger("tica.events")
+
+NOTIFY_CHANNEL = "tica_outbox"
+RELAY_LOCK_KEY = 0x7469_6362
+STREAM_FIELD = "e"
+
+
+def stream_name(prefix: str) -> str:
+    """The one stream every domain event goes through."""
+    return f"{prefix}events"
+
+
+def dead_letter_stream(prefix: str, group: str) -> str:
+    return f"{prefix}events:dead:{group}"
+
+
+class EventError(ValueError):
+    """An event or envelope that does not match its definition."""
+
+
+# --- definitions -------------------------------------------------------------
+
+_REGISTRY: dict[str, type[Event]] = {}
+
+
+@dataclass(frozen=True)
+class Event:
+    """Base of every event type; subclasses set `type` and declare their fields."""
+
+    type: ClassVar[str] = ""
+    version: ClassVar[int] = 1
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.type:
+            if cls.type in _REGISTRY:
+                raise TypeError(f"event type {cls.type} is defined twice")
+            _REGISTRY[cls.type] = cls
+
+    def to_data(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_data(cls, data: dict[str, Any]) -> Event:
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - names
+        if unknown:
+            raise EventError(f"{cls.type}: unknown fields {sorted(unknown)}")
+        missing = {f.name for f in dataclasses.fields(cls) if f.default is dataclasses.MISSING
+                   and f.default_factory is dataclasses.MISSING} - set(data)
+        if missing:
+            raise EventError(f"{cls.type}: missing fields {sorted(missing)}")
+        return cls(**data)
+
+
+def event_types() -> dict[str, type[Event]]:
+    """Every defined event type by name."""
+    return dict(_REGISTRY)
+
+
+# Audience: who may see a thing, decided by the forum and carried on events so search
+# and notify apply the same rule: ["public"], or ["group:3", ...], plus "staff" always sees.
+
+
+@dataclass(frozen=True)
+class UserRegistered(Event):
+    type: ClassVar[str] = "user.registered"
+    user_id: int
+    username: str
+    display_name: str
+
+
+@dataclass(frozen=True)
+class UserUpdated(Event):
+    type: ClassVar[str] = "user.updated"
+    user_id: int
+    username: str
+    display_name: str
+    roles: list[str]
+    email_verified: bool = False
+    suspended_until: str | None = None
+
+
+@dataclass(frozen=True)
+class TopicCreated(Event):
+    type: ClassVar[str] = "topic.created"
+    topic_id: int
+    category_id: int
+    title: str
+    slug: str
+    kind: str
+    author_id: int
+    author_username: str
+    audience: list[str]
+    content_note: str | None
+    created_at: str
+
+
+@dataclass(frozen=True)
+class TopicUpdated(Event):
+    type: ClassVar[str] = "topic.updated"
+    topic_id: int
+    category_id: int
+    title: str
+    slug: str
+    kind: str
+    author_id: int
+    audience: list[str]
+    content_note: str | None
+    pinned: bool
+    closed: bool
+
+
+@dataclass(frozen=True)
+class PostCreated(Event):
+    type: ClassVar[str] = "post.created"
+    post_id: int
+    topic_id: int
+    post_number: int
+    category_id: int
+    topic_title: str
+    author_id: int
+    author_username: str
+    text: str
+    content_note: str | None
+    audience: list[str]
+    reply_to_post_id: int | None
+    reply_to_user_id: int | None
+    mentioned_user_ids: list[int]
+    quoted_user_ids: list[int]
+    created_at: str
+
+
+@dataclass(frozen=True)
+class PostEdited(Event):
+    type: ClassVar[str] = "post.edited"
+    post_id: int
+    topic_id: int
+    post_number: int
+    category_id: int
+    author_id: int
+    author_username: str
+    text: str
+    content_note: str | None
+    audience: list[str]
+    revision: int
+
+
+@dataclass(frozen=True)
+class PostDeleted(Event):
+    type: ClassVar[str] = "post.deleted"
+    post_id: int
+    topic_id: int
+    post_number: int
+    category_id: int
+    author_id: int
+
+
+@dataclass(frozen=True)
+class PostHidden(Event):
+    type: ClassVar[str] = "post.hidden"
+    post_id: int
+    topic_id: int
+    category_id: int
+    author_id: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class PostRestored(Event):
+    type: ClassVar[str] = "post.restored"
+    post_id: int
+    topic_id: int
+    category_id: int
+    author_id: int
+
+
+@dataclass(frozen=True)
+class ReactionAdded(Event):
+    type: ClassVar[str] = "reaction.added"
+    post_id: int
+    topic_id: int
+    post_author_id: int
+    user_id: int
+    kind: str
+    audience: list[str]
+
+
+@dataclass(frozen=True)
+class ReactionRemoved(Event):
+    type: ClassVar[str] = "reaction.removed"
+    post_id: int
+    topic_id: int
+    post_author_id: int
+    user_id: int
+    kind: str
+    audience: list[str]
+
+
+# --- envelope ----------------------------------------------------------------
+
+
+def new_event_id() -> str:
+    """A UUIDv7: unique, and ordered by creation time."""
+    ms = time.time_ns() // 1_000_000
+    rand = int.from_bytes(os.urandom(10), "big")
+    value = (ms & ((1 << 48) - 1)) << 80 | 0x7 << 76 | (rand >> 68 & 0xFFF) << 64 | 0b10 << 62 | rand & ((1 << 62) - 1)
+    return str(uuid.UUID(int=value))
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """What travels on the stream: `{id, type, version, occurred_at, actor_id, data}`."""
+
+    id: str
+    type: str
+    version: int
+    occurred_at: str
+    actor_id: int | None
+    data: dict[str, Any]
+
+    @classmethod
+    def wrap(cls, event: Event, *, actor_id: int | None) -> Envelope:
+        occurred_at = datetime.now(UTC).isoformat()
+        return cls(new_event_id(), event.type, event.version, occurred_at, actor_id, event.to_data())
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, raw: str | bytes) -> Envelope:
+        try:
+            value = json.loads(raw)
+            return cls(**value)
+        except (TypeError, ValueError) as exc:
+            raise EventError(f"not an event envelope: {exc}") from None
+
+    def event(self) -> Event:
+        """The typed event; raises EventError for an unknown type or fields."""
+        cls = _REGISTRY.get(self.type)
+        if cls is None:
+            raise EventError(f"unknown event type {self.type}")
+        return cls.from_data(self.data)
+
+
+# --- outbox ------------------------------------------------------------------
+
+
+async def write_event(conn: asyncpg.Connection, event: Event, *, actor_id: int | None,
+                      outbox: str = "forum.outbox") -> Envelope:
+    """Record an event in the outbox, in the caller's transaction; published after commit."""
+    envelope = Envelope.wrap(event, actor_id=actor_id)
+    await conn.execute(
+        f"INSERT INTO {outbox} (event_id, type, payload) VALUES ($1, $2, $3::jsonb)",
+        envelope.id, envelope.type, envelope.to_json(),
+    )
+    # NOTIFY is delivered at commit only, and not at all after a rollback.
+    await conn.execute(f"SELECT pg_notify('{NOTIFY_CHANNEL}', '')")
+    return envelope
+
+
+@dataclass
+class Relay:
+    """Publishes the outbox to the stream, in commit order, at least once."""
+
+    pool: asyncpg.Pool
+    redis: aioredis.Redis
+    stream: str
+    maxlen: int = 200_000
+    batch_size: int = 1000
+    poll_interval_s: float = 1.0
+    outbox: str = "forum.outbox"
+    published_total: int = 0
+
+    async def publish_batch(self) -> int:
+        """Publish up to batch_size unpublished events; 0 when none or another relay holds the lock."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", RELAY_LOCK_KEY):
+                return 0
+            rows = await conn.fetch(
+                f"SELECT id, payload::text AS payload FROM {self.outbox} WHERE published_at IS NULL "
+                "ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
+                self.batch_size,
+            )
+            if not rows:
+                return 0
+            pipe = self.redis.pipeline(transaction=False)
+            for row in rows:
+                pipe.xadd(self.stream, {STREAM_FIELD: row["payload"]}, maxlen=self.maxlen, approximate=True)
+            await pipe.execute()
+            await conn.execute(
+                f"UPDATE {self.outbox} SET published_at = now() WHERE id = ANY($1::bigint[])",
+                [row["id"] for row in rows],
+            )
+        self.published_total += len(rows)
+        return len(rows)
+
+    async def publish_all(self) -> int:
+        """Publish until the outbox is empty (or another relay has the lock)."""
+        total = 0
+        while (count := await self.publish_batch()) > 0:
+            total += count
+        return total
+
+    async def run(self, stop: asyncio.Event, dsn: str) -> None:
+        """Publish whenever a commit notifies (or every poll interval) until `stop` is set."""
+        wake = asyncio.Event()
+        listener = await _listen(dsn, wake)
+        backoff_s = 0.0
+        try:
+            while not stop.is_set():
+                wake.clear()
+                try:
+                    await self.publish_all()
+                    backoff_s = 0.0
+                except (RedisError, OSError, asyncpg.PostgresError) as exc:
+                    backoff_s = min(max(backoff_s * 2, 0.1), 5.0)
+                    log.warning("relay: publishing failed, retrying in %.1fs: %s", backoff_s, exc)
+                    await _wait_any(stop, None, backoff_s)
+                    continue
+                if listener is None or listener.is_closed():
+                    listener = await _listen(dsn, wake)
+                await _wait_any(stop, wake, self.poll_interval_s)
+        finally:
+            if listener is not None and not listener.is_closed():
+                await listener.close()
+
+    async def prune(self, older_than_s: float = 7 * 86400) -> int:
+        """Delete published outbox rows older than the given age."""
+        result = await self.pool.execute(
+            f"DELETE FROM {self.outbox} WHERE published_at < now() - make_interval(secs => $1)", older_than_s
+        )
+        return int(result.split()[-1])
+
+
+async def _listen(dsn: str, wake: asyncio.Event) -> asyncpg.Connection | None:
+    try:
+        conn = await asyncpg.connect(dsn)
+        await conn.add_listener(NOTIFY_CHANNEL, lambda *_: wake.set())
+        return conn
+    except (OSError, asyncpg.PostgresError) as exc:
+        log.warning("relay: cannot LISTEN, polling instead: %s", exc)
+        return None
+
+
+async def _wait_any(stop: asyncio.Event, wake: asyncio.Event | None, timeout_s: float) -> None:
+    waiters = [asyncio.ensure_future(stop.wait())]
+    if wake is not None:
+        waiters.append(asyncio.ensure_future(wake.wait()))
+    try:
+        await asyncio.wait(waiters, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+
+
+# --- consumers ---------------------------------------------------------------
+
+Handler = Callable[[Envelope], Awaitable[None]]
+
+
+@dataclass
+class Consumer:
+    """One member of a consumer group, handling every event of the stream once per group."""
+
+    redis: aioredis.Redis
+    stream: str
+    group: str
+    name: str
+    handler: Handler
+    dead_letter: str
+    batch_size: int = 100
+    block_ms: int = 1000
+    claim_idle_ms: int = 30_000
+    max_deliveries: int = 5
+    handled_total: int = 0
+    last_handled_at: float | None = None
+    last_event_occurred_at: str | None = None
+
+    async def ensure_group(self) -> None:
+        try:
+            await self.redis.xgroup_create(self.stream, self.group, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Read, handle and ack until `stop` is set; reclaims idle entries between reads."""
+        await self.ensure_group()
+        next_claim = 0.0
+        while not stop.is_set():
+            try:
+                if time.monotonic() >= next_claim:
+                    await self.reclaim()
+                    next_claim = time.monotonic() + self.claim_idle_ms / 2000
+                await self.read_once(block_ms=self.block_ms)
+            except (RedisError, OSError) as exc:
+                log.warning("consumer %s/%s: redis error, retrying: %s", self.group, self.name, exc)
+                await _wait_any(stop, None, 1.0)
+
+    async def read_once(self, *, block_ms: int | None = None) -> int:
+        """Handle one batch of new entries; returns how many were read."""
+        reply = await self.redis.xreadgroup(
+            self.group, self.name, {self.stream: ">"}, count=self.batch_size, block=block_ms
+        )
+        entries = reply[0][1] if reply else []
+        for entry_id, fields in entries:
+            await self._handle(entry_id, fields, deliveries=1)
+        return len(entries)
+
+    async def reclaim(self) -> int:
+        """Take over entries another member (or this one) read but did not ack in time."""
+        start = "0-0"
+        total = 0
+        while True:
+            result = await self.redis.xautoclaim(
+                self.stream, self.group, self.name, min_idle_time=self.claim_idle_ms,
+                start_id=start, count=self.batch_size,
+            )
+            start, entries = result[0], result[1]
+            counts = await self._delivery_counts(entries)
+            for entry_id, fields in entries:
+                if fields is None:  # trimmed from the stream while pending
+                    await self.redis.xack(self.stream, self.group, entry_id)
+                    continue
+                await self._handle(entry_id, fields, deliveries=counts.get(_as_str(entry_id), self.max_deliveries))
+            total += len(entries)
+            if _as_str(start) in ("0-0", "0"):
+                return total
+
+    async def _delivery_counts(self, entries: list[Any]) -> dict[str, int]:
+        if not entries:
+            return {}
+        ids = [_as_str(entry_id) for entry_id, _ in entries]
+        pending = await self.redis.xpending_range(
+            self.stream, self.group, min=ids[0], max=ids[-1], count=len(ids) + 100, consumername=self.name
+        )
+        return {_as_str(p["message_id"]): int(p["times_delivered"]) for p in pending}
+
+    async def _handle(self, entry_id: Any, fields: dict[Any, Any], *, deliveries: int) -> None:
+        raw = fields.get(STREAM_FIELD) or fields.get(STREAM_FIELD.encode())
+        try:
+            envelope = Envelope.from_json(raw or b"")
+        except EventError as exc:
+            await self._dead_letter(entry_id, fields, f"unreadable: {exc}")
+            return
+        try:
+            await self.handler(envelope)
+        except Exception as exc:  # a handler bug must not stop the group
+            if deliveries >= self.max_deliveries:
+                log.error("consumer %s: %s %s failed %d times, dead-lettered: %r",
+                          self.group, envelope.type, envelope.id, deliveries, exc)
+                await self._dead_letter(entry_id, fields, repr(exc))
+            else:
+                log.warning("consumer %s: %s %s failed (attempt %d), will retry: %r",
+                            self.group, envelope.type, envelope.id, deliveries, exc)
+            return
+        await self.redis.xack(self.stream, self.group, entry_id)
+        self.handled_total += 1
+        self.last_handled_at = time.time()
+        self.last_event_occurred_at = envelope.occurred_at
+
+    async def _dead_letter(self, entry_id: Any, fields: dict[Any, Any], error: str) -> None:
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.xadd(self.dead_letter, {**fields, "error": error[:2000], "entry_id": _as_str(entry_id)})
+        pipe.xack(self.stream, self.group, entry_id)
+        await pipe.execute()
+
+
+def _as_str(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+async def group_lag(redis: aioredis.Redis, stream: str, group: str) -> dict[str, Any]:
+    """Entries not yet delivered to a group and entries delivered but not acked."""
+    try:
+        groups = await redis.xinfo_groups(stream)
+    except ResponseError:
+        return {"lag": None, "pending": None}
+    for info in groups:
+        name = _as_str(info.get("name"))
+        if name == group:
+            return {"lag": info.get("lag"), "pending": info.get("pending")}
+    return {"lag": None, "pending": None}

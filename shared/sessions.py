@@ -1,0 +1,153 @@
+"""Server-side sessions in Redis, shared by every service.
+
+The cookie holds only a random id. The session record holds the user id, roles,
+group ids and the CSRF token, so notify and search can authenticate a request
+without asking the forum. A per-user set of session ids lets the forum revoke
+them all (log out everywhere, suspension) and refresh roles and groups.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import redis.asyncio as aioredis
+
+SESSION_COOKIE = "tica_session"
+CSRF_COOKIE = "tica_csrf"
+CSRF_HEADER = "X-CSRF-Token"
+SESSION_TTL_S = 30 * 86400
+
+
+@dataclass
+class Session:
+    """What a signed-in request knows about its viewer."""
+
+    id: str
+    user_id: int
+    username: str
+    roles: list[str]
+    group_ids: list[int]
+    csrf: str
+    created_at: float = field(default_factory=time.time)
+    via_token: bool = False
+
+    @property
+    def is_staff(self) -> bool:
+        return "moderator" in self.roles or "admin" in self.roles
+
+    @property
+    def is_admin(self) -> bool:
+        return "admin" in self.roles
+
+    def audiences(self) -> list[str]:
+        """What this viewer may see, in the audience vocabulary carried on events."""
+        audiences = ["public", *(f"group:{g}" for g in self.group_ids)]
+        if self.is_staff:
+            audiences.append("staff")
+        return audiences
+
+
+def anonymous_audiences() -> list[str]:
+    return ["public"]
+
+
+class SessionStore:
+    """Sessions under `{prefix}session:{id}`, indexed per user under `{prefix}user-sessions:{user_id}`."""
+
+    def __init__(self, redis: aioredis.Redis, prefix: str, ttl_s: int = SESSION_TTL_S) -> None:
+        self.redis = redis
+        self.prefix = prefix
+        self.ttl_s = ttl_s
+
+    def _key(self, session_id: str) -> str:
+        return f"{self.prefix}session:{session_id}"
+
+    def _user_key(self, user_id: int) -> str:
+        return f"{self.prefix}user-sessions:{user_id}"
+
+    async def create(self, *, user_id: int, username: str, roles: list[str], group_ids: list[int]) -> Session:
+        session = Session(secrets.token_urlsafe(32), user_id, username, roles, group_ids, secrets.token_urlsafe(24))
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.set(self._key(session.id), json.dumps(asdict(session)), ex=self.ttl_s)
+        pipe.sadd(self._user_key(user_id), session.id)
+        pipe.expire(self._user_key(user_id), self.ttl_s)
+        await pipe.execute()
+        return session
+
+    async def get(self, session_id: str | None) -> Session | None:
+        if not session_id or len(session_id) > 100:
+            return None
+        raw = await self.redis.get(self._key(session_id))
+        if raw is None:
+            return None
+        data: dict[str, Any] = json.loads(raw)
+        return Session(**data)
+
+    async def delete(self, session: Session) -> None:
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.delete(self._key(session.id))
+        pipe.srem(self._user_key(session.user_id), session.id)
+        await pipe.execute()
+
+    async def delete_all(self, user_id: int) -> int:
+        """Revoke every session of a user; returns how many there were."""
+        ids = await self.redis.smembers(self._user_key(user_id))
+        pipe = self.redis.pipeline(transaction=True)
+        for session_id in ids:
+            pipe.delete(self._key(session_id.decode() if isinstance(session_id, bytes) else session_id))
+        pipe.delete(self._user_key(user_id))
+        await pipe.execute()
+        return len(ids)
+
+    def _token_key(self, digest: str) -> str:
+        return f"{self.prefix}token:{digest}"
+
+    async def store_token(self, digest: str, *, user_id: int, username: str, roles: list[str],
+                          group_ids: list[int]) -> None:
+        """Make a personal API token usable by every service (the forum keeps the durable copy)."""
+        record = Session(digest, user_id, username, roles, group_ids, "", via_token=True)
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.set(self._token_key(digest), json.dumps(asdict(record)))
+        pipe.sadd(self._user_key(user_id) + ":tokens", digest)
+        await pipe.execute()
+
+    async def revoke_token(self, digest: str, user_id: int) -> None:
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.delete(self._token_key(digest))
+        pipe.srem(self._user_key(user_id) + ":tokens", digest)
+        await pipe.execute()
+
+    async def for_token(self, token: str) -> Session | None:
+        if not token or len(token) > 200:
+            return None
+        raw = await self.redis.get(self._token_key(token_digest(token)))
+        return Session(**json.loads(raw)) if raw is not None else None
+
+    async def refresh_user(self, user_id: int, *, username: str, roles: list[str], group_ids: list[int]) -> None:
+        """Rewrite roles and groups in every live session of a user (after a change)."""
+        for key_of, user_key in ((self._key, self._user_key(user_id)),
+                                 (self._token_key, self._user_key(user_id) + ":tokens")):
+            for raw_id in await self.redis.smembers(user_key):
+                key = key_of(raw_id.decode() if isinstance(raw_id, bytes) else raw_id)
+                raw = await self.redis.get(key)
+                if raw is None:
+                    continue
+                session = Session(**json.loads(raw))
+                session.username, session.roles, session.group_ids = username, roles, group_ids
+                await self.redis.set(key, json.dumps(asdict(session)), keepttl=True)
+
+
+def token_digest(token: str) -> str:
+    """How a personal API token is stored: never the token itself."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def csrf_ok(session: Session, sent: str | None) -> bool:
+    """The CSRF token sent with a cookie-authenticated write matches the session's."""
+    return bool(sent) and hmac.compare_digest(session.csrf.encode(), (sent or "").encode())

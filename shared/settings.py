@@ -1,0 +1,168 @@
+"""Settings: every environment variable tica reads, typed, read once at start-up.
+
+`Settings.from_env()` is the only place that looks at `os.environ`; the result is
+passed explicitly (app.state, worker ctx). A missing or invalid value raises
+`SettingsError`, whose one-line message names the variable.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+
+class SettingsError(Exception):
+    """A variable is missing or invalid; the message names it."""
+
+
+@dataclass(frozen=True)
+class Variable:
+    """One environment variable: its name, how to parse it, its default, what it is for."""
+
+    name: str
+    attr: str
+    parse: Callable[[str], Any]
+    default: Any
+    help: str
+
+
+def _url(*schemes: str) -> Callable[[str], str]:
+    def parse(value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in schemes:
+            raise ValueError(f"must be a URL starting with {' or '.join(s + '://' for s in schemes)}")
+        return value
+
+    return parse
+
+
+def _port(value: str) -> int:
+    port = int(value)
+    if not 0 < port < 65536:
+        raise ValueError("must be a port number between 1 and 65535")
+    return port
+
+
+def _positive_int(value: str) -> int:
+    number = int(value)
+    if number <= 0:
+        raise ValueError("must be a positive whole number")
+    return number
+
+
+def _base_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError("must be an absolute http:// or https:// URL")
+    return value.rstrip("/")
+
+
+def _secret(value: str) -> str:
+    if len(value) < 32:
+        raise ValueError("must be at least 32 characters (try: python3 -c 'import secrets; print(secrets.token_urlsafe(48))')")
+    return value
+
+
+def _log_level(value: str) -> str:
+    level = value.upper()
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR")
+    return level
+
+
+def _prefix(value: str) -> str:
+    if not value or any(c.isspace() for c in value):
+        raise ValueError("must be a non-empty string without spaces")
+    return value
+
+
+VARIABLES: tuple[Variable, ...] = (
+    Variable("DATABASE_URL", "database_url", _url("postgresql", "postgres"), None,
+             "PostgreSQL server; unset: an embedded PostgreSQL under DATA_DIR"),
+    Variable("REDIS_URL", "redis_url", _url("redis", "rediss", "unix"), None,
+             "Redis server; unset: an embedded Redis under DATA_DIR"),
+    Variable("SMTP_URL", "smtp_url", _url("smtp", "smtps"), None,
+             "mail server, e.g. smtp://user:pass@host:587?starttls=1; unset: mail is caught and shown at /dev/mail"),
+    Variable("PORT", "port", _port, 8000, "HTTP port of `tica run` and `tica serve`"),
+    Variable("TICA_BASE_URL", "base_url", _base_url, None,
+             "public origin used in emails and links; default http://127.0.0.1:PORT"),
+    Variable("TICA_SECRET_KEY", "secret_key", _secret, None,
+             "signs tokens and unsubscribe links; required with DATABASE_URL, else generated under DATA_DIR"),
+    Variable("DATA_DIR", "data_dir", Path, Path("var"), "uploads and embedded server data"),
+    Variable("TICA_REDIS_PREFIX", "redis_prefix", _prefix, "tica:",
+             "prefix of every Redis key and stream (lets several installs share one Redis)"),
+    Variable("TICA_LOG_LEVEL", "log_level", _log_level, "INFO", "DEBUG, INFO, WARNING or ERROR"),
+    Variable("TICA_STREAM_MAXLEN", "stream_maxlen", _positive_int, 200_000,
+             "events kept in the stream: the resume window of live clients"),
+    Variable("TICA_MAX_BODY_BYTES", "max_body_bytes", _positive_int, 1_000_000,
+             "largest request body accepted outside uploads (413 above it)"),
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The typed settings of one process."""
+
+    database_url: str | None = None
+    redis_url: str | None = None
+    smtp_url: str | None = None
+    port: int = 8000
+    base_url: str | None = None
+    secret_key: str | None = None
+    data_dir: Path = Path("var")
+    redis_prefix: str = "tica:"
+    log_level: str = "INFO"
+    stream_maxlen: int = 200_000
+    max_body_bytes: int = 1_000_000
+    # Set by the process that starts, not by the environment.
+    embedded: bool = field(default=False)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read and check every variable; raise SettingsError naming the first bad one."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for var in VARIABLES:
+            raw = environ.get(var.name)
+            if raw is None or raw == "":
+                values[var.attr] = var.default
+                continue
+            try:
+                values[var.attr] = var.parse(raw)
+            except ValueError as exc:
+                reason = str(exc) if not str(exc).startswith("invalid literal") else "must be a whole number"
+                raise SettingsError(f"{var.name} is invalid: {reason}") from None
+        settings = cls(**values)
+        if settings.secret_key is None and settings.database_url is not None:
+            raise SettingsError("TICA_SECRET_KEY is missing: it is required when DATABASE_URL is set")
+        return settings
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def public_url(self) -> str:
+        return self.base_url or f"http://127.0.0.1:{self.port}"
+
+    def with_local_secret(self) -> Settings:
+        """Settings with a secret key, generated once under DATA_DIR when none is configured."""
+        if self.secret_key:
+            return self
+        path = self.data_dir / "secret_key"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(secrets.token_urlsafe(48))
+            path.chmod(0o600)
+        return self.replace(secret_key=path.read_text().strip())
+
+    @property
+    def key(self) -> bytes:
+        if not self.secret_key:
+            raise SettingsError("TICA_SECRET_KEY is missing")
+        return self.secret_key.encode()

@@ -1,0 +1,349 @@
+"""What every service's Starlette app shares: the runtime it opens in its lifespan,
+the JSON error shape, health endpoints, request ids and access logs, security
+headers, the request body limit, and who the viewer is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import secrets
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from shared import db
+from shared.logs import request_id_var
+from shared.sessions import CSRF_HEADER, Session, SessionStore, csrf_ok
+from shared.settings import Settings
+
+log = logging.getLogger("tica.web")
+access_log = logging.getLogger("tica.access")
+
+
+# --- errors ------------------------------------------------------------------
+
+
+class ApiError(Exception):
+    """A client error with the public shape `{"error": {code, message, fields}}`."""
+
+    def __init__(self, status: int, code: str, message: str, fields: dict[str, str] | None = None,
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.fields, self.headers = status, code, message, fields, headers
+
+
+def error_response(status: int, code: str, message: str, fields: dict[str, str] | None = None,
+                   headers: dict[str, str] | None = None) -> JSONResponse:
+    body: dict[str, Any] = {"code": code, "message": message}
+    if fields:
+        body["fields"] = fields
+    return JSONResponse({"error": body}, status_code=status, headers=headers)
+
+
+_STATUS_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+                 405: "method_not_allowed", 409: "conflict", 413: "payload_too_large",
+                 415: "unsupported_media_type", 422: "invalid", 429: "rate_limited"}
+
+
+async def api_error_handler(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    return error_response(exc.status, exc.code, exc.message, exc.fields, exc.headers)
+
+
+async def http_error_handler(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code in (204, 304):
+        return Response(status_code=exc.status_code, headers=exc.headers)
+    code = _STATUS_CODES.get(exc.status_code, "error")
+    message = exc.detail if isinstance(exc.detail, str) else "Request failed"
+    return error_response(exc.status_code, code, message, headers=exc.headers)
+
+
+async def server_error_handler(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return error_response(500, "internal_error", "Something went wrong on our side. It has been logged.")
+
+
+ERROR_HANDLERS: dict[Any, Callable[[Request, Exception], Awaitable[Response]]] = {
+    ApiError: api_error_handler,
+    HTTPException: http_error_handler,
+    Exception: server_error_handler,
+}
+
+
+# --- runtime -----------------------------------------------------------------
+
+
+@dataclass
+class Runtime:
+    """The connections one service process holds, opened in its lifespan."""
+
+    settings: Settings
+    pool: asyncpg.Pool
+    redis: aioredis.Redis
+    sessions: SessionStore
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+@asynccontextmanager
+async def open_runtime(settings: Settings, *, pool_max: int = 10) -> AsyncIterator[Runtime]:
+    """Open the pool and Redis for one service; close them when the service stops."""
+    assert settings.database_url and settings.redis_url, "embedded servers are resolved before apps start"
+    pool = await db.create_pool(settings.database_url, max_size=pool_max)
+    redis = aioredis.Redis.from_url(settings.redis_url)
+    try:
+        yield Runtime(settings, pool, redis, SessionStore(redis, settings.redis_prefix))
+    finally:
+        await redis.aclose()
+        await pool.close()
+
+
+def runtime(request: Request) -> Runtime:
+    rt: Runtime = request.app.state.runtime
+    return rt
+
+
+# --- health --------------------------------------------------------------------
+
+
+async def readiness(rt: Runtime, schema: str, migrations_dir: Path) -> dict[str, Any]:
+    """Why the service is not ready (empty `problems` when it is)."""
+    problems: list[str] = []
+    try:
+        async with rt.pool.acquire(timeout=2) as conn:
+            pending = await db.pending_migrations(conn, schema, db.load_migrations(schema, migrations_dir))
+            if pending:
+                problems.append(f"migrations not applied: {', '.join(pending)}")
+    except db.MigrationError as exc:
+        problems.append(str(exc))
+    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+        problems.append(f"postgresql unreachable: {exc.__class__.__name__}")
+    try:
+        await rt.redis.ping()
+    except (RedisError, OSError) as exc:
+        problems.append(f"redis unreachable: {exc.__class__.__name__}")
+    return {"problems": problems}
+
+
+def health_routes(schema: str, migrations_dir: Path,
+                  detail: Callable[[Runtime], Awaitable[dict[str, Any]]] | None = None) -> list[Route]:
+    """`/healthz` (the process answers) and `/readyz` (it can do its work; 503 says why not)."""
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(request: Request) -> Response:
+        rt = runtime(request)
+        result = await readiness(rt, schema, migrations_dir)
+        body: dict[str, Any] = {"status": "ok" if not result["problems"] else "unavailable", **result}
+        if detail is not None:
+            try:
+                body["detail"] = await detail(rt)
+            except (RedisError, OSError, asyncpg.PostgresError) as exc:
+                body["detail"] = {"error": exc.__class__.__name__}
+        return JSONResponse(body, status_code=200 if not result["problems"] else 503)
+
+    return [Route("/healthz", healthz), Route("/readyz", readyz)]
+
+
+# --- viewer --------------------------------------------------------------------
+
+
+async def viewer(request: Request) -> Session | None:
+    """The signed-in viewer (session cookie or personal API token), cached per request."""
+    if "viewer" in request.scope:
+        cached: Session | None = request.scope["viewer"]
+        return cached
+    rt = runtime(request)
+    session: Session | None = None
+    auth = request.headers.get("authorization", "")
+    if auth.lower().startswith("bearer "):
+        session = await rt.sessions.for_token(auth[7:].strip())
+        if session is None:
+            raise ApiError(401, "invalid_token", "The API token is not valid or was revoked.")
+    else:
+        session = await rt.sessions.get(request.cookies.get("tica_session"))
+    request.scope["viewer"] = session
+    return session
+
+
+async def require_viewer(request: Request) -> Session:
+    session = await viewer(request)
+    if session is None:
+        raise ApiError(401, "unauthorized", "Please log in first.")
+    return session
+
+
+def check_csrf(request: Request, session: Session) -> None:
+    """Cookie-authenticated writes must echo the CSRF token; API tokens need not."""
+    if session.via_token:
+        return
+    if not csrf_ok(session, request.headers.get(CSRF_HEADER)):
+        raise ApiError(403, "csrf_failed", "The CSRF token is missing or wrong. Reload the page and try again.")
+
+
+# --- middleware --------------------------------------------------------------------
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' https: data:; "
+    "connect-src 'self' ws: wss:; font-src 'self'; object-src 'none'; base-uri 'none'; "
+    "form-action 'self'; frame-ancestors 'none'"
+)
+SECURITY_HEADERS = [
+    (b"content-security-policy", CONTENT_SECURITY_POLICY.encode()),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"strict-origin-when-cross-origin"),
+    (b"x-frame-options", b"DENY"),
+    (b"permissions-policy", b"camera=(), microphone=(), geolocation=()"),
+]
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+class RequestContext:
+    """Pure ASGI middleware: request id, JSON access log, security headers, body limit."""
+
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int, large_body_paths: tuple[str, ...] = ()) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+        self.large_body_paths = large_body_paths
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        sent_id = headers.get(b"x-request-id", b"").decode("latin-1")
+        request_id = sent_id if _REQUEST_ID.match(sent_id) else secrets.token_hex(8)
+        token = request_id_var.set(request_id)
+        started = time.perf_counter()
+        status = {"code": 0, "started": False}
+        limit = None if scope["path"].startswith(self.large_body_paths or ("\0",)) else self.max_body_bytes
+
+        async def send_wrapper(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status["code"], status["started"] = message["status"], True
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode()),
+                                      *SECURITY_HEADERS]
+            await send(message)
+
+        try:
+            if scope["type"] == "http" and limit is not None:
+                length = headers.get(b"content-length", b"0")
+                if length.isdigit() and int(length) > limit:
+                    await _too_large(send_wrapper, limit)
+                    return
+                receive = _limited(receive, limit)
+            try:
+                await self.app(scope, receive, send_wrapper)
+            except BodyTooLarge:
+                if not status["started"]:
+                    await _too_large(send_wrapper, limit or 0)
+        finally:
+            if scope["type"] == "http":
+                access_log.info("%s %s %s", scope["method"], scope["path"], status["code"], extra={
+                    "method": scope["method"], "path": scope["path"], "status": status["code"],
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 2)})
+            request_id_var.reset(token)
+
+
+def _limited(receive: Receive, limit: int) -> Receive:
+    received = 0
+
+    async def wrapped() -> Message:
+        nonlocal received
+        message = await receive()
+        if message["type"] == "http.request":
+            received += len(message.get("body", b""))
+            if received > limit:
+                raise BodyTooLarge()
+        return message
+
+    return wrapped
+
+
+async def _too_large(send: Send, limit: int) -> None:
+    response = error_response(413, "payload_too_large", f"The request body is larger than {limit} bytes.")
+    await response({"type": "http"}, _empty_receive, send)
+
+
+async def _empty_receive() -> Message:
+    return {"type": "http.request", "body": b"", "more_body": False}
+
+
+# --- app factory ---------------------------------------------------------------
+
+BackgroundTask = Callable[[Runtime, asyncio.Event], Awaitable[None]]
+StartupHook = Callable[[Runtime], Awaitable[None]]
+
+
+def build_app(*, settings: Settings, schema: str, migrations_dir: Path, routes: list[Any],
+              background: tuple[BackgroundTask, ...] = (), startup: tuple[StartupHook, ...] = (),
+              ready_detail: Callable[[Runtime], Awaitable[dict[str, Any]]] | None = None,
+              exception_handlers: dict[Any, Any] | None = None, large_body_paths: tuple[str, ...] = (),
+              pool_max: int = 10) -> Starlette:
+    """A service's Starlette app: lifespan opens its runtime and runs its background loops."""
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with open_runtime(settings, pool_max=pool_max) as rt:
+            app.state.runtime = rt
+            for hook in startup:
+                await hook(rt)
+            stop = asyncio.Event()
+            tasks = [asyncio.create_task(_supervised(task, rt, stop), name=getattr(task, "__name__", "task"))
+                     for task in background]
+            try:
+                yield
+            finally:
+                stop.set()
+                await _finish(tasks)
+
+    app = Starlette(
+        routes=[*health_routes(schema, migrations_dir, ready_detail), *routes],
+        exception_handlers={**ERROR_HANDLERS, **(exception_handlers or {})},
+        lifespan=lifespan,
+    )
+    app.add_middleware(RequestContext, max_body_bytes=settings.max_body_bytes, large_body_paths=large_body_paths)
+    return app
+
+
+async def _supervised(task: BackgroundTask, rt: Runtime, stop: asyncio.Event) -> None:
+    """Run a background loop; restart it after an unexpected error, until stop."""
+    while not stop.is_set():
+        try:
+            await task(rt, stop)
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("background task %s failed; restarting in 1 s", getattr(task, "__name__", task))
+            await asyncio.sleep(1)
+
+
+async def _finish(tasks: list[asyncio.Task[None]], timeout_s: float = 5.0) -> None:
+    if not tasks:
+        return
+    _, pending = await asyncio.wait(tasks, timeout=timeout_s)
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
