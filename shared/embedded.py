@@ -91,13 +91,14 @@ def _ping(url: str) -> bool:
     try:
         if url.startswith("unix://"):
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            sock.settimeout(1)
-            sock.connect(url.removeprefix("unix://").split("?")[0])
+            address: object = url.removeprefix("unix://").split("?")[0]
         else:
-            host_port = url.removeprefix("redis://").split("/")[0]
-            host, port = host_port.rsplit(":", 1)
-            sock = socket.create_connection((host, int(port)), timeout=1)
+            host, port = url.removeprefix("redis://").split("/")[0].rsplit(":", 1)
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            address = (host, int(port))
         with sock:
+            sock.settimeout(1)
+            sock.connect(address)
             sock.sendall(b"PING\r\n")
             return sock.recv(16).startswith(b"+PONG")
     except OSError:

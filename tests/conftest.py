@@ -1,0 +1,137 @@
+"""Test fixtures: real PostgreSQL and Redis, a fresh database and key prefix per run.
+
+TICA_TEST_DATABASE_URL / TICA_TEST_REDIS_URL point at servers to use; when unset,
+embedded servers start under a temporary folder. Each run creates its own database
+(dropped at the end) and its own Redis key prefix (deleted at the end), so two runs
+never collide. Each test starts with empty tables and no keys under the prefix.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import pytest
+import pytest_asyncio
+import redis.asyncio as aioredis
+
+from services.cli import apply_migrations
+from shared import db, embedded
+from shared.settings import Settings
+
+RUN_ID = secrets.token_hex(4)
+
+
+def _with_database(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path="/" + name))
+
+
+@pytest.fixture(scope="session")
+def servers() -> Iterator[tuple[str, str]]:
+    """(database server URL, redis URL): configured ones, or embedded ones for this run."""
+    database_url = os.environ.get("TICA_TEST_DATABASE_URL") or None
+    redis_url = os.environ.get("TICA_TEST_REDIS_URL") or None
+    if database_url and redis_url:
+        yield database_url, redis_url
+        return
+    folder = Path(tempfile.mkdtemp(prefix="tica-test-"))
+    running = embedded.resolve(folder, database_url, redis_url)
+    try:
+        assert running.database_url and running.redis_url
+        yield running.database_url, running.redis_url
+    finally:
+        running.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+async def _admin_execute(server_url: str, sql: str) -> None:
+    conn = await asyncpg.connect(server_url)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def database_url(servers: tuple[str, str]) -> AsyncIterator[str]:
+    """A database of this run's own, dropped at the end."""
+    server_url = servers[0]
+    name = f"tica_test_{RUN_ID}"
+    await _admin_execute(server_url, f"CREATE DATABASE {name}")
+    try:
+        yield _with_database(server_url, name)
+    finally:
+        await _admin_execute(server_url, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture(scope="session")
+def redis_prefix() -> str:
+    return f"tica-test-{RUN_ID}:"
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str, servers: tuple[str, str], redis_prefix: str, tmp_path_factory: pytest.TempPathFactory
+             ) -> Settings:
+    """Settings of the test run (no SMTP: mail goes to the development mailbox)."""
+    data_dir = tmp_path_factory.mktemp("data")
+    base = Settings.from_env({})
+    return base.replace(database_url=database_url, redis_url=servers[1], redis_prefix=redis_prefix,
+                        secret_key="test-secret-" + "x" * 40, data_dir=data_dir, base_url="http://testserver")
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def migrated(settings: Settings) -> Settings:
+    await apply_migrations(settings)
+    return settings
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def pool(migrated: Settings) -> AsyncIterator[asyncpg.Pool]:
+    assert migrated.database_url
+    pool = await db.create_pool(migrated.database_url, max_size=10)
+    yield pool
+    await pool.close()
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def redis(settings: Settings) -> AsyncIterator[aioredis.Redis]:
+    assert settings.redis_url
+    client = aioredis.Redis.from_url(settings.redis_url)
+    yield client
+    await _delete_prefix(client, settings.redis_prefix)
+    await client.aclose()
+
+
+async def _delete_prefix(client: aioredis.Redis, prefix: str) -> None:
+    keys = [key async for key in client.scan_iter(match=f"{prefix}*", count=1000)]
+    for start in range(0, len(keys), 500):
+        await client.delete(*keys[start:start + 500])
+
+
+_TABLES_SQL = """
+SELECT format('%I.%I', schemaname, tablename) FROM pg_tables
+WHERE schemaname IN ('forum', 'notify', 'search') AND tablename <> 'schema_migrations'
+"""
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def empty_state(pool: asyncpg.Pool, redis: aioredis.Redis, settings: Settings) -> None:
+    """Empty every service table and every key under the run's prefix."""
+    tables = [row[0] for row in await pool.fetch(_TABLES_SQL)]
+    if tables:
+        await pool.execute(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
+    await _delete_prefix(redis, settings.redis_prefix)
+
+
+@pytest.fixture(autouse=True)
+def clean(request: pytest.FixtureRequest) -> None:
+    """Every test that touches the database or Redis starts from empty tables and keys."""
+    if "pool" in request.fixturenames or "redis" in request.fixturenames:
+        request.getfixturevalue("empty_state")
