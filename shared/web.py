@@ -298,6 +298,7 @@ StartupHook = Callable[[Runtime], Awaitable[None]]
 
 def build_app(*, settings: Settings, schema: str, migrations_dir: Path, routes: list[Any],
               background: tuple[BackgroundTask, ...] = (), startup: tuple[StartupHook, ...] = (),
+              shutdown: tuple[StartupHook, ...] = (),
               ready_detail: Callable[[Runtime], Awaitable[dict[str, Any]]] | None = None,
               exception_handlers: dict[Any, Any] | None = None, large_body_paths: tuple[str, ...] = (),
               pool_max: int = 10) -> Starlette:
@@ -317,6 +318,8 @@ def build_app(*, settings: Settings, schema: str, migrations_dir: Path, routes: 
             finally:
                 stop.set()
                 await _finish(tasks)
+                for hook in shutdown:
+                    await hook(rt)
 
     app = Starlette(
         routes=[*health_routes(schema, migrations_dir, ready_detail), *routes],

@@ -6,15 +6,27 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 
+from services.forum import account_pages, accounts, categories, posts, topic_pages, topics
+from shared import api as api_lib
+from shared import pages
 from shared.events import Relay, stream_name
+from shared.jobs import open_queue
 from shared.settings import Settings
 from shared.web import Runtime, build_app
 
 SCHEMA = "forum"
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+TEMPLATES_DIR = Path(__file__).parent / "templates"
+
+# Every JSON API module of the forum, in the order the OpenAPI document lists them.
+ROUTERS: list[api_lib.ApiRouter] = [accounts.api, categories.api, topics.api, posts.api]
 
 
 async def outbox_relay(rt: Runtime, stop: asyncio.Event) -> None:
@@ -25,12 +37,42 @@ async def outbox_relay(rt: Runtime, stop: asyncio.Event) -> None:
     await relay.run(stop, rt.settings.database_url)
 
 
+async def open_job_queue(rt: Runtime) -> None:
+    rt.extras["queue"] = await open_queue(rt.settings)
+
+
+async def close_job_queue(rt: Runtime) -> None:
+    queue = rt.extras.pop("queue", None)
+    if queue is not None:
+        await queue.aclose()
+
+
+def openapi_document() -> dict[str, Any]:
+    return api_lib.openapi(ROUTERS, title="tica forum API", version="1")
+
+
+async def openapi_json(request: Request) -> Response:
+    """The OpenAPI 3.1 document of the forum's JSON API, built from the code."""
+    return JSONResponse(openapi_document())
+
+
 def create_app(settings: Settings, *, background: bool = True) -> Starlette:
     """The forum app; `background=False` leaves the relay to the caller (tests)."""
-    return build_app(
+    app = build_app(
         settings=settings,
         schema=SCHEMA,
         migrations_dir=MIGRATIONS_DIR,
-        routes=[],
+        routes=[
+            Route("/api/openapi.json", openapi_json),
+            *api_lib.routes(ROUTERS),
+            *account_pages.routes,
+            *topic_pages.routes,
+            *pages.static_routes(),
+        ],
         background=(outbox_relay,) if background else (),
+        startup=(open_job_queue,),
+        shutdown=(close_job_queue,),
+        exception_handlers=pages.ERROR_HANDLERS,
     )
+    app.state.templates = pages.environment(TEMPLATES_DIR)
+    return app

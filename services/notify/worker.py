@@ -8,28 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from arq.connections import RedisSettings
 from arq.worker import Function, Worker, func
 
 from services.notify import mail
+from shared.jobs import queue_name, redis_settings
 from shared.settings import Settings
 from shared.web import open_runtime
 
 FUNCTIONS: list[Function] = [func(mail.send_mail, name="send_mail", max_tries=5)]
-
-
-def queue_name(settings: Settings) -> str:
-    """The arq queue every service enqueues mail and jobs on."""
-    return f"{settings.redis_prefix}arq:queue"
-
-
-def redis_settings(settings: Settings) -> RedisSettings:
-    assert settings.redis_url
-    if settings.redis_url.startswith("unix://"):
-        from urllib.parse import unquote, urlsplit
-
-        return RedisSettings(unix_socket_path=unquote(urlsplit(settings.redis_url).path))
-    return RedisSettings.from_dsn(settings.redis_url)
 
 
 def create_worker(settings: Settings, *, burst: bool = False) -> Worker:

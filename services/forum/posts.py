@@ -1,0 +1,7 @@
+"""Posts: routes, SQL and rules (being built)."""
+
+from __future__ import annotations
+
+from shared.api import ApiRouter
+
+api = ApiRouter(tag="posts")

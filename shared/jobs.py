@@ -1,0 +1,39 @@
+"""The arq job queue every service enqueues on; the jobs themselves live in notify's worker.
+
+Services enqueue by job name (e.g. "send_mail") with a deterministic `_job_id`, so
+a retried request never queues the same mail twice.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from arq.connections import ArqRedis, RedisSettings, create_pool
+
+from shared.settings import Settings
+
+
+def queue_name(settings: Settings) -> str:
+    return f"{settings.redis_prefix}arq:queue"
+
+
+def redis_settings(settings: Settings) -> RedisSettings:
+    """arq's connection settings for REDIS_URL (redis://, rediss:// or unix://)."""
+    assert settings.redis_url
+    if settings.redis_url.startswith("unix://"):
+        return RedisSettings(unix_socket_path=unquote(urlsplit(settings.redis_url).path))
+    return RedisSettings.from_dsn(settings.redis_url)
+
+
+async def open_queue(settings: Settings) -> ArqRedis:
+    return await create_pool(redis_settings(settings), default_queue_name=queue_name(settings))
+
+
+async def enqueue_mail(queue: ArqRedis, *, to: str, subject: str, text: str, html: str | None, key: str,
+                       headers: dict[str, str] | None = None) -> None:
+    """Queue one mail; `key` makes it idempotent (same key, one mail)."""
+    kwargs: dict[str, Any] = {"to": to, "subject": subject, "text": text, "html": html, "key": key}
+    if headers:
+        kwargs["headers"] = headers
+    await queue.enqueue_job("send_mail", _job_id=f"mail:{key}", **kwargs)

@@ -1,0 +1,150 @@
+"""Server-rendered pages: the Jinja2 environment with the NHS.UK frontend macros and
+tica's layout, static assets, CSRF for forms, and the page error handlers.
+
+Every service renders with `render(request, "name.html", {...})`; templates extend
+"layout.html" (shared/templates). Forms carry `{{ csrf_field() }}`; handlers call
+`await form_data(request)`, which checks it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from starlette.datastructures import FormData
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import Mount
+from starlette.staticfiles import StaticFiles
+
+from shared.sessions import CSRF_COOKIE, Session, csrf_ok
+from shared.web import ERROR_HANDLERS as ERROR_HANDLERS_JSON
+from shared.web import ApiError, viewer
+
+SHARED_TEMPLATES = Path(__file__).parent / "templates"
+SHARED_STATIC = Path(__file__).parent / "static"
+CSRF_FIELD = "csrf_token"
+log = logging.getLogger("tica.pages")
+
+
+def assets_dir() -> Path:
+    """node_modules, installed by `make` (TICA_ASSETS_DIR overrides; the container sets its own)."""
+    configured = os.environ.get("TICA_ASSETS_DIR")
+    if configured:
+        return Path(configured)
+    for candidate in (Path.cwd() / "node_modules", Path(__file__).resolve().parents[1] / "node_modules"):
+        if candidate.is_dir():
+            return candidate
+    return Path.cwd() / "node_modules"
+
+
+def environment(*template_dirs: Path) -> jinja2.Environment:
+    """A Jinja2 environment: the service's templates, then the shared ones, then NHS.UK's."""
+    loader = jinja2.ChoiceLoader([
+        jinja2.FileSystemLoader([*(str(d) for d in template_dirs), str(SHARED_TEMPLATES)]),
+        jinja2.PackageLoader("nhsuk_frontend_jinja"),
+    ])
+    env = jinja2.Environment(loader=loader, autoescape=True, undefined=jinja2.ChainableUndefined,
+                             trim_blocks=True, lstrip_blocks=True)
+    env.globals["asset_path"] = "/static/nhsuk/assets"
+    return env
+
+
+def static_routes() -> list[Mount]:
+    """`/static/nhsuk` (the NHS.UK frontend build) and `/static/tica` (our own CSS and JS)."""
+    nhsuk = assets_dir() / "nhsuk-frontend" / "dist" / "nhsuk"
+    return [
+        Mount("/static/nhsuk", app=StaticFiles(directory=nhsuk, check_dir=False), name="nhsuk"),
+        Mount("/static/tica", app=StaticFiles(directory=SHARED_STATIC, check_dir=False), name="tica"),
+    ]
+
+
+def csrf_token(request: Request, session: Session | None) -> str:
+    """The token forms must echo: the session's, or a per-browser one before login."""
+    if session is not None and not session.via_token:
+        return session.csrf
+    token = request.cookies.get(CSRF_COOKIE) or request.scope.get("new_csrf")
+    if not token:
+        token = secrets.token_urlsafe(24)
+        request.scope["new_csrf"] = token
+    return str(token)
+
+
+async def render(request: Request, template: str, context: dict[str, Any] | None = None, *,
+                 status: int = 200, headers: dict[str, str] | None = None) -> HTMLResponse:
+    """Render a page with the viewer, CSRF token and current path available to the template."""
+    env: jinja2.Environment = request.app.state.templates
+    session = await viewer(request)
+    token = csrf_token(request, session)
+    values = {"request": request, "viewer": session, "csrf_token": token, "path": request.url.path,
+              "query": request.query_params.get("q", "") if request.url.path.startswith("/search") else "",
+              **(context or {})}
+    html = env.get_template(template).render(values)
+    response = HTMLResponse(html, status_code=status, headers=headers)
+    response.headers["cache-control"] = "no-store" if session else "no-cache"
+    if request.cookies.get(CSRF_COOKIE) != token:
+        set_csrf_cookie(response, request, token)
+    return response
+
+
+def set_csrf_cookie(response: Response, request: Request, token: str) -> None:
+    """The CSRF cookie is readable by our script (it echoes it in X-CSRF-Token)."""
+    response.set_cookie(CSRF_COOKIE, token, httponly=False, samesite="lax", secure=request.url.scheme == "https",
+                        path="/", max_age=30 * 86400)
+
+
+async def form_data(request: Request) -> FormData:
+    """The submitted form, after checking its CSRF token (403 otherwise)."""
+    form = await request.form()
+    sent = form.get(CSRF_FIELD)
+    session = await viewer(request)
+    if session is not None and not session.via_token:
+        valid = isinstance(sent, str) and csrf_ok(session, sent)
+    else:
+        cookie = request.cookies.get(CSRF_COOKIE)
+        valid = isinstance(sent, str) and bool(cookie) and secrets.compare_digest(sent, cookie or "")
+    if not valid:
+        raise ApiError(403, "csrf_failed", "This form has expired. Go back, reload the page and try again.")
+    return form
+
+
+def wants_html(request: Request) -> bool:
+    """Page requests get HTML errors; /api and scripts get JSON."""
+    return not request.url.path.startswith("/api/")
+
+
+_HEADINGS = {400: "Something in the request was wrong", 401: "Please log in", 403: "You cannot do that",
+             404: "Page not found", 405: "That is not possible here", 409: "That changed meanwhile",
+             413: "That is too large", 415: "That kind of file is not accepted", 422: "Please check your input",
+             429: "You are going a little fast", 500: "Sorry, something went wrong"}
+
+
+async def _page_or_json(request: Request, exc: Exception) -> Response:
+    if isinstance(exc, ApiError):
+        status, message, headers = exc.status, exc.message, exc.headers
+    elif isinstance(exc, HTTPException):
+        status, headers = exc.status_code, exc.headers
+        message = exc.detail if isinstance(exc.detail, str) and exc.status_code != 404 else ""
+    else:
+        status, message, headers = 500, "It has been logged, and we will look into it.", None
+    if not wants_html(request):
+        handler = ERROR_HANDLERS_JSON.get(type(exc)) or ERROR_HANDLERS_JSON[Exception]
+        return await handler(request, exc)
+    if status == 500:
+        log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    if status == 404 and not message:
+        message = "We could not find that page. It may have been moved, or you may not have access to it."
+    try:
+        return await render(request, "error.html", {"status": status, "heading": _HEADINGS.get(status, "Error"),
+                                                    "message": message}, status=status, headers=headers)
+    except Exception:  # the error page itself must never fail
+        log.exception("error page failed")
+        return HTMLResponse("<h1>Sorry, something went wrong</h1>", status_code=status)
+
+
+ERROR_HANDLERS: dict[Any, Any] = {ApiError: _page_or_json, HTTPException: _page_or_json, Exception: _page_or_json}
