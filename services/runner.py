@@ -37,6 +37,7 @@ def banner(settings: Settings, host: str) -> str:
 
 async def run_all(settings: Settings, *, host: str = "127.0.0.1") -> None:
     """Serve everything until interrupted."""
+    settings = settings.replace(dev_mail=settings.smtp_url is None)
     await apply_migrations(settings)
     await demo.seed(settings)
     app = AllInOne(settings)

@@ -14,8 +14,16 @@ from arq.connections import ArqRedis, RedisSettings, create_pool
 from shared.settings import Settings
 
 
+_QUEUE_SUFFIX = "arq:queue"
+
+
 def queue_name(settings: Settings) -> str:
-    return f"{settings.redis_prefix}arq:queue"
+    return f"{settings.redis_prefix}{_QUEUE_SUFFIX}"
+
+
+def job_id(queue: ArqRedis, name: str) -> str:
+    """A job id under the install's prefix: arq keeps job keys as `arq:job:{id}` whatever the queue."""
+    return queue.default_queue_name.removesuffix(_QUEUE_SUFFIX) + name
 
 
 def redis_settings(settings: Settings) -> RedisSettings:
@@ -36,4 +44,4 @@ async def enqueue_mail(queue: ArqRedis, *, to: str, subject: str, text: str, htm
     kwargs: dict[str, Any] = {"to": to, "subject": subject, "text": text, "html": html, "key": key}
     if headers:
         kwargs["headers"] = headers
-    await queue.enqueue_job("send_mail", _job_id=f"mail:{key}", **kwargs)
+    await queue.enqueue_job("send_mail", _job_id=job_id(queue, f"mail:{key}"), **kwargs)

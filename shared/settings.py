@@ -122,6 +122,7 @@ class Settings:
     max_body_bytes: int = 1_000_000
     # Set by the process that starts, not by the environment.
     embedded: bool = field(default=False)
+    dev_mail: bool = field(default=False)  # show caught mail at /dev/mail (`tica run` without SMTP_URL)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
