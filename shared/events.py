@@ -3,8 +3,10 @@ the relay that publishes it to the Redis stream, and the consumer-group runner.
 
 Producers build an event dataclass and `write_event(conn, ...)` inside the same
 transaction as the change. The relay (one per forum process; an advisory lock lets
-one publish at a time, so the stream keeps commit order) XADDs batches and marks
-the rows published. Consumers read with XREADGROUP, ack after handling, reclaim
+one publish at a time) XADDs batches in outbox id order and marks the rows published.
+Events of one transaction, and of transactions that follow each other, keep their
+order; two concurrent transactions may appear in commit order instead of id order
+(an id is drawn at INSERT, and the later id can commit first). Consumers read with XREADGROUP, ack after handling, reclaim
 entries idle too long with XAUTOCLAIM, and dead-letter an entry after
 `max_deliveries` failed attempts. Delivery is at least once: handlers are idempotent.
 """
@@ -16,6 +18,7 @@ import dataclasses
 import json
 import logging
 import os
+import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -97,6 +100,9 @@ class UserRegistered(Event):
     user_id: int
     username: str
     display_name: str
+    # Private fields: notify needs them for mail; live fan-out never forwards user.* events.
+    email: str | None = None
+    email_verified: bool = False
 
 
 @dataclass(frozen=True)
@@ -108,6 +114,34 @@ class UserUpdated(Event):
     roles: list[str]
     email_verified: bool = False
     suspended_until: str | None = None
+    email: str | None = None
+
+
+@dataclass(frozen=True)
+class UserSeen(Event):
+    """A member was active (at most one a member an hour): for digests' "since your last visit"."""
+
+    type: ClassVar[str] = "user.seen"
+    user_id: int
+    seen_at: str
+
+
+@dataclass(frozen=True)
+class CategoryCreated(Event):
+    type: ClassVar[str] = "category.created"
+    category_id: int
+    slug: str
+    name: str
+    audience: list[str]
+
+
+@dataclass(frozen=True)
+class CategoryUpdated(Event):
+    type: ClassVar[str] = "category.updated"
+    category_id: int
+    slug: str
+    name: str
+    audience: list[str]
 
 
 @dataclass(frozen=True)
@@ -229,11 +263,27 @@ class ReactionRemoved(Event):
 # --- envelope ----------------------------------------------------------------
 
 
+_last_id_lock = threading.Lock()
+_last_id = [0, 0]  # [unix ms, 74-bit counter] of the last id made by this process
+
+
 def new_event_id() -> str:
-    """A UUIDv7: unique, and ordered by creation time."""
+    """A UUIDv7: unique, and ordered by creation time.
+
+    Within one process ids strictly increase, also within one millisecond: the 74 bits
+    after the timestamp start random and count up from the previous id (RFC 9562, 6.2).
+    """
     ms = time.time_ns() // 1_000_000
-    rand = int.from_bytes(os.urandom(10), "big")
-    value = (ms & ((1 << 48) - 1)) << 80 | 0x7 << 76 | (rand >> 68 & 0xFFF) << 64 | 0b10 << 62 | rand & ((1 << 62) - 1)
+    counter = int.from_bytes(os.urandom(10), "big") >> 6  # 74 random bits
+    with _last_id_lock:
+        last_ms, last_counter = _last_id
+        if ms <= last_ms:  # same millisecond, or the clock went back
+            ms, counter = last_ms, last_counter + 1
+            if counter >> 74:
+                ms, counter = ms + 1, 0
+        _last_id[:] = [ms, counter]
+    rand_a, rand_b = counter >> 62, counter & ((1 << 62) - 1)
+    value = (ms & ((1 << 48) - 1)) << 80 | 0x7 << 76 | rand_a << 64 | 0b10 << 62 | rand_b
     return str(uuid.UUID(int=value))
 
 
@@ -280,7 +330,8 @@ async def write_event(conn: asyncpg.Connection, event: Event, *, actor_id: int |
     """Record an event in the outbox, in the caller's transaction; published after commit."""
     envelope = Envelope.wrap(event, actor_id=actor_id)
     await conn.execute(
-        f"INSERT INTO {outbox} (event_id, type, payload) VALUES ($1, $2, $3::jsonb)",
+        # ::text first: a pool's jsonb codec would otherwise encode the JSON text again, as a string.
+        f"INSERT INTO {outbox} (event_id, type, payload) VALUES ($1, $2, $3::text::jsonb)",
         envelope.id, envelope.type, envelope.to_json(),
     )
     # NOTIFY is delivered at commit only, and not at all after a rollback.
@@ -342,7 +393,7 @@ class Relay:
                 try:
                     await self.publish_all()
                     backoff_s = 0.0
-                except (RedisError, OSError, asyncpg.PostgresError) as exc:
+                except (RedisError, OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                     backoff_s = min(max(backoff_s * 2, 0.1), 5.0)
                     log.warning("relay: publishing failed, retrying in %.1fs: %s", backoff_s, exc)
                     await _wait_any(stop, None, backoff_s)
@@ -446,16 +497,34 @@ class Consumer:
                 self.stream, self.group, self.name, min_idle_time=self.claim_idle_ms,
                 start_id=start, count=self.batch_size,
             )
-            start, entries = result[0], result[1]
+            scanned_from, start, entries = start, result[0], result[1]
+            if any(entry_id is None for entry_id, _ in entries):
+                await self._ack_trimmed(scanned_from, start)
+            entries = [(entry_id, fields) for entry_id, fields in entries if entry_id is not None]
             counts = await self._delivery_counts(entries)
             for entry_id, fields in entries:
-                if fields is None:  # trimmed from the stream while pending
-                    await self.redis.xack(self.stream, self.group, entry_id)
-                    continue
                 await self._handle(entry_id, fields, deliveries=counts.get(_as_str(entry_id), self.max_deliveries))
             total += len(entries)
             if _as_str(start) in ("0-0", "0"):
                 return total
+
+    async def _ack_trimmed(self, start: Any, end: Any) -> None:
+        """Ack this member's pending entries that were trimmed from the stream.
+
+        Redis 7 drops those from the group itself; Redis 6.2 (the embedded one) returns
+        them from XAUTOCLAIM as nil without their ids and keeps them pending forever.
+        """
+        end = "+" if _as_str(end) in ("0-0", "0") else end
+        pending = await self.redis.xpending_range(
+            self.stream, self.group, min=start, max=end, count=self.batch_size * 10, consumername=self.name
+        )
+        ids = [p["message_id"] for p in pending]
+        pipe = self.redis.pipeline(transaction=False)
+        for entry_id in ids:
+            pipe.xrange(self.stream, entry_id, entry_id)
+        gone = [entry_id for entry_id, found in zip(ids, await pipe.execute(), strict=True) if not found]
+        if gone:
+            await self.redis.xack(self.stream, self.group, *gone)
 
     async def _delivery_counts(self, entries: list[Any]) -> dict[str, int]:
         if not entries:
@@ -472,6 +541,11 @@ class Consumer:
             envelope = Envelope.from_json(raw or b"")
         except EventError as exc:
             await self._dead_letter(entry_id, fields, f"unreadable: {exc}")
+            return
+        try:
+            envelope.event()  # an unknown type or fields will not get better with retries
+        except EventError as exc:
+            await self._dead_letter(entry_id, fields, f"invalid: {exc}")
             return
         try:
             await self.handler(envelope)
