@@ -6,12 +6,8 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any
 
 from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
 from services.forum import account_pages, accounts, categories, posts, topic_pages, topics
 from shared import api as api_lib
@@ -47,15 +43,6 @@ async def close_job_queue(rt: Runtime) -> None:
         await queue.aclose()
 
 
-def openapi_document() -> dict[str, Any]:
-    return api_lib.openapi(ROUTERS, title="tica forum API", version="1")
-
-
-async def openapi_json(request: Request) -> Response:
-    """The OpenAPI 3.1 document of the forum's JSON API, built from the code."""
-    return JSONResponse(openapi_document())
-
-
 def create_app(settings: Settings, *, background: bool = True) -> Starlette:
     """The forum app; `background=False` leaves the relay to the caller (tests)."""
     app = build_app(
@@ -63,7 +50,6 @@ def create_app(settings: Settings, *, background: bool = True) -> Starlette:
         schema=SCHEMA,
         migrations_dir=MIGRATIONS_DIR,
         routes=[
-            Route("/api/openapi.json", openapi_json),
             *api_lib.routes(ROUTERS),
             *account_pages.routes,
             *topic_pages.routes,
