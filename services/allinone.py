@@ -14,6 +14,7 @@ from starlette.applications import Starlette
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from services import openapi
 from services.forum import app as forum
 from services.notify import app as notify
 from services.search import app as search
@@ -58,6 +59,9 @@ class AllInOne:
             return
         if scope["type"] == "http" and scope["path"] == "/readyz":
             await self._readyz(scope, receive, send)
+            return
+        if scope["type"] == "http" and scope["path"] == openapi.route.path:
+            await openapi.route.handle(scope, receive, send)
             return
         app: ASGIApp = self.apps[service_for(scope["path"])]
         await app(scope, receive, send)

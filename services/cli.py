@@ -99,9 +99,15 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
 
 def service_app_from_env() -> Any:
     """uvicorn factory for `tica serve`: one service app from the environment."""
+    from services import openapi
+
     settings = Settings.from_env()
     logs.configure(settings.log_level)
-    return SERVICES[os.environ["TICA_SERVICE"]].create_app(settings)
+    name = os.environ["TICA_SERVICE"]
+    app = SERVICES[name].create_app(settings)
+    if name == "forum":  # the proxy routes /api/openapi.json to forum; the document covers all three
+        app.router.routes.insert(0, openapi.route)
+    return app
 
 
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> None:
