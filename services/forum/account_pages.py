@@ -1,7 +1,307 @@
-"""Pages (being built)."""
+"""Account pages: log in and out, create an account, confirm an email address, reset a
+password, a member's profile, editing your own profile and your API tokens.
+
+They call the actions in accounts.py, so a form and the JSON API follow the same rules;
+an ApiError becomes the NHS.UK error summary and inline errors on the form.
+"""
 
 from __future__ import annotations
 
-from starlette.routing import BaseRoute
+from typing import Any
+from urllib.parse import quote
 
-routes: list[BaseRoute] = []
+from starlette.datastructures import FormData
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from services.forum import accounts
+from shared.pages import form_data, render
+from shared.sessions import Session
+from shared.web import ApiError, runtime, viewer
+
+# --- helpers ---------------------------------------------------------------------------
+
+
+def safe_next(value: str | None) -> str:
+    """Where to go after logging in: a path on this site, never another site ("//host", "/\\host")."""
+    if not value or not value.startswith("/") or value.startswith("//") or len(value) > 2000:
+        return "/"
+    if "\\" in value or any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+        return "/"
+    return value
+
+
+def _text(form: FormData, name: str, *, strip: bool = True) -> str:
+    value = form.get(name)
+    if not isinstance(value, str):
+        return ""
+    value = value.replace("\x00", "")  # no field has a use for NUL, and PostgreSQL refuses it
+    return value.strip() if strip else value
+
+
+def _form_errors(exc: ApiError, field: str) -> dict[str, Any]:
+    """The layout's error summary and the inline errors for a failed action.
+
+    Field problems (422, 409) go next to their fields; anything else (wrong login,
+    suspension, rate limit, expired link) is one message at the form's first field.
+    """
+    fields = dict(exc.fields) if exc.status in (409, 422) and exc.fields else {field: exc.message}
+    return {"errors": fields, "error_list": [{"text": text, "href": f"#{name}"} for name, text in fields.items()]}
+
+
+def _status(exc: ApiError) -> int:
+    """Form pages answer 400 or 422 for what the person can fix, and keep 403 and 429."""
+    if exc.status in (403, 429):
+        return exc.status
+    return 422 if exc.status in (409, 422) else 400
+
+
+async def _form_failed(request: Request, template: str, exc: ApiError, field: str, context: dict[str, Any]) -> Response:
+    return await render(
+        request, template, {**context, **_form_errors(exc, field)}, status=_status(exc), headers=exc.headers
+    )
+
+
+def _login_redirect(request: Request) -> Response:
+    return RedirectResponse(f"/login?next={quote(request.url.path)}", status_code=303)
+
+
+async def _member(request: Request) -> Session | None:
+    session = await viewer(request)
+    return session if session is not None and not session.via_token else None
+
+
+# --- logging in and out ------------------------------------------------------------------
+
+
+async def login_page(request: Request) -> Response:
+    """Log in with a username or email address; then go to `next` (a path on this site)."""
+    if request.method == "GET":
+        next_path = safe_next(request.query_params.get("next"))
+        if await _member(request) is not None:
+            return RedirectResponse(next_path, status_code=303)
+        return await render(request, "accounts/login.html", {"next": next_path, "values": {}})
+    form = await form_data(request)
+    next_path = safe_next(_text(form, "next"))
+    values = {"login": _text(form, "login")}
+    try:
+        _, session = await accounts.log_in(
+            runtime(request),
+            login=values["login"],
+            password=_text(form, "password", strip=False),
+            address=accounts.client_address(request),
+            previous=await _member(request),
+        )
+    except ApiError as exc:
+        return await _form_failed(request, "accounts/login.html", exc, "login", {"next": next_path, "values": values})
+    response = RedirectResponse(next_path, status_code=303)
+    accounts.set_session_cookies(response, request, session)
+    return response
+
+
+async def logout_page(request: Request) -> Response:
+    """Log out (the header's form), or log out on every device (`everywhere=1`)."""
+    form = await form_data(request)
+    session = await _member(request)
+    response = RedirectResponse("/", status_code=303)
+    if session is not None:
+        sessions = runtime(request).sessions
+        if _text(form, "everywhere") == "1":
+            await sessions.delete_all(session.user_id)
+        else:
+            await sessions.delete(session)
+    accounts.clear_session_cookies(response, request)
+    return response
+
+
+# --- creating an account -------------------------------------------------------------------
+
+
+async def register_page(request: Request) -> Response:
+    """Create an account; then "check your email" (the same page whether or not the address had one)."""
+    if request.method == "GET":
+        return await render(request, "accounts/register.html", {"values": {}})
+    form = await form_data(request)
+    values = {name: _text(form, name) for name in ("username", "email", "display_name")}
+    try:
+        await accounts.register(
+            runtime(request),
+            username=values["username"],
+            email=values["email"],
+            password=_text(form, "password", strip=False),
+            display_name=values["display_name"] or None,
+            address=accounts.client_address(request),
+        )
+    except ApiError as exc:
+        return await _form_failed(request, "accounts/register.html", exc, "username", {"values": values})
+    return await render(request, "accounts/register_sent.html", {"email": values["email"]})
+
+
+async def verify_page(request: Request) -> Response:
+    """The link in the verification mail: confirms the address and says so."""
+    try:
+        user = await accounts.verify_email(runtime(request), request.query_params.get("token", ""))
+    except ApiError as exc:
+        return await render(request, "accounts/verify.html", {"verified": False, "message": exc.message}, status=400)
+    return await render(request, "accounts/verify.html", {"verified": True, "user": user})
+
+
+async def resend_page(request: Request) -> Response:
+    """Ask for a new verification mail (from the profile edit page)."""
+    await form_data(request)
+    session = await _member(request)
+    if session is None:
+        return _login_redirect(request)
+    rt = runtime(request)
+    try:
+        await accounts.resend_verification(rt, session)
+    except ApiError as exc:
+        user = await accounts.current_user(rt, session)
+        return await _form_failed(request, "accounts/edit.html", exc, "resend", _edit_context(user))
+    user = await accounts.current_user(rt, session)
+    return await render(request, "accounts/edit.html", {**_edit_context(user), "resent": True})
+
+
+# --- resetting a password -----------------------------------------------------------------------
+
+
+async def reset_page(request: Request) -> Response:
+    """Ask for a reset link; the answer never says whether an account has the address."""
+    if request.method == "GET":
+        return await render(request, "accounts/reset.html", {"values": {}})
+    form = await form_data(request)
+    values = {"email": _text(form, "email")}
+    try:
+        await accounts.request_reset(runtime(request), email=values["email"], address=accounts.client_address(request))
+    except ApiError as exc:
+        return await _form_failed(request, "accounts/reset.html", exc, "email", {"values": values})
+    return await render(request, "accounts/reset_sent.html", {"email": values["email"]})
+
+
+async def reset_confirm_page(request: Request) -> Response:
+    """Choose a new password with the link from the reset mail."""
+    rt = runtime(request)
+    if request.method == "GET":
+        token = request.query_params.get("token", "")
+        if await accounts.reset_token_user(rt, token) is None:
+            return await render(request, "accounts/reset_confirm.html", {"expired": True}, status=400)
+        return await render(request, "accounts/reset_confirm.html", {"token": token})
+    form = await form_data(request)
+    token = _text(form, "token")
+    try:
+        await accounts.confirm_reset(
+            rt, token=token, password=_text(form, "password", strip=False), address=accounts.client_address(request)
+        )
+    except ApiError as exc:
+        if exc.code == "invalid_token":
+            return await render(request, "accounts/reset_confirm.html", {"expired": True}, status=400)
+        return await _form_failed(request, "accounts/reset_confirm.html", exc, "password", {"token": token})
+    request.scope["viewer"] = None  # the session this request came with has just ended
+    response = await render(request, "accounts/reset_done.html")
+    accounts.clear_session_cookies(response, request)  # every session ended, this browser's too
+    return response
+
+
+# --- profiles ------------------------------------------------------------------------------------
+
+
+def paragraphs(text: str) -> list[list[str]]:
+    """Plain text as paragraphs of lines (blank lines separate paragraphs), for escaped rendering."""
+    blocks = [block.strip("\n") for block in text.replace("\r\n", "\n").split("\n\n")]
+    return [block.split("\n") for block in blocks if block.strip()]
+
+
+def page_user(user: accounts.User) -> dict[str, Any]:
+    """A user as profile templates use it: the public JSON plus the avatar's class and the joined date."""
+    return {
+        **accounts.public_json(user),
+        "avatar_class": f"tica-avatar--{accounts.avatar_index(user.id)}",
+        "joined": f"{user.created_at.day} {user.created_at:%B %Y}",
+        "bio_paragraphs": paragraphs(user.bio),
+    }
+
+
+async def profile_page(request: Request) -> Response:
+    """A member's profile: avatar, name, pronouns, roles, when they joined, their bio."""
+    user = await accounts.profile(runtime(request), request.path_params["username"])
+    session = await viewer(request)
+    own = session is not None and session.user_id == user.id
+    return await render(request, "accounts/profile.html", {"user": page_user(user), "own": own})
+
+
+def _edit_context(user: accounts.User, values: dict[str, str] | None = None) -> dict[str, Any]:
+    current = {"display_name": user.display_name, "pronouns": user.pronouns or "", "bio": user.bio}
+    return {
+        "user": page_user(user),
+        "email": user.email,
+        "email_verified": user.email_verified,
+        "values": values or current,
+    }
+
+
+async def edit_page(request: Request) -> Response:
+    """Edit your display name, pronouns and bio."""
+    session = await _member(request)
+    if session is None:
+        if request.method == "POST":
+            await form_data(request)
+        return _login_redirect(request)
+    rt = runtime(request)
+    user = await accounts.current_user(rt, session)
+    if request.method == "GET":
+        return await render(request, "accounts/edit.html", _edit_context(user))
+    form = await form_data(request)
+    values = {
+        "display_name": _text(form, "display_name"),
+        "pronouns": _text(form, "pronouns"),
+        "bio": _text(form, "bio"),
+    }
+    try:
+        user = await accounts.update_me(rt, session, values)
+    except ApiError as exc:
+        return await _form_failed(request, "accounts/edit.html", exc, "display_name", _edit_context(user, values))
+    return RedirectResponse(f"/u/{user.username}", status_code=303)
+
+
+async def tokens_page(request: Request) -> Response:
+    """Your personal API tokens: create one (shown once), revoke one."""
+    session = await _member(request)
+    if session is None:
+        if request.method == "POST":
+            await form_data(request)
+        return _login_redirect(request)
+    rt = runtime(request)
+    context: dict[str, Any] = {"values": {}}
+    if request.method == "POST":
+        form = await form_data(request)
+        try:
+            if _text(form, "action") == "revoke":
+                token_id = _text(form, "token_id")
+                if not token_id.isdigit() or len(token_id) > 18:
+                    raise ApiError(404, "not_found", "There is no such token.")
+                await accounts.revoke_api_token(rt, session, int(token_id))
+                context["revoked"] = True
+            else:
+                context["values"] = {"name": _text(form, "name")}
+                context["created"] = await accounts.create_api_token(rt, session, context["values"]["name"])
+                context["values"] = {}
+        except ApiError as exc:
+            context["tokens"] = await accounts.list_api_tokens(rt, session)
+            return await _form_failed(request, "accounts/tokens.html", exc, "name", context)
+    context["tokens"] = await accounts.list_api_tokens(rt, session)
+    return await render(request, "accounts/tokens.html", context)
+
+
+routes: list[BaseRoute] = [
+    Route("/login", login_page, methods=["GET", "POST"]),
+    Route("/logout", logout_page, methods=["POST"]),
+    Route("/register", register_page, methods=["GET", "POST"]),
+    Route("/verify", verify_page, methods=["GET"]),
+    Route("/reset", reset_page, methods=["GET", "POST"]),
+    Route("/reset/confirm", reset_confirm_page, methods=["GET", "POST"]),
+    Route("/u/{username}", profile_page, methods=["GET"]),
+    Route("/me/edit", edit_page, methods=["GET", "POST"]),
+    Route("/me/verify-email", resend_page, methods=["POST"]),
+    Route("/me/tokens", tokens_page, methods=["GET", "POST"]),
+]
