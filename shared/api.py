@@ -73,6 +73,8 @@ class Field:
             value = value.strip()
         if "\x00" in value:
             return None, "must not contain NUL characters"
+        if not _is_utf8(value):  # lone surrogates from JSON "\ud800" cannot be stored
+            return None, "must be valid Unicode text"
         if self.required and not value:
             return None, "is required"
         if self.min_length is not None and len(value) < self.min_length:
@@ -99,6 +101,14 @@ class Field:
         if self.items:
             schema["items"] = {"type": self.items}
         return schema
+
+
+def _is_utf8(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 _TYPE_CHECKS: dict[str, Callable[[Any], bool]] = {

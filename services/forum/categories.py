@@ -1,7 +1,250 @@
-"""Categories: routes, SQL and rules (being built)."""
+"""Categories: where topics live, who may read them (visibility.py), and their admin API.
+
+A category with `group_ids` is private to those groups and staff; everyone else gets
+404 for it and everything in it. Also home of `slugify`, which topics use too.
+"""
 
 from __future__ import annotations
 
-from shared.api import ApiRouter
+import re
+import unicodedata
+from typing import Any
+
+import asyncpg
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from services.forum import visibility
+from shared.api import ApiRouter, Field, Schema, path_int, read_json
+from shared.sessions import Session
+from shared.web import ApiError, check_csrf, require_viewer, runtime, viewer
 
 api = ApiRouter(tag="categories")
+
+SLUG_MAX = 60
+SLUG_PATTERN = r"[a-z0-9]+(?:-[a-z0-9]+)*"
+COLOUR_PATTERN = r"#?[0-9a-fA-F]{6}"
+
+CATEGORY_IN = Schema(
+    "CategoryIn",
+    {
+        "name": Field("string", required=True, min_length=1, max_length=50),
+        "slug": Field(
+            "string",
+            max_length=SLUG_MAX,
+            pattern=SLUG_PATTERN,
+            nullable=True,
+            description="lowercase words joined by '-'; made from the name when absent",
+        ),
+        "description": Field("string", max_length=500, nullable=True),
+        "colour": Field("string", pattern=COLOUR_PATTERN, nullable=True, description="hex RGB, e.g. 005eb8"),
+        "position": Field("integer", minimum=0, maximum=10_000, nullable=True),
+        "group_ids": Field(
+            "array",
+            items="integer",
+            max_length=50,
+            nullable=True,
+            description="private to these groups (and staff) when not empty",
+        ),
+    },
+)
+
+CATEGORY_PATCH = Schema(
+    "CategoryPatch",
+    {
+        "name": Field("string", min_length=1, max_length=50),
+        "description": Field("string", max_length=500),
+        "colour": Field("string", pattern=COLOUR_PATTERN),
+        "position": Field("integer", minimum=0, maximum=10_000),
+    },
+)
+
+
+def slugify(text: str, *, fallback: str = "topic") -> str:
+    """Lowercase ASCII words joined by "-", at most 60 characters; `fallback` when nothing is left."""
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii").lower()
+    words = re.findall(r"[a-z0-9]+", ascii_text)
+    slug = ""
+    for word in words:
+        candidate = f"{slug}-{word}" if slug else word
+        if len(candidate) > SLUG_MAX:
+            break
+        slug = candidate
+    if not slug and words:  # one very long word
+        slug = words[0][:SLUG_MAX]
+    return slug or fallback
+
+
+# --- SQL -----------------------------------------------------------------------------------
+
+_CATEGORY_COLUMNS = """
+    c.id, c.name, c.slug, c.description, c.colour, c.position, c.group_ids, c.created_at,
+    (SELECT count(*) FROM forum.topics t WHERE t.category_id = c.id AND t.deleted_at IS NULL) AS topics_count
+"""
+
+LIST_READABLE_SQL = f"""
+SELECT {_CATEGORY_COLUMNS}
+FROM forum.categories c
+WHERE {visibility.READABLE_SQL.format(groups="$1", staff="$2")}
+ORDER BY c.position, lower(c.name), c.id
+"""
+
+
+async def list_readable(conn: asyncpg.Connection, who: Session | None) -> list[asyncpg.Record]:
+    """Every category the viewer may read, in display order."""
+    groups, staff = visibility.sql_params(who)
+    return list(await conn.fetch(LIST_READABLE_SQL, groups, staff))
+
+
+async def fetch_category(conn: asyncpg.Connection, category_id: int) -> asyncpg.Record | None:
+    """One category by id, readable or not."""
+    return await conn.fetchrow(f"SELECT {_CATEGORY_COLUMNS} FROM forum.categories c WHERE c.id = $1", category_id)
+
+
+async def fetch_category_by_slug(conn: asyncpg.Connection, slug: str) -> asyncpg.Record | None:
+    """One category by slug, readable or not."""
+    return await conn.fetchrow(f"SELECT {_CATEGORY_COLUMNS} FROM forum.categories c WHERE c.slug = $1", slug)
+
+
+async def readable_category(conn: asyncpg.Connection, who: Session | None, category_id: int) -> asyncpg.Record:
+    """The category if the viewer may read it; 404 when missing or private to others."""
+    row = await fetch_category(conn, category_id)
+    if row is None or not visibility.can_read(who, row["group_ids"]):
+        raise ApiError(404, "not_found", "We could not find that category.")
+    return row
+
+
+async def insert_category(
+    conn: asyncpg.Connection,
+    *,
+    name: str,
+    slug: str,
+    description: str,
+    colour: str,
+    position: int,
+    group_ids: list[int],
+) -> asyncpg.Record:
+    """A new category row (409 when the slug is taken)."""
+    try:
+        category_id = await conn.fetchval(
+            "INSERT INTO forum.categories (name, slug, description, colour, position, group_ids) "
+            "VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+            name,
+            slug,
+            description,
+            colour,
+            position,
+            group_ids,
+        )
+    except asyncpg.UniqueViolationError:
+        raise ApiError(
+            409, "slug_taken", f'The address "{slug}" is already used by another category.', {"slug": "is already used"}
+        ) from None
+    row = await fetch_category(conn, category_id)
+    assert row is not None
+    return row
+
+
+async def update_category(conn: asyncpg.Connection, category_id: int, changes: dict[str, Any]) -> asyncpg.Record:
+    """Change some of name, description, colour, position; 404 when there is no such category."""
+    row = await conn.fetchrow(
+        "UPDATE forum.categories SET name = coalesce($2, name), description = coalesce($3, description), "
+        "colour = coalesce($4, colour), position = coalesce($5, position) WHERE id = $1 RETURNING id",
+        category_id,
+        changes.get("name"),
+        changes.get("description"),
+        changes.get("colour"),
+        changes.get("position"),
+    )
+    if row is None:
+        raise ApiError(404, "not_found", "We could not find that category.")
+    updated = await fetch_category(conn, category_id)
+    assert updated is not None
+    return updated
+
+
+# --- rules ---------------------------------------------------------------------------------
+
+
+def require_admin(who: Session) -> None:
+    """Categories are managed by admins only."""
+    if not who.is_admin:
+        raise ApiError(403, "forbidden", "Only admins can manage categories.")
+
+
+def normal_colour(value: str) -> str:
+    """Colours are kept as six lowercase hex digits, without '#'."""
+    return value.lstrip("#").lower()
+
+
+async def create_category(conn: asyncpg.Connection, who: Session, data: dict[str, Any]) -> asyncpg.Record:
+    """Check and create a category from CATEGORY_IN data."""
+    require_admin(who)
+    group_ids = data.get("group_ids") or []
+    if any(not 0 < g < 2**62 for g in group_ids):
+        raise ApiError(422, "invalid", "Some fields need attention.", {"group_ids": "must be ids of groups"})
+    return await insert_category(
+        conn,
+        name=data["name"],
+        slug=data.get("slug") or slugify(data["name"], fallback="category"),
+        description=data.get("description") or "",
+        colour=normal_colour(data.get("colour") or "005eb8"),
+        position=data.get("position") or 0,
+        group_ids=sorted(set(group_ids)),
+    )
+
+
+def category_json(row: asyncpg.Record, who: Session | None) -> dict[str, Any]:
+    """The public shape of a category; its groups only to staff."""
+    out: dict[str, Any] = {
+        "id": row["id"],
+        "name": row["name"],
+        "slug": row["slug"],
+        "description": row["description"],
+        "colour": row["colour"],
+        "position": row["position"],
+        "topics_count": row["topics_count"],
+        "url": f"/c/{row['slug']}",
+    }
+    if who is not None and who.is_staff:
+        out["group_ids"] = list(row["group_ids"])
+    return out
+
+
+# --- endpoints -----------------------------------------------------------------------------
+
+
+@api.get("/api/categories", answers={200: "Categories the viewer may read"})
+async def list_categories_endpoint(request: Request) -> Response:
+    """List the categories the viewer may read."""
+    who = await viewer(request)
+    async with runtime(request).pool.acquire() as conn:
+        rows = await list_readable(conn, who)
+    return JSONResponse({"items": [category_json(row, who) for row in rows]})
+
+
+@api.post("/api/categories", body=CATEGORY_IN, answers={201: "Category"}, auth=True)
+async def create_category_endpoint(request: Request) -> Response:
+    """Create a category (admins)."""
+    who = await require_viewer(request)
+    check_csrf(request, who)
+    require_admin(who)
+    data = await read_json(request, CATEGORY_IN)
+    async with runtime(request).pool.acquire() as conn, conn.transaction():
+        row = await create_category(conn, who, data)
+    return JSONResponse(category_json(row, who), status_code=201)
+
+
+@api.patch("/api/categories/{id}", body=CATEGORY_PATCH, answers={200: "Category"}, auth=True)
+async def update_category_endpoint(request: Request) -> Response:
+    """Change a category's name, description, colour or position (admins)."""
+    category_id = path_int(request, "id")
+    who = await require_viewer(request)
+    check_csrf(request, who)
+    require_admin(who)
+    data = await read_json(request, CATEGORY_PATCH)
+    if "colour" in data:
+        data["colour"] = normal_colour(data["colour"])
+    async with runtime(request).pool.acquire() as conn, conn.transaction():
+        row = await update_category(conn, category_id, data)
+    return JSONResponse(category_json(row, who))

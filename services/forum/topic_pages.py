@@ -1,7 +1,620 @@
-"""Pages (being built)."""
+"""Pages for reading and writing: the latest topics, categories, a topic with its posts,
+starting a topic, replying, reacting, editing (with revisions and their diffs) and deleting.
+
+Every write calls the same check-then-do functions as the JSON API (topics.py, posts.py);
+an ApiError for a field becomes the NHS.UK error summary on the form. Pages work
+without JavaScript; shared/static/js/tica.js only adds small enhancements.
+"""
 
 from __future__ import annotations
 
-from starlette.routing import BaseRoute
+import difflib
+import re
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote, urlencode
 
-routes: list[BaseRoute] = []
+import asyncpg
+from markupsafe import Markup, escape
+from starlette.datastructures import FormData
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from services.forum import categories, posts, topics
+from services.forum.accounts import avatar_index, initials
+from shared.api import path_int, query_int
+from shared.pages import form_data, render
+from shared.sessions import Session
+from shared.web import ApiError, runtime, viewer
+
+KIND_COLOURS = {"discussion": "blue", "blog": "green", "case_study": "aqua-green", "narrative": "purple"}
+FIELD_LABELS = {
+    "category_id": "Category",
+    "kind": "Kind of topic",
+    "title": "Title",
+    "body": "Your post",
+    "content_note": "Content note",
+    "edit_reason": "Reason for the change",
+    "reply_to": "The post you reply to",
+}
+
+
+# --- small helpers ----------------------------------------------------------------------------
+
+
+def ago(moment: datetime, now: datetime | None = None) -> str:
+    """A moment as people say it: "just now", "5 minutes ago", "3 days ago", "4 March 2025"."""
+    seconds = ((now or datetime.now(UTC)) - moment).total_seconds()
+    for limit, size, unit in ((3600, 60, "minute"), (86400, 3600, "hour"), (7 * 86400, 86400, "day")):
+        if seconds < limit:
+            count = int(seconds // size)
+            if count < 1:
+                return "just now"
+            return f"{count} {unit}{'s' if count != 1 else ''} ago"
+    return f"{moment.day} {moment:%B %Y}"
+
+
+def person(user_id: int, username: str, display_name: str) -> dict[str, Any]:
+    """An author as templates show them, with the initials avatar accounts use too."""
+    return {
+        "id": user_id,
+        "username": username,
+        "display_name": display_name,
+        "url": f"/u/{quote(username)}",
+        "avatar": {"initials": initials(display_name, username)},
+        "avatar_class": f"tica-avatar--{avatar_index(user_id)}",
+    }
+
+
+def when(moment: datetime) -> dict[str, str]:
+    return {"iso": moment.isoformat(), "text": ago(moment), "title": f"{moment:%d %B %Y, %H:%M} UTC"}
+
+
+def topic_view(row: asyncpg.Record, who: Session | None) -> dict[str, Any]:
+    """A topic as the lists and the topic page show it."""
+    return {
+        "id": row["id"],
+        "title": row["title"],
+        "url": topics.topic_url(row["id"], row["slug"]),
+        "kind": row["kind"],
+        "kind_label": topics.KIND_LABELS[row["kind"]],
+        "kind_colour": KIND_COLOURS[row["kind"]],
+        "category": {
+            "id": row["category_id"],
+            "name": row["category_name"],
+            "url": f"/c/{row['category_slug']}",
+            "colour": row["category_colour"],
+        },
+        "author": person(row["author_id"], row["username"], row["display_name"]),
+        "replies": max(0, row["posts_count"] - 1),
+        "reactions": row["reactions_count"],
+        "created": when(row["created_at"]),
+        "last_activity": when(row["last_posted_at"]),
+        "pinned": row["pinned"],
+        "closed": row["closed"],
+        "content_note": row["content_note"],
+        "unread": row["unread"] if who else None,
+        "new": bool(row["is_new"]) if who else False,
+    }
+
+
+def post_view(row: asyncpg.Record, who: Session | None, given: set[str], topic: dict[str, Any]) -> dict[str, Any]:
+    """A post as the topic page shows it; withheld text never reaches the template."""
+    hidden = posts.text_hidden(row, who)
+    counts = row["reactions"] if row["status"] != "deleted" else {}
+    return {
+        "id": row["id"],
+        "number": row["post_number"],
+        "author": person(row["author_id"], row["username"], row["display_name"]),
+        "status": row["status"],
+        "hidden": hidden,
+        "cooked": Markup("") if hidden else Markup(row["cooked"]),  # noqa: S704 - sanitised by shared.markdown
+        "content_note": None if hidden else row["content_note"],
+        "created": when(row["created_at"]),
+        "edited": row["revision"] > 1 and row["status"] != "deleted",
+        "can_edit": posts.can_edit(row, who),
+        "can_delete": posts.can_edit(row, who) and row["post_number"] > 1,
+        "reply_to": (
+            {
+                "number": row["reply_to_post_number"],
+                "username": row["reply_to_username"],
+                "url": f"/p/{row['reply_to_post_id']}",
+            }
+            if row["reply_to_post_id"]
+            else None
+        ),
+        "reactions": [
+            {
+                "kind": kind,
+                "label": posts.REACTION_LABELS[kind],
+                "emoji": posts.REACTION_EMOJI[kind],
+                "count": int(counts.get(kind, 0)),
+                "given": kind in given,
+            }
+            for kind in posts.REACTION_KINDS
+        ],
+        "can_react": who is not None and row["status"] == "visible",
+        "reply_url": f"{topic['url']}?reply_to={row['id']}#reply",
+        "quote_url": f"{topic['url']}?quote={row['id']}#reply",
+    }
+
+
+def form_errors(exc: ApiError, default_field: str) -> dict[str, Any]:
+    """An action's ApiError as the layout's error summary plus inline messages by field."""
+    if exc.fields and exc.status in (409, 422):
+        fields = {
+            name: f"{FIELD_LABELS.get(name, name.replace('_', ' ').capitalize())} {text}"
+            for name, text in exc.fields.items()
+        }
+    else:
+        fields = {default_field: exc.message}
+    anchors = {"reply_to": "body"}  # a hidden field: point at the text box instead
+    return {
+        "errors": fields,
+        "error_list": [{"text": text, "href": f"#{anchors.get(name, name)}"} for name, text in fields.items()],
+    }
+
+
+def _text(form: FormData, name: str) -> str:
+    value = form.get(name)
+    return value if isinstance(value, str) else ""
+
+
+def _optional_int(form: FormData, name: str) -> int | str | None:
+    """A whole number from a form field; the text itself when it is not one (the schema then says why)."""
+    value = _text(form, name).strip()
+    if not value:
+        return None
+    return int(value) if value.isdigit() and len(value) < 19 else value
+
+
+def _login_redirect(request: Request, target: str | None = None) -> Response:
+    """To the login page, coming back afterwards to `target` (by default this page)."""
+    target = target or request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return RedirectResponse(f"/login?next={quote(target)}", status_code=303)
+
+
+def _list_url(base: str, query: topics.TopicQuery, **changes: Any) -> str:
+    values = {"kind": query.kind, "sort": query.sort, "page": query.page, **changes}
+    params = {
+        k: v for k, v in values.items() if v and not (k == "sort" and v == "latest") and not (k == "page" and v == 1)
+    }
+    return base + ("?" + urlencode(params) if params else "")
+
+
+def page_items(base: str, current: int, last: int) -> list[dict[str, Any]]:
+    """Numbered pagination: first, last, and the pages around the current one, with gaps."""
+    shown = sorted({1, last, current - 1, current, current + 1} & set(range(1, last + 1)))
+    items: list[dict[str, Any]] = []
+    for number in shown:
+        if items and number - items[-1]["number"] > 1:
+            items.append({"ellipsis": True, "number": 0})
+        items.append(
+            {"number": number, "href": f"{base}?page={number}" if number > 1 else base, "current": number == current}
+        )
+    return items
+
+
+# --- diffs -------------------------------------------------------------------------------------
+
+_TOKENS = re.compile(r"\s+|\w+|[^\w\s]")
+
+
+def diff_html(old: str, new: str) -> Markup:
+    """Word-level differences as <del>/<ins> markup; every piece of text is escaped."""
+    a, b = _TOKENS.findall(old), _TOKENS.findall(new)
+    out: list[str] = []
+    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
+        if op == "equal":
+            out.append(str(escape("".join(a[i1:i2]))))
+            continue
+        if op in ("delete", "replace"):
+            out.append(f'<del><span class="nhsuk-u-visually-hidden">removed: </span>{escape("".join(a[i1:i2]))}</del>')
+        if op in ("insert", "replace"):
+            out.append(f'<ins><span class="nhsuk-u-visually-hidden">added: </span>{escape("".join(b[j1:j2]))}</ins>')
+    return Markup("".join(out))  # noqa: S704 - built from escaped pieces only
+
+
+# --- lists ---------------------------------------------------------------------------------------
+
+
+async def _topic_list_context(
+    conn: asyncpg.Connection, who: Session | None, base: str, query: topics.TopicQuery
+) -> dict[str, Any]:
+    rows, has_next = await topics.list_topics(conn, who, query)
+    views = [topic_view(row, who) for row in rows]
+    return {
+        "topics": views,
+        "new_count": sum(1 for t in views if t["new"]),
+        "query": query,
+        "kinds": [
+            {
+                "value": k,
+                "label": topics.KIND_LABELS[k],
+                "href": _list_url(base, query, kind=k, page=1),
+                "current": query.kind == k,
+            }
+            for k in topics.KINDS
+        ],
+        "all_kinds_href": _list_url(base, query, kind=None, page=1),
+        "sorts": [
+            {
+                "value": s,
+                "label": "Latest" if s == "latest" else "Top",
+                "current": query.sort == s,
+                "href": _list_url(base, query, sort=s, page=1),
+            }
+            for s in topics.SORTS
+        ],
+        "previous_url": _list_url(base, query, page=query.page - 1) if query.page > 1 else None,
+        "next_url": _list_url(base, query, page=query.page + 1) if has_next else None,
+    }
+
+
+async def home_page(request: Request) -> Response:
+    """The latest (or top) topics, filtered by kind; what is new since the member's last visit."""
+    who = await viewer(request)
+    query = topics.parse_topic_query(request)
+    async with runtime(request).pool.acquire() as conn:
+        context = await _topic_list_context(conn, who, "/", query)
+    if not context["topics"] and query.page > 1:
+        raise ApiError(404, "not_found", "There is no such page of topics.")
+    return await render(request, "topics/home.html", context)
+
+
+async def categories_page(request: Request) -> Response:
+    """Every category the viewer may read, with its colour, description and topic count."""
+    who = await viewer(request)
+    async with runtime(request).pool.acquire() as conn:
+        rows = await categories.list_readable(conn, who)
+    return await render(request, "categories/index.html", {"categories": [dict(row) for row in rows]})
+
+
+async def category_page(request: Request) -> Response:
+    """One category's topics, in the same list as the home page."""
+    who = await viewer(request)
+    slug = str(request.path_params["slug"])
+    if not re.fullmatch(categories.SLUG_PATTERN, slug) or len(slug) > categories.SLUG_MAX:
+        raise ApiError(404, "not_found", "")
+    async with runtime(request).pool.acquire() as conn:
+        row = await categories.fetch_category_by_slug(conn, slug)
+        if row is None:
+            raise ApiError(404, "not_found", "")
+        category = await categories.readable_category(conn, who, row["id"])
+        query = topics.parse_topic_query(request, category_id=category["id"])
+        context = await _topic_list_context(conn, who, f"/c/{category['slug']}", query)
+    if not context["topics"] and query.page > 1:
+        raise ApiError(404, "not_found", "There is no such page of topics.")
+    return await render(request, "categories/show.html", {**context, "category": dict(category)})
+
+
+# --- a topic -------------------------------------------------------------------------------------
+
+
+async def _reply_defaults(
+    conn: asyncpg.Connection, who: Session | None, topic_id: int, request: Request
+) -> dict[str, Any]:
+    """The reply form's starting values from ?reply_to= or ?quote= (ignored unless a post of this topic)."""
+    wanted = {"reply_to": request.query_params.get("reply_to"), "quote": request.query_params.get("quote")}
+    for name, value in wanted.items():
+        if not value or not value.isdigit() or len(value) > 18:
+            continue
+        row = await posts.fetch_post(conn, int(value))
+        if row is None or row["topic_id"] != topic_id or row["status"] != "visible":
+            continue
+        defaults: dict[str, Any] = {
+            "reply_to": row["id"],
+            "reply_to_label": f"#{row['post_number']} by {row['username']}",
+            "body": "",
+        }
+        if name == "quote":
+            defaults["body"] = (
+                f'[quote="{row["username"]}, post:{row["id"]}, topic:{topic_id}"]\n{row["raw"]}\n[/quote]\n\n'
+            )
+        return defaults
+    return {"reply_to": None, "body": ""}
+
+
+async def _may_reply(conn: asyncpg.Connection, who: Session | None, closed: bool) -> str:
+    """Why the reply form is not shown ("" when it is)."""
+    if who is None:
+        return "login"
+    if closed and not who.is_staff:
+        return "closed"
+    try:
+        await posts.check_can_post(conn, who)
+    except ApiError as exc:
+        return exc.code
+    return ""
+
+
+async def _topic_context(
+    request: Request, conn: asyncpg.Connection, who: Session | None, topic_id: int, page: int
+) -> dict[str, Any]:
+    row, rows, _, given = await topics.topic_page(conn, who, topic_id, page)
+    topic = topic_view(row, who)
+    total = await posts.count_topic_posts(conn, who, topic_id)
+    last_page = max(1, (total - 1) // posts.POSTS_PER_PAGE + 1)
+    if page > last_page:
+        raise ApiError(404, "not_found", "This topic does not have that many pages.")
+    return {
+        "topic": topic,
+        "posts": [post_view(r, who, given.get(r["id"], set()), topic) for r in rows],
+        "page": page,
+        "page_links": page_items(topic["url"], page, last_page) if last_page > 1 else [],
+        "previous_url": f"{topic['url']}?page={page - 1}" if page > 1 else None,
+        "next_url": f"{topic['url']}?page={page + 1}" if page < last_page else None,
+        "last_page": last_page,
+        "cannot_reply": await _may_reply(conn, who, topic["closed"]),
+        "form": await _reply_defaults(conn, who, topic_id, request),
+    }
+
+
+async def topic_page(request: Request) -> Response:
+    """A topic and one page of its posts, with the reply form; a wrong slug redirects (301)."""
+    topic_id = path_int(request, "id")
+    who = await viewer(request)
+    page = query_int(request, "page", 1)
+    async with runtime(request).pool.acquire() as conn:
+        found = await posts.readable_topic(conn, who, topic_id)
+        if request.path_params.get("slug") != found.slug:
+            target = topics.topic_url(found.id, found.slug) + (f"?{request.url.query}" if request.url.query else "")
+            return RedirectResponse(target, status_code=301)
+        context = await _topic_context(request, conn, who, topic_id, page)
+    return await render(request, "topics/topic.html", context)
+
+
+async def topic_without_slug(request: Request) -> Response:
+    """/t/{id} goes to the topic's full address."""
+    topic_id = path_int(request, "id")
+    who = await viewer(request)
+    async with runtime(request).pool.acquire() as conn:
+        topic = await posts.readable_topic(conn, who, topic_id)
+    return RedirectResponse(topics.topic_url(topic.id, topic.slug), status_code=301)
+
+
+async def _post_location(
+    conn: asyncpg.Connection, who: Session | None, post: asyncpg.Record, topic: posts.TopicContext
+) -> str:
+    page = await posts.page_of_post(conn, who, post)
+    suffix = f"?page={page}" if page > 1 else ""
+    return f"{topics.topic_url(topic.id, topic.slug)}{suffix}#post-{post['post_number']}"
+
+
+async def post_link(request: Request) -> Response:
+    """/p/{id} (quotes link here) goes to the post on its topic's page."""
+    post_id = path_int(request, "id")
+    who = await viewer(request)
+    async with runtime(request).pool.acquire() as conn:
+        post, topic = await posts.readable_post(conn, who, post_id)
+        location = await _post_location(conn, who, post, topic)
+    return RedirectResponse(location, status_code=302)
+
+
+async def reply_submit(request: Request) -> Response:
+    """The reply form: write the reply, or show the page again with what needs fixing."""
+    topic_id = path_int(request, "id")
+    who = await viewer(request)
+    form = await form_data(request)
+    if who is None:
+        return _login_redirect(request, f"/t/{topic_id}")
+    data = {
+        "body": _text(form, "body"),
+        "reply_to": _optional_int(form, "reply_to"),
+        "content_note": _text(form, "content_note"),
+    }
+    pool = runtime(request).pool
+    try:
+        clean = topics.REPLY_IN.validate(data)
+        async with pool.acquire() as conn, conn.transaction():
+            post = await topics.reply(conn, who, topic_id, clean)
+            topic = await posts.readable_topic(conn, who, topic_id)
+            location = await _post_location(conn, who, post, topic)
+    except ApiError as exc:
+        if exc.status not in (409, 422):
+            raise
+        async with pool.acquire() as conn:
+            last = max(1, (await posts.count_topic_posts(conn, who, topic_id) - 1) // posts.POSTS_PER_PAGE + 1)
+            context = await _topic_context(request, conn, who, topic_id, last)
+        context["form"] = {
+            "body": data["body"],
+            "content_note": data["content_note"],
+            "reply_to": data["reply_to"] if isinstance(data["reply_to"], int) else None,
+        }
+        return await render(request, "topics/topic.html", {**context, **form_errors(exc, "body")}, status=422)
+    return RedirectResponse(location, status_code=303)
+
+
+async def react_submit(request: Request) -> Response:
+    """A reaction button: give the reaction, or take it back when already given."""
+    topic_id, post_id = path_int(request, "id"), path_int(request, "post_id")
+    who = await viewer(request)
+    form = await form_data(request)
+    if who is None:
+        return _login_redirect(request, f"/t/{topic_id}")
+    kind = _text(form, "kind")
+    async with runtime(request).pool.acquire() as conn, conn.transaction():
+        post, topic = await posts.readable_post(conn, who, post_id)
+        if topic.id != topic_id:
+            raise ApiError(404, "not_found", "We could not find that post.")
+        given = await posts.my_reactions(conn, who, [post_id])
+        if kind in given.get(post_id, set()):
+            await posts.remove_reaction(conn, who, post_id, kind)
+        else:
+            await posts.add_reaction(conn, who, post_id, kind)
+        location = await _post_location(conn, who, post, topic)
+    return RedirectResponse(location, status_code=303)
+
+
+# --- starting a topic --------------------------------------------------------------------------
+
+
+async def _new_topic_context(conn: asyncpg.Connection, who: Session, form: dict[str, Any]) -> dict[str, Any]:
+    rows = await categories.list_readable(conn, who)
+    blocked = ""
+    try:
+        await posts.check_can_post(conn, who)
+    except ApiError as exc:
+        blocked = exc.code
+    return {
+        "categories": [
+            {"value": str(r["id"]), "text": r["name"], "selected": str(r["id"]) == str(form.get("category_id"))}
+            for r in rows
+        ],
+        "kinds": [{"value": k, "text": topics.KIND_LABELS[k]} for k in topics.KINDS],
+        "form": form,
+        "blocked": blocked,
+        "note_max": posts.CONTENT_NOTE_MAX,
+    }
+
+
+async def new_topic_page(request: Request) -> Response:
+    """Start a topic: category, kind, title, body and an optional content note."""
+    who = await viewer(request)
+    if who is None:
+        return _login_redirect(request)
+    if request.method == "GET":
+        form = {"category_id": request.query_params.get("category", ""), "kind": "discussion"}
+        async with runtime(request).pool.acquire() as conn:
+            context = await _new_topic_context(conn, who, form)
+        return await render(request, "topics/new_topic.html", context)
+    submitted = await form_data(request)
+    form = {name: _text(submitted, name) for name in ("category_id", "kind", "title", "body", "content_note")}
+    data: dict[str, Any] = {
+        **form,
+        "category_id": _optional_int(submitted, "category_id"),
+        "kind": form["kind"] or None,
+    }
+    pool = runtime(request).pool
+    try:
+        clean = topics.TOPIC_IN.validate(data)
+        async with pool.acquire() as conn, conn.transaction():
+            row, _ = await topics.start_topic(conn, who, clean)
+    except ApiError as exc:
+        if exc.status == 404:  # a category that is not (or no longer) there
+            exc = ApiError(422, "invalid", exc.message, {"category_id": "must be one of the categories listed"})
+        if exc.status not in (409, 422):
+            raise
+        async with pool.acquire() as conn:
+            context = await _new_topic_context(conn, who, form)
+        return await render(request, "topics/new_topic.html", {**context, **form_errors(exc, "title")}, status=422)
+    return RedirectResponse(topics.topic_url(row["id"], row["slug"]), status_code=303)
+
+
+# --- editing, revisions, deleting ----------------------------------------------------------------
+
+
+async def edit_post_page(request: Request) -> Response:
+    """Edit a post, with an optional reason; the previous version is kept."""
+    post_id = path_int(request, "id")
+    who = await viewer(request)
+    if who is None:
+        return _login_redirect(request)
+    pool = runtime(request).pool
+    if request.method == "GET":
+        async with pool.acquire() as conn:
+            post, topic = await posts.check_edit(conn, who, post_id)
+        form = {"body": post["raw"], "content_note": post["content_note"] or "", "edit_reason": ""}
+        return await render(request, "topics/edit_post.html", _edit_context(post, topic, form))
+    submitted = await form_data(request)
+    form = {name: _text(submitted, name) for name in ("body", "content_note", "edit_reason")}
+    try:
+        clean = posts.POST_PATCH.validate(form)
+        async with pool.acquire() as conn, conn.transaction():
+            post = await posts.edit_post(conn, who, post_id, clean)
+            topic = await posts.readable_topic(conn, who, post["topic_id"])
+            location = await _post_location(conn, who, post, topic)
+    except ApiError as exc:
+        if exc.status not in (409, 422):
+            raise
+        async with pool.acquire() as conn:
+            post, topic = await posts.check_edit(conn, who, post_id)
+        context = {**_edit_context(post, topic, form), **form_errors(exc, "body")}
+        return await render(request, "topics/edit_post.html", context, status=422)
+    return RedirectResponse(location, status_code=303)
+
+
+def _edit_context(post: asyncpg.Record, topic: posts.TopicContext, form: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "post": {"id": post["id"], "number": post["post_number"]},
+        "form": form,
+        "note_max": posts.CONTENT_NOTE_MAX,
+        "topic": {"title": topic.title, "url": topics.topic_url(topic.id, topic.slug)},
+    }
+
+
+async def revisions_page(request: Request) -> Response:
+    """Every version of a post, newest first, each with who, when, why, and what changed."""
+    post_id = path_int(request, "id")
+    who = await viewer(request)
+    async with runtime(request).pool.acquire() as conn:
+        post, topic, items = await posts.post_revisions(conn, who, post_id)
+    versions = []
+    previous: dict[str, Any] | None = None
+    for item in items:
+        versions.append(
+            {
+                "revision": item["revision"],
+                "editor": person(item["editor"]["id"], item["editor"]["username"], item["editor"]["display_name"]),
+                "reason": item["reason"],
+                "created": when(datetime.fromisoformat(item["created_at"])),
+                "diff": diff_html(previous["raw"], item["raw"]) if previous else None,
+                "raw": item["raw"],
+                "content_note": item["content_note"],
+                "note_changed": previous is not None and previous["content_note"] != item["content_note"],
+                "previous_note": previous["content_note"] if previous else None,
+            }
+        )
+        previous = item
+    return await render(
+        request,
+        "topics/revisions.html",
+        {
+            "post": {"id": post["id"], "number": post["post_number"], "status": post["status"]},
+            "topic": {"title": topic.title, "url": topics.topic_url(topic.id, topic.slug)},
+            "versions": list(reversed(versions)),
+        },
+    )
+
+
+async def delete_post_page(request: Request) -> Response:
+    """Confirm (GET) and delete (POST) a post; the first post of a topic cannot be deleted on its own."""
+    post_id = path_int(request, "id")
+    who = await viewer(request)
+    if who is None:
+        return _login_redirect(request)
+    pool = runtime(request).pool
+    if request.method == "GET":
+        async with pool.acquire() as conn:
+            post, topic = await posts.check_delete(conn, who, post_id)
+        return await render(
+            request,
+            "topics/delete_post.html",
+            {
+                "post": {"id": post["id"], "number": post["post_number"], "own": post["author_id"] == who.user_id},
+                "topic": {"title": topic.title, "url": topics.topic_url(topic.id, topic.slug)},
+            },
+        )
+    await form_data(request)
+    async with pool.acquire() as conn, conn.transaction():
+        post, topic = await posts.readable_post(conn, who, post_id)
+        await posts.delete_post(conn, who, post_id)
+        location = await _post_location(conn, who, post, topic)
+    return RedirectResponse(location, status_code=303)
+
+
+routes: list[BaseRoute] = [
+    Route("/", home_page, methods=["GET"]),
+    Route("/categories", categories_page, methods=["GET"]),
+    Route("/c/{slug}", category_page, methods=["GET"]),
+    Route("/new-topic", new_topic_page, methods=["GET", "POST"]),
+    Route("/t/{id}", topic_without_slug, methods=["GET"]),
+    Route("/t/{id}/posts", reply_submit, methods=["POST"]),
+    Route("/t/{id}/posts/{post_id}/react", react_submit, methods=["POST"]),
+    Route("/t/{slug}/{id}", topic_page, methods=["GET"]),
+    Route("/p/{id}", post_link, methods=["GET"]),
+    Route("/posts/{id}/edit", edit_post_page, methods=["GET", "POST"]),
+    Route("/posts/{id}/revisions", revisions_page, methods=["GET"]),
+    Route("/posts/{id}/delete", delete_post_page, methods=["GET", "POST"]),
+]
