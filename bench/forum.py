@@ -1,0 +1,261 @@
+"""Forum benchmark: the topic page (HTML) and topic JSON under wrk, beside a bare
+Starlette + asyncpg endpoint that fetches the same rows, and durable post creation.
+
+    .venv/bin/python bench/forum.py [--duration 15] [--connections 64]
+
+Needs wrk (Debian package `wrk`) and a PostgreSQL and Redis (TICA_BENCH_DATABASE_URL,
+TICA_BENCH_REDIS_URL; default the machine's local servers). Creates and drops its own
+database and Redis key prefix. Loopback only; every load is bounded in time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import httpx
+import redis.asyncio as aioredis
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from services.cli import apply_migrations  # noqa: E402
+from shared.sessions import SessionStore, token_digest  # noqa: E402
+from shared.settings import Settings  # noqa: E402
+
+DATABASE = os.environ.get("TICA_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS = os.environ.get("TICA_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+BIN = Path(sys.executable).parent
+
+BASELINE_APP = textwrap.dedent('''
+    """A bare Starlette + asyncpg endpoint fetching the rows of a topic page."""
+    import os
+    import asyncpg
+    from contextlib import asynccontextmanager
+    from starlette.applications import Starlette
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    SQL = """
+    SELECT p.id, p.post_number, p.cooked, p.raw, p.created_at::text, u.username, u.display_name
+    FROM forum.posts p JOIN forum.users u ON u.id = p.author_id
+    WHERE p.topic_id = $1 ORDER BY p.post_number LIMIT 20
+    """
+
+    @asynccontextmanager
+    async def lifespan(app):
+        app.state.pool = await asyncpg.create_pool(os.environ["DATABASE_URL"], min_size=2, max_size=10)
+        yield
+        await app.state.pool.close()
+
+    async def topic(request):
+        async with request.app.state.pool.acquire() as conn:
+            head = await conn.fetchrow("SELECT id, title, slug FROM forum.topics WHERE id = $1",
+                                       int(request.path_params["id"]))
+            rows = await conn.fetch(SQL, head["id"])
+        return JSONResponse({"id": head["id"], "title": head["title"], "posts": [dict(r) for r in rows]})
+
+    app = Starlette(routes=[Route("/baseline/topics/{id}", topic)], lifespan=lifespan)
+''')
+
+POST_SCRIPT = textwrap.dedent('''
+    counter = 0
+    request = function()
+      counter = counter + 1
+      local body = '{"body": "Benchmark reply number ' .. counter .. ' from thread ' .. tostring(id) .. '."}'
+      return wrk.format("POST", nil, nil, body)
+    end
+    setup = function(thread) thread:set("id", math.random(1, 1000000)) end
+''')
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def with_database(url: str, name: str) -> str:
+    return urlunsplit(urlsplit(url)._replace(path="/" + name))
+
+
+async def admin(sql: str) -> None:
+    conn = await asyncpg.connect(DATABASE)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+async def wait_ready(url: str, timeout_s: float = 30) -> None:
+    deadline = time.monotonic() + timeout_s
+    async with httpx.AsyncClient() as http:
+        while time.monotonic() < deadline:
+            with contextlib.suppress(httpx.HTTPError):
+                if (await http.get(url)).status_code == 200:
+                    return
+            await asyncio.sleep(0.2)
+    raise RuntimeError(f"{url} never answered 200")
+
+
+def run_wrk(url: str, *, duration_s: int, connections: int, headers: dict[str, str],
+            script: str | None = None) -> dict[str, float]:
+    args = ["wrk", f"-t{min(2, connections)}", f"-c{connections}", f"-d{duration_s}s", "--latency", "--timeout", "5s"]
+    for name, value in headers.items():
+        args += ["-H", f"{name}: {value}"]
+    if script:
+        args += ["-s", script]
+    out = subprocess.run([*args, url], capture_output=True, text=True, timeout=duration_s + 30, check=True).stdout
+    return parse_wrk(out)
+
+
+def _ms(value: str) -> float:
+    number, unit = re.match(r"([\d.]+)(\w+)", value).groups()  # type: ignore[union-attr]
+    return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
+
+
+def parse_wrk(out: str) -> dict[str, float]:
+    result = {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))}  # type: ignore[union-attr]
+    for pct in ("50", "99"):
+        match = re.search(rf"\s{pct}%\s+([\d.]+\w+)", out)
+        result[f"p{pct}"] = _ms(match.group(1)) if match else float("nan")
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    result["errors"] = float(non2xx.group(1)) if non2xx else 0.0
+    total = re.search(r"(\d+) requests in", out)
+    result["requests"] = float(total.group(1)) if total else 0.0
+    return result
+
+
+async def seed(settings: Settings) -> tuple[int, str, str, str]:
+    """A member, an API token, a category and a topic of 20 posts; returns ids and credentials."""
+    assert settings.database_url and settings.redis_url
+    conn = await asyncpg.connect(settings.database_url)
+    redis = aioredis.Redis.from_url(settings.redis_url)
+    try:
+        user_id = await conn.fetchval(
+            "INSERT INTO forum.users (username, email, password_hash, display_name, roles, email_verified_at) "
+            "VALUES ('bencher', 'bench@example.org', 'x', 'Bench Marker', '{member,admin}', now()) RETURNING id")
+        await conn.execute("INSERT INTO forum.categories (name, slug) VALUES ('Practice', 'practice')")
+        store = SessionStore(redis, settings.redis_prefix)
+        session = await store.create(user_id=user_id, username="bencher", roles=["member", "admin"], group_ids=[])
+        token = "tica_" + secrets.token_urlsafe(32)
+        await store.store_token(token_digest(token), user_id=user_id, username="bencher",
+                                roles=["member", "admin"], group_ids=[])
+        return user_id, session.id, session.csrf, token
+    finally:
+        await redis.aclose()
+        await conn.close()
+
+
+async def make_topic(base: str, token: str) -> tuple[int, str]:
+    headers = {"Authorization": f"Bearer {token}"}
+    body = ("Trauma-informed practice starts with **safety**: people know what will happen next, "
+            "and they have a say in it. See https://example.org/guide for the framework.\n\n- choice\n- trust")
+    async with httpx.AsyncClient(base_url=base, headers=headers, timeout=30) as http:
+        category = (await http.get("/api/categories")).json()["items"][0]["id"]
+        topic = (await http.post("/api/topics", json={"category_id": category, "title": "What does safety mean here?",
+                                                      "body": body})).json()
+        for n in range(19):
+            response = await http.post(f"/api/topics/{topic['id']}/posts", json={"body": f"Reply {n}: {body}"})
+            response.raise_for_status()
+        return topic["id"], topic["url"]
+
+
+def start(cmd: list[str], env: dict[str, str], log: Path | None = None) -> subprocess.Popen[bytes]:
+    output = log.open("wb") if log else subprocess.DEVNULL
+    return subprocess.Popen(cmd, env=env, stdout=output, stderr=output, start_new_session=True)
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(15)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=int, default=15, help="seconds per wrk run")
+    parser.add_argument("--connections", type=int, default=64)
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("bench/forum.py needs wrk: apt-get install wrk")
+
+    run_id = secrets.token_hex(4)
+    name = f"tica_bench_forum_{run_id}"
+    await admin(f"CREATE DATABASE {name}")
+    settings = Settings.from_env({}).replace(
+        database_url=with_database(DATABASE, name), redis_url=REDIS, redis_prefix=f"tica-bench-{run_id}:",
+        secret_key=secrets.token_urlsafe(48))
+    processes: list[subprocess.Popen[bytes]] = []
+    try:
+        await apply_migrations(settings)
+        _, session_id, _, token = await seed(settings)
+        port, baseline_port = free_port(), free_port()
+        env = {**os.environ, "DATABASE_URL": settings.database_url or "", "REDIS_URL": REDIS,
+               "TICA_REDIS_PREFIX": settings.redis_prefix, "TICA_SECRET_KEY": settings.secret_key or "",
+               "TICA_LOG_LEVEL": "WARNING", "PORT": str(port)}
+        processes.append(start([str(BIN / "tica"), "serve", "forum", "--workers", "2", "--port", str(port)], env,
+                               log=Path(tempfile.gettempdir(), f"tica-bench-forum-{run_id}.log")))
+        with tempfile.TemporaryDirectory() as folder:
+            Path(folder, "baseline_app.py").write_text(BASELINE_APP)
+            Path(folder, "post.lua").write_text(POST_SCRIPT)
+            processes.append(start([str(BIN / "uvicorn"), "baseline_app:app", "--workers", "2", "--port",
+                                    str(baseline_port), "--no-access-log", "--log-level", "warning",
+                                    "--app-dir", folder], env))
+            base, baseline = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{baseline_port}"
+            await wait_ready(base + "/readyz")
+            topic_id, topic_url = await make_topic(base, token)
+            await wait_ready(f"{baseline}/baseline/topics/{topic_id}")
+            cookie = {"Cookie": f"tica_session={session_id}"}
+            runs = {
+                "topic page HTML, logged in": run_wrk(base + topic_url, duration_s=args.duration,
+                                                      connections=args.connections, headers=cookie),
+                "topic JSON, logged in": run_wrk(f"{base}/api/topics/{topic_id}", duration_s=args.duration,
+                                                 connections=args.connections, headers=cookie),
+                "baseline: Starlette + asyncpg, same rows": run_wrk(
+                    f"{baseline}/baseline/topics/{topic_id}", duration_s=args.duration,
+                    connections=args.connections, headers={}),
+                "post creation (durable 201s)": run_wrk(
+                    f"{base}/api/topics/{topic_id}/posts", duration_s=args.duration, connections=16,
+                    headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+                    script=str(Path(folder, "post.lua"))),
+            }
+        print(f"\nforum benchmark, {os.cpu_count()} cores, {args.duration} s per run, wrk -c{args.connections}")
+        print(f"{'what':<44}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>9}")
+        for label, r in runs.items():
+            print(f"{label:<44}{r['rps']:>10.0f}{r['p50']:>9.1f}{r['p99']:>9.1f}{r['errors']:>9.0f}")
+        conn = await asyncpg.connect(settings.database_url)
+        stored = await conn.fetchval("SELECT count(*) FROM forum.posts WHERE topic_id = $1", topic_id)
+        await conn.close()
+        print(f"posts stored in the topic after the run: {stored}")
+    finally:
+        for process in processes:
+            stop(process)
+        await admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        redis = aioredis.Redis.from_url(REDIS)
+        keys = [k async for k in redis.scan_iter(match=f"{settings.redis_prefix}*", count=1000)]
+        if keys:
+            await redis.delete(*keys)
+        await redis.aclose()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
