@@ -59,10 +59,14 @@ async def connect(dsn: str) -> asyncpg.Connection:
 
 def load_migrations(schema: str, folder: Path) -> list[Migration]:
     """The migration files of one schema, in order; a badly named file is an error."""
-    migrations = []
+    migrations: list[Migration] = []
     for path in sorted(folder.glob("*.sql")):
-        if not _FILE_NAME.match(path.name):
+        match = _FILE_NAME.match(path.name)
+        if not match:
             raise MigrationError(f"{path}: migration files are named NNNN_lowercase_words.sql")
+        if migrations and migrations[-1].name[:4] == match.group(1):
+            # Two branches that each added the next number: the order between them is an accident.
+            raise MigrationError(f"{path}: number {match.group(1)} is also used by {migrations[-1].name}")
         migrations.append(Migration(schema, path.name, path.read_text()))
     return migrations
 

@@ -11,15 +11,17 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import fcntl
 import logging
 import signal
 import socket
 import subprocess
 import time
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 log = logging.getLogger("tica.embedded")
 
@@ -56,14 +58,28 @@ def start(data_dir: Path, *, postgres: bool, redis: bool) -> EmbeddedServers:
     servers = EmbeddedServers()
     data_dir = data_dir.absolute()
     try:
-        if postgres:
-            servers._pg, servers.database_url = _start_postgres(data_dir / "postgres")
-        if redis:
-            servers._redis, servers.redis_url = _start_redis(data_dir / "redis")
+        with _start_lock(data_dir):
+            if postgres:
+                servers._pg, servers.database_url = _start_postgres(data_dir / "postgres")
+            if redis:
+                servers._redis, servers.redis_url = _start_redis(data_dir / "redis")
     except BaseException:
         servers.stop()
         raise
     return servers
+
+
+@contextlib.contextmanager
+def _start_lock(data_dir: Path) -> Iterator[None]:
+    """One `tica` process at a time finds or starts the servers of a DATA_DIR.
+
+    Without it two commands started together each create the database, or each start
+    a Redis on the same socket.
+    """
+    data_dir.mkdir(parents=True, exist_ok=True)
+    with open(data_dir / ".start.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file is closed
+        yield
 
 
 def _start_postgres(pgdata: Path) -> tuple[object, str]:
@@ -91,7 +107,7 @@ def _ping(url: str) -> bool:
     try:
         if url.startswith("unix://"):
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            address: object = url.removeprefix("unix://").split("?")[0]
+            address: str | tuple[str, int] = unquote(url.removeprefix("unix://").split("?")[0])
         else:
             host, port = url.removeprefix("redis://").split("/")[0].rsplit(":", 1)
             sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -144,7 +160,8 @@ def _start_redis(folder: Path) -> tuple[subprocess.Popen[bytes] | None, str]:
         "--daemonize", "no",
         "--logfile", str(folder / "redis.log"),
     ]
-    process = subprocess.Popen(args, preexec_fn=_set_parent_death_signal, stdin=subprocess.DEVNULL)
+    # The arguments are our own: the bundled binary and paths under DATA_DIR.
+    process = subprocess.Popen(args, preexec_fn=_set_parent_death_signal, stdin=subprocess.DEVNULL)  # noqa: S603
     deadline = time.monotonic() + 10
     while not _ping(url):
         if process.poll() is not None or time.monotonic() > deadline:

@@ -6,9 +6,10 @@ transaction as the change. The relay (one per forum process; an advisory lock le
 one publish at a time) XADDs batches in outbox id order and marks the rows published.
 Events of one transaction, and of transactions that follow each other, keep their
 order; two concurrent transactions may appear in commit order instead of id order
-(an id is drawn at INSERT, and the later id can commit first). Consumers read with XREADGROUP, ack after handling, reclaim
-entries idle too long with XAUTOCLAIM, and dead-letter an entry after
-`max_deliveries` failed attempts. Delivery is at least once: handlers are idempotent.
+(an id is drawn at INSERT, and the later id can commit first). Consumers read with
+XREADGROUP, ack after handling, reclaim entries idle too long with XAUTOCLAIM, and
+dead-letter an entry after `max_deliveries` failed attempts (at once when it is not
+a valid event). Delivery is at least once: handlers are idempotent.
 """
 
 from __future__ import annotations
@@ -115,6 +116,8 @@ class UserUpdated(Event):
     email_verified: bool = False
     suspended_until: str | None = None
     email: str | None = None
+    # The member's groups (for notify's "may they see it"); None: unchanged.
+    group_ids: list[int] | None = None
 
 
 @dataclass(frozen=True)
@@ -157,6 +160,9 @@ class TopicCreated(Event):
     audience: list[str]
     content_note: str | None
     created_at: str
+    # Posted pseudonymously: author_username is "anonymous"; author_id is for notify's private
+    # use only (telling the author), and must never be shown or indexed as the author.
+    anonymous: bool = False
 
 
 @dataclass(frozen=True)
@@ -172,6 +178,10 @@ class TopicUpdated(Event):
     content_note: str | None
     pinned: bool
     closed: bool
+    anonymous: bool = False
+    # visible, or why it is not listed: pending (first post waits for review), rejected,
+    # hidden (first post hidden by moderators), deleted (removed by a moderator).
+    status: str = "visible"
 
 
 @dataclass(frozen=True)
@@ -192,6 +202,7 @@ class PostCreated(Event):
     mentioned_user_ids: list[int]
     quoted_user_ids: list[int]
     created_at: str
+    anonymous: bool = False  # as on TopicCreated: author_username is "anonymous", author_id stays private
 
 
 @dataclass(frozen=True)
@@ -207,6 +218,7 @@ class PostEdited(Event):
     content_note: str | None
     audience: list[str]
     revision: int
+    anonymous: bool = False
 
 
 @dataclass(frozen=True)
@@ -227,6 +239,24 @@ class PostHidden(Event):
     category_id: int
     author_id: int
     reason: str
+
+
+@dataclass(frozen=True)
+class PostFlagged(Event):
+    """A post reached the review queue through a flag: a member's (flag_id), or an automatic
+    one (flag_id None: a watched word or a safeguarding phrase). Staff only; never shown to the author."""
+
+    type: ClassVar[str] = "post.flagged"
+    post_id: int
+    topic_id: int
+    category_id: int
+    author_id: int
+    reason: str  # off_topic, inappropriate, spam, safeguarding, other
+    review_id: int
+    review_kind: str  # flagged_post or safeguarding
+    score: int
+    priority: int
+    flag_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -258,6 +288,166 @@ class ReactionRemoved(Event):
     user_id: int
     kind: str
     audience: list[str]
+
+
+@dataclass(frozen=True)
+class UserMuted(Event):
+    """A member muted another (no notifications from them), ignored them (also collapsed), or undid it."""
+
+    type: ClassVar[str] = "user.muted"
+    user_id: int
+    muted_user_id: int
+    level: str  # "muted", "ignored" or "none"
+
+
+@dataclass(frozen=True)
+class UserSilenced(Event):
+    """A moderator silenced a member (can read, cannot post) until a time (None: until lifted)."""
+
+    type: ClassVar[str] = "user.silenced"
+    user_id: int
+    until: str | None
+    reason: str
+
+
+@dataclass(frozen=True)
+class UserSuspended(Event):
+    """A moderator suspended a member (cannot log in) until a time (None: until lifted)."""
+
+    type: ClassVar[str] = "user.suspended"
+    user_id: int
+    until: str | None
+    reason: str
+
+
+@dataclass(frozen=True)
+class ReviewResolved(Event):
+    """A moderator acted on a reviewable; its author is told the outcome and the reason."""
+
+    type: ClassVar[str] = "review.resolved"
+    review_id: int
+    kind: str  # queued_post, flagged_post, safeguarding, appeal
+    action: str  # approve, reject, hide, restore, delete, ignore
+    moderator_id: int
+    post_id: int | None = None
+    topic_id: int | None = None
+    topic_title: str | None = None
+    author_id: int | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class GroupMemberAdded(Event):
+    """A member joined a group, or was approved, invited in or added by an owner or admin."""
+
+    type: ClassVar[str] = "group.member_added"
+    group_id: int
+    group_name: str
+    user_id: int
+    how: str  # joined, approved, invited, added
+    added_by: int | None = None
+
+
+@dataclass(frozen=True)
+class GroupMemberRemoved(Event):
+    """A member left a group or was removed from it."""
+
+    type: ClassVar[str] = "group.member_removed"
+    group_id: int
+    group_name: str
+    user_id: int
+    how: str  # left, removed
+    removed_by: int | None = None
+
+
+@dataclass(frozen=True)
+class FolderUpdated(Event):
+    """A library folder was created or changed; its audience covers every document (and comment) in it."""
+
+    type: ClassVar[str] = "folder.updated"
+    folder_id: int
+    parent_id: int | None
+    name: str
+    audience: list[str]
+
+
+@dataclass(frozen=True)
+class DocumentUploaded(Event):
+    """A document was shared in the library (version 1) or a new version of it was uploaded."""
+
+    type: ClassVar[str] = "document.uploaded"
+    document_id: int
+    folder_id: int
+    document_version: int  # 1 for a new document ("version" is the event format's)
+    title: str
+    description: str
+    filename: str
+    kind: str
+    size_bytes: int
+    uploader_id: int
+    uploader_username: str
+    audience: list[str]
+    created_at: str
+
+
+@dataclass(frozen=True)
+class DocumentUpdated(Event):
+    """A document's title, description or folder (and so perhaps its audience) changed."""
+
+    type: ClassVar[str] = "document.updated"
+    document_id: int
+    folder_id: int
+    title: str
+    description: str
+    audience: list[str]
+
+
+@dataclass(frozen=True)
+class DocumentDeleted(Event):
+    """A document (with its comments) was removed from the library."""
+
+    type: ClassVar[str] = "document.deleted"
+    document_id: int
+    folder_id: int
+
+
+@dataclass(frozen=True)
+class DocumentCommentCreated(Event):
+    type: ClassVar[str] = "document.comment_created"
+    comment_id: int
+    document_id: int
+    document_title: str
+    folder_id: int
+    document_uploader_id: int
+    author_id: int
+    author_username: str
+    text: str
+    audience: list[str]
+    mentioned_user_ids: list[int]
+    created_at: str
+
+
+@dataclass(frozen=True)
+class DocumentCommentEdited(Event):
+    type: ClassVar[str] = "document.comment_edited"
+    comment_id: int
+    document_id: int
+    document_title: str
+    folder_id: int
+    author_id: int
+    author_username: str
+    text: str
+    audience: list[str]
+    revision: int
+
+
+@dataclass(frozen=True)
+class DocumentCommentDeleted(Event):
+    type: ClassVar[str] = "document.comment_deleted"
+    comment_id: int
+    document_id: int
+    folder_id: int
+    author_id: int
 
 
 # --- envelope ----------------------------------------------------------------

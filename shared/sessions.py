@@ -71,6 +71,10 @@ class SessionStore:
     def _user_key(self, user_id: int) -> str:
         return f"{self.prefix}user-sessions:{user_id}"
 
+    async def _members(self, key: str) -> set[bytes]:
+        members: set[bytes] = await self.redis.smembers(key)  # type: ignore[misc]  # typed for sync and async
+        return members
+
     async def create(self, *, user_id: int, username: str, roles: list[str], group_ids: list[int]) -> Session:
         session = Session(secrets.token_urlsafe(32), user_id, username, roles, group_ids, secrets.token_urlsafe(24))
         pipe = self.redis.pipeline(transaction=True)
@@ -97,11 +101,14 @@ class SessionStore:
 
     async def delete_all(self, user_id: int) -> int:
         """Revoke every session of a user; returns how many there were."""
-        ids = await self.redis.smembers(self._user_key(user_id))
+        ids = await self._members(self._user_key(user_id))
+        if not ids:
+            return 0
         pipe = self.redis.pipeline(transaction=True)
         for session_id in ids:
             pipe.delete(self._key(session_id.decode() if isinstance(session_id, bytes) else session_id))
-        pipe.delete(self._user_key(user_id))
+        # Only the ids read above: a session created meanwhile stays indexed, so it can be revoked too.
+        pipe.srem(self._user_key(user_id), *ids)
         await pipe.execute()
         return len(ids)
 
@@ -133,14 +140,15 @@ class SessionStore:
         """Rewrite roles and groups in every live session of a user (after a change)."""
         for key_of, user_key in ((self._key, self._user_key(user_id)),
                                  (self._token_key, self._user_key(user_id) + ":tokens")):
-            for raw_id in await self.redis.smembers(user_key):
+            for raw_id in await self._members(user_key):
                 key = key_of(raw_id.decode() if isinstance(raw_id, bytes) else raw_id)
                 raw = await self.redis.get(key)
                 if raw is None:
                     continue
                 session = Session(**json.loads(raw))
                 session.username, session.roles, session.group_ids = username, roles, group_ids
-                await self.redis.set(key, json.dumps(asdict(session)), keepttl=True)
+                # xx: a session that ended since the read above stays ended.
+                await self.redis.set(key, json.dumps(asdict(session)), keepttl=True, xx=True)
 
 
 def token_digest(token: str) -> str:

@@ -56,6 +56,22 @@ def _positive_int(value: str) -> int:
     return number
 
 
+def _whole_number(value: str) -> int:
+    number = int(value)
+    if number < 0:
+        raise ValueError("must be a whole number, 0 or more")
+    return number
+
+
+def _yes_no(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("must be true or false")
+
+
 def _base_url(value: str) -> str:
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.netloc:
@@ -65,7 +81,9 @@ def _base_url(value: str) -> str:
 
 def _secret(value: str) -> str:
     if len(value) < 32:
-        raise ValueError("must be at least 32 characters (try: python3 -c 'import secrets; print(secrets.token_urlsafe(48))')")
+        raise ValueError(
+            "must be at least 32 characters (try: python3 -c 'import secrets; print(secrets.token_urlsafe(48))')"
+        )
     return value
 
 
@@ -74,6 +92,17 @@ def _log_level(value: str) -> str:
     if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR")
     return level
+
+
+def _storage_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme == "file" and parts.path:
+        return value
+    if parts.scheme not in ("s3", "s3+http") or not parts.hostname or not parts.path.strip("/"):
+        raise ValueError("must be file:///folder, or s3://KEY:SECRET@host/bucket?region=R (s3+http:// without TLS)")
+    if not parts.username or not parts.password:
+        raise ValueError("an s3:// URL must carry the access key and secret: s3://KEY:SECRET@host/bucket")
+    return value
 
 
 def _prefix(value: str) -> str:
@@ -102,6 +131,30 @@ VARIABLES: tuple[Variable, ...] = (
              "events kept in the stream: the resume window of live clients"),
     Variable("TICA_MAX_BODY_BYTES", "max_body_bytes", _positive_int, 1_000_000,
              "largest request body accepted outside uploads (413 above it)"),
+    Variable("TICA_MAX_UPLOAD_BYTES", "max_upload_bytes", _positive_int, 25 * 1024 * 1024,
+             "largest file a member can upload to the library (413 above it)"),
+    Variable("TICA_STORAGE_URL", "storage_url", _storage_url, None,
+             "where uploaded files are kept; unset: DATA_DIR/uploads; s3://KEY:SECRET@host/bucket?region=R for S3"),
+    # Moderation and safety (services/forum/moderation.py, safety.py).
+    Variable("TICA_FLAG_HIDE_SCORE", "flag_hide_score", _positive_int, 3,
+             "flag score at which a post is hidden until a moderator reviews it (a member's flag counts 1, "
+             "a moderator's 3; safeguarding flags never hide)"),
+    Variable("TICA_NEW_MEMBER_REVIEW_POSTS", "new_member_review_posts", _whole_number, 0,
+             "how many of a new member's first posts wait for a moderator's approval (0: none wait)"),
+    Variable("TICA_NEW_MEMBER_DAYS", "new_member_days", _whole_number, 3,
+             "days after joining during which the stricter new-member rate limits apply"),
+    Variable("TICA_SAFEGUARDING_HOLD", "safeguarding_hold", _yes_no, False,
+             "true: hold posts matching a safeguarding phrase for review; false: publish them and alert moderators"),
+    Variable("TICA_POSTS_PER_MINUTE", "posts_per_minute", _positive_int, 10,
+             "posts (topics and replies) a member may write per minute; staff are not limited"),
+    Variable("TICA_NEW_MEMBER_POSTS_PER_MINUTE", "new_member_posts_per_minute", _positive_int, 3,
+             "posts a new member may write per minute"),
+    Variable("TICA_TOPICS_PER_DAY", "topics_per_day", _positive_int, 20, "topics a member may start per day"),
+    Variable("TICA_NEW_MEMBER_TOPICS_PER_DAY", "new_member_topics_per_day", _positive_int, 5,
+             "topics a new member may start per day"),
+    Variable("TICA_FLAGS_PER_DAY", "flags_per_day", _positive_int, 30, "posts a member may flag per day"),
+    Variable("TICA_NEW_MEMBER_FLAGS_PER_DAY", "new_member_flags_per_day", _positive_int, 10,
+             "posts a new member may flag per day"),
 )
 
 
@@ -120,6 +173,18 @@ class Settings:
     log_level: str = "INFO"
     stream_maxlen: int = 200_000
     max_body_bytes: int = 1_000_000
+    max_upload_bytes: int = 25 * 1024 * 1024
+    storage_url: str | None = None
+    flag_hide_score: int = 3
+    new_member_review_posts: int = 0
+    new_member_days: int = 3
+    safeguarding_hold: bool = False
+    posts_per_minute: int = 10
+    new_member_posts_per_minute: int = 3
+    topics_per_day: int = 20
+    new_member_topics_per_day: int = 5
+    flags_per_day: int = 30
+    new_member_flags_per_day: int = 10
     # Set by the process that starts, not by the environment.
     embedded: bool = field(default=False)
     dev_mail: bool = field(default=False)  # show caught mail at /dev/mail (`tica run` without SMTP_URL)
