@@ -94,7 +94,8 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
         os.environ.update({"DATABASE_URL": ready.database_url or "", "REDIS_URL": ready.redis_url or "",
                            "TICA_SECRET_KEY": ready.secret_key or "", "TICA_SERVICE": args.service})
         uvicorn.run("services.cli:service_app_from_env", factory=True, host=args.host, port=args.port or ready.port,
-                    workers=args.workers, log_config=None, proxy_headers=True, lifespan="on")
+                    workers=args.workers, log_config=None, proxy_headers=True, lifespan="on",
+                    ws_per_message_deflate=False)  # live messages are tiny: compression costs ~40 KiB a socket
 
 
 def service_app_from_env() -> Any:
@@ -126,6 +127,63 @@ async def _run_worker(worker: Any) -> None:
         await worker.close()
 
 
+# --- digests (implementation: services/notify/digests.py) ------------------------------
+
+
+def cmd_digests_run(settings: Settings, args: argparse.Namespace) -> None:
+    from services.notify import digests
+
+    with servers(settings) as ready:
+        print(asyncio.run(digests.command_run(ready, now=args.now)))
+
+
+def cmd_digests_send(settings: Settings, args: argparse.Namespace) -> None:
+    from services.notify import digests
+
+    with servers(settings) as ready:
+        try:
+            print(asyncio.run(digests.command_send(ready, args.user)))
+        except digests.DigestError as exc:
+            raise CommandError(str(exc)) from None
+
+
+def add_digest_commands(sub: Any) -> None:
+    digests = sub.add_parser("digests", help="the summary emails: send what is due, or one member's now")
+    actions = digests.add_subparsers(dest="digests_command", required=True, metavar="ACTION")
+    run = actions.add_parser("run", help="queue the digests that are due for the worker (--now: send them here)")
+    run.add_argument("--now", action="store_true", help="send them now, in this process")
+    run.set_defaults(func=cmd_digests_run)
+    send = actions.add_parser("send", help="build and send one member's digest now, whatever its schedule")
+    send.add_argument("--user", required=True, metavar="U", help="username or id")
+    send.set_defaults(func=cmd_digests_send)
+
+
+# --- search (implementation: services/search/reindex.py) --------------------------------
+
+
+def cmd_search_reindex(settings: Settings, args: argparse.Namespace) -> None:
+    from services.search import reindex
+
+    with servers(settings) as ready:
+        forum_url = (args.forum_url or ready.public_url).rstrip("/")
+        try:
+            report = asyncio.run(reindex.run(ready, forum_url=forum_url, page_size=args.page_size))
+        except reindex.ReindexError as exc:
+            raise CommandError(f"search reindex: {exc}") from None
+    print(report.summary())
+
+
+def add_search_commands(sub: Any) -> None:
+    search_cmd = sub.add_parser("search", help="the search index")
+    actions = search_cmd.add_subparsers(dest="search_command", required=True, metavar="ACTION")
+    reindex_cmd = actions.add_parser(
+        "reindex", help="rebuild the search index from the forum's export API, without downtime"
+    )
+    reindex_cmd.add_argument("--forum-url", default=None, help="the forum's base URL (default: TICA_BASE_URL)")
+    reindex_cmd.add_argument("--page-size", type=int, default=500, help="rows per export page (default 500)")
+    reindex_cmd.set_defaults(func=cmd_search_reindex)
+
+
 # --- parsing ---------------------------------------------------------------------
 
 Command = Callable[[Settings, argparse.Namespace], None]
@@ -154,6 +212,8 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("migrate", help="apply every service's migrations").set_defaults(func=cmd_migrate)
     sub.add_parser("seed-demo", help="a small demo community").set_defaults(func=cmd_seed_demo)
     forum_commands.add_commands(sub)
+    add_digest_commands(sub)
+    add_search_commands(sub)
     return top
 
 

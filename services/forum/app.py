@@ -9,7 +9,7 @@ from pathlib import Path
 
 from starlette.applications import Starlette
 
-from services.forum import account_pages, accounts, categories, posts, topic_pages, topics
+from services.forum import account_pages, accounts, categories, export, posts, topic_pages, topics
 from shared import api as api_lib
 from shared import pages
 from shared.events import Relay, stream_name
@@ -22,7 +22,7 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 
 # Every JSON API module of the forum, in the order the OpenAPI document lists them.
-ROUTERS: list[api_lib.ApiRouter] = [accounts.api, categories.api, topics.api, posts.api]
+ROUTERS: list[api_lib.ApiRouter] = [accounts.api, categories.api, topics.api, posts.api, export.api]
 
 
 async def outbox_relay(rt: Runtime, stop: asyncio.Event) -> None:

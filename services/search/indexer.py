@@ -1,0 +1,420 @@
+"""The indexer: the search service's consumer group ("search-indexer"), the only writer of
+the index from events, and the index's freshness for /readyz and GET /metrics.
+
+Each event is applied in one transaction that also records its id in
+search.applied_events, so an event delivered twice changes nothing; the per-field
+versions in store.py make a late, older event change nothing either. While a rebuild
+runs (reindex.py), the same transaction also appends the event to the rebuild journal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import time
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError, ResponseError
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+
+from services.search import store
+from services.search.store import Content, DocumentWrite, Placement, Tables
+from shared.events import (
+    STREAM_FIELD,
+    CategoryCreated,
+    CategoryUpdated,
+    Consumer,
+    Envelope,
+    Event,
+    PostCreated,
+    PostDeleted,
+    PostEdited,
+    PostHidden,
+    PostRestored,
+    TopicCreated,
+    TopicUpdated,
+    UserRegistered,
+    UserUpdated,
+    dead_letter_stream,
+    group_lag,
+    stream_name,
+)
+from shared.web import Runtime, runtime
+
+log = logging.getLogger("tica.search.indexer")
+
+GROUP = "search-indexer"
+APPLIED_EVENTS_KEPT_DAYS = 30
+LAG_COUNT_CAP = 100_000
+
+
+# --- from events to index writes ------------------------------------------------------------
+
+Apply = Callable[[asyncpg.Connection, Tables, Any, Envelope], Awaitable[None]]
+
+
+def _time(value: str) -> datetime:
+    return datetime.fromisoformat(value)
+
+
+async def _user(conn: asyncpg.Connection, tables: Tables, e: UserRegistered | UserUpdated, env: Envelope) -> None:
+    await store.write_user(
+        conn, tables, user_id=e.user_id, username=e.username, display_name=e.display_name, version=env.id
+    )
+
+
+async def _category(
+    conn: asyncpg.Connection, tables: Tables, e: CategoryCreated | CategoryUpdated, env: Envelope
+) -> None:
+    applied = await store.write_category(
+        conn, tables, category_id=e.category_id, slug=e.slug, name=e.name, audience=e.audience, version=env.id
+    )
+    if applied:  # only the newest word on a category may move its documents
+        await store.propagate_category(conn, tables, e.category_id, e.audience, env.id)
+
+
+async def _topic(conn: asyncpg.Connection, tables: Tables, e: TopicCreated | TopicUpdated, env: Envelope) -> None:
+    if isinstance(e, TopicCreated):
+        await store.add_author(conn, tables, user_id=e.author_id, username=e.author_username)
+    write = DocumentWrite(
+        kind="topic",
+        id=e.topic_id,
+        version=env.id,
+        at=_time(env.occurred_at),
+        topic_id=e.topic_id,
+        author_id=e.author_id,
+        created_at=_time(e.created_at) if isinstance(e, TopicCreated) else None,
+        content=Content(body="", content_note=e.content_note, topic_kind=e.kind),
+        status="visible" if isinstance(e, TopicCreated) else None,
+        placement=Placement(e.category_id, e.audience, e.title, e.slug),
+    )
+    write = await store.resolve_placement(conn, tables, write)
+    versions = await store.write_document(conn, tables, write)
+    if versions["placement_version"] is not None and str(versions["placement_version"]) == write.placement_version:
+        assert write.placement is not None
+        await store.propagate_topic(conn, tables, e.topic_id, write.placement, write.placement_version)
+
+
+async def _post_created(conn: asyncpg.Connection, tables: Tables, e: PostCreated, env: Envelope) -> None:
+    await store.add_author(conn, tables, user_id=e.author_id, username=e.author_username)
+    write = DocumentWrite(
+        kind="post",
+        id=e.post_id,
+        version=env.id,
+        at=_time(env.occurred_at),
+        topic_id=e.topic_id,
+        post_number=e.post_number,
+        author_id=e.author_id,
+        created_at=_time(e.created_at),
+        content=Content(e.text, e.content_note),
+        status="visible",
+        placement=Placement(e.category_id, e.audience, e.topic_title),
+    )
+    await store.write_document(conn, tables, await store.resolve_placement(conn, tables, write))
+
+
+async def _post_edited(conn: asyncpg.Connection, tables: Tables, e: PostEdited, env: Envelope) -> None:
+    await store.add_author(conn, tables, user_id=e.author_id, username=e.author_username)
+    # Where a post is follows its topic (topic.updated, category.updated); an edit only
+    # says where it is for a post the index has not seen.
+    write = DocumentWrite(
+        kind="post",
+        id=e.post_id,
+        version=env.id,
+        at=_time(env.occurred_at),
+        topic_id=e.topic_id,
+        post_number=e.post_number,
+        author_id=e.author_id,
+        content=Content(e.text, e.content_note),
+        placement=Placement(e.category_id, e.audience),
+        placement_if_new=True,
+    )
+    await store.write_document(conn, tables, await store.resolve_placement(conn, tables, write))
+
+
+async def _post_status(
+    conn: asyncpg.Connection, tables: Tables, e: PostDeleted | PostHidden | PostRestored, env: Envelope
+) -> None:
+    status = {PostDeleted: "deleted", PostHidden: "hidden", PostRestored: "visible"}[type(e)]
+    # A deleted post's text leaves the index for good; a hidden one keeps it for a restore.
+    erase = Content(body="", content_note=None) if status == "deleted" else None
+    await store.write_document(
+        conn,
+        tables,
+        DocumentWrite(
+            kind="post",
+            id=e.post_id,
+            version=env.id,
+            at=_time(env.occurred_at),
+            topic_id=e.topic_id,
+            post_number=getattr(e, "post_number", None),
+            author_id=e.author_id,
+            content=erase,
+            status=status,
+        ),
+    )
+
+
+APPLIERS: dict[type[Event], Apply] = {
+    UserRegistered: _user,
+    UserUpdated: _user,
+    CategoryCreated: _category,
+    CategoryUpdated: _category,
+    TopicCreated: _topic,
+    TopicUpdated: _topic,
+    PostCreated: _post_created,
+    PostEdited: _post_edited,
+    PostDeleted: _post_status,
+    PostHidden: _post_status,
+    PostRestored: _post_status,
+}
+HANDLED_TYPES = frozenset(cls.type for cls in APPLIERS)
+
+
+async def apply_event(conn: asyncpg.Connection, tables: Tables, envelope: Envelope) -> bool:
+    """Apply one event to the index tables; False when the event does not concern search."""
+    if envelope.type not in HANDLED_TYPES:
+        return False
+    event = envelope.event()
+    await APPLIERS[type(event)](conn, tables, event, envelope)
+    return True
+
+
+# --- the handler ------------------------------------------------------------------------------
+
+# Records the event as applied (nothing comes back when it was applied before) and reads the
+# rebuild's state, holding its row FOR SHARE until commit: a rebuild locks that row FOR UPDATE
+# to start and to swap, so it waits for this transaction, and this one for it (and then reads
+# the state the rebuild left).
+CLAIM_EVENT_SQL = """
+INSERT INTO search.applied_events (event_id) VALUES ($1) ON CONFLICT DO NOTHING
+RETURNING coalesce((SELECT state FROM search.rebuild WHERE id = 1 FOR SHARE), 'idle')
+"""
+JOURNAL_SQL = "INSERT INTO search.rebuild_journal (envelope) VALUES ($1::text::jsonb)"
+
+
+class Indexer:
+    """Applies events to the live index, each once; journals them while a rebuild runs."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+
+    async def handle(self, envelope: Envelope) -> None:
+        """The consumer's handler: one event, one transaction."""
+        await self.handle_many([envelope])
+
+    async def handle_many(self, envelopes: list[Envelope]) -> None:
+        """Several events in one transaction (one commit to wait for instead of one each)."""
+        envelopes = [e for e in envelopes if e.type in HANDLED_TYPES]
+        if not envelopes:
+            return
+        async with self.pool.acquire() as conn, conn.transaction():
+            for envelope in envelopes:
+                await self._apply(conn, envelope)
+
+    async def _apply(self, conn: asyncpg.Connection, envelope: Envelope) -> None:
+        claimed = await conn.fetchrow(CLAIM_EVENT_SQL, envelope.id)
+        if claimed is None:
+            return  # applied before: a second delivery changes nothing
+        await apply_event(conn, store.LIVE, envelope)
+        if claimed[0] == "building":
+            await conn.execute(JOURNAL_SQL, envelope.to_json())
+
+
+class IndexerConsumer(Consumer):
+    """A member of the search-indexer group that applies what one read returns in one transaction.
+
+    Committing once per read instead of once per event keeps up with bursts and a busy
+    disk. If the batch fails, its events are handled one by one as a plain Consumer does,
+    so one bad event is retried and dead-lettered alone and the others still apply.
+    """
+
+    indexer: Indexer | None = None
+
+    async def read_once(self, *, block_ms: int | None = None) -> int:
+        reply = await self.redis.xreadgroup(
+            self.group, self.name, {self.stream: ">"}, count=self.batch_size, block=block_ms
+        )
+        entries = reply[0][1] if reply else []
+        if len(entries) > 1 and await self._apply_batch(entries):
+            return len(entries)
+        for entry_id, fields in entries:
+            await self._handle(entry_id, fields, deliveries=1)
+        return len(entries)
+
+    async def _apply_batch(self, entries: list[Any]) -> bool:
+        assert self.indexer is not None
+        envelopes = []
+        try:
+            for _, fields in entries:
+                envelope = Envelope.from_json(fields.get(STREAM_FIELD) or fields.get(STREAM_FIELD.encode()) or b"")
+                envelope.event()
+                envelopes.append(envelope)
+            await self.indexer.handle_many(envelopes)
+        except Exception as exc:  # the one-by-one path retries and dead-letters
+            log.warning("indexer: a batch of %d failed, handling them one by one: %r", len(entries), exc)
+            return False
+        await self.redis.xack(self.stream, self.group, *[entry_id for entry_id, _ in entries])
+        self.handled_total += len(entries)
+        self.last_handled_at = time.time()
+        self.last_event_occurred_at = envelopes[-1].occurred_at
+        return True
+
+
+def consumer_name() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+def make_consumer(rt: Runtime, name: str | None = None) -> IndexerConsumer:
+    """This process's member of the search-indexer group."""
+    return indexer_consumer(rt.pool, rt.redis, rt.settings.redis_prefix, name or consumer_name())
+
+
+def indexer_consumer(pool: asyncpg.Pool, redis: aioredis.Redis, prefix: str, name: str) -> IndexerConsumer:
+    """A member of the search-indexer group on the stream of the installation with this key prefix."""
+    handler = Indexer(pool)
+    stream, dead_letter = stream_name(prefix), dead_letter_stream(prefix, GROUP)
+    consumer = IndexerConsumer(redis, stream, GROUP, name, handler.handle, dead_letter)
+    consumer.indexer = handler
+    return consumer
+
+
+async def run_indexer(rt: Runtime, stop: asyncio.Event) -> None:
+    """Background task of the search service: keep the index up to date until stop."""
+    consumer = rt.extras.get("indexer")
+    if not isinstance(consumer, Consumer):
+        consumer = rt.extras["indexer"] = make_consumer(rt)
+    await consumer.run(stop)
+
+
+async def prune_applied_events(rt: Runtime, stop: asyncio.Event) -> None:
+    """Background task: forget applied event ids after a month (versions still guard them)."""
+    while not stop.is_set():
+        try:
+            await rt.pool.execute(
+                "DELETE FROM search.applied_events WHERE applied_at < now() - make_interval(days => $1)",
+                APPLIED_EVENTS_KEPT_DAYS,
+            )
+        except (OSError, asyncpg.PostgresError) as exc:
+            log.warning("pruning applied events failed: %s", exc)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=3600)
+
+
+# --- freshness ----------------------------------------------------------------------------------
+
+
+async def stream_lag(redis: aioredis.Redis, stream: str, group: str) -> dict[str, int | None]:
+    """Entries not yet delivered to the group (lag) and delivered but not acknowledged (pending).
+
+    Redis 7 reports the lag itself; on Redis 6.2 (the embedded one) it is counted, up to a cap.
+    """
+    lag = await group_lag(redis, stream, group)
+    if lag["lag"] is not None or lag["pending"] is None:
+        return {"lag": lag["lag"], "pending": lag["pending"]}
+    try:
+        groups = await redis.xinfo_groups(stream)
+    except ResponseError:
+        return {"lag": None, "pending": lag["pending"]}
+    for info in groups:
+        if _text(info.get("name")) == group:
+            last = _text(info.get("last-delivered-id"))
+            entries = await redis.xrange(stream, min=f"({last}", max="+", count=LAG_COUNT_CAP)
+            return {"lag": len(entries), "pending": lag["pending"]}
+    return {"lag": None, "pending": lag["pending"]}
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+async def freshness(rt: Runtime) -> dict[str, Any]:
+    """How far the index is behind the forum: for /readyz detail and /metrics."""
+    consumer = rt.extras.get("indexer")
+    try:
+        lag = await stream_lag(rt.redis, stream_name(rt.settings.redis_prefix), GROUP)
+    except (RedisError, OSError):
+        lag = {"lag": None, "pending": None}
+    last_at = consumer.last_event_occurred_at if isinstance(consumer, Consumer) else None
+    age_s = None
+    if last_at is not None:
+        age_s = round(max(0.0, time.time() - datetime.fromisoformat(last_at).timestamp()), 3)
+    rebuild = await rt.pool.fetchrow("SELECT state, started_at FROM search.rebuild WHERE id = 1")
+    return {
+        "group": GROUP,
+        "lag_events": lag["lag"],
+        "pending_events": lag["pending"],
+        "last_event_occurred_at": last_at,
+        "last_event_age_seconds": age_s,
+        "handled_total": consumer.handled_total if isinstance(consumer, Consumer) else 0,
+        "rebuild": {
+            "state": rebuild["state"] if rebuild else "idle",
+            "started_at": rebuild["started_at"].isoformat() if rebuild and rebuild["started_at"] else None,
+        },
+    }
+
+
+async def ready_detail(rt: Runtime) -> dict[str, Any]:
+    """/readyz detail of the search service: the index's freshness."""
+    return {"index": await freshness(rt)}
+
+
+METRICS = (
+    (
+        "tica_search_index_lag_events",
+        "gauge",
+        "lag_events",
+        "Events on the stream not yet delivered to the search indexer group.",
+    ),
+    (
+        "tica_search_index_pending_events",
+        "gauge",
+        "pending_events",
+        "Events delivered to the search indexer group but not yet acknowledged.",
+    ),
+    (
+        "tica_search_index_last_event_age_seconds",
+        "gauge",
+        "last_event_age_seconds",
+        "Seconds since the newest event this process indexed happened.",
+    ),
+    (
+        "tica_search_index_events_handled_total",
+        "counter",
+        "handled_total",
+        "Events this process's indexer has handled since it started.",
+    ),
+)
+
+
+def prometheus_text(values: dict[str, Any]) -> str:
+    """Freshness figures in the Prometheus text format (NaN when unknown)."""
+    lines = []
+    for name, kind, key, help_text in METRICS:
+        value = values.get(key)
+        lines += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}", f"{name} {'NaN' if value is None else value}"]
+    building = 1 if values.get("rebuild", {}).get("state") == "building" else 0
+    lines += [
+        "# HELP tica_search_rebuild_in_progress 1 while `tica search reindex` is rebuilding the index.",
+        "# TYPE tica_search_rebuild_in_progress gauge",
+        f"tica_search_rebuild_in_progress {building}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+async def metrics(request: Request) -> Response:
+    """GET /metrics: the index's freshness for Prometheus."""
+    values = await freshness(runtime(request))
+    return PlainTextResponse(prometheus_text(values), media_type="text/plain; version=0.0.4")
+
+
+routes = [Route("/metrics", metrics, methods=["GET"])]
