@@ -219,6 +219,7 @@ def page_user(user: accounts.User) -> dict[str, Any]:
         "avatar_class": f"tica-avatar--{accounts.avatar_index(user.id)}",
         "joined": f"{user.created_at.day} {user.created_at:%B %Y}",
         "bio_paragraphs": paragraphs(user.bio),
+        "interests_paragraphs": paragraphs(user.interests),
     }
 
 
@@ -231,7 +232,14 @@ async def profile_page(request: Request) -> Response:
 
 
 def _edit_context(user: accounts.User, values: dict[str, str] | None = None) -> dict[str, Any]:
-    current = {"display_name": user.display_name, "pronouns": user.pronouns or "", "bio": user.bio}
+    current = {
+        "display_name": user.display_name,
+        "pronouns": user.pronouns or "",
+        "bio": user.bio,
+        "organisation": user.organisation,
+        "interests": user.interests,
+        "in_directory": user.in_directory,
+    }
     return {
         "user": page_user(user),
         "email": user.email,
@@ -252,10 +260,13 @@ async def edit_page(request: Request) -> Response:
     if request.method == "GET":
         return await render(request, "accounts/edit.html", _edit_context(user))
     form = await form_data(request)
-    values = {
+    values: dict[str, Any] = {
         "display_name": _text(form, "display_name"),
         "pronouns": _text(form, "pronouns"),
         "bio": _text(form, "bio"),
+        "organisation": _text(form, "organisation"),
+        "interests": _text(form, "interests"),
+        "in_directory": _text(form, "in_directory") == "1",
     }
     try:
         user = await accounts.update_me(rt, session, values)

@@ -7,6 +7,7 @@ actions, so a rule is written once. Actions raise ApiError; pages turn it into a
 
 from __future__ import annotations
 
+import json
 import re
 import secrets
 import unicodedata
@@ -47,6 +48,7 @@ RESERVED_USERNAMES = frozenset({
 EMAIL_MAX = 254
 EMAIL_RE = re.compile(r"[^@\s\x00-\x1f\x7f]+@[^@\s.\x00-\x1f\x7f]+(\.[^@\s.\x00-\x1f\x7f]+)+")
 DISPLAY_NAME_MAX, PRONOUNS_MAX, BIO_MAX, TOKEN_NAME_MAX = 60, 40, 3000, 60
+ORGANISATION_MAX, INTERESTS_MAX = 100, 500
 # Characters that reorder text (a name could be made to read as someone else's).
 _BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f")
 
@@ -89,10 +91,20 @@ class User:
     suspended_until: datetime | None = None
     suspended_reason: str | None = None
     password_hash: str = ""
+    # The member directory (groups.py, directory.py): what they show, and whether they are listed.
+    organisation: str = ""
+    interests: str = ""
+    in_directory: bool = True
+    groups: tuple[dict[str, Any], ...] = ()  # {id, name, slug, owner}, by name
+    badges: tuple[dict[str, Any], ...] = ()  # {id, name, description}, by name
 
     @property
     def suspended(self) -> bool:
         return self.suspended_until is not None and self.suspended_until > datetime.now(UTC)
+
+    @property
+    def group_ids(self) -> list[int]:
+        return sorted(group["id"] for group in self.groups)
 
 
 def username_problem(username: str) -> str | None:
@@ -120,30 +132,44 @@ def email_problem(email: str) -> str | None:
     return None
 
 
-def _has_controls(text: str, *, allow_newlines: bool = False) -> bool:
+def has_controls(text: str, *, allow_newlines: bool = False) -> bool:
+    """Whether text has control characters (newlines aside, when allowed) or text-direction marks."""
     allowed = "\n\r\t" if allow_newlines else ""
     return any((unicodedata.category(c) == "Cc" and c not in allowed) or c in _BIDI_CONTROLS for c in text)
 
 
 def profile_problems(
-    *, display_name: str | None = None, pronouns: str | None = None, bio: str | None = None
+    *,
+    display_name: str | None = None,
+    pronouns: str | None = None,
+    bio: str | None = None,
+    organisation: str | None = None,
+    interests: str | None = None,
 ) -> dict[str, str]:
     """Problems with profile fields (only those given), by field name."""
     problems: dict[str, str] = {}
+    for name, value, limit, label, lines in (
+        ("organisation", organisation, ORGANISATION_MAX, "Organisation", False),
+        ("interests", interests, INTERESTS_MAX, "Interests", True),
+    ):
+        if value is not None and len(value) > limit:
+            problems[name] = f"{label} must be {limit} characters or fewer"
+        elif value is not None and has_controls(value, allow_newlines=lines):
+            problems[name] = f"{label} cannot contain control characters or text-direction marks"
     if display_name is not None:
         if len(display_name) > DISPLAY_NAME_MAX:
             problems["display_name"] = f"Display names must be {DISPLAY_NAME_MAX} characters or fewer"
-        elif _has_controls(display_name):
+        elif has_controls(display_name):
             problems["display_name"] = "Display names cannot contain control characters or text-direction marks"
     if pronouns is not None:
         if len(pronouns) > PRONOUNS_MAX:
             problems["pronouns"] = f"Pronouns must be {PRONOUNS_MAX} characters or fewer"
-        elif _has_controls(pronouns):
+        elif has_controls(pronouns):
             problems["pronouns"] = "Pronouns cannot contain control characters or text-direction marks"
     if bio is not None:
         if len(bio) > BIO_MAX:
             problems["bio"] = f"Your bio must be {BIO_MAX:,} characters or fewer"
-        elif _has_controls(bio, allow_newlines=True):
+        elif has_controls(bio, allow_newlines=True):
             problems["bio"] = "Your bio cannot contain control characters or text-direction marks"
     return problems
 
@@ -168,7 +194,13 @@ def invalid(problems: dict[str, str]) -> ApiError:
 # --- SQL: users ------------------------------------------------------------------------
 
 USER_COLUMNS = """id, username, email, display_name, pronouns, bio, roles, email_verified_at IS NOT NULL AS verified,
-created_at, suspended_until, suspended_reason, password_hash"""
+created_at, suspended_until, suspended_reason, password_hash, organisation, interests, in_directory,
+(SELECT coalesce(jsonb_agg(jsonb_build_object('id', g.id, 'name', g.name, 'slug', g.slug, 'owner', m.owner)
+                           ORDER BY lower(g.name), g.id), '[]')
+ FROM forum.group_members m JOIN forum.groups g ON g.id = m.group_id WHERE m.user_id = users.id) AS groups,
+(SELECT coalesce(jsonb_agg(jsonb_build_object('id', b.id, 'name', b.name, 'description', b.description)
+                           ORDER BY lower(b.name), b.id), '[]')
+ FROM forum.user_badges ub JOIN forum.badges b ON b.id = ub.badge_id WHERE ub.user_id = users.id) AS badges"""
 
 
 def _user(row: asyncpg.Record) -> User:
@@ -185,7 +217,19 @@ def _user(row: asyncpg.Record) -> User:
         row["suspended_until"],
         row["suspended_reason"],
         row["password_hash"],
+        row["organisation"],
+        row["interests"],
+        row["in_directory"],
+        tuple(json_list(row["groups"])),
+        tuple(json_list(row["badges"])),
     )
+
+
+def json_list(value: Any) -> list[dict[str, Any]]:
+    """A jsonb array from a pool with the json codec (a list) or a bare connection (its text)."""
+    if isinstance(value, str):
+        value = json.loads(value)
+    return list(value or [])
 
 
 async def user_by_id(conn: asyncpg.Connection, user_id: int) -> User | None:
@@ -395,13 +439,21 @@ def public_json(user: User) -> dict[str, Any]:
         "roles": list(user.roles),
         "created_at": user.created_at.isoformat(),
         "avatar": avatar(user),
+        "organisation": user.organisation,
+        "interests": user.interests,
+        "badges": [dict(badge) for badge in user.badges],
     }
 
 
 def private_json(user: User) -> dict[str, Any]:
-    """What the member (and admins) see: the public profile plus email, verification and groups."""
-    # Groups are not built yet: every member is in none.
-    return {**public_json(user), "email": user.email, "email_verified": user.email_verified, "groups": []}
+    """What the member (and admins) see: the public profile plus email, verification, groups and directory choice."""
+    return {
+        **public_json(user),
+        "email": user.email,
+        "email_verified": user.email_verified,
+        "groups": [dict(group) for group in user.groups],
+        "in_directory": user.in_directory,
+    }
 
 
 def json_for(user: User, session: Session | None) -> dict[str, Any]:
@@ -421,7 +473,8 @@ def token_json(row: asyncpg.Record) -> dict[str, Any]:
     }
 
 
-def _updated(user: User) -> UserUpdated:
+def updated_event(user: User) -> UserUpdated:
+    """user.updated with the account as it is now, its groups included (notify keeps them)."""
     until = user.suspended_until.isoformat() if user.suspended_until else None
     return UserUpdated(
         user_id=user.id,
@@ -431,6 +484,7 @@ def _updated(user: User) -> UserUpdated:
         email_verified=user.email_verified,
         suspended_until=until,
         email=user.email,
+        group_ids=user.group_ids,
     )
 
 
@@ -688,7 +742,7 @@ async def verify_email(rt: Runtime, token: str) -> User:
         if user_id is None:
             raise ApiError(400, "invalid_token", EXPIRED_LINK)
         user = await mark_email_verified(conn, user_id)
-        await write_event(conn, _updated(user), actor_id=user.id)
+        await write_event(conn, updated_event(user), actor_id=user.id)
     return user
 
 
@@ -761,7 +815,9 @@ async def _open_session(rt: Runtime, user: User, password: str, previous: Sessio
         await write_event(conn, UserSeen(user_id=user.id, seen_at=seen_at.isoformat()), actor_id=user.id)
         if new_hash:
             await set_password_hash(conn, user.id, new_hash)
-    return await rt.sessions.create(user_id=user.id, username=user.username, roles=list(user.roles), group_ids=[])
+    return await rt.sessions.create(
+        user_id=user.id, username=user.username, roles=list(user.roles), group_ids=user.group_ids
+    )
 
 
 async def request_reset(rt: Runtime, *, email: str, address: str) -> None:
@@ -823,7 +879,7 @@ async def confirm_reset(rt: Runtime, *, token: str, password: str, address: str)
         # Opening the link proved the address is theirs.
         updated = await mark_email_verified(conn, user.id)
         if not user.email_verified:
-            await write_event(conn, _updated(updated), actor_id=user.id)
+            await write_event(conn, updated_event(updated), actor_id=user.id)
     await rt.sessions.delete_all(user.id)
     prefix = rt.settings.redis_prefix
     for login in (user.username.lower(), user.email.lower()):
@@ -832,15 +888,20 @@ async def confirm_reset(rt: Runtime, *, token: str, password: str, address: str)
 
 
 async def update_me(rt: Runtime, session: Session, changes: dict[str, Any]) -> User:
-    """Change the viewer's display name, pronouns or bio; records user.updated with the change."""
-    problems = profile_problems(**changes)
+    """Change the viewer's display name, pronouns, bio, organisation, interests or whether the
+    member directory lists them; records user.updated with the change."""
+    texts = {name: value for name, value in changes.items() if name != "in_directory"}
+    problems = profile_problems(**texts)
     if problems:
         raise invalid(problems)
     values = dict(changes)
     if "pronouns" in values:
         values["pronouns"] = values["pronouns"] or None
-    if "bio" in values:
-        values["bio"] = values["bio"] or ""
+    for name in ("bio", "organisation", "interests"):
+        if name in values:
+            values[name] = values[name] or ""
+    if values.get("in_directory", True) is None:
+        del values["in_directory"]
     async with rt.pool.acquire() as conn, conn.transaction():
         user = await user_by_id(conn, session.user_id)
         if user is None:
@@ -849,7 +910,7 @@ async def update_me(rt: Runtime, session: Session, changes: dict[str, Any]) -> U
             values["display_name"] = values["display_name"] or user.username
         if values:
             user = await update_profile(conn, user.id, values)
-            await write_event(conn, _updated(user), actor_id=user.id)
+            await write_event(conn, updated_event(user), actor_id=user.id)
     return user
 
 
@@ -858,7 +919,7 @@ async def create_api_token(rt: Runtime, session: Session, name: str) -> dict[str
     name = name.strip()
     if not name:
         raise invalid({"name": "Give the token a name, like \u201cweekly report script\u201d"})
-    if len(name) > TOKEN_NAME_MAX or _has_controls(name):
+    if len(name) > TOKEN_NAME_MAX or has_controls(name):
         raise invalid({"name": f"Token names must be {TOKEN_NAME_MAX} characters or fewer, on one line"})
     token = "tica_" + secrets.token_urlsafe(32)
     digest = token_digest(token)
@@ -903,6 +964,20 @@ async def current_user(rt: Runtime, session: Session) -> User:
             await rt.sessions.delete(session)
         raise ApiError(401, "unauthorized", "Please log in first.")
     return user
+
+
+async def refresh_sessions(rt: Runtime, user_id: int) -> None:
+    """Rewrite the member's live sessions and API tokens with their roles and groups as stored now.
+
+    Called after a change commits; it reads afresh, so of two changes in a row the later
+    refresh carries both.
+    """
+    async with rt.pool.acquire() as conn:
+        user = await user_by_id(conn, user_id)
+    if user is not None:
+        await rt.sessions.refresh_user(
+            user.id, username=user.username, roles=list(user.roles), group_ids=user.group_ids
+        )
 
 
 async def profile(rt: Runtime, username: str) -> User:
@@ -996,6 +1071,14 @@ PROFILE_IN = Schema(
         "display_name": Field("string", nullable=True, max_length=DISPLAY_NAME_MAX),
         "pronouns": Field("string", nullable=True, max_length=PRONOUNS_MAX),
         "bio": Field("string", nullable=True, max_length=BIO_MAX),
+        "organisation": Field("string", nullable=True, max_length=ORGANISATION_MAX),
+        "interests": Field(
+            "string",
+            nullable=True,
+            max_length=INTERESTS_MAX,
+            description="what you would like to talk about, shown in the member directory",
+        ),
+        "in_directory": Field("boolean", nullable=True, description="false: the member directory leaves you out"),
     },
 )
 RESET_IN = Schema("PasswordResetRequest", {"email": Field("string", required=True, max_length=1000)})
@@ -1107,7 +1190,10 @@ async def get_me(request: Request) -> Response:
 
 @api.patch("/api/me", body=PROFILE_IN, answers={200: "User"}, auth=True)
 async def patch_me(request: Request) -> Response:
-    """Change the viewer's display name, pronouns or bio (an empty display name means the username)."""
+    """Change the viewer's display name, pronouns, bio, organisation, interests or directory listing.
+
+    An empty display name means the username; `in_directory: false` leaves the member directory.
+    """
     session = await writer(request)
     data = await read_json(request, PROFILE_IN)
     user = await update_me(runtime(request), session, data)

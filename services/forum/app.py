@@ -9,7 +9,20 @@ from pathlib import Path
 
 from starlette.applications import Starlette
 
-from services.forum import account_pages, accounts, categories, export, posts, topic_pages, topics
+from services.forum import (
+    account_pages,
+    accounts,
+    categories,
+    directory,
+    document_pages,
+    documents,
+    export,
+    group_pages,
+    groups,
+    posts,
+    topic_pages,
+    topics,
+)
 from shared import api as api_lib
 from shared import pages
 from shared.events import Relay, stream_name
@@ -22,7 +35,16 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 
 # Every JSON API module of the forum, in the order the OpenAPI document lists them.
-ROUTERS: list[api_lib.ApiRouter] = [accounts.api, categories.api, topics.api, posts.api, export.api]
+ROUTERS: list[api_lib.ApiRouter] = [
+    accounts.api,
+    categories.api,
+    topics.api,
+    posts.api,
+    export.api,
+    groups.api,
+    directory.api,
+    documents.api,
+]
 
 
 async def outbox_relay(rt: Runtime, stop: asyncio.Event) -> None:
@@ -53,12 +75,16 @@ def create_app(settings: Settings, *, background: bool = True) -> Starlette:
             *api_lib.routes(ROUTERS),
             *account_pages.routes,
             *topic_pages.routes,
+            *group_pages.routes,
+            *directory.routes,
+            *document_pages.routes,
             *pages.static_routes(),
         ],
         background=(outbox_relay,) if background else (),
         startup=(open_job_queue,),
         shutdown=(close_job_queue,),
         exception_handlers=pages.ERROR_HANDLERS,
+        large_body_paths=documents.UPLOAD_PATHS,  # uploads enforce TICA_MAX_UPLOAD_BYTES themselves
     )
     app.state.templates = pages.environment(TEMPLATES_DIR)
     return app

@@ -1,0 +1,411 @@
+"""Group pages: the list of groups, a group with its owners and members, joining,
+leaving, asking to join, the owners' tools (requests, adding and removing members,
+owners, invitations by email), creating and editing a group, and accepting an invitation.
+
+Every action calls the same check-then-do functions as the JSON API (groups.py); a
+private group is a 404 page to everyone outside it.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote
+
+import asyncpg
+from starlette.datastructures import FormData
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from services.forum import accounts, groups
+from shared.api import query_int
+from shared.pages import form_data, render
+from shared.sessions import Session
+from shared.web import ApiError, runtime, viewer
+
+DONE = {
+    "joined": "You have joined this group.",
+    "requested": "Your request to join has been sent to the group's owners.",
+    "left": "You have left this group.",
+    "withdrawn": "Your request to join has been taken back.",
+    "approved": "The request was approved: they are a member now.",
+    "denied": "The request was declined.",
+    "added": "They are a member now.",
+    "removed": "They are no longer a member.",
+    "owner": "Owners updated.",
+    "invited": "The invitation is on its way. The link works for 14 days.",
+    "revoked": "The invitation was withdrawn: its link no longer works.",
+    "saved": "Your changes were saved.",
+    "created": "The group was created. Add its first owner below.",
+    "accepted": "Welcome! You are now a member of this group.",
+}
+Outcome = tuple[str, int | None]  # what happened (a DONE key), and whose sessions to refresh
+ACCESS_TAGS = {"open": ("Open", "green"), "request": ("On request", "blue"), "private": ("Private", "grey")}
+
+
+# --- helpers -------------------------------------------------------------------------------------------------
+
+
+def person(user_id: int, username: str, display_name: str) -> dict[str, Any]:
+    """Someone as the pages show them: name, profile link and initials avatar."""
+    return {
+        "id": user_id,
+        "username": username,
+        "display_name": display_name,
+        "url": f"/u/{quote(username)}",
+        "avatar": {"initials": accounts.initials(display_name, username)},
+        "avatar_class": f"tica-avatar--{accounts.avatar_index(user_id)}",
+    }
+
+
+def day(moment: datetime) -> str:
+    """A date as people write it: "4 March 2025"."""
+    moment = moment.astimezone(UTC)
+    return f"{moment.day} {moment:%B %Y}"
+
+
+def text(form: FormData, name: str) -> str:
+    value = form.get(name)
+    return value.replace("\x00", "").strip() if isinstance(value, str) else ""
+
+
+def login_redirect(request: Request, target: str | None = None) -> Response:
+    return RedirectResponse(f"/login?next={quote(target or request.url.path)}", status_code=303)
+
+
+def form_errors(exc: ApiError, field: str) -> dict[str, Any]:
+    """The layout's error summary and inline errors for a failed action."""
+    fields = dict(exc.fields) if exc.status in (409, 422) and exc.fields else {field: exc.message}
+    return {"errors": fields, "error_list": [{"text": msg, "href": f"#{name}"} for name, msg in fields.items()]}
+
+
+def page_status(exc: ApiError) -> int:
+    return exc.status if exc.status in (403, 404, 413, 415, 429) else 422 if exc.status in (409, 422) else 400
+
+
+async def member_session(request: Request) -> Session | None:
+    """The viewer signed in with a session cookie (pages never act for an API token)."""
+    who = await viewer(request)
+    return who if who is not None and not who.via_token else None
+
+
+def group_view(place: groups.Viewing) -> dict[str, Any]:
+    group = place.group
+    label, colour = ACCESS_TAGS[group["access"]]
+    return {
+        **groups.group_json(group, place),
+        "access_label": label,
+        "access_colour": colour,
+        "access_text": groups.ACCESS_LABELS[group["access"]],
+        "place": place,
+    }
+
+
+# --- the list -----------------------------------------------------------------------------------------------------
+
+
+async def groups_page(request: Request) -> Response:
+    """Every group the viewer may see, with their place in it."""
+    who = await viewer(request)
+    async with runtime(request).pool.acquire() as conn:
+        items = [group_view(await groups.viewing(conn, who, row)) for row in await groups.list_visible(conn, who)]
+    return await render(request, "groups/index.html", {"groups": items})
+
+
+# --- one group -------------------------------------------------------------------------------------------------------
+
+
+async def _group_context(
+    conn: asyncpg.Connection, who: Session | None, place: groups.Viewing, page: int
+) -> dict[str, Any]:
+    owners, _ = await groups.members(conn, place.id, owners=True)
+    context: dict[str, Any] = {"group": group_view(place), "owners": [_member(r) for r in owners], "page": page}
+    if who is not None:
+        rows, more = await groups.members(conn, place.id, page=page)
+        context["members"] = [_member(r) for r in rows]
+        base = groups.group_url(place.group)
+        context["previous_url"] = f"{base}?page={page - 1}" if page > 1 else None
+        context["next_url"] = f"{base}?page={page + 1}" if more else None
+    if place.can_manage:
+        context["requests"] = [
+            {**groups.request_json(r), "person": person(r["id"], r["username"], r["display_name"])}
+            for r in await groups.pending_requests(conn, place.id)
+        ]
+        context["invites"] = [
+            {**groups.invite_json(r), "sent": day(r["created_at"])}
+            for r in await groups.pending_invites(conn, place.id)
+        ]
+    return context
+
+
+def _member(row: asyncpg.Record) -> dict[str, Any]:
+    return {
+        **person(row["id"], row["username"], row["display_name"]),
+        "owner": row["owner"],
+        "joined": day(row["created_at"]),
+    }
+
+
+async def _show(request: Request, slug: str, extra: dict[str, Any] | None = None, status: int = 200) -> Response:
+    who = await viewer(request)
+    page = query_int(request, "page", 1)
+    async with runtime(request).pool.acquire() as conn:
+        place = await groups.viewing(conn, who, await groups.fetch_group_by_slug(conn, slug))
+        context = await _group_context(conn, who, place, page)
+    done = request.query_params.get("done", "")
+    context.update({"done": DONE.get(done), "values": {}})
+    context.update(extra or {})
+    return await render(request, "groups/show.html", context, status=status)
+
+
+async def group_page(request: Request) -> Response:
+    """A group: what it is for, its owners and members, and what the viewer can do there."""
+    return await _show(request, request.path_params["slug"])
+
+
+async def _place(request: Request, who: Session | None) -> groups.Viewing:
+    async with runtime(request).pool.acquire() as conn:
+        return await groups.viewing(conn, who, await groups.fetch_group_by_slug(conn, request.path_params["slug"]))
+
+
+def _done(request: Request, what: str, anchor: str = "") -> Response:
+    return RedirectResponse(f"/groups/{quote(request.path_params['slug'])}?done={what}{anchor}", status_code=303)
+
+
+async def _act(request: Request, action: Any, field: str) -> Response:
+    """Run one action of the group page: check the form, act, then show the page again with what happened."""
+    form = await form_data(request)
+    who = await member_session(request)
+    if who is None:
+        return login_redirect(request, f"/groups/{request.path_params['slug']}")
+    rt = runtime(request)
+    try:
+        place = await _place(request, who)
+        async with rt.pool.acquire() as conn, conn.transaction():
+            done, changed_user = await action(conn, who, place, form)
+    except ApiError as exc:
+        if exc.status == 404 and exc.message == groups.not_found().message:
+            raise
+        values = {k: text(form, k) for k in ("username", "email", "message")}
+        return await _show(
+            request, request.path_params["slug"], {**form_errors(exc, field), "values": values}, status=page_status(exc)
+        )
+    if changed_user is not None:
+        await accounts.refresh_sessions(rt, changed_user)
+    return _done(request, done)
+
+
+async def join_submit(request: Request) -> Response:
+    """Join an open group, or ask to join an on-request one."""
+
+    async def action(conn: asyncpg.Connection, who: Session, place: groups.Viewing, form: FormData) -> Outcome:
+        status = await groups.join(conn, who, place.id, text(form, "message"))
+        return ("requested", None) if status == "requested" else ("joined", who.user_id)
+
+    return await _act(request, action, "message")
+
+
+async def leave_submit(request: Request) -> Response:
+    """Leave a group, or take back a request to join it."""
+
+    async def action(conn: asyncpg.Connection, who: Session, place: groups.Viewing, form: FormData) -> Outcome:
+        await groups.leave(conn, who, place.id)
+        return ("withdrawn", None) if place.requested else ("left", who.user_id)
+
+    return await _act(request, action, "leave")
+
+
+def _user_id(request: Request) -> int:
+    raw = str(request.path_params.get("user_id", ""))
+    if not raw.isdigit() or len(raw) > 18:
+        raise ApiError(404, "not_found", "Not found.")
+    return int(raw)
+
+
+async def decide_submit(request: Request) -> Response:
+    """Approve or decline a request to join (owners and admins)."""
+    user_id = _user_id(request)
+
+    async def action(conn: asyncpg.Connection, who: Session, place: groups.Viewing, form: FormData) -> Outcome:
+        decision = "approve" if text(form, "action") == "approve" else "deny"
+        status = await groups.decide_request(conn, who, place.id, user_id, decision)
+        return ("approved", user_id) if status == "member" else ("denied", None)
+
+    return await _act(request, action, "requests")
+
+
+async def add_submit(request: Request) -> Response:
+    """Add a member by username (owners and admins)."""
+
+    async def action(conn: asyncpg.Connection, who: Session, place: groups.Viewing, form: FormData) -> Outcome:
+        row = await groups.add_member(conn, who, place.id, text(form, "username"), owner=text(form, "owner") == "1")
+        return "added", row["id"]
+
+    return await _act(request, action, "username")
+
+
+async def remove_submit(request: Request) -> Response:
+    """Remove a member (owners and admins)."""
+    user_id = _user_id(request)
+
+    async def action(conn: asyncpg.Connection, who: Session, place: groups.Viewing, form: FormData) -> Outcome:
+        await groups.remove_member(conn, who, place.id, user_id)
+        return ("left" if user_id == who.user_id else "removed"), user_id
+
+    return await _act(request, action, "members")
+
+
+async def owner_submit(request: Request) -> Response:
+    """Make a member an owner, or not (owners and admins)."""
+    user_id = _user_id(request)
+
+    async def action(conn: asyncpg.Connection, who: Session, place: groups.Viewing, form: FormData) -> Outcome:
+        await groups.set_owner(conn, who, place.id, user_id, text(form, "owner") == "1")
+        return "owner", user_id
+
+    return await _act(request, action, "members")
+
+
+async def invite_submit(request: Request) -> Response:
+    """Invite someone by email (owners and admins)."""
+    form = await form_data(request)
+    who = await member_session(request)
+    if who is None:
+        return login_redirect(request, f"/groups/{request.path_params['slug']}")
+    try:
+        place = await _place(request, who)
+        await groups.invite(runtime(request), who, place.id, text(form, "email"))
+    except ApiError as exc:
+        if exc.status == 404:
+            raise
+        return await _show(
+            request,
+            request.path_params["slug"],
+            {**form_errors(exc, "email"), "values": {"email": text(form, "email")}},
+            status=page_status(exc),
+        )
+    return _done(request, "invited")
+
+
+async def revoke_submit(request: Request) -> Response:
+    """Withdraw an invitation (owners and admins)."""
+    invite_id = _user_id(request)
+
+    async def action(conn: asyncpg.Connection, who: Session, place: groups.Viewing, form: FormData) -> Outcome:
+        await groups.revoke_invite(conn, who, place.id, invite_id)
+        return "revoked", None
+
+    return await _act(request, action, "invites")
+
+
+# --- creating and editing ------------------------------------------------------------------------------------------
+
+
+def _form_values(form: FormData) -> dict[str, Any]:
+    return {"name": text(form, "name"), "description": text(form, "description"), "access": text(form, "access")}
+
+
+async def new_group_page(request: Request) -> Response:
+    """Create a group (admins)."""
+    who = await member_session(request)
+    if who is None:
+        if request.method == "POST":
+            await form_data(request)
+        return login_redirect(request)
+    if not who.is_admin:
+        raise ApiError(403, "forbidden", "Only admins can create groups.")
+    context: dict[str, Any] = {"values": {"access": "open"}, "access_options": groups.ACCESS_LABELS, "new": True}
+    if request.method == "GET":
+        return await render(request, "groups/form.html", context)
+    form = await form_data(request)
+    values = _form_values(form)
+    try:
+        data = groups.GROUP_IN.validate({**values, "access": values["access"] or None})
+        async with runtime(request).pool.acquire() as conn, conn.transaction():
+            row = await groups.create_group(conn, who, data)
+    except ApiError as exc:
+        context.update(values=values, **form_errors(exc, "name"))
+        return await render(request, "groups/form.html", context, status=page_status(exc))
+    return RedirectResponse(f"/groups/{row['slug']}?done=created", status_code=303)
+
+
+async def edit_group_page(request: Request) -> Response:
+    """Change a group's name, description and access (owners and admins)."""
+    who = await member_session(request)
+    if who is None:
+        if request.method == "POST":
+            await form_data(request)
+        return login_redirect(request)
+    place = await _place(request, who)
+    if not place.can_manage:
+        raise ApiError(403, "forbidden", "Only the group's owners and admins can change it.")
+    group = place.group
+    context: dict[str, Any] = {
+        "group": group_view(place),
+        "access_options": groups.ACCESS_LABELS,
+        "new": False,
+        "values": {"name": group["name"], "description": group["description"], "access": group["access"]},
+    }
+    if request.method == "GET":
+        return await render(request, "groups/form.html", context)
+    form = await form_data(request)
+    values = _form_values(form)
+    try:
+        data = groups.GROUP_PATCH.validate({k: v for k, v in values.items() if k != "access" or v})
+        async with runtime(request).pool.acquire() as conn, conn.transaction():
+            await groups.update_group(conn, who, place.id, data)
+    except ApiError as exc:
+        context.update(values=values, **form_errors(exc, "name"))
+        return await render(request, "groups/form.html", context, status=page_status(exc))
+    return _done(request, "saved")
+
+
+# --- invitations ------------------------------------------------------------------------------------------------------
+
+
+async def invitation_page(request: Request) -> Response:
+    """The link in an invitation mail: shows the group and lets the invited member accept."""
+    token = str(request.path_params["token"])
+    rt = runtime(request)
+    who = await member_session(request)
+    if request.method == "POST":
+        await form_data(request)
+    try:
+        async with rt.pool.acquire() as conn:
+            invite_row, group = await groups.invitation_group(conn, rt.settings.key, token)
+    except ApiError as exc:
+        return await render(request, "groups/invitation.html", {"expired": True, "message": exc.message}, status=400)
+    context: dict[str, Any] = {
+        "group": group,
+        "token": token,
+        "email": invite_row["email"],
+        "login_url": f"/login?next={quote(request.url.path)}",
+    }
+    if request.method == "GET" or who is None:
+        return await render(request, "groups/invitation.html", context)
+    try:
+        async with rt.pool.acquire() as conn, conn.transaction():
+            joined = await groups.accept_invite(conn, who, token, secret=rt.settings.key)
+    except ApiError as exc:
+        context.update(form_errors(exc, "accept"))
+        return await render(request, "groups/invitation.html", context, status=page_status(exc))
+    await accounts.refresh_sessions(rt, who.user_id)
+    return RedirectResponse(f"/groups/{joined['slug']}?done=accepted", status_code=303)
+
+
+routes: list[BaseRoute] = [
+    Route("/groups", groups_page, methods=["GET"]),
+    Route("/groups/new", new_group_page, methods=["GET", "POST"]),
+    Route("/groups/invitations/{token}", invitation_page, methods=["GET", "POST"]),
+    Route("/groups/{slug}", group_page, methods=["GET"]),
+    Route("/groups/{slug}/edit", edit_group_page, methods=["GET", "POST"]),
+    Route("/groups/{slug}/join", join_submit, methods=["POST"]),
+    Route("/groups/{slug}/leave", leave_submit, methods=["POST"]),
+    Route("/groups/{slug}/requests/{user_id}", decide_submit, methods=["POST"]),
+    Route("/groups/{slug}/members", add_submit, methods=["POST"]),
+    Route("/groups/{slug}/members/{user_id}/remove", remove_submit, methods=["POST"]),
+    Route("/groups/{slug}/members/{user_id}/owner", owner_submit, methods=["POST"]),
+    Route("/groups/{slug}/invites", invite_submit, methods=["POST"]),
+    Route("/groups/{slug}/invites/{user_id}/revoke", revoke_submit, methods=["POST"]),
+]

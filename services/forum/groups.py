@@ -1,0 +1,895 @@
+"""Groups: open (anyone joins), on request (an owner approves) and private (by invitation,
+invisible to outsiders); their members and owners, requests to join, and invitations by
+email: the JSON API, its SQL and its rules.
+
+Categories and library folders name the groups that may read them (visibility.py). A
+member's group ids live in their sessions, so every change of membership rewrites the
+member's live sessions (accounts.refresh_sessions) and records user.updated with the
+new groups, which notify keeps.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+from urllib.parse import quote
+
+import asyncpg
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from services.forum import accounts
+from services.forum.categories import slugify
+from shared import ratelimit
+from shared.api import ApiRouter, Field, Schema, path_int, query_int, read_json
+from shared.events import GroupMemberAdded, GroupMemberRemoved, write_event
+from shared.ratelimit import rate_key
+from shared.sessions import Session
+from shared.web import ApiError, Runtime, check_csrf, require_viewer, runtime, viewer
+
+api = ApiRouter(tag="groups")
+
+ACCESS = ("open", "request", "private")
+ACCESS_LABELS = {
+    "open": "Open: anyone can join",
+    "request": "On request: an owner approves each request to join",
+    "private": "Private: by invitation only, and hidden from everyone else",
+}
+NAME_MAX, DESCRIPTION_MAX, MESSAGE_MAX = 60, 1000, 500
+SLUG_PATTERN = r"[a-z0-9]+(?:-[a-z0-9]+)*"
+RESERVED_SLUGS = frozenset({"new", "invitations"})  # page paths under /groups/
+MEMBERS_PER_PAGE = 50
+INVITE_TTL = timedelta(days=14)
+INVITE_WINDOW_S, INVITE_LIMIT = 3600, 50  # invitations one person may send an hour
+MAX_ID = 2**62
+
+GROUP_IN = Schema(
+    "GroupIn",
+    {
+        "name": Field("string", required=True, min_length=1, max_length=NAME_MAX),
+        "slug": Field(
+            "string",
+            nullable=True,
+            max_length=60,
+            pattern=SLUG_PATTERN,
+            description="lowercase words joined by '-'; made from the name when absent",
+        ),
+        "description": Field("string", nullable=True, max_length=DESCRIPTION_MAX),
+        "access": Field(
+            "string",
+            required=True,
+            enum=ACCESS,
+            description="open: anyone joins; request: an owner approves; private: by invitation",
+        ),
+    },
+)
+GROUP_PATCH = Schema(
+    "GroupPatch",
+    {
+        "name": Field("string", min_length=1, max_length=NAME_MAX),
+        "description": Field("string", max_length=DESCRIPTION_MAX),
+        "access": Field("string", enum=ACCESS),
+    },
+)
+JOIN_IN = Schema(
+    "JoinRequest",
+    {
+        "message": Field(
+            "string", nullable=True, max_length=MESSAGE_MAX, description="for the owners of an on-request group"
+        )
+    },
+)
+ADD_MEMBER_IN = Schema(
+    "GroupMemberIn",
+    {"username": Field("string", required=True, max_length=100), "owner": Field("boolean", nullable=True)},
+)
+MEMBER_PATCH = Schema("GroupMemberPatch", {"owner": Field("boolean", required=True)})
+DECISION_IN = Schema("GroupRequestDecision", {"action": Field("string", required=True, enum=("approve", "deny"))})
+INVITE_IN = Schema("GroupInviteIn", {"email": Field("string", required=True, max_length=accounts.EMAIL_MAX)})
+ACCEPT_IN = Schema("GroupInviteAccept", {"token": Field("string", required=True, max_length=200)})
+
+
+@dataclass(frozen=True)
+class Viewing:
+    """A group as one viewer sees it: the row, and the viewer's place in it."""
+
+    group: asyncpg.Record
+    member: bool
+    owner: bool
+    requested: bool
+    staff: bool
+    admin: bool
+
+    @property
+    def id(self) -> int:
+        gid: int = self.group["id"]
+        return gid
+
+    @property
+    def can_manage(self) -> bool:
+        """Owners and admins approve requests, add, remove and invite members, and edit the group."""
+        return self.owner or self.admin
+
+
+def not_found() -> ApiError:
+    return ApiError(404, "not_found", "We could not find that group.")
+
+
+def invalid(field: str, message: str) -> ApiError:
+    return ApiError(422, "invalid", "Some fields need attention.", {field: message})
+
+
+# --- SQL ----------------------------------------------------------------------------------------------
+
+_GROUP_COLUMNS = """g.id, g.name, g.slug, g.description, g.access, g.created_at,
+    (SELECT count(*) FROM forum.group_members m WHERE m.group_id = g.id) AS members_count"""
+
+LIST_VISIBLE_SQL = f"""
+SELECT {_GROUP_COLUMNS} FROM forum.groups g
+WHERE g.access <> 'private' OR $2::boolean
+   OR EXISTS (SELECT 1 FROM forum.group_members m WHERE m.group_id = g.id AND m.user_id = $1)
+ORDER BY lower(g.name), g.id
+"""
+PLACE_SQL = """
+SELECT (SELECT owner FROM forum.group_members WHERE group_id = $1 AND user_id = $2) AS owner,
+       EXISTS (SELECT 1 FROM forum.group_requests WHERE group_id = $1 AND user_id = $2) AS requested
+"""
+MEMBERS_SQL = """
+SELECT u.id, u.username, u.display_name, m.owner, m.created_at
+FROM forum.group_members m JOIN forum.users u ON u.id = m.user_id
+WHERE m.group_id = $1 AND ($4::boolean IS NULL OR m.owner = $4)
+ORDER BY m.owner DESC, lower(u.display_name), u.id
+LIMIT $2 OFFSET $3
+"""
+REQUESTS_SQL = """
+SELECT u.id, u.username, u.display_name, r.message, r.created_at
+FROM forum.group_requests r JOIN forum.users u ON u.id = r.user_id
+WHERE r.group_id = $1 ORDER BY r.created_at, u.id
+"""
+INVITES_SQL = """
+SELECT i.id, i.email, i.created_at, i.expires_at, u.username AS invited_by
+FROM forum.group_invites i LEFT JOIN forum.users u ON u.id = i.invited_by
+WHERE i.group_id = $1 AND i.used_at IS NULL AND i.revoked_at IS NULL AND i.expires_at > now()
+ORDER BY i.created_at DESC, i.id DESC
+"""
+
+
+async def fetch_group(conn: asyncpg.Connection, group_id: int) -> asyncpg.Record | None:
+    """One group by id, whoever may see it."""
+    return await conn.fetchrow(f"SELECT {_GROUP_COLUMNS} FROM forum.groups g WHERE g.id = $1", group_id)
+
+
+async def fetch_group_by_slug(conn: asyncpg.Connection, slug: str) -> asyncpg.Record | None:
+    """One group by slug, whoever may see it."""
+    if len(slug) > 100:
+        return None
+    return await conn.fetchrow(f"SELECT {_GROUP_COLUMNS} FROM forum.groups g WHERE g.slug = $1", slug)
+
+
+async def list_visible(conn: asyncpg.Connection, who: Session | None) -> list[asyncpg.Record]:
+    """Every group the viewer may see: open and on-request ones, and private ones they are in (staff: all)."""
+    return list(await conn.fetch(LIST_VISIBLE_SQL, who.user_id if who else 0, bool(who and who.is_staff)))
+
+
+async def viewing(conn: asyncpg.Connection, who: Session | None, group: asyncpg.Record | None) -> Viewing:
+    """The group with the viewer's place in it; 404 when there is none or it is private to them."""
+    if group is None:
+        raise not_found()
+    place = await conn.fetchrow(PLACE_SQL, group["id"], who.user_id if who else 0)
+    member = place["owner"] is not None
+    staff, admin = bool(who and who.is_staff), bool(who and who.is_admin)
+    if group["access"] == "private" and not (member or staff):
+        raise not_found()
+    return Viewing(group, member, bool(place["owner"]), bool(place["requested"]), staff, admin)
+
+
+async def viewing_id(conn: asyncpg.Connection, who: Session | None, group_id: int) -> Viewing:
+    return await viewing(conn, who, await fetch_group(conn, group_id))
+
+
+async def members(
+    conn: asyncpg.Connection,
+    group_id: int,
+    *,
+    page: int = 1,
+    owners: bool | None = None,
+    per_page: int = MEMBERS_PER_PAGE,
+) -> tuple[list[asyncpg.Record], bool]:
+    """A page of members, owners first; and whether there is another page."""
+    rows = await conn.fetch(MEMBERS_SQL, group_id, per_page + 1, (page - 1) * per_page, owners)
+    return list(rows[:per_page]), len(rows) > per_page
+
+
+async def pending_requests(conn: asyncpg.Connection, group_id: int) -> list[asyncpg.Record]:
+    return list(await conn.fetch(REQUESTS_SQL, group_id))
+
+
+async def pending_invites(conn: asyncpg.Connection, group_id: int) -> list[asyncpg.Record]:
+    return list(await conn.fetch(INVITES_SQL, group_id))
+
+
+async def existing_group_ids(conn: asyncpg.Connection, group_ids: Sequence[int]) -> list[int]:
+    """The given ids that are groups, sorted; for categories and folders that belong to groups."""
+    rows = await conn.fetch("SELECT id FROM forum.groups WHERE id = ANY($1::bigint[]) ORDER BY id", list(group_ids))
+    return [row["id"] for row in rows]
+
+
+async def check_group_ids(
+    conn: asyncpg.Connection, group_ids: Sequence[int] | None, field: str = "group_ids"
+) -> list[int]:
+    """Sorted unique group ids, 422 naming `field` when one is not a group."""
+    wanted = sorted(set(group_ids or []))
+    if any(not 0 < g < MAX_ID for g in wanted) or await existing_group_ids(conn, wanted) != wanted:
+        raise invalid(field, "must be ids of existing groups")
+    return wanted
+
+
+async def group_names(conn: asyncpg.Connection, group_ids: Sequence[int]) -> dict[int, str]:
+    rows = await conn.fetch("SELECT id, name FROM forum.groups WHERE id = ANY($1::bigint[])", list(group_ids))
+    return {row["id"]: row["name"] for row in rows}
+
+
+async def insert_member(
+    conn: asyncpg.Connection, group_id: int, user_id: int, *, owner: bool, added_by: int | None
+) -> bool:
+    """Add a member; False when they already were one (nothing changes then)."""
+    added = await conn.fetchval(
+        "INSERT INTO forum.group_members (group_id, user_id, owner, added_by) VALUES ($1, $2, $3, $4) "
+        "ON CONFLICT DO NOTHING RETURNING user_id",
+        group_id,
+        user_id,
+        owner,
+        added_by,
+    )
+    await conn.execute("DELETE FROM forum.group_requests WHERE group_id = $1 AND user_id = $2", group_id, user_id)
+    return added is not None
+
+
+async def delete_member(conn: asyncpg.Connection, group_id: int, user_id: int) -> bool:
+    removed = await conn.fetchval(
+        "DELETE FROM forum.group_members WHERE group_id = $1 AND user_id = $2 RETURNING user_id", group_id, user_id
+    )
+    return removed is not None
+
+
+# --- rules and actions --------------------------------------------------------------------------------------
+
+
+def _clean_text(value: str | None, field: str, limit: int, *, multiline: bool = False) -> str:
+    value = (value or "").strip()
+    if len(value) > limit:
+        raise invalid(field, f"must be {limit} characters or fewer")
+    if accounts.has_controls(value, allow_newlines=multiline):
+        raise invalid(field, "cannot contain control characters or text-direction marks")
+    return value
+
+
+async def create_group(conn: asyncpg.Connection, who: Session, data: dict[str, Any]) -> asyncpg.Record:
+    """A new group (admins only); 409 when its name or address is taken."""
+    if not who.is_admin:
+        raise ApiError(403, "forbidden", "Only admins can create groups.")
+    name = _clean_text(data["name"], "name", NAME_MAX)
+    if not name:
+        raise invalid("name", "is required")
+    slug = data.get("slug") or slugify(name, fallback="group")
+    if slug in RESERVED_SLUGS:
+        slug = f"{slug}-group"
+    description = _clean_text(data.get("description"), "description", DESCRIPTION_MAX, multiline=True)
+    if await conn.fetchval("SELECT EXISTS (SELECT 1 FROM forum.groups WHERE lower(name) = lower($1))", name):
+        raise ApiError(409, "conflict", "Another group already has that name.", {"name": "is already used"})
+    try:
+        async with conn.transaction():
+            group_id = await conn.fetchval(
+                "INSERT INTO forum.groups (name, slug, description, access) VALUES ($1, $2, $3, $4) RETURNING id",
+                name,
+                slug,
+                description,
+                data["access"],
+            )
+    except asyncpg.UniqueViolationError as exc:
+        field = "name" if exc.constraint_name == "groups_name_key" else "slug"
+        raise ApiError(
+            409, "conflict", f"Another group already has that {field}.", {field: "is already used"}
+        ) from None
+    row = await fetch_group(conn, group_id)
+    assert row is not None
+    return row
+
+
+async def update_group(conn: asyncpg.Connection, who: Session, group_id: int, data: dict[str, Any]) -> asyncpg.Record:
+    """Change a group's name, description or access (its owners and admins)."""
+    place = await viewing_id(conn, who, group_id)
+    if not place.can_manage:
+        raise ApiError(403, "forbidden", "Only the group's owners and admins can change it.")
+    name = _clean_text(data.get("name"), "name", NAME_MAX) if "name" in data else None
+    if name == "":
+        raise invalid("name", "is required")
+    description = (
+        _clean_text(data.get("description"), "description", DESCRIPTION_MAX, multiline=True)
+        if "description" in data
+        else None
+    )
+    try:
+        async with conn.transaction():
+            await conn.execute(
+                "UPDATE forum.groups SET name = coalesce($2, name), description = coalesce($3, description), "
+                "access = coalesce($4, access), updated_at = now() WHERE id = $1",
+                group_id,
+                name,
+                description,
+                data.get("access"),
+            )
+    except asyncpg.UniqueViolationError:
+        raise ApiError(409, "conflict", "Another group already has that name.", {"name": "is already used"}) from None
+    if data.get("access") in ("open", "private"):  # nobody approves requests there any more
+        await conn.execute("DELETE FROM forum.group_requests WHERE group_id = $1", group_id)
+    row = await fetch_group(conn, group_id)
+    assert row is not None
+    return row
+
+
+async def _record_added(
+    conn: asyncpg.Connection, group: asyncpg.Record, user_id: int, how: str, actor: int | None
+) -> None:
+    """The events of a new membership: group.member_added, and user.updated with the new groups."""
+    await write_event(
+        conn,
+        GroupMemberAdded(group_id=group["id"], group_name=group["name"], user_id=user_id, how=how, added_by=actor),
+        actor_id=actor,
+    )
+    user = await accounts.user_by_id(conn, user_id)
+    assert user is not None
+    await write_event(conn, accounts.updated_event(user), actor_id=actor)
+
+
+async def _record_removed(
+    conn: asyncpg.Connection, group: asyncpg.Record, user_id: int, how: str, actor: int | None
+) -> None:
+    await write_event(
+        conn,
+        GroupMemberRemoved(group_id=group["id"], group_name=group["name"], user_id=user_id, how=how, removed_by=actor),
+        actor_id=actor,
+    )
+    user = await accounts.user_by_id(conn, user_id)
+    if user is not None:
+        await write_event(conn, accounts.updated_event(user), actor_id=actor)
+
+
+async def join(conn: asyncpg.Connection, who: Session, group_id: int, message: str | None = None) -> str:
+    """Join an open group ("member"), or ask to join an on-request one ("requested").
+
+    Doing it again changes nothing. A private group is joined only by invitation: its
+    members get 409, everyone else 404 (they cannot see it).
+    """
+    place = await viewing_id(conn, who, group_id)
+    if place.member:
+        return "member"
+    access = place.group["access"]
+    if access == "private":
+        raise ApiError(409, "invitation_only", "This group is joined by invitation only.")
+    if access == "request":
+        text = _clean_text(message, "message", MESSAGE_MAX, multiline=True)
+        await conn.execute(
+            "INSERT INTO forum.group_requests (group_id, user_id, message) VALUES ($1, $2, $3) "
+            "ON CONFLICT (group_id, user_id) DO UPDATE SET message = excluded.message",
+            group_id,
+            who.user_id,
+            text,
+        )
+        return "requested"
+    if await insert_member(conn, group_id, who.user_id, owner=False, added_by=who.user_id):
+        await _record_added(conn, place.group, who.user_id, "joined", who.user_id)
+    return "member"
+
+
+async def leave(conn: asyncpg.Connection, who: Session, group_id: int) -> None:
+    """Leave a group, or take back a request to join it; 404 when neither applies."""
+    place = await viewing_id(conn, who, group_id)
+    if place.requested:
+        await conn.execute(
+            "DELETE FROM forum.group_requests WHERE group_id = $1 AND user_id = $2", group_id, who.user_id
+        )
+        return
+    if not place.member or not await delete_member(conn, group_id, who.user_id):
+        raise ApiError(404, "not_found", "You are not a member of this group.")
+    await _record_removed(conn, place.group, who.user_id, "left", who.user_id)
+
+
+def _require_manager(place: Viewing) -> None:
+    if not place.can_manage:
+        raise ApiError(403, "forbidden", "Only the group's owners and admins can do that.")
+
+
+async def decide_request(conn: asyncpg.Connection, who: Session, group_id: int, user_id: int, action: str) -> str:
+    """Approve ("member") or deny ("denied") a request to join; 404 when there is no such request."""
+    place = await viewing_id(conn, who, group_id)
+    _require_manager(place)
+    pending = await conn.fetchval(
+        "DELETE FROM forum.group_requests WHERE group_id = $1 AND user_id = $2 RETURNING user_id", group_id, user_id
+    )
+    if pending is None:
+        raise ApiError(404, "not_found", "There is no such request to join (it may have been answered already).")
+    if action == "deny":
+        return "denied"
+    if await insert_member(conn, group_id, user_id, owner=False, added_by=who.user_id):
+        await _record_added(conn, place.group, user_id, "approved", who.user_id)
+    return "member"
+
+
+async def add_member(
+    conn: asyncpg.Connection, who: Session, group_id: int, username: str, *, owner: bool = False
+) -> asyncpg.Record:
+    """Add a member by username (owners and admins); making someone an owner needs an owner or admin too."""
+    place = await viewing_id(conn, who, group_id)
+    _require_manager(place)
+    user = await accounts.user_by_username(conn, username.strip().lstrip("@")) if len(username) <= 100 else None
+    if user is None:
+        raise invalid("username", "There is no member with that username")
+    if await insert_member(conn, group_id, user.id, owner=owner, added_by=who.user_id):
+        await _record_added(conn, place.group, user.id, "added", who.user_id)
+    elif owner:
+        await conn.execute(
+            "UPDATE forum.group_members SET owner = true WHERE group_id = $1 AND user_id = $2", group_id, user.id
+        )
+    return await _member_row(conn, group_id, user.id)
+
+
+async def _member_row(conn: asyncpg.Connection, group_id: int, user_id: int) -> asyncpg.Record:
+    row = await conn.fetchrow(
+        "SELECT u.id, u.username, u.display_name, m.owner, m.created_at FROM forum.group_members m "
+        "JOIN forum.users u ON u.id = m.user_id WHERE m.group_id = $1 AND m.user_id = $2",
+        group_id,
+        user_id,
+    )
+    if row is None:
+        raise ApiError(404, "not_found", "That person is not a member of this group.")
+    return row
+
+
+async def set_owner(conn: asyncpg.Connection, who: Session, group_id: int, user_id: int, owner: bool) -> asyncpg.Record:
+    """Make a member an owner or take it back (owners and admins)."""
+    place = await viewing_id(conn, who, group_id)
+    _require_manager(place)
+    await _member_row(conn, group_id, user_id)
+    await conn.execute(
+        "UPDATE forum.group_members SET owner = $3 WHERE group_id = $1 AND user_id = $2", group_id, user_id, owner
+    )
+    return await _member_row(conn, group_id, user_id)
+
+
+async def remove_member(conn: asyncpg.Connection, who: Session, group_id: int, user_id: int) -> None:
+    """Remove a member (owners and admins; anyone may remove themselves, which is leaving)."""
+    if user_id == who.user_id:
+        await leave(conn, who, group_id)
+        return
+    place = await viewing_id(conn, who, group_id)
+    _require_manager(place)
+    if not await delete_member(conn, group_id, user_id):
+        raise ApiError(404, "not_found", "That person is not a member of this group.")
+    await _record_removed(conn, place.group, user_id, "removed", who.user_id)
+
+
+# --- invitations ----------------------------------------------------------------------------------------------
+
+
+def invite_token(secret: bytes, invite_id: int, group_id: int, email: str) -> str:
+    """The token in an invitation link: the invitation's id and an HMAC binding it to group and address."""
+    return f"{invite_id}.{_invite_signature(secret, invite_id, group_id, email)}"
+
+
+def _invite_signature(secret: bytes, invite_id: int, group_id: int, email: str) -> str:
+    message = f"group-invite:{invite_id}:{group_id}:{email.lower()}".encode()
+    digest = hmac.new(secret, message, hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+
+async def invite_from_token(conn: asyncpg.Connection, secret: bytes, token: str) -> asyncpg.Record | None:
+    """The usable invitation a token names (signature right, not used, revoked or expired), or None."""
+    invite_id, _, signature = token.partition(".")
+    if not invite_id.isdigit() or len(invite_id) > 18 or not signature:
+        return None
+    row = await conn.fetchrow(
+        "SELECT i.id, i.group_id, i.email, i.expires_at, i.used_at, i.revoked_at, i.expires_at < now() AS expired "
+        "FROM forum.group_invites i WHERE i.id = $1",
+        int(invite_id),
+    )
+    if row is None:
+        return None
+    expected = _invite_signature(secret, row["id"], row["group_id"], row["email"])
+    if not hmac.compare_digest(expected.encode(), signature.encode()):
+        return None
+    if row["used_at"] or row["revoked_at"] or row["expired"]:
+        return None
+    return row
+
+
+@dataclass(frozen=True)
+class Invitation:
+    """What inviting did: the invitation, and the mail to send once it is committed."""
+
+    id: int
+    email: str
+    mail: accounts.Mail
+
+
+async def create_invite(
+    conn: asyncpg.Connection, who: Session, group_id: int, email: str, *, secret: bytes, base_url: str
+) -> Invitation:
+    """Record an invitation (owners and admins) and compose its mail with the signed link."""
+    place = await viewing_id(conn, who, group_id)
+    _require_manager(place)
+    email = email.strip()
+    problem = accounts.email_problem(email)
+    if problem:
+        raise invalid("email", problem)
+    invite_id = await conn.fetchval(
+        "INSERT INTO forum.group_invites (group_id, email, invited_by, expires_at) "
+        "VALUES ($1, $2, $3, now() + $4::interval) RETURNING id",
+        group_id,
+        email,
+        who.user_id,
+        INVITE_TTL,
+    )
+    link = f"{base_url}/groups/invitations/{quote(invite_token(secret, invite_id, group_id, email))}"
+    inviter = await accounts.user_by_id(conn, who.user_id)
+    inviter_name = inviter.display_name if inviter else who.username
+    mail = accounts.compose(
+        subject=f"You are invited to join {place.group['name']} on tica",
+        greeting_name=email,
+        paragraphs=[
+            f"{inviter_name} has invited you to join the group \u201c{place.group['name']}\u201d on tica. "
+            "To see the invitation and accept it, open this link:"
+        ],
+        link=link,
+        after=[
+            f"The link works for {INVITE_TTL.days} days. You will need to log in, or create an account, "
+            "with this email address.",
+            "If you were not expecting this, you can ignore this email. Nothing will happen.",
+        ],
+    )
+    return Invitation(invite_id, email, mail)
+
+
+async def invite(rt: Runtime, who: Session, group_id: int, email: str) -> Invitation:
+    """Invite someone by email: the invitation is stored, then its mail is queued."""
+    await ratelimit.enforce(
+        rt.redis,
+        rate_key(rt.settings.redis_prefix, "group-invite", str(who.user_id)),
+        limit=INVITE_LIMIT,
+        window_s=INVITE_WINDOW_S,
+        message="You have sent a lot of invitations in the last hour. Please try again later.",
+    )
+    async with rt.pool.acquire() as conn, conn.transaction():
+        invitation = await create_invite(
+            conn, who, group_id, email, secret=rt.settings.key, base_url=rt.settings.public_url
+        )
+    await accounts.send(rt, to=invitation.email, mail=invitation.mail, key=f"group-invite:{invitation.id}")
+    return invitation
+
+
+async def revoke_invite(conn: asyncpg.Connection, who: Session, group_id: int, invite_id: int) -> None:
+    place = await viewing_id(conn, who, group_id)
+    _require_manager(place)
+    revoked = await conn.fetchval(
+        "UPDATE forum.group_invites SET revoked_at = now() WHERE id = $1 AND group_id = $2 AND used_at IS NULL "
+        "AND revoked_at IS NULL RETURNING id",
+        invite_id,
+        group_id,
+    )
+    if revoked is None:
+        raise ApiError(404, "not_found", "There is no such open invitation.")
+
+
+EXPIRED_INVITE = (
+    "This invitation link has expired, was withdrawn or was already used. You can ask the group's owners for a new one."
+)
+
+
+async def invitation_group(
+    conn: asyncpg.Connection, secret: bytes, token: str
+) -> tuple[asyncpg.Record, asyncpg.Record]:
+    """The invitation and its group, for the page that offers to accept it; 400 when unusable."""
+    invite_row = await invite_from_token(conn, secret, token) if len(token) <= 200 else None
+    group = await fetch_group(conn, invite_row["group_id"]) if invite_row else None
+    if invite_row is None or group is None:
+        raise ApiError(400, "invalid_token", EXPIRED_INVITE)
+    return invite_row, group
+
+
+async def accept_invite(conn: asyncpg.Connection, who: Session, token: str, *, secret: bytes) -> asyncpg.Record:
+    """Join the group of an invitation; the member's confirmed email must be the one invited."""
+    invite_row, group = await invitation_group(conn, secret, token)
+    user = await accounts.user_by_id(conn, who.user_id)
+    if user is None:
+        raise ApiError(401, "unauthorized", "Please log in first.")
+    if user.email.lower() != invite_row["email"].lower() or not user.email_verified:
+        raise ApiError(
+            403,
+            "wrong_account",
+            "This invitation was sent to another email address. Log in with the account that uses it, "
+            "or ask the group's owners to invite the address you use here.",
+        )
+    used = await conn.fetchval(
+        "UPDATE forum.group_invites SET used_at = now(), used_by = $2 WHERE id = $1 AND used_at IS NULL RETURNING id",
+        invite_row["id"],
+        user.id,
+    )
+    if used is None:
+        raise ApiError(400, "invalid_token", EXPIRED_INVITE)
+    if await insert_member(conn, group["id"], user.id, owner=False, added_by=who.user_id):
+        await _record_added(conn, group, user.id, "invited", who.user_id)
+    return group
+
+
+# --- JSON shapes ----------------------------------------------------------------------------------------------
+
+
+def group_url(group: asyncpg.Record) -> str:
+    return f"/groups/{group['slug']}"
+
+
+def group_json(group: asyncpg.Record, place: Viewing | None = None) -> dict[str, Any]:
+    """A group; with the viewer's place in it when known."""
+    out: dict[str, Any] = {
+        "id": group["id"],
+        "name": group["name"],
+        "slug": group["slug"],
+        "description": group["description"],
+        "access": group["access"],
+        "members_count": group["members_count"],
+        "created_at": group["created_at"].isoformat(),
+        "url": group_url(group),
+    }
+    if place is not None:
+        out["viewer"] = {
+            "member": place.member,
+            "owner": place.owner,
+            "requested": place.requested,
+            "can_manage": place.can_manage,
+        }
+    return out
+
+
+def member_json(row: asyncpg.Record) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "username": row["username"],
+        "display_name": row["display_name"],
+        "owner": row["owner"],
+        "joined_at": row["created_at"].isoformat(),
+        "avatar": {
+            "initials": accounts.initials(row["display_name"], row["username"]),
+            "colour": accounts.AVATAR_PALETTE[accounts.avatar_index(row["id"])],
+        },
+    }
+
+
+def request_json(row: asyncpg.Record) -> dict[str, Any]:
+    return {
+        "user": {"id": row["id"], "username": row["username"], "display_name": row["display_name"]},
+        "message": row["message"],
+        "created_at": row["created_at"].isoformat(),
+    }
+
+
+def invite_json(row: asyncpg.Record) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "email": row["email"],
+        "invited_by": row["invited_by"],
+        "created_at": row["created_at"].isoformat(),
+        "expires_at": row["expires_at"].isoformat(),
+    }
+
+
+# --- endpoints ------------------------------------------------------------------------------------------------
+
+
+async def _writer(request: Request) -> Session:
+    who = await require_viewer(request)
+    check_csrf(request, who)
+    return who
+
+
+async def _changed(rt: Runtime, user_id: int) -> None:
+    """After a membership change commits: the member's live sessions learn their groups."""
+    await accounts.refresh_sessions(rt, user_id)
+
+
+@api.get("/api/groups", answers={200: "{items: [group], next}"})
+async def list_groups(request: Request) -> Response:
+    """The groups the viewer may see (private ones only to their members and staff), with the viewer's place."""
+    who = await viewer(request)
+    async with runtime(request).pool.acquire() as conn:
+        items = [group_json(row, await viewing(conn, who, row)) for row in await list_visible(conn, who)]
+    return JSONResponse({"items": items, "next": None})
+
+
+@api.post("/api/groups", body=GROUP_IN, answers={201: "Group"}, auth=True)
+async def create_group_endpoint(request: Request) -> Response:
+    """Create a group (admins). Add owners with POST /api/groups/{id}/members."""
+    who = await _writer(request)
+    data = await read_json(request, GROUP_IN)
+    async with runtime(request).pool.acquire() as conn, conn.transaction():
+        row = await create_group(conn, who, data)
+        place = await viewing(conn, who, row)
+    return JSONResponse(group_json(row, place), status_code=201)
+
+
+@api.get("/api/groups/{id:int}", answers={200: "Group with owners"})
+async def get_group(request: Request) -> Response:
+    """A group, its owners and the viewer's place in it (404 for a private group the viewer is not in)."""
+    who = await viewer(request)
+    async with runtime(request).pool.acquire() as conn:
+        place = await viewing_id(conn, who, path_int(request, "id"))
+        owners, _ = await members(conn, place.id, owners=True)
+    return JSONResponse({**group_json(place.group, place), "owners": [member_json(r) for r in owners]})
+
+
+@api.patch("/api/groups/{id:int}", body=GROUP_PATCH, answers={200: "Group"}, auth=True)
+async def patch_group(request: Request) -> Response:
+    """Change a group's name, description or access (its owners and admins)."""
+    who = await _writer(request)
+    data = await read_json(request, GROUP_PATCH)
+    async with runtime(request).pool.acquire() as conn, conn.transaction():
+        row = await update_group(conn, who, path_int(request, "id"), data)
+        place = await viewing(conn, who, row)
+    return JSONResponse(group_json(row, place))
+
+
+@api.get(
+    "/api/groups/{id:int}/members",
+    answers={200: "{items: [member], next}"},
+    auth=True,
+    query={"page": "page number, from 1"},
+)
+async def list_members(request: Request) -> Response:
+    """A group's members, owners first (members who are logged in only)."""
+    who = await require_viewer(request)
+    page = query_int(request, "page", 1)
+    async with runtime(request).pool.acquire() as conn:
+        place = await viewing_id(conn, who, path_int(request, "id"))
+        rows, more = await members(conn, place.id, page=page)
+    return JSONResponse({"items": [member_json(r) for r in rows], "next": page + 1 if more else None})
+
+
+@api.post(
+    "/api/groups/{id:int}/membership",
+    body=JOIN_IN,
+    answers={201: "{status: member}", 202: "{status: requested}", 200: "Already a member"},
+    auth=True,
+)
+async def join_endpoint(request: Request) -> Response:
+    """Join an open group, or ask to join an on-request group (with an optional message for its owners)."""
+    who = await _writer(request)
+    data = await read_json(request, JOIN_IN)
+    group_id = path_int(request, "id")
+    rt = runtime(request)
+    async with rt.pool.acquire() as conn, conn.transaction():
+        was_member = (await viewing_id(conn, who, group_id)).member
+        status = await join(conn, who, group_id, data.get("message"))
+    if status == "member" and not was_member:
+        await _changed(rt, who.user_id)
+    code = 202 if status == "requested" else (200 if was_member else 201)
+    return JSONResponse({"status": status}, status_code=code)
+
+
+@api.delete("/api/groups/{id:int}/membership", answers={204: "Left (or request taken back)"}, auth=True)
+async def leave_endpoint(request: Request) -> Response:
+    """Leave a group, or take back a request to join it."""
+    who = await _writer(request)
+    rt = runtime(request)
+    async with rt.pool.acquire() as conn, conn.transaction():
+        await leave(conn, who, path_int(request, "id"))
+    await _changed(rt, who.user_id)
+    return Response(status_code=204)
+
+
+@api.post("/api/groups/{id:int}/members", body=ADD_MEMBER_IN, answers={201: "Member"}, auth=True)
+async def add_member_endpoint(request: Request) -> Response:
+    """Add a member by username, optionally as an owner (the group's owners and admins)."""
+    who = await _writer(request)
+    data = await read_json(request, ADD_MEMBER_IN)
+    rt = runtime(request)
+    async with rt.pool.acquire() as conn, conn.transaction():
+        row = await add_member(conn, who, path_int(request, "id"), data["username"], owner=bool(data.get("owner")))
+    await _changed(rt, row["id"])
+    return JSONResponse(member_json(row), status_code=201)
+
+
+@api.patch("/api/groups/{id:int}/members/{user_id:int}", body=MEMBER_PATCH, answers={200: "Member"}, auth=True)
+async def patch_member_endpoint(request: Request) -> Response:
+    """Make a member an owner, or not (the group's owners and admins)."""
+    who = await _writer(request)
+    data = await read_json(request, MEMBER_PATCH)
+    async with runtime(request).pool.acquire() as conn, conn.transaction():
+        row = await set_owner(conn, who, path_int(request, "id"), path_int(request, "user_id"), data["owner"])
+    await _changed(runtime(request), row["id"])
+    return JSONResponse(member_json(row))
+
+
+@api.delete("/api/groups/{id:int}/members/{user_id:int}", answers={204: "Removed"}, auth=True)
+async def remove_member_endpoint(request: Request) -> Response:
+    """Remove a member (the group's owners and admins; or yourself)."""
+    who = await _writer(request)
+    user_id = path_int(request, "user_id")
+    rt = runtime(request)
+    async with rt.pool.acquire() as conn, conn.transaction():
+        await remove_member(conn, who, path_int(request, "id"), user_id)
+    await _changed(rt, user_id)
+    return Response(status_code=204)
+
+
+@api.get("/api/groups/{id:int}/requests", answers={200: "{items: [request], next}"}, auth=True)
+async def list_requests(request: Request) -> Response:
+    """Requests to join waiting for an answer (the group's owners and admins)."""
+    who = await require_viewer(request)
+    async with runtime(request).pool.acquire() as conn:
+        place = await viewing_id(conn, who, path_int(request, "id"))
+        _require_manager(place)
+        rows = await pending_requests(conn, place.id)
+    return JSONResponse({"items": [request_json(r) for r in rows], "next": None})
+
+
+@api.post(
+    "/api/groups/{id:int}/requests/{user_id:int}", body=DECISION_IN, answers={200: "{status: member|denied}"}, auth=True
+)
+async def decide_request_endpoint(request: Request) -> Response:
+    """Approve or deny a request to join (the group's owners and admins)."""
+    who = await _writer(request)
+    data = await read_json(request, DECISION_IN)
+    user_id = path_int(request, "user_id")
+    rt = runtime(request)
+    async with rt.pool.acquire() as conn, conn.transaction():
+        status = await decide_request(conn, who, path_int(request, "id"), user_id, data["action"])
+    if status == "member":
+        await _changed(rt, user_id)
+    return JSONResponse({"status": status})
+
+
+@api.get("/api/groups/{id:int}/invites", answers={200: "{items: [invite], next}"}, auth=True)
+async def list_invites(request: Request) -> Response:
+    """Open invitations (the group's owners and admins)."""
+    who = await require_viewer(request)
+    async with runtime(request).pool.acquire() as conn:
+        place = await viewing_id(conn, who, path_int(request, "id"))
+        _require_manager(place)
+        rows = await pending_invites(conn, place.id)
+    return JSONResponse({"items": [invite_json(r) for r in rows], "next": None})
+
+
+@api.post("/api/groups/{id:int}/invites", body=INVITE_IN, answers={202: "{status: sent, id}"}, auth=True)
+async def invite_endpoint(request: Request) -> Response:
+    """Invite someone by email (the group's owners and admins); the mail carries a signed link valid 14 days."""
+    who = await _writer(request)
+    data = await read_json(request, INVITE_IN)
+    invitation = await invite(runtime(request), who, path_int(request, "id"), data["email"])
+    return JSONResponse({"status": "sent", "id": invitation.id}, status_code=202)
+
+
+@api.delete("/api/groups/{id:int}/invites/{invite_id:int}", answers={204: "Withdrawn"}, auth=True)
+async def revoke_invite_endpoint(request: Request) -> Response:
+    """Withdraw an open invitation: its link stops working."""
+    who = await _writer(request)
+    async with runtime(request).pool.acquire() as conn, conn.transaction():
+        await revoke_invite(conn, who, path_int(request, "id"), path_int(request, "invite_id"))
+    return Response(status_code=204)
+
+
+@api.post("/api/group-invites/accept", body=ACCEPT_IN, answers={200: "Group (now a member)"}, auth=True)
+async def accept_invite_endpoint(request: Request) -> Response:
+    """Accept an invitation with the token from its link; the viewer's confirmed email must be the one invited."""
+    who = await _writer(request)
+    data = await read_json(request, ACCEPT_IN)
+    rt = runtime(request)
+    async with rt.pool.acquire() as conn, conn.transaction():
+        group = await accept_invite(conn, who, data["token"], secret=rt.settings.key)
+    await _changed(rt, who.user_id)
+    async with rt.pool.acquire() as conn:
+        place = await viewing_id(conn, who, group["id"])
+    return JSONResponse(group_json(place.group, place))
