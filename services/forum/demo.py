@@ -13,7 +13,7 @@ from typing import Any
 
 import asyncpg
 
-from services.forum import accounts, categories, passwords, posts, topics
+from services.forum import accounts, categories, documents, passwords, posts, topics
 from shared import db
 from shared.sessions import Session
 from shared.settings import Settings
@@ -497,8 +497,8 @@ async def _edit_example(conn: asyncpg.Connection, people: dict[str, Session], to
     )
 
 
-async def seed_demo(conn: asyncpg.Connection) -> None:
-    """Write the demo community in the caller's transaction."""
+async def seed_demo(conn: asyncpg.Connection, settings: Settings) -> None:
+    """Write the demo community (discussions and the document library) in the caller's transaction."""
     people = await _create_people(conn)
     category_ids: dict[str, int] = {}
     for position, spec in enumerate(CATEGORIES):
@@ -511,6 +511,7 @@ async def seed_demo(conn: asyncpg.Connection) -> None:
         await conn.execute(BACKDATE_SQL, topic_id, demo.hours_ago)
         await conn.execute(BACKDATE_REVISIONS_SQL, topic_id)
         await conn.execute(BACKDATE_TOPIC_SQL, topic_id)
+    await documents.seed_library(conn, settings, uploader=people["ada"])
 
 
 async def seed(settings: Settings, *, force: bool = False) -> bool:
@@ -531,7 +532,7 @@ async def seed(settings: Settings, *, force: bool = False) -> bool:
             )
             if marked is None:
                 return False
-            await seed_demo(conn)
+            await seed_demo(conn, settings)
         return True
     finally:
         await conn.close()

@@ -88,3 +88,10 @@ async def test_demo_pages_render(migrated, pool, client):
     for row in await pool.fetch("SELECT id, slug FROM forum.topics"):
         assert (await client.get(f"/t/{row['slug']}/{row['id']}")).status_code == 200
     assert (await client.get("/categories")).status_code == 200
+
+
+async def test_demo_library_has_folders_and_documents(migrated, pool):
+    """The demo seeds the document library: folders, and documents whose files are stored."""
+    await demo.seed(migrated)
+    assert await pool.fetchval("SELECT count(*) FROM forum.folders") >= 3
+    assert await pool.fetchval("SELECT count(*) FROM forum.documents") >= 3
