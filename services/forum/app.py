@@ -12,6 +12,7 @@ from starlette.applications import Starlette
 from services.forum import (
     account_pages,
     accounts,
+    audit,
     categories,
     directory,
     document_pages,
@@ -19,7 +20,11 @@ from services.forum import (
     export,
     group_pages,
     groups,
+    member_controls,
+    moderation,
+    moderation_pages,
     posts,
+    safety,
     topic_pages,
     topics,
 )
@@ -44,6 +49,10 @@ ROUTERS: list[api_lib.ApiRouter] = [
     groups.api,
     directory.api,
     documents.api,
+    moderation.api,
+    safety.api,
+    audit.api,
+    member_controls.api,
 ]
 
 
@@ -78,6 +87,7 @@ def create_app(settings: Settings, *, background: bool = True) -> Starlette:
             *group_pages.routes,
             *directory.routes,
             *document_pages.routes,
+            *moderation_pages.routes,
             *pages.static_routes(),
         ],
         background=(outbox_relay,) if background else (),

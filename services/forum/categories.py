@@ -46,6 +46,7 @@ CATEGORY_IN = Schema(
             nullable=True,
             description="private to these groups (and staff) when not empty",
         ),
+        "allow_anonymous": Field("boolean", nullable=True, description='members may post as "Anonymous member"'),
     },
 )
 
@@ -56,6 +57,7 @@ CATEGORY_PATCH = Schema(
         "description": Field("string", max_length=500),
         "colour": Field("string", pattern=COLOUR_PATTERN),
         "position": Field("integer", minimum=0, maximum=10_000),
+        "allow_anonymous": Field("boolean"),
     },
 )
 
@@ -78,8 +80,9 @@ def slugify(text: str, *, fallback: str = "topic") -> str:
 # --- SQL -----------------------------------------------------------------------------------
 
 _CATEGORY_COLUMNS = """
-    c.id, c.name, c.slug, c.description, c.colour, c.position, c.group_ids, c.created_at,
-    (SELECT count(*) FROM forum.topics t WHERE t.category_id = c.id AND t.deleted_at IS NULL) AS topics_count
+    c.id, c.name, c.slug, c.description, c.colour, c.position, c.group_ids, c.created_at, c.allow_anonymous,
+    (SELECT count(*) FROM forum.topics t WHERE t.category_id = c.id AND t.deleted_at IS NULL AND t.status = 'visible')
+        AS topics_count
 """
 
 LIST_READABLE_SQL = f"""
@@ -123,18 +126,20 @@ async def insert_category(
     colour: str,
     position: int,
     group_ids: list[int],
+    allow_anonymous: bool = False,
 ) -> asyncpg.Record:
     """A new category row (409 when the slug is taken)."""
     try:
         category_id = await conn.fetchval(
-            "INSERT INTO forum.categories (name, slug, description, colour, position, group_ids) "
-            "VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+            "INSERT INTO forum.categories (name, slug, description, colour, position, group_ids, allow_anonymous) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
             name,
             slug,
             description,
             colour,
             position,
             group_ids,
+            allow_anonymous,
         )
     except asyncpg.UniqueViolationError:
         raise ApiError(
@@ -149,12 +154,14 @@ async def update_category(conn: asyncpg.Connection, category_id: int, changes: d
     """Change some of name, description, colour, position; 404 when there is no such category."""
     row = await conn.fetchrow(
         "UPDATE forum.categories SET name = coalesce($2, name), description = coalesce($3, description), "
-        "colour = coalesce($4, colour), position = coalesce($5, position) WHERE id = $1 RETURNING id",
+        "colour = coalesce($4, colour), position = coalesce($5, position), "
+        "allow_anonymous = coalesce($6, allow_anonymous) WHERE id = $1 RETURNING id",
         category_id,
         changes.get("name"),
         changes.get("description"),
         changes.get("colour"),
         changes.get("position"),
+        changes.get("allow_anonymous"),
     )
     if row is None:
         raise ApiError(404, "not_found", "We could not find that category.")
@@ -191,6 +198,7 @@ async def create_category(conn: asyncpg.Connection, who: Session, data: dict[str
         colour=normal_colour(data.get("colour") or "005eb8"),
         position=data.get("position") or 0,
         group_ids=sorted(set(group_ids)),
+        allow_anonymous=bool(data.get("allow_anonymous")),
     )
 
 
@@ -204,6 +212,7 @@ def category_json(row: asyncpg.Record, who: Session | None) -> dict[str, Any]:
         "colour": row["colour"],
         "position": row["position"],
         "topics_count": row["topics_count"],
+        "allow_anonymous": row["allow_anonymous"],
         "url": f"/c/{row['slug']}",
     }
     if who is not None and who.is_staff:

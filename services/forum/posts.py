@@ -1,14 +1,21 @@
 """Posts: writing them (rendering, mentions, quotes), editing with kept revisions,
-deleting, and supportive reactions; the `/api/posts/...` endpoints.
+deleting, and supportive reactions; the `/api/posts/...` endpoints. Also the moves
+moderation makes on a post (publish a waiting one, hide, restore, reject, remove), each
+with its event, and what pseudonymous posting hides ("Anonymous member").
 
 Topics (topics.py) build on this module: a topic's first post and every reply are
 made by `create_post`. The rules live in `check_*` functions and the changes in
 `do_*`-style functions that also write their event in the caller's transaction,
 so the API and the pages (topic_pages.py) share one implementation.
+
+A post's status: visible; pending (waiting for a moderator, seen only by its author and
+staff, no events yet); rejected (not published; its author may appeal); hidden (by
+moderators or flags; others see a placeholder); deleted (a placeholder keeps its number).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -17,15 +24,18 @@ import asyncpg
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from services.forum import visibility
+from services.forum import audit, safety, visibility
 from shared import markdown
 from shared.api import ApiRouter, Field, Schema, path_int, read_json
 from shared.events import (
     PostCreated,
     PostDeleted,
     PostEdited,
+    PostHidden,
+    PostRestored,
     ReactionAdded,
     ReactionRemoved,
+    TopicCreated,
     TopicUpdated,
     write_event,
 )
@@ -70,11 +80,17 @@ CONTENT_NOTE_FIELD = Field(
     description='shown before the post, which starts collapsed; e.g. "self-harm"',
 )
 
+ANONYMOUS_NAME = "Anonymous member"
+ANONYMOUS_USERNAME = "anonymous"  # reserved: no account can have it
+ANONYMOUS_AUTHOR = {"id": None, "username": ANONYMOUS_USERNAME, "display_name": ANONYMOUS_NAME}
+EDIT_REASON_MAX = 200
+UNPUBLISHED = ("pending", "rejected")  # never published: no events were sent about them
+
 POST_PATCH = Schema(
     "PostPatch",
     {
         "body": BODY_FIELD,
-        "edit_reason": Field("string", max_length=200, nullable=True),
+        "edit_reason": Field("string", max_length=EDIT_REASON_MAX, nullable=True),
         "content_note": CONTENT_NOTE_FIELD,
     },
 )
@@ -119,6 +135,9 @@ class TopicContext:
     author_id: int
     closed: bool
     deleted: bool
+    status: str = "visible"  # pending, rejected or hidden while its first post is
+    anonymous: bool = False
+    allow_anonymous: bool = False  # its category allows pseudonymous posts
 
     @property
     def audience(self) -> list[str]:
@@ -126,7 +145,8 @@ class TopicContext:
 
 
 TOPIC_CONTEXT_SQL = """
-SELECT t.id, t.title, t.slug, t.category_id, c.group_ids, t.author_id, t.closed, t.deleted_at IS NOT NULL AS deleted
+SELECT t.id, t.title, t.slug, t.category_id, c.group_ids, t.author_id, t.closed, t.deleted_at IS NOT NULL AS deleted,
+       t.status, t.anonymous, c.allow_anonymous
 FROM forum.topics t JOIN forum.categories c ON c.id = t.category_id
 WHERE t.id = $1
 """
@@ -142,13 +162,26 @@ def _topic_context(row: asyncpg.Record) -> TopicContext:
         row["author_id"],
         row["closed"],
         row["deleted"],
+        row["status"],
+        row["anonymous"],
+        row["allow_anonymous"],
     )
+
+
+def topic_shown(who: Session | None, status: str, author_id: int) -> bool:
+    """A topic that is not visible (its first post waits, was rejected or hidden) is for its author and staff."""
+    return status == "visible" or (who is not None and (who.is_staff or who.user_id == author_id))
 
 
 async def readable_topic(conn: asyncpg.Connection, who: Session | None, topic_id: int) -> TopicContext:
     """The topic if it exists and the viewer may read it; 404 otherwise."""
     row = await conn.fetchrow(TOPIC_CONTEXT_SQL, topic_id)
-    if row is None or row["deleted"] or not visibility.can_read(who, row["group_ids"]):
+    if (
+        row is None
+        or row["deleted"]
+        or not visibility.can_read(who, row["group_ids"])
+        or not topic_shown(who, row["status"], row["author_id"])
+    ):
         raise ApiError(404, "not_found", "We could not find that topic. It may have been removed.")
     return _topic_context(row)
 
@@ -158,7 +191,9 @@ async def readable_topic(conn: asyncpg.Connection, who: Session | None, topic_id
 _POST_COLUMNS = """
     p.id, p.topic_id, p.post_number, p.author_id, u.username, u.display_name, p.raw, p.cooked,
     p.reply_to_post_id, rp.post_number AS reply_to_post_number, ru.username AS reply_to_username,
-    p.content_note, p.status, p.reactions, p.revision, p.created_at, p.updated_at
+    rp.anonymous AS reply_to_anonymous, rp.author_id AS reply_to_author_id,
+    p.content_note, p.status, p.reactions, p.revision, p.created_at, p.updated_at, p.anonymous, p.moderation_reason,
+    p.plain
 """
 _POST_FROM = """
 FROM forum.posts p
@@ -166,8 +201,9 @@ JOIN forum.users u ON u.id = p.author_id
 LEFT JOIN forum.posts rp ON rp.id = p.reply_to_post_id
 LEFT JOIN forum.users ru ON ru.id = rp.author_id
 """
-# Posts waiting for review are shown only to their author and staff ($2 user id, $3 staff).
-_SHOWN_SQL = "(p.status <> 'pending' OR $3::boolean OR p.author_id = $2::bigint)"
+# Posts never published (waiting for review, or rejected) are shown only to their author and staff
+# ($2 user id, $3 staff).
+_SHOWN_SQL = "(p.status NOT IN ('pending', 'rejected') OR $3::boolean OR p.author_id = $2::bigint)"
 
 POST_SQL = f"SELECT {_POST_COLUMNS} {_POST_FROM} WHERE p.id = $1"
 TOPIC_POSTS_SQL = f"""
@@ -198,7 +234,7 @@ async def readable_post(
         raise ApiError(404, "not_found", "We could not find that post.")
     topic = await readable_topic(conn, who, post["topic_id"])
     uid, staff = _shown_params(who)
-    if post["status"] == "pending" and not staff and post["author_id"] != uid:
+    if post["status"] in UNPUBLISHED and not staff and post["author_id"] != uid:
         raise ApiError(404, "not_found", "We could not find that post.")
     return post, topic
 
@@ -241,13 +277,35 @@ async def my_reactions(conn: asyncpg.Connection, who: Session | None, post_ids: 
     return given
 
 
+def own_or_staff(row: asyncpg.Record, who: Session | None) -> bool:
+    """The viewer wrote the post, or is staff."""
+    return who is not None and (who.is_staff or who.user_id == row["author_id"])
+
+
 def text_hidden(row: asyncpg.Record, who: Session | None) -> bool:
     """Whether a post's text is withheld from this viewer (deleted, or hidden by a moderator)."""
     if row["status"] == "deleted":
         return True
-    if row["status"] == "hidden":
-        return not (who is not None and (who.is_staff or who.user_id == row["author_id"]))
+    if row["status"] in ("hidden", *UNPUBLISHED):
+        return not own_or_staff(row, who)
     return False
+
+
+def author_json(row: asyncpg.Record) -> dict[str, Any]:
+    """Who wrote a post, as everyone sees it: "Anonymous member" for a pseudonymous post.
+
+    Staff too see the pseudonym; they reveal the author with an explicit, audited action.
+    """
+    if row["anonymous"]:
+        return dict(ANONYMOUS_AUTHOR)
+    return {"id": row["author_id"], "username": row["username"], "display_name": row["display_name"]}
+
+
+def moderation_note(row: asyncpg.Record, who: Session | None) -> str | None:
+    """Why a post waits, was hidden or was rejected: for its author and staff only."""
+    if row["status"] in ("hidden", *UNPUBLISHED) and own_or_staff(row, who):
+        return row["moderation_reason"]
+    return None
 
 
 def can_edit(row: asyncpg.Record, who: Session | None) -> bool:
@@ -262,7 +320,8 @@ def post_json(row: asyncpg.Record, who: Session | None, given: Iterable[str] = (
         "id": row["id"],
         "topic_id": row["topic_id"],
         "post_number": row["post_number"],
-        "author": {"id": row["author_id"], "username": row["username"], "display_name": row["display_name"]},
+        "author": author_json(row),
+        "anonymous": row["anonymous"],
         "raw": "" if hidden else row["raw"],
         "cooked": "" if hidden else row["cooked"],
         "reply_to": row["reply_to_post_id"],
@@ -274,6 +333,9 @@ def post_json(row: asyncpg.Record, who: Session | None, given: Iterable[str] = (
         "created_at": row["created_at"].isoformat(),
         "updated_at": row["updated_at"].isoformat(),
     }
+    note = moderation_note(row, who)
+    if note is not None:
+        out["moderation_reason"] = note
     if who is not None:
         out["my_reactions"] = sorted(given)
     return out
@@ -282,10 +344,21 @@ def post_json(row: asyncpg.Record, who: Session | None, given: Iterable[str] = (
 # --- writing posts ------------------------------------------------------------------------------
 
 AUTHOR_SQL = """
-SELECT id, username, display_name, email_verified_at IS NOT NULL AS verified,
-       coalesce(silenced_until > now(), false) AS silenced
+SELECT id, username, display_name, email_verified_at IS NOT NULL AS verified, created_at,
+       coalesce(silenced_until > now(), false) AS silenced, silenced_until, silenced_reason
 FROM forum.users WHERE id = $1
 """
+
+
+def silenced_message(until: Any, reason: str | None) -> str:
+    """What a silenced member is told: until when, and the moderators' reason."""
+    message = "Your account cannot post at the moment"
+    if until is not None:
+        message += f", until {until.day} {until:%B %Y, %H:%M} UTC"
+    message += ". You can still read everything."
+    if reason:
+        message += f" The moderators gave this reason: {reason}"
+    return message
 
 
 async def check_can_post(conn: asyncpg.Connection, who: Session) -> asyncpg.Record:
@@ -301,9 +374,7 @@ async def check_can_post(conn: asyncpg.Connection, who: Session) -> asyncpg.Reco
             "you joined. You can ask for a new one from your account page.",
         )
     if author["silenced"]:
-        raise ApiError(
-            403, "silenced", "Your account cannot post at the moment. A moderator will have written to you about why."
-        )
+        raise ApiError(403, "silenced", silenced_message(author["silenced_until"], author["silenced_reason"]))
     return author
 
 
@@ -354,7 +425,7 @@ async def check_reply_to(conn: asyncpg.Connection, topic: TopicContext, reply_to
     row = await conn.fetchrow(
         "SELECT id, topic_id, author_id, post_number, status FROM forum.posts WHERE id = $1", reply_to
     )
-    if row is None or row["topic_id"] != topic.id or row["status"] in ("deleted", "pending"):
+    if row is None or row["topic_id"] != topic.id or row["status"] in ("deleted", *UNPUBLISHED):
         raise invalid("reply_to", "must be a post in this topic")
     return row
 
@@ -366,11 +437,25 @@ SET highest_post_number = highest_post_number + 1, posts_count = posts_count + 1
 WHERE id = $1
 RETURNING highest_post_number
 """
+# A post waiting for review takes its number now, and counts (and bumps the topic) when published.
+ALLOCATE_PENDING_NUMBER_SQL = """
+UPDATE forum.topics SET highest_post_number = highest_post_number + 1 WHERE id = $1 RETURNING highest_post_number
+"""
 INSERT_POST_SQL = """
-INSERT INTO forum.posts (topic_id, post_number, author_id, raw, cooked, plain, reply_to_post_id, content_note)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+INSERT INTO forum.posts (topic_id, post_number, author_id, raw, cooked, plain, reply_to_post_id, content_note,
+                         status, anonymous)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
 RETURNING id
 """
+
+
+def censored(rendered: markdown.Rendered, matcher: safety.Matcher | None) -> markdown.Rendered:
+    """The rendered post with censored watched words blotted out (the raw text keeps them)."""
+    if matcher is None or not matcher.phrases:
+        return rendered
+    return dataclasses.replace(
+        rendered, cooked=safety.censor_html(rendered.cooked, matcher), text=matcher.censor(rendered.text)
+    )
 
 
 async def create_post(
@@ -381,11 +466,21 @@ async def create_post(
     raw: str,
     content_note: str | None,
     reply_to: asyncpg.Record | None = None,
+    status: str = "visible",
+    anonymous: bool = False,
+    censor: safety.Matcher | None = None,
+    rendered: markdown.Rendered | None = None,
 ) -> asyncpg.Record:
-    """Write a checked post, bump its topic, and record PostCreated; returns the post row."""
-    rendered = await render_body(conn, raw)
+    """Write a checked post and bump its topic; returns the post row.
+
+    A visible post records PostCreated now; a pending one (waiting for review) when published.
+    """
+    assert status in ("visible", "pending")
+    rendered = censored(rendered or await render_body(conn, raw), censor)
     # The UPDATE locks the topic row, so concurrent replies get consecutive numbers.
-    number = await conn.fetchval(ALLOCATE_POST_NUMBER_SQL, topic.id)
+    number = await conn.fetchval(
+        ALLOCATE_POST_NUMBER_SQL if status == "visible" else ALLOCATE_PENDING_NUMBER_SQL, topic.id
+    )
     post_id = await conn.fetchval(
         INSERT_POST_SQL,
         topic.id,
@@ -396,28 +491,249 @@ async def create_post(
         rendered.text,
         reply_to["id"] if reply_to else None,
         content_note,
+        status,
+        anonymous,
     )
     post = await fetch_post(conn, post_id)
     assert post is not None
+    if status == "visible":
+        await _post_created(conn, post, topic, rendered)
+    return post
+
+
+async def _post_created(
+    conn: asyncpg.Connection, post: asyncpg.Record, topic: TopicContext, rendered: markdown.Rendered
+) -> None:
+    """Record PostCreated for a post being published (at once, or when a moderator approves it)."""
+    author_id = post["author_id"]
+    reply_to_user = post["reply_to_author_id"] if post["reply_to_post_id"] else None
     event = PostCreated(
-        post_id=post_id,
+        post_id=post["id"],
         topic_id=topic.id,
-        post_number=number,
+        post_number=post["post_number"],
         category_id=topic.category_id,
         topic_title=topic.title,
-        author_id=author["id"],
-        author_username=author["username"],
+        author_id=author_id,
+        author_username=ANONYMOUS_USERNAME if post["anonymous"] else post["username"],
         text=rendered.text,
-        content_note=content_note,
+        content_note=post["content_note"],
         audience=topic.audience,
-        reply_to_post_id=reply_to["id"] if reply_to else None,
-        reply_to_user_id=reply_to["author_id"] if reply_to else None,
-        mentioned_user_ids=await _user_ids(conn, rendered.mentions, besides=author["id"]),
-        quoted_user_ids=await _quoted_authors(conn, rendered.quotes, besides=author["id"]),
+        reply_to_post_id=post["reply_to_post_id"],
+        reply_to_user_id=reply_to_user,
+        mentioned_user_ids=await _user_ids(conn, rendered.mentions, besides=author_id),
+        quoted_user_ids=await _quoted_authors(conn, rendered.quotes, besides=author_id),
         created_at=post["created_at"].isoformat(),
+        anonymous=post["anonymous"],
     )
-    await write_event(conn, event, actor_id=author["id"])
+    # A pseudonymous post's envelope names no actor: the stream must not tie it to its author.
+    await write_event(conn, event, actor_id=None if post["anonymous"] else author_id)
+
+
+# --- topics as events tell them ------------------------------------------------------------------
+
+TOPIC_EVENT_SQL = """
+SELECT t.id, t.category_id, t.title, t.slug, t.kind, t.author_id, u.username, c.group_ids, t.pinned, t.closed,
+       t.content_note, t.anonymous, t.status, t.created_at, t.deleted_at IS NOT NULL AS deleted
+FROM forum.topics t JOIN forum.categories c ON c.id = t.category_id JOIN forum.users u ON u.id = t.author_id
+WHERE t.id = $1
+"""
+
+
+async def write_topic_updated(conn: asyncpg.Connection, topic_id: int, *, actor_id: int | None) -> None:
+    """Record TopicUpdated with the topic as it now is; nothing for a topic never published."""
+    row = await conn.fetchrow(TOPIC_EVENT_SQL, topic_id)
+    if row["status"] in UNPUBLISHED:
+        return
+    if row["anonymous"] and actor_id == row["author_id"]:
+        actor_id = None  # the stream must not tie a pseudonymous topic to its author
+    await write_event(
+        conn,
+        TopicUpdated(
+            topic_id=row["id"],
+            category_id=row["category_id"],
+            title=row["title"],
+            slug=row["slug"],
+            kind=row["kind"],
+            author_id=row["author_id"],
+            audience=visibility.audience(row["group_ids"]),
+            content_note=row["content_note"],
+            pinned=row["pinned"],
+            closed=row["closed"],
+            anonymous=row["anonymous"],
+            status="deleted" if row["deleted"] else row["status"],
+        ),
+        actor_id=actor_id,
+    )
+
+
+async def write_topic_created(conn: asyncpg.Connection, topic_id: int) -> None:
+    """Record TopicCreated for a topic being published (at once, or when its first post is approved)."""
+    row = await conn.fetchrow(TOPIC_EVENT_SQL, topic_id)
+    await write_event(
+        conn,
+        TopicCreated(
+            topic_id=row["id"],
+            category_id=row["category_id"],
+            title=row["title"],
+            slug=row["slug"],
+            kind=row["kind"],
+            author_id=row["author_id"],
+            author_username=ANONYMOUS_USERNAME if row["anonymous"] else row["username"],
+            audience=visibility.audience(row["group_ids"]),
+            content_note=row["content_note"],
+            created_at=row["created_at"].isoformat(),
+            anonymous=row["anonymous"],
+        ),
+        actor_id=None if row["anonymous"] else row["author_id"],
+    )
+
+
+# --- moderation moves ------------------------------------------------------------------------------
+# Each checks the post's status itself, so a move that no longer fits (another moderator acted
+# first) fails with 409 rather than doing something twice. Callers lock the post row first.
+
+SET_STATUS_SQL = """
+UPDATE forum.posts SET status = $2, moderation_reason = $3, updated_at = now() WHERE id = $1
+"""
+LOCK_POST_SQL = "SELECT id, status FROM forum.posts WHERE id = $1 FOR UPDATE"
+
+
+async def lock_post(conn: asyncpg.Connection, post_id: int) -> asyncpg.Record:
+    """The post, locked for the rest of the transaction (moderation moves lock it first, then its reviewable)."""
+    await conn.execute(LOCK_POST_SQL, post_id)
+    post = await fetch_post(conn, post_id)
+    if post is None:
+        raise ApiError(404, "not_found", "We could not find that post.")
     return post
+
+
+def _conflict(post: asyncpg.Record, wanted: str) -> ApiError:
+    return ApiError(
+        409, "conflict", f"This post is {post['status']} now, so it cannot be {wanted}. Reload to see what changed."
+    )
+
+
+async def _set_topic_status(conn: asyncpg.Connection, post: asyncpg.Record, status: str, actor_id: int | None) -> None:
+    """A topic follows its first post: pending, rejected, hidden, or visible again."""
+    if post["post_number"] != 1:
+        return
+    await conn.execute(
+        "UPDATE forum.topics SET status = $2, updated_at = now() WHERE id = $1", post["topic_id"], status
+    )
+    if status in ("hidden", "visible"):
+        await write_topic_updated(conn, post["topic_id"], actor_id=actor_id)
+
+
+async def publish_post(
+    conn: asyncpg.Connection, post: asyncpg.Record, topic: TopicContext, *, actor_id: int
+) -> asyncpg.Record:
+    """Publish a post that waited for review (or was rejected, then appealed): its events are sent now."""
+    if post["status"] not in UNPUBLISHED:
+        raise _conflict(post, "published")
+    await conn.execute(SET_STATUS_SQL, post["id"], "visible", None)
+    await conn.execute(
+        "UPDATE forum.topics SET posts_count = posts_count + 1, last_posted_at = now(), updated_at = now(), "
+        "status = CASE WHEN $2 THEN 'visible' ELSE status END WHERE id = $1",
+        topic.id,
+        post["post_number"] == 1,
+    )
+    if post["post_number"] == 1:
+        await write_topic_created(conn, topic.id)
+    published = await fetch_post(conn, post["id"])
+    assert published is not None
+    mentions = await render_body(conn, published["raw"])
+    rendered = markdown.Rendered(published["cooked"], published["plain"], mentions.mentions, mentions.quotes)
+    await _post_created(conn, published, topic, rendered)
+    return published
+
+
+async def hide_post(
+    conn: asyncpg.Connection, post: asyncpg.Record, topic: TopicContext, *, reason: str, actor_id: int | None
+) -> None:
+    """Hide a visible post: others see a placeholder, its author sees why (PostHidden tells them too)."""
+    if post["status"] != "visible":
+        raise _conflict(post, "hidden")
+    await conn.execute(SET_STATUS_SQL, post["id"], "hidden", reason)
+    await conn.execute("UPDATE forum.topics SET posts_count = posts_count - 1 WHERE id = $1", topic.id)
+    await _set_topic_status(conn, post, "hidden", actor_id)
+    await write_event(
+        conn,
+        PostHidden(
+            post_id=post["id"],
+            topic_id=topic.id,
+            category_id=topic.category_id,
+            author_id=post["author_id"],
+            reason=reason,
+        ),
+        actor_id=actor_id,
+    )
+
+
+async def restore_post(conn: asyncpg.Connection, post: asyncpg.Record, topic: TopicContext, *, actor_id: int) -> None:
+    """Show a hidden post again (PostRestored)."""
+    if post["status"] != "hidden":
+        raise _conflict(post, "restored")
+    await conn.execute(SET_STATUS_SQL, post["id"], "visible", None)
+    await conn.execute("UPDATE forum.topics SET posts_count = posts_count + 1 WHERE id = $1", topic.id)
+    await _set_topic_status(conn, post, "visible", actor_id)
+    await write_event(
+        conn,
+        PostRestored(post_id=post["id"], topic_id=topic.id, category_id=topic.category_id, author_id=post["author_id"]),
+        actor_id=actor_id,
+    )
+
+
+async def reject_post(conn: asyncpg.Connection, post: asyncpg.Record, *, reason: str, actor_id: int) -> None:
+    """Turn down a post that waited for review: it is never published; its author sees why and may appeal."""
+    if post["status"] != "pending":
+        raise _conflict(post, "rejected")
+    await conn.execute(SET_STATUS_SQL, post["id"], "rejected", reason)
+    await _set_topic_status(conn, post, "rejected", actor_id)
+
+
+async def remove_post(conn: asyncpg.Connection, post: asyncpg.Record, topic: TopicContext, *, actor_id: int) -> None:
+    """Delete a post (moderators may delete a first post: its topic goes with it); it leaves the queue."""
+    if post["status"] == "deleted":
+        raise _conflict(post, "deleted")
+    await _remove(conn, post, topic, actor_id=actor_id)
+    if post["post_number"] == 1:
+        await conn.execute("UPDATE forum.topics SET deleted_at = now(), updated_at = now() WHERE id = $1", topic.id)
+        if post["status"] not in UNPUBLISHED:
+            await write_topic_updated(conn, topic.id, actor_id=actor_id)
+
+
+CLOSE_REVIEWS_SQL = """
+UPDATE forum.reviewables
+SET status = 'deleted', resolution = 'delete', resolved_by = $2, resolved_at = now(), updated_at = now()
+WHERE post_id = $1 AND status = 'pending'
+"""
+
+
+async def _remove(conn: asyncpg.Connection, post: asyncpg.Record, topic: TopicContext, *, actor_id: int) -> None:
+    reactions_total = sum(int(n) for n in post["reactions"].values())
+    await conn.execute(DELETE_POST_SQL, post["id"])
+    await conn.execute("DELETE FROM forum.reactions WHERE post_id = $1", post["id"])
+    await conn.execute(
+        "UPDATE forum.topics SET posts_count = posts_count - $2, reactions_count = greatest(0, reactions_count - $3), "
+        "updated_at = now() WHERE id = $1",
+        topic.id,
+        1 if post["status"] == "visible" else 0,
+        reactions_total,
+    )
+    await conn.execute(CLOSE_REVIEWS_SQL, post["id"], actor_id)
+    if post["status"] in UNPUBLISHED:
+        return  # never published: nobody was told of it, so nobody is told it went
+    await write_event(
+        conn,
+        PostDeleted(
+            post_id=post["id"],
+            topic_id=topic.id,
+            post_number=post["post_number"],
+            category_id=topic.category_id,
+            author_id=post["author_id"],
+        ),
+        actor_id=actor_id,
+    )
 
 
 # --- editing ---------------------------------------------------------------------------------------
@@ -450,72 +766,103 @@ async def edit_post(conn: asyncpg.Connection, who: Session, post_id: int, data: 
     """Check and apply an edit (POST_PATCH data), keeping the previous version; returns the post row.
 
     A revision row keeps a version's text together with who replaced it, when and why;
-    an edit that changes nothing makes no revision.
+    an edit that changes nothing makes no revision. An author's edit is screened like a new
+    post; editing a hidden or rejected post asks moderators for another look. Staff editing
+    someone else's post give a reason (the author sees it with the revisions) and are audited.
     """
     post, topic = await check_edit(conn, who, post_id)
+    post = await lock_post(conn, post_id)
     raw = clean_body(data["body"])
     note = clean_note(data["content_note"]) if "content_note" in data else post["content_note"]
     if raw == post["raw"] and note == post["content_note"]:
         return post
-    await conn.execute(
-        INSERT_REVISION_SQL,
-        post_id,
-        post["revision"],
-        post["raw"],
-        post["content_note"],
-        who.user_id,
-        clean_note(data.get("edit_reason")),
-    )
+    reason = clean_note(data.get("edit_reason"))
+    by_author = who.user_id == post["author_id"]
+    if not by_author and not reason:
+        raise invalid("edit_reason", "is needed when you edit someone else\u2019s post: its author will see it")
     rendered = await render_body(conn, raw)
+    review = await safety.review_edit(conn, old_text=post["plain"], new_text=rendered.text) if by_author else None
+    rendered = censored(rendered, review.censored if review else None)
+    await conn.execute(
+        INSERT_REVISION_SQL, post_id, post["revision"], post["raw"], post["content_note"], who.user_id, reason
+    )
     revision = await conn.fetchval(UPDATE_POST_SQL, post_id, raw, rendered.cooked, rendered.text, note)
+    if post["status"] not in UNPUBLISHED:
+        await _post_edited(conn, post, topic, rendered, note, revision, editor_id=who.user_id)
+    if post["post_number"] == 1 and note != post["content_note"]:
+        await _sync_topic_note(conn, who, topic.id, note)
+    if not by_author:
+        await audit.record(
+            conn,
+            actor_id=who.user_id,
+            action="post.edit",
+            target_type="post",
+            target_id=post_id,
+            reason=reason,
+            before={"raw": post["raw"], "content_note": post["content_note"], "revision": post["revision"]},
+            after={"raw": raw, "content_note": note, "revision": revision},
+        )
+    updated = await fetch_post(conn, post_id)
+    assert updated is not None
+    if review is not None:
+        await safety.open_reviews_for_new_post(conn, updated, review, category_id=topic.category_id)
+        if updated["status"] in ("hidden", "rejected"):
+            await _ask_again(conn, updated)
+            updated = await fetch_post(conn, post_id)
+            assert updated is not None
+    return updated
+
+
+async def _post_edited(
+    conn: asyncpg.Connection,
+    post: asyncpg.Record,
+    topic: TopicContext,
+    rendered: markdown.Rendered,
+    note: str | None,
+    revision: int,
+    *,
+    editor_id: int,
+) -> None:
+    hide_actor = post["anonymous"] and editor_id == post["author_id"]
     await write_event(
         conn,
         PostEdited(
-            post_id=post_id,
+            post_id=post["id"],
             topic_id=topic.id,
             post_number=post["post_number"],
             category_id=topic.category_id,
             author_id=post["author_id"],
-            author_username=post["username"],
+            author_username=ANONYMOUS_USERNAME if post["anonymous"] else post["username"],
             text=rendered.text,
             content_note=note,
             audience=topic.audience,
             revision=revision,
+            anonymous=post["anonymous"],
         ),
-        actor_id=who.user_id,
+        actor_id=None if hide_actor else editor_id,
     )
-    if post["post_number"] == 1 and note != post["content_note"]:
-        await _sync_topic_note(conn, who, topic.id, note)
-    updated = await fetch_post(conn, post_id)
-    assert updated is not None
-    return updated
+
+
+ASKED_AGAIN = "The author edited the post and asks for another review"
+
+
+async def _ask_again(conn: asyncpg.Connection, post: asyncpg.Record) -> None:
+    """An author who edits a hidden or rejected post asks moderators to look again."""
+    if post["status"] == "hidden":
+        await safety.open_review(
+            conn, kind="flagged_post", post=post, reasons=[ASKED_AGAIN], priority=safety.PRIORITY_HIDDEN
+        )
+    elif post["status"] == "rejected":
+        await conn.execute(SET_STATUS_SQL, post["id"], "pending", None)
+        if post["post_number"] == 1:
+            await conn.execute("UPDATE forum.topics SET status = 'pending' WHERE id = $1", post["topic_id"])
+        await safety.open_review(conn, kind="queued_post", post=post, reasons=[ASKED_AGAIN])
 
 
 async def _sync_topic_note(conn: asyncpg.Connection, who: Session, topic_id: int, note: str | None) -> None:
     """A topic's content note follows its first post's, so lists warn as the post does."""
-    row = await conn.fetchrow(
-        "UPDATE forum.topics t SET content_note = $2, updated_at = now() FROM forum.categories c "
-        "WHERE t.id = $1 AND c.id = t.category_id "
-        "RETURNING t.id, t.category_id, t.title, t.slug, t.kind, t.author_id, c.group_ids, t.pinned, t.closed",
-        topic_id,
-        note,
-    )
-    await write_event(
-        conn,
-        TopicUpdated(
-            topic_id=row["id"],
-            category_id=row["category_id"],
-            title=row["title"],
-            slug=row["slug"],
-            kind=row["kind"],
-            author_id=row["author_id"],
-            audience=visibility.audience(row["group_ids"]),
-            content_note=note,
-            pinned=row["pinned"],
-            closed=row["closed"],
-        ),
-        actor_id=who.user_id,
-    )
+    await conn.execute("UPDATE forum.topics SET content_note = $2, updated_at = now() WHERE id = $1", topic_id, note)
+    await write_topic_updated(conn, topic_id, actor_id=who.user_id)
 
 
 REVISIONS_SQL = """
@@ -538,9 +885,15 @@ async def post_revisions(
     if not staff and text_hidden(post, who):
         raise ApiError(404, "not_found", "We could not find that post.")
     rows = await conn.fetch(REVISIONS_SQL, post_id)
+
+    def editor(user_id: int, username: str, display_name: str) -> dict[str, Any]:
+        if post["anonymous"] and user_id == post["author_id"]:
+            return dict(ANONYMOUS_AUTHOR)  # the author's own edits keep the pseudonym
+        return {"id": user_id, "username": username, "display_name": display_name}
+
     # A revision row holds version N's text and who replaced it (making N + 1), when and why.
     made_by: dict[str, Any] = {
-        "editor": {"id": post["author_id"], "username": post["username"], "display_name": post["display_name"]},
+        "editor": editor(post["author_id"], post["username"], post["display_name"]),
         "reason": None,
         "created_at": post["created_at"].isoformat(),
     }
@@ -548,7 +901,7 @@ async def post_revisions(
     for row in rows:
         items.append({"revision": row["revision"], "raw": row["raw"], "content_note": row["content_note"], **made_by})
         made_by = {
-            "editor": {"id": row["editor_id"], "username": row["username"], "display_name": row["display_name"]},
+            "editor": editor(row["editor_id"], row["username"], row["display_name"]),
             "reason": row["reason"],
             "created_at": row["created_at"].isoformat(),
         }
@@ -586,27 +939,17 @@ async def check_delete(conn: asyncpg.Connection, who: Session, post_id: int) -> 
 async def delete_post(conn: asyncpg.Connection, who: Session, post_id: int) -> None:
     """Check and delete a post: its text and reactions go, a placeholder keeps its number."""
     post, topic = await check_delete(conn, who, post_id)
-    reactions_total = sum(int(n) for n in post["reactions"].values())
-    await conn.execute(DELETE_POST_SQL, post_id)
-    await conn.execute("DELETE FROM forum.reactions WHERE post_id = $1", post_id)
-    await conn.execute(
-        "UPDATE forum.topics SET posts_count = posts_count - $2, reactions_count = greatest(0, reactions_count - $3), "
-        "updated_at = now() WHERE id = $1",
-        topic.id,
-        1 if post["status"] == "visible" else 0,
-        reactions_total,
-    )
-    await write_event(
-        conn,
-        PostDeleted(
-            post_id=post_id,
-            topic_id=topic.id,
-            post_number=post["post_number"],
-            category_id=topic.category_id,
-            author_id=post["author_id"],
-        ),
-        actor_id=who.user_id,
-    )
+    await _remove(conn, post, topic, actor_id=who.user_id)
+    if who.user_id != post["author_id"]:
+        await audit.record(
+            conn,
+            actor_id=who.user_id,
+            action="post.delete",
+            target_type="post",
+            target_id=post_id,
+            before={"status": post["status"]},
+            after={"status": "deleted"},
+        )
 
 
 # --- reactions --------------------------------------------------------------------------------------

@@ -1,5 +1,9 @@
 """Pages for reading and writing: the latest topics, categories, a topic with its posts,
 starting a topic, replying, reacting, editing (with revisions and their diffs) and deleting.
+Safety shows here too: the support panel after a post that matched a safeguarding phrase,
+"waiting for review" notices, hidden posts with their reason (to their author), posts of
+ignored members folded away, content notes folded or open as each member chose, and
+"Anonymous member" for pseudonymous posts. Moderation pages live in moderation_pages.py.
 
 Every write calls the same check-then-do functions as the JSON API (topics.py, posts.py);
 an ApiError for a field becomes the NHS.UK error summary on the form. Pages work
@@ -10,6 +14,7 @@ from __future__ import annotations
 
 import difflib
 import re
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -21,7 +26,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from services.forum import categories, posts, topics
+from services.forum import categories, member_controls, posts, safety, topics
 from services.forum.accounts import avatar_index, initials
 from shared.api import path_int, query_int
 from shared.pages import form_data, render
@@ -37,7 +42,18 @@ FIELD_LABELS = {
     "content_note": "Content note",
     "edit_reason": "Reason for the change",
     "reply_to": "The post you reply to",
+    "anonymous": "Posting anonymously",
 }
+ANONYMOUS_PERSON: dict[str, Any] = {
+    "id": None,
+    "username": None,
+    "display_name": posts.ANONYMOUS_NAME,
+    "url": None,
+    "avatar": {"initials": "AM"},
+    "avatar_class": "tica-avatar--6",
+}
+# After posting, what the topic page says (?notice=): the support panel, "waiting for review", or both.
+NOTICES = ("support", "pending", "held")
 
 
 # --- small helpers ----------------------------------------------------------------------------
@@ -67,6 +83,13 @@ def person(user_id: int, username: str, display_name: str) -> dict[str, Any]:
     }
 
 
+def author_of(row: asyncpg.Record, who: Session | None) -> dict[str, Any]:
+    """A post's or topic's author as pages show them: "Anonymous member" for a pseudonymous one."""
+    if row["anonymous"]:
+        return {**ANONYMOUS_PERSON, "you": who is not None and who.user_id == row["author_id"]}
+    return person(row["author_id"], row["username"], row["display_name"])
+
+
 def when(moment: datetime) -> dict[str, str]:
     return {"iso": moment.isoformat(), "text": ago(moment), "title": f"{moment:%d %B %Y, %H:%M} UTC"}
 
@@ -86,7 +109,7 @@ def topic_view(row: asyncpg.Record, who: Session | None) -> dict[str, Any]:
             "url": f"/c/{row['category_slug']}",
             "colour": row["category_colour"],
         },
-        "author": person(row["author_id"], row["username"], row["display_name"]),
+        "author": author_of(row, who),
         "replies": max(0, row["posts_count"] - 1),
         "reactions": row["reactions_count"],
         "created": when(row["created_at"]),
@@ -96,17 +119,59 @@ def topic_view(row: asyncpg.Record, who: Session | None) -> dict[str, Any]:
         "content_note": row["content_note"],
         "unread": row["unread"] if who else None,
         "new": bool(row["is_new"]) if who else False,
+        "status": row["status"],
+        "allow_anonymous": row["allow_anonymous"],
+        "anonymous": row["anonymous"],
+        "own": who is not None and who.user_id == row["author_id"],
     }
 
 
-def post_view(row: asyncpg.Record, who: Session | None, given: set[str], topic: dict[str, Any]) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Viewing:
+    """The viewer's choices and history that change how each post on a page is shown."""
+
+    levels: dict[int, str] = field(default_factory=dict)  # members they mute or ignore
+    show_notes: bool = False  # content notes open rather than folded
+    appealed: frozenset[int] = frozenset()  # their posts they already appealed about
+    flagged: frozenset[int] = frozenset()  # posts they flagged
+
+
+async def viewing(conn: asyncpg.Connection, who: Session | None, rows: list[asyncpg.Record]) -> Viewing:
+    """What the viewer chose and did about these posts."""
+    if who is None:
+        return Viewing()
+    ids = [r["id"] for r in rows]
+    appealed = await conn.fetch(
+        "SELECT post_id FROM forum.reviewables "
+        "WHERE kind = 'appeal' AND author_id = $1 AND post_id = ANY($2::bigint[])",
+        who.user_id,
+        ids,
+    )
+    flagged = await conn.fetch(
+        "SELECT post_id FROM forum.flags WHERE user_id = $1 AND post_id = ANY($2::bigint[])", who.user_id, ids
+    )
+    return Viewing(
+        levels=await member_controls.levels_for(conn, who),
+        show_notes=await member_controls.content_notes(conn, who) == "show",
+        appealed=frozenset(r["post_id"] for r in appealed),
+        flagged=frozenset(r["post_id"] for r in flagged),
+    )
+
+
+def post_view(
+    row: asyncpg.Record, who: Session | None, given: set[str], topic: dict[str, Any], seen: Viewing | None = None
+) -> dict[str, Any]:
     """A post as the topic page shows it; withheld text never reaches the template."""
+    seen = seen or Viewing()
     hidden = posts.text_hidden(row, who)
     counts = row["reactions"] if row["status"] != "deleted" else {}
+    own = who is not None and who.user_id == row["author_id"]
+    staff = who is not None and who.is_staff
     return {
+        **_safety_view(row, who, seen, own=own, staff=staff),
         "id": row["id"],
         "number": row["post_number"],
-        "author": person(row["author_id"], row["username"], row["display_name"]),
+        "author": author_of(row, who),
         "status": row["status"],
         "hidden": hidden,
         "cooked": Markup("") if hidden else Markup(row["cooked"]),  # noqa: S704 - sanitised by shared.markdown
@@ -118,7 +183,7 @@ def post_view(row: asyncpg.Record, who: Session | None, given: set[str], topic: 
         "reply_to": (
             {
                 "number": row["reply_to_post_number"],
-                "username": row["reply_to_username"],
+                "username": posts.ANONYMOUS_NAME if row["reply_to_anonymous"] else row["reply_to_username"],
                 "url": f"/p/{row['reply_to_post_id']}",
             }
             if row["reply_to_post_id"]
@@ -137,6 +202,29 @@ def post_view(row: asyncpg.Record, who: Session | None, given: set[str], topic: 
         "can_react": who is not None and row["status"] == "visible",
         "reply_url": f"{topic['url']}?reply_to={row['id']}#reply",
         "quote_url": f"{topic['url']}?quote={row['id']}#reply",
+    }
+
+
+def _safety_view(row: asyncpg.Record, who: Session | None, seen: Viewing, *, own: bool, staff: bool) -> dict[str, Any]:
+    """How moderation and the viewer's own choices show on one post."""
+    status, anonymous = row["status"], row["anonymous"]
+    # A pseudonymous post is never folded for its author being ignored: that would say who wrote it.
+    ignored = not own and not anonymous and seen.levels.get(row["author_id"]) == "ignored"
+    return {
+        "own": own,
+        "anonymous": anonymous,
+        "moderation_reason": posts.moderation_note(row, who),
+        "ignored": ignored,
+        "notes_open": seen.show_notes,
+        "can_flag": who is not None and not own and status == "visible" and row["id"] not in seen.flagged,
+        "flagged": row["id"] in seen.flagged,
+        "can_appeal": own and status in ("hidden", "rejected") and row["id"] not in seen.appealed,
+        "appealed": row["id"] in seen.appealed,
+        "can_hide": staff and status == "visible",
+        "can_restore": staff and status == "hidden",
+        "can_reveal": staff and anonymous,
+        "can_mute": who is not None and not own and not anonymous and status != "deleted",
+        "mute_url": None if anonymous else f"/u/{quote(row['username'])}/mute",
     }
 
 
@@ -227,7 +315,7 @@ async def _topic_list_context(
     return {
         "topics": views,
         "new_count": sum(1 for t in views if t["new"]),
-        "query": query,
+        "topic_query": query,  # not "query": the layout's search box shows that
         "kinds": [
             {
                 "value": k,
@@ -303,30 +391,31 @@ async def _reply_defaults(
         row = await posts.fetch_post(conn, int(value))
         if row is None or row["topic_id"] != topic_id or row["status"] != "visible":
             continue
+        said = posts.ANONYMOUS_NAME if row["anonymous"] else row["username"]
         defaults: dict[str, Any] = {
             "reply_to": row["id"],
-            "reply_to_label": f"#{row['post_number']} by {row['username']}",
+            "reply_to_label": f"#{row['post_number']} by {said}",
             "body": "",
         }
         if name == "quote":
-            defaults["body"] = (
-                f'[quote="{row["username"]}, post:{row["id"]}, topic:{topic_id}"]\n{row["raw"]}\n[/quote]\n\n'
-            )
+            defaults["body"] = f'[quote="{said}, post:{row["id"]}, topic:{topic_id}"]\n{row["raw"]}\n[/quote]\n\n'
         return defaults
     return {"reply_to": None, "body": ""}
 
 
-async def _may_reply(conn: asyncpg.Connection, who: Session | None, closed: bool) -> str:
-    """Why the reply form is not shown ("" when it is)."""
+async def _may_reply(conn: asyncpg.Connection, who: Session | None, topic: dict[str, Any]) -> tuple[str, str]:
+    """Why the reply form is not shown ("" when it is), and what to tell the member."""
     if who is None:
-        return "login"
-    if closed and not who.is_staff:
-        return "closed"
+        return "login", ""
+    if topic["closed"] and not who.is_staff:
+        return "closed", ""
+    if topic["status"] != "visible" and not who.is_staff:
+        return "not_open", ""
     try:
         await posts.check_can_post(conn, who)
     except ApiError as exc:
-        return exc.code
-    return ""
+        return exc.code, exc.message
+    return "", ""
 
 
 async def _topic_context(
@@ -338,16 +427,25 @@ async def _topic_context(
     last_page = max(1, (total - 1) // posts.POSTS_PER_PAGE + 1)
     if page > last_page:
         raise ApiError(404, "not_found", "This topic does not have that many pages.")
+    seen = await viewing(conn, who, rows)
+    cannot_reply, blocked_message = await _may_reply(conn, who, topic)
+    notice = request.query_params.get("notice") if who is not None else None
+    form = await _reply_defaults(conn, who, topic_id, request)
+    form.setdefault("anonymous", topic["anonymous"] and topic["own"])
     return {
         "topic": topic,
-        "posts": [post_view(r, who, given.get(r["id"], set()), topic) for r in rows],
+        "posts": [post_view(r, who, given.get(r["id"], set()), topic, seen) for r in rows],
         "page": page,
         "page_links": page_items(topic["url"], page, last_page) if last_page > 1 else [],
         "previous_url": f"{topic['url']}?page={page - 1}" if page > 1 else None,
         "next_url": f"{topic['url']}?page={page + 1}" if page < last_page else None,
         "last_page": last_page,
-        "cannot_reply": await _may_reply(conn, who, topic["closed"]),
-        "form": await _reply_defaults(conn, who, topic_id, request),
+        "cannot_reply": cannot_reply,
+        "blocked_message": blocked_message,
+        "form": form,
+        "notice": notice if notice in NOTICES else None,
+        "support": safety.support_panel(held=notice == "held") if notice in ("support", "held") else None,
+        "staff": who is not None and who.is_staff,
     }
 
 
@@ -375,11 +473,31 @@ async def topic_without_slug(request: Request) -> Response:
 
 
 async def _post_location(
-    conn: asyncpg.Connection, who: Session | None, post: asyncpg.Record, topic: posts.TopicContext
+    conn: asyncpg.Connection,
+    who: Session | None,
+    post: asyncpg.Record,
+    topic: posts.TopicContext,
+    notice: str | None = None,
 ) -> str:
     page = await posts.page_of_post(conn, who, post)
-    suffix = f"?page={page}" if page > 1 else ""
-    return f"{topics.topic_url(topic.id, topic.slug)}{suffix}#post-{post['post_number']}"
+    params = {"page": page if page > 1 else None, "notice": notice}
+    query = urlencode({k: v for k, v in params.items() if v})
+    return f"{topics.topic_url(topic.id, topic.slug)}{'?' + query if query else ''}#post-{post['post_number']}"
+
+
+async def _notice(conn: asyncpg.Connection, post: asyncpg.Record) -> str | None:
+    """What the topic page tells the author after posting: support offered, waiting for review, or both."""
+    support = await safety.offered_support(conn, post["id"])
+    if post["status"] == "pending":
+        return "held" if support else "pending"
+    return "support" if support else None
+
+
+def _anonymous_choice(form: FormData) -> bool | None:
+    """The "post anonymously" checkbox: None when the form did not offer it."""
+    if not _text(form, "anonymous_offered"):
+        return None
+    return _text(form, "anonymous") == "1"
 
 
 async def post_link(request: Request) -> Response:
@@ -403,26 +521,34 @@ async def reply_submit(request: Request) -> Response:
         "body": _text(form, "body"),
         "reply_to": _optional_int(form, "reply_to"),
         "content_note": _text(form, "content_note"),
+        "anonymous": _anonymous_choice(form),
     }
-    pool = runtime(request).pool
+    rt = runtime(request)
     try:
         clean = topics.REPLY_IN.validate(data)
-        async with pool.acquire() as conn, conn.transaction():
-            post = await topics.reply(conn, who, topic_id, clean)
+        async with rt.pool.acquire() as conn, conn.transaction():
+            post = await topics.reply(conn, who, topic_id, clean, safety.PostingRules.of(rt))
             topic = await posts.readable_topic(conn, who, topic_id)
-            location = await _post_location(conn, who, post, topic)
+            location = await _post_location(conn, who, post, topic, await _notice(conn, post))
     except ApiError as exc:
-        if exc.status not in (409, 422):
+        if exc.status not in (409, 422, 429):
             raise
-        async with pool.acquire() as conn:
+        async with rt.pool.acquire() as conn:
             last = max(1, (await posts.count_topic_posts(conn, who, topic_id) - 1) // posts.POSTS_PER_PAGE + 1)
             context = await _topic_context(request, conn, who, topic_id, last)
         context["form"] = {
             "body": data["body"],
             "content_note": data["content_note"],
             "reply_to": data["reply_to"] if isinstance(data["reply_to"], int) else None,
+            "anonymous": bool(data["anonymous"]),
         }
-        return await render(request, "topics/topic.html", {**context, **form_errors(exc, "body")}, status=422)
+        return await render(
+            request,
+            "topics/topic.html",
+            {**context, **form_errors(exc, "body")},
+            status=429 if exc.status == 429 else 422,
+            headers=exc.headers,
+        )
     return RedirectResponse(location, status_code=303)
 
 
@@ -452,19 +578,21 @@ async def react_submit(request: Request) -> Response:
 
 async def _new_topic_context(conn: asyncpg.Connection, who: Session, form: dict[str, Any]) -> dict[str, Any]:
     rows = await categories.list_readable(conn, who)
-    blocked = ""
+    blocked, blocked_message = "", ""
     try:
         await posts.check_can_post(conn, who)
     except ApiError as exc:
-        blocked = exc.code
+        blocked, blocked_message = exc.code, exc.message
     return {
         "categories": [
             {"value": str(r["id"]), "text": r["name"], "selected": str(r["id"]) == str(form.get("category_id"))}
             for r in rows
         ],
+        "anonymous_categories": [r["name"] for r in rows if r["allow_anonymous"]],
         "kinds": [{"value": k, "text": topics.KIND_LABELS[k]} for k in topics.KINDS],
         "form": form,
         "blocked": blocked,
+        "blocked_message": blocked_message,
         "note_max": posts.CONTENT_NOTE_MAX,
     }
 
@@ -475,31 +603,44 @@ async def new_topic_page(request: Request) -> Response:
     if who is None:
         return _login_redirect(request)
     if request.method == "GET":
-        form = {"category_id": request.query_params.get("category", ""), "kind": "discussion"}
+        start = {"category_id": request.query_params.get("category", ""), "kind": "discussion"}
         async with runtime(request).pool.acquire() as conn:
-            context = await _new_topic_context(conn, who, form)
+            context = await _new_topic_context(conn, who, start)
         return await render(request, "topics/new_topic.html", context)
     submitted = await form_data(request)
-    form = {name: _text(submitted, name) for name in ("category_id", "kind", "title", "body", "content_note")}
+    form: dict[str, Any] = {
+        name: _text(submitted, name) for name in ("category_id", "kind", "title", "body", "content_note")
+    }
     data: dict[str, Any] = {
         **form,
         "category_id": _optional_int(submitted, "category_id"),
         "kind": form["kind"] or None,
+        "anonymous": _anonymous_choice(submitted),
     }
-    pool = runtime(request).pool
+    form["anonymous"] = bool(data["anonymous"])
+    rt = runtime(request)
     try:
         clean = topics.TOPIC_IN.validate(data)
-        async with pool.acquire() as conn, conn.transaction():
-            row, _ = await topics.start_topic(conn, who, clean)
+        async with rt.pool.acquire() as conn, conn.transaction():
+            row, post = await topics.start_topic(conn, who, clean, safety.PostingRules.of(rt))
+            notice = await _notice(conn, post)
     except ApiError as exc:
         if exc.status == 404:  # a category that is not (or no longer) there
             exc = ApiError(422, "invalid", exc.message, {"category_id": "must be one of the categories listed"})
-        if exc.status not in (409, 422):
+        if exc.status not in (409, 422, 429):
             raise
-        async with pool.acquire() as conn:
+        async with rt.pool.acquire() as conn:
             context = await _new_topic_context(conn, who, form)
-        return await render(request, "topics/new_topic.html", {**context, **form_errors(exc, "title")}, status=422)
-    return RedirectResponse(topics.topic_url(row["id"], row["slug"]), status_code=303)
+        field = "body" if exc.code == "blocked_word" else "title"
+        return await render(
+            request,
+            "topics/new_topic.html",
+            {**context, **form_errors(exc, field)},
+            status=429 if exc.status == 429 else 422,
+            headers=exc.headers,
+        )
+    suffix = f"?notice={notice}" if notice else ""
+    return RedirectResponse(topics.topic_url(row["id"], row["slug"]) + suffix, status_code=303)
 
 
 # --- editing, revisions, deleting ----------------------------------------------------------------

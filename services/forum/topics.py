@@ -1,7 +1,11 @@
 """Topics: listing (latest/top, by category and kind), starting them, replying, and
-each member's read state (unread counts, "new since your last visit").
+each member's read state (unread counts, "new since your last visit"); moderators close,
+pin and move them.
 
-Posts themselves are written by posts.py; a topic's first post is one of them.
+Posts themselves are written by posts.py; a topic's first post is one of them. Starting a
+topic and replying go through the safety checks (safety.py): blocked words, rate limits, a
+new member's first posts waiting for approval (202), and safeguarding phrases (the author
+is offered support, moderators are alerted). A topic whose first post waits is not listed.
 """
 
 from __future__ import annotations
@@ -14,9 +18,10 @@ import asyncpg
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from services.forum import visibility
-from services.forum.categories import readable_category, slugify
+from services.forum import audit, safety, visibility
+from services.forum.categories import fetch_category, readable_category, slugify
 from services.forum.posts import (
+    ANONYMOUS_AUTHOR,
     BODY_FIELD,
     CONTENT_NOTE_FIELD,
     MAX_ID,
@@ -30,10 +35,13 @@ from services.forum.posts import (
     my_reactions,
     post_json,
     readable_topic,
+    render_body,
     topic_posts,
+    write_topic_created,
+    write_topic_updated,
 )
+from shared import markdown
 from shared.api import ApiRouter, Field, Schema, path_int, query_int, read_json
-from shared.events import TopicCreated, write_event
 from shared.sessions import Session
 from shared.web import ApiError, check_csrf, require_viewer, runtime, viewer
 
@@ -49,6 +57,14 @@ KIND_LABELS = {
 SORTS = ("latest", "top")
 TOPICS_PER_PAGE = 30
 TITLE_MIN, TITLE_MAX = 5, 200
+REASON_MAX = 500
+ANONYMOUS_FIELD = Field(
+    "boolean", nullable=True, description='post as "Anonymous member" (categories that allow it only)'
+)
+PENDING_MESSAGE = (
+    "Thank you for posting. A moderator will look at it soon, and it will appear once they have. "
+    "You can see it, marked as waiting for review."
+)
 
 TOPIC_IN = Schema(
     "TopicIn",
@@ -60,6 +76,7 @@ TOPIC_IN = Schema(
             "string", enum=KINDS, nullable=True, description="discussion (default), blog, case_study or narrative"
         ),
         "content_note": CONTENT_NOTE_FIELD,
+        "anonymous": ANONYMOUS_FIELD,
     },
 )
 REPLY_IN = Schema(
@@ -68,6 +85,16 @@ REPLY_IN = Schema(
         "body": BODY_FIELD,
         "reply_to": Field("integer", minimum=1, maximum=MAX_ID, nullable=True, description="id of the post replied to"),
         "content_note": CONTENT_NOTE_FIELD,
+        "anonymous": ANONYMOUS_FIELD,
+    },
+)
+TOPIC_MODERATION_IN = Schema(
+    "TopicModeration",
+    {
+        "closed": Field("boolean", nullable=True, description="closed topics take replies from staff only"),
+        "pinned": Field("boolean", nullable=True, description="pinned topics come first in lists"),
+        "category_id": Field("integer", minimum=1, maximum=MAX_ID, nullable=True, description="move to this category"),
+        "reason": Field("string", max_length=REASON_MAX, nullable=True, description="kept in the audit log"),
     },
 )
 
@@ -108,6 +135,7 @@ _TOPIC_SELECT = """
 SELECT t.id, t.title, t.slug, t.category_id, t.kind, t.author_id, u.username, u.display_name,
        t.created_at, t.last_posted_at, t.posts_count, t.highest_post_number, t.pinned, t.closed, t.content_note,
        t.reactions_count, c.name AS category_name, c.slug AS category_slug, c.colour AS category_colour, c.group_ids,
+       t.status, t.anonymous, c.allow_anonymous,
        r.last_read_post_number,
        CASE WHEN r.last_read_post_number IS NULL THEN NULL ELSE (
            SELECT count(*) FROM forum.posts p
@@ -126,7 +154,7 @@ _ORDER = {
 LIST_TOPICS_SQL = (
     _TOPIC_SELECT
     + """
-WHERE t.deleted_at IS NULL AND {readable}
+WHERE t.deleted_at IS NULL AND t.status = 'visible' AND {readable}
   AND ($5::bigint IS NULL OR t.category_id = $5) AND ($6::text IS NULL OR t.kind = $6)
 ORDER BY {order}
 LIMIT $7 OFFSET $8
@@ -134,7 +162,8 @@ LIMIT $7 OFFSET $8
 )
 TOPIC_SQL = (
     _TOPIC_SELECT
-    + "WHERE t.id = $5 AND t.deleted_at IS NULL AND "
+    + "WHERE t.id = $5 AND t.deleted_at IS NULL "
+    + "AND (t.status = 'visible' OR $2::boolean OR t.author_id = $3::bigint) AND "
     + visibility.READABLE_SQL.format(groups="$1", staff="$2")
 )
 
@@ -196,7 +225,11 @@ def topic_json(row: asyncpg.Record, who: Session | None) -> dict[str, Any]:
         "slug": row["slug"],
         "category_id": row["category_id"],
         "kind": row["kind"],
-        "author": {"id": row["author_id"], "username": row["username"], "display_name": row["display_name"]},
+        "author": dict(ANONYMOUS_AUTHOR)
+        if row["anonymous"]
+        else {"id": row["author_id"], "username": row["username"], "display_name": row["display_name"]},
+        "anonymous": row["anonymous"],
+        "status": row["status"],
         "created_at": row["created_at"].isoformat(),
         "last_posted_at": row["last_posted_at"].isoformat(),
         "posts_count": row["posts_count"],
@@ -239,58 +272,116 @@ def clean_title(title: str) -> str:
 
 
 INSERT_TOPIC_SQL = """
-INSERT INTO forum.topics (category_id, title, slug, kind, author_id, content_note)
-VALUES ($1, $2, $3, $4, $5, $6)
+INSERT INTO forum.topics (category_id, title, slug, kind, author_id, content_note, status, anonymous)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
 RETURNING id, created_at
 """
 
 
+def check_anonymous(allowed: bool, wanted: bool | None) -> bool:
+    """Whether to post as "Anonymous member": only where the category allows it (422 otherwise)."""
+    if wanted and not allowed:
+        raise invalid("anonymous", "is not possible in this category: post under your own name here")
+    return bool(wanted)
+
+
 async def start_topic(
-    conn: asyncpg.Connection, who: Session, data: dict[str, Any]
+    conn: asyncpg.Connection, who: Session, data: dict[str, Any], rules: safety.PostingRules | None = None
 ) -> tuple[asyncpg.Record, asyncpg.Record]:
-    """Check and start a topic (TOPIC_IN data) with its first post; returns (topic row, post row)."""
+    """Check and start a topic (TOPIC_IN data) with its first post; returns (topic row, post row).
+
+    With `rules` (every request does) the safety checks run: a blocked word is 422, too many
+    posts 429, and a post held for review leaves both topic and post pending, with no events
+    until a moderator approves it. Without rules (demo data) nothing is screened.
+    """
     category = await readable_category(conn, who, data["category_id"])
     author = await check_can_post(conn, who)
     title = clean_title(data["title"])
     raw = clean_body(data["body"])
     note = clean_note(data.get("content_note"))
+    anonymous = check_anonymous(category["allow_anonymous"], data.get("anonymous"))
     kind = data.get("kind") or "discussion"
+    rendered = await render_body(conn, raw)
+    review = await safety.review_new_post(conn, who, author, text=f"{title}\n{rendered.text}", rules=rules, topic=True)
+    status = "pending" if review.pending else "visible"
     slug = slugify(title)
-    row = await conn.fetchrow(INSERT_TOPIC_SQL, category["id"], title, slug, kind, author["id"], note)
+    row = await conn.fetchrow(
+        INSERT_TOPIC_SQL, category["id"], title, slug, kind, author["id"], note, status, anonymous
+    )
     topic = TopicContext(
-        row["id"], title, slug, category["id"], list(category["group_ids"]), author["id"], closed=False, deleted=False
+        row["id"],
+        title,
+        slug,
+        category["id"],
+        list(category["group_ids"]),
+        author["id"],
+        closed=False,
+        deleted=False,
+        status=status,
+        anonymous=anonymous,
+        allow_anonymous=category["allow_anonymous"],
     )
-    await write_event(
-        conn,
-        TopicCreated(
-            topic_id=topic.id,
-            category_id=topic.category_id,
-            title=title,
-            slug=slug,
-            kind=kind,
-            author_id=author["id"],
-            author_username=author["username"],
-            audience=topic.audience,
-            content_note=note,
-            created_at=row["created_at"].isoformat(),
-        ),
-        actor_id=author["id"],
-    )
-    post = await create_post(conn, topic=topic, author=author, raw=raw, content_note=note)
+    if status == "visible":
+        await write_topic_created(conn, topic.id)
+    post = await _write_post(conn, topic, author, raw, note, review, rendered, anonymous=anonymous)
     await mark_read(conn, author["id"], topic.id, post["post_number"])
     return await topic_row(conn, who, topic.id), post
 
 
-async def reply(conn: asyncpg.Connection, who: Session, topic_id: int, data: dict[str, Any]) -> asyncpg.Record:
-    """Check and write a reply (REPLY_IN data) in a topic; returns the post row."""
+async def _write_post(
+    conn: asyncpg.Connection,
+    topic: TopicContext,
+    author: asyncpg.Record,
+    raw: str,
+    note: str | None,
+    review: safety.PostReview,
+    rendered: markdown.Rendered,
+    *,
+    anonymous: bool,
+    reply_to: asyncpg.Record | None = None,
+) -> asyncpg.Record:
+    post = await create_post(
+        conn,
+        topic=topic,
+        author=author,
+        raw=raw,
+        content_note=note,
+        reply_to=reply_to,
+        status="pending" if review.pending else "visible",
+        anonymous=anonymous,
+        censor=review.censored,
+        rendered=rendered,
+    )
+    await safety.open_reviews_for_new_post(conn, post, review, category_id=topic.category_id)
+    return post
+
+
+async def reply(
+    conn: asyncpg.Connection,
+    who: Session,
+    topic_id: int,
+    data: dict[str, Any],
+    rules: safety.PostingRules | None = None,
+) -> asyncpg.Record:
+    """Check and write a reply (REPLY_IN data) in a topic; returns the post row (pending when held for review)."""
     topic = await readable_topic(conn, who, topic_id)
     if topic.closed and not who.is_staff:
         raise ApiError(403, "topic_closed", "This topic is closed, so it no longer takes replies.")
+    if topic.status != "visible" and not who.is_staff:
+        raise ApiError(
+            409, "topic_not_open", "This topic is not open for replies yet: a moderator needs to look at it first."
+        )
     author = await check_can_post(conn, who)
     raw = clean_body(data["body"])
     note = clean_note(data.get("content_note"))
+    wanted = data.get("anonymous")
+    if wanted is None and topic.anonymous and topic.allow_anonymous and topic.author_id == who.user_id:
+        wanted = True  # an anonymous topic's author stays anonymous in it unless they say otherwise
+    anonymous = check_anonymous(topic.allow_anonymous, wanted)
     reply_to = await check_reply_to(conn, topic, data.get("reply_to"))
-    post = await create_post(conn, topic=topic, author=author, raw=raw, content_note=note, reply_to=reply_to)
+    rendered = await render_body(conn, raw)
+    review = await safety.review_new_post(conn, who, author, text=rendered.text, rules=rules, topic=False)
+    post = await _write_post(conn, topic, author, raw, note, review, rendered, anonymous=anonymous, reply_to=reply_to)
     await mark_read(conn, author["id"], topic.id, post["post_number"])
     return post
 
@@ -305,6 +396,68 @@ async def topic_page(
     if who is not None and posts:
         await mark_read(conn, who.user_id, topic_id, posts[-1]["post_number"])
     return row, posts, has_next, given
+
+
+# --- moderators: close, pin, move ---------------------------------------------------------------------
+
+LOCK_TOPIC_SQL = """
+SELECT id, category_id, closed, pinned FROM forum.topics WHERE id = $1 AND deleted_at IS NULL FOR UPDATE
+"""
+# Each change that can be asked for: (field, audit action when set, audit action when unset).
+_TOPIC_CHANGES = (("closed", "topic.close", "topic.open"), ("pinned", "topic.pin", "topic.unpin"))
+
+
+async def moderate_topic(conn: asyncpg.Connection, who: Session, topic_id: int, data: dict[str, Any]) -> asyncpg.Record:
+    """Check and apply TOPIC_MODERATION_IN data (staff): each change is audited and TopicUpdated tells the rest."""
+    audit.require_staff(who)
+    wanted: dict[str, Any] = {k: data[k] for k in ("closed", "pinned", "category_id") if data.get(k) is not None}
+    if not wanted:
+        raise invalid("closed", "or pinned or category_id: say what to change")
+    current = await conn.fetchrow(LOCK_TOPIC_SQL, topic_id)
+    if current is None:
+        raise ApiError(404, "not_found", "We could not find that topic. It may have been removed.")
+    reason = clean_note(data.get("reason"))
+    changed = False
+    for name, set_action, unset_action in _TOPIC_CHANGES:
+        if name in wanted and wanted[name] != current[name]:
+            await conn.execute(
+                f"UPDATE forum.topics SET {name} = $2, updated_at = now() WHERE id = $1", topic_id, wanted[name]
+            )
+            await audit.record(
+                conn,
+                actor_id=who.user_id,
+                action=set_action if wanted[name] else unset_action,
+                target_type="topic",
+                target_id=topic_id,
+                reason=reason,
+                before={name: current[name]},
+                after={name: wanted[name]},
+            )
+            changed = True
+    if "category_id" in wanted and wanted["category_id"] != current["category_id"]:
+        await _move_topic(conn, who, topic_id, current["category_id"], wanted["category_id"], reason)
+        changed = True
+    if changed:
+        await write_topic_updated(conn, topic_id, actor_id=who.user_id)
+    return await topic_row(conn, who, topic_id)
+
+
+async def _move_topic(
+    conn: asyncpg.Connection, who: Session, topic_id: int, old: int, new: int, reason: str | None
+) -> None:
+    if await fetch_category(conn, new) is None:
+        raise invalid("category_id", "must be an existing category")
+    await conn.execute("UPDATE forum.topics SET category_id = $2, updated_at = now() WHERE id = $1", topic_id, new)
+    await audit.record(
+        conn,
+        actor_id=who.user_id,
+        action="topic.move",
+        target_type="topic",
+        target_id=topic_id,
+        reason=reason,
+        before={"category_id": old},
+        after={"category_id": new},
+    )
 
 
 # --- endpoints -----------------------------------------------------------------------------------
@@ -329,15 +482,40 @@ async def list_topics_endpoint(request: Request) -> Response:
     return JSONResponse({"items": [topic_json(row, who) for row in rows], "next": query.page + 1 if has_next else None})
 
 
-@api.post("/api/topics", body=TOPIC_IN, answers={201: "Topic with first_post"}, auth=True)
+async def written_json(
+    conn: asyncpg.Connection, who: Session, post: asyncpg.Record, shape: dict[str, Any]
+) -> tuple[dict[str, Any], int]:
+    """The answer to a new topic or reply: 201 with it, or 202 `pending_review`; `support` when offered."""
+    body = dict(shape)
+    if await safety.offered_support(conn, post["id"]):
+        body["support"] = safety.support_panel(held=post["status"] == "pending")
+    if post["status"] == "pending":
+        return {**body, "status": "pending_review", "message": PENDING_MESSAGE}, 202
+    return body, 201
+
+
+@api.post(
+    "/api/topics",
+    body=TOPIC_IN,
+    answers={
+        201: "Topic with first_post (and `support` when the post matched a safeguarding phrase)",
+        202: "{status: pending_review, message, ...topic, first_post}: a moderator looks first",
+        429: "Too many posts or topics for now (Retry-After)",
+    },
+    auth=True,
+)
 async def create_topic_endpoint(request: Request) -> Response:
     """Start a topic in a category the viewer may read (needs a confirmed email)."""
     who = await require_viewer(request)
     check_csrf(request, who)
     data = await read_json(request, TOPIC_IN)
-    async with runtime(request).pool.acquire() as conn, conn.transaction():
-        topic, post = await start_topic(conn, who, data)
-    return JSONResponse({**topic_json(topic, who), "first_post": post_json(post, who)}, status_code=201)
+    rt = runtime(request)
+    async with rt.pool.acquire() as conn, conn.transaction():
+        topic, post = await start_topic(conn, who, data, safety.PostingRules.of(rt))
+        body, status = await written_json(
+            conn, who, post, {**topic_json(topic, who), "first_post": post_json(post, who)}
+        )
+    return JSONResponse(body, status_code=status)
 
 
 @api.get("/api/topics/{id}", answers={200: "Topic with posts (20 a page) and next"}, query={"page": "1-based"})
@@ -357,13 +535,42 @@ async def get_topic_endpoint(request: Request) -> Response:
     )
 
 
-@api.post("/api/topics/{id}/posts", body=REPLY_IN, answers={201: "Post"}, auth=True)
+@api.post(
+    "/api/topics/{id}/posts",
+    body=REPLY_IN,
+    answers={
+        201: "Post (and `support` when it matched a safeguarding phrase)",
+        202: "{status: pending_review, message, ...post}: a moderator looks first",
+        429: "Too many posts for now (Retry-After)",
+    },
+    auth=True,
+)
 async def reply_endpoint(request: Request) -> Response:
     """Reply in a topic (closed topics take replies from staff only)."""
     topic_id = path_int(request, "id")
     who = await require_viewer(request)
     check_csrf(request, who)
     data = await read_json(request, REPLY_IN)
+    rt = runtime(request)
+    async with rt.pool.acquire() as conn, conn.transaction():
+        post = await reply(conn, who, topic_id, data, safety.PostingRules.of(rt))
+        body, status = await written_json(conn, who, post, post_json(post, who))
+    return JSONResponse(body, status_code=status)
+
+
+@api.post(
+    "/api/topics/{id}/moderate",
+    body=TOPIC_MODERATION_IN,
+    answers={200: "Topic", 422: "Nothing to change, or not a category"},
+    auth=True,
+)
+async def moderate_topic_endpoint(request: Request) -> Response:
+    """Close or open, pin or unpin, or move a topic to another category (moderators); each change is audited."""
+    topic_id = path_int(request, "id")
+    who = await require_viewer(request)
+    check_csrf(request, who)
+    audit.require_staff(who)
+    data = await read_json(request, TOPIC_MODERATION_IN)
     async with runtime(request).pool.acquire() as conn, conn.transaction():
-        post = await reply(conn, who, topic_id, data)
-    return JSONResponse(post_json(post, who), status_code=201)
+        row = await moderate_topic(conn, who, topic_id, data)
+    return JSONResponse(topic_json(row, who))

@@ -133,10 +133,14 @@ async def test_edit_errors(topic, sam, member_factory, client, pool):
 
 
 async def test_staff_edit_others_posts(topic, sam, member_factory):
-    """Moderators may edit anyone's post."""
+    """Moderators may edit anyone's post, giving a reason its author sees (422 without one)."""
     moderator = await member_factory(roles=("moderator",))
     post = await reply(sam, topic)
     response = await moderator.client.patch(f"/api/posts/{post['id']}", json={"body": "Edited by a moderator"})
+    assert response.status_code == 422 and "edit_reason" in response.json()["error"]["fields"]
+    response = await moderator.client.patch(
+        f"/api/posts/{post['id']}", json={"body": "Edited by a moderator", "edit_reason": "removed a phone number"}
+    )
     assert response.status_code == 200
 
 

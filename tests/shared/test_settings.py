@@ -36,6 +36,16 @@ INVALID = [
     ("TICA_MAX_UPLOAD_BYTES", "25MB"),
     ("TICA_STORAGE_URL", "ftp://files.example.org/uploads"),
     ("TICA_STORAGE_URL", "s3://storage.example.org/uploads"),
+    ("TICA_FLAG_HIDE_SCORE", "0"),
+    ("TICA_NEW_MEMBER_REVIEW_POSTS", "-1"),
+    ("TICA_NEW_MEMBER_DAYS", "a week"),
+    ("TICA_SAFEGUARDING_HOLD", "maybe"),
+    ("TICA_POSTS_PER_MINUTE", "0"),
+    ("TICA_NEW_MEMBER_POSTS_PER_MINUTE", "1.5"),
+    ("TICA_TOPICS_PER_DAY", "-3"),
+    ("TICA_NEW_MEMBER_TOPICS_PER_DAY", "five"),
+    ("TICA_FLAGS_PER_DAY", "0"),
+    ("TICA_NEW_MEMBER_FLAGS_PER_DAY", "many"),
 ]
 ANY_VALUE_IS_VALID = {"DATA_DIR"}  # any path: problems show when the folder is used
 

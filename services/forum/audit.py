@@ -1,0 +1,251 @@
+"""The audit log: every moderator and admin action (who, what, on what, why, and the state
+before and after), kept append-only by a trigger that refuses UPDATE and DELETE; its admin API.
+
+Actions record themselves with `record(conn, ...)` in the transaction of the change, so an
+action that rolls back leaves no entry, and an entry never describes something that did not happen.
+Also home of `require_staff` and `require_admin`: every audited action starts with one of them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+import asyncpg
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from shared.api import ApiRouter, query_int
+from shared.sessions import Session
+from shared.web import ApiError, require_viewer, runtime
+
+api = ApiRouter(tag="moderation")
+
+ENTRIES_PER_PAGE = 50
+MAX_ID = 2**62
+TARGET_TYPES = ("post", "topic", "user", "reviewable", "watched_word", "safeguarding_phrase", "category")
+# Every action the forum records, for the filter on the admin page (kept in sync by a test).
+ACTIONS = (
+    "review.approve",
+    "review.reject",
+    "review.hide",
+    "review.restore",
+    "review.delete",
+    "review.ignore",
+    "post.hide",
+    "post.restore",
+    "post.edit",
+    "post.delete",
+    "post.reveal_author",
+    "topic.close",
+    "topic.open",
+    "topic.pin",
+    "topic.unpin",
+    "topic.move",
+    "user.silence",
+    "user.unsilence",
+    "user.suspend",
+    "user.unsuspend",
+    "watched_word.add",
+    "watched_word.remove",
+    "safeguarding_phrase.add",
+    "safeguarding_phrase.remove",
+)
+
+
+# --- who may act ----------------------------------------------------------------------------
+
+
+def require_staff(who: Session) -> None:
+    """Moderators and admins only (403 for everyone else)."""
+    if not who.is_staff:
+        raise ApiError(403, "forbidden", "Only moderators can do that.")
+
+
+def require_admin(who: Session) -> None:
+    """Admins only (403 for everyone else)."""
+    if not who.is_admin:
+        raise ApiError(403, "forbidden", "Only admins can do that.")
+
+
+# --- writing ---------------------------------------------------------------------------------
+
+INSERT_SQL = """
+INSERT INTO forum.audit_log (actor_id, action, target_type, target_id, reason, before, after)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
+RETURNING id
+"""
+
+
+async def record(
+    conn: asyncpg.Connection,
+    *,
+    actor_id: int,
+    action: str,
+    target_type: str,
+    target_id: int | None,
+    reason: str | None = None,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+) -> int:
+    """Append one entry, in the caller's transaction; returns its id."""
+    assert action in ACTIONS, action
+    assert target_type in TARGET_TYPES, target_type
+    entry_id: int = await conn.fetchval(
+        INSERT_SQL, actor_id, action, target_type, target_id, reason, _plain(before), _plain(after)
+    )
+    return entry_id
+
+
+def _plain(state: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A state as JSON can keep it: times as ISO 8601 text."""
+    if state is None:
+        return None
+    return {key: value.isoformat() if isinstance(value, datetime) else value for key, value in state.items()}
+
+
+# --- reading ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AuditQuery:
+    """Which entries a list shows: ?actor=&action=&target_type=&target_id=&since=&until=&page=."""
+
+    actor: str | None = None
+    action: str | None = None
+    target_type: str | None = None
+    target_id: int | None = None
+    since: date | None = None
+    until: date | None = None
+    page: int = 1
+
+
+def _date_param(request: Request, name: str) -> date | None:
+    raw = request.query_params.get(name) or None
+    if raw is None:
+        return None
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise ApiError(
+            400, "bad_request", f"?{name} must be a date like 2025-03-04.", {name: "must be a date (YYYY-MM-DD)"}
+        ) from None
+
+
+def parse_audit_query(request: Request) -> AuditQuery:
+    """The filters of a request; 400 for a value that cannot be one."""
+    params = request.query_params
+    action = params.get("action") or None
+    if action is not None and action not in ACTIONS:
+        raise ApiError(400, "bad_request", "?action is not an action the log records.", {"action": "is not known"})
+    target_type = params.get("target_type") or None
+    if target_type is not None and target_type not in TARGET_TYPES:
+        raise ApiError(
+            400,
+            "bad_request",
+            f"?target_type must be one of {', '.join(TARGET_TYPES)}.",
+            {"target_type": "is not known"},
+        )
+    actor = (params.get("actor") or "").strip().lstrip("@") or None
+    if actor is not None and len(actor) > 100:
+        raise ApiError(400, "bad_request", "?actor is too long.", {"actor": "is too long"})
+    target_id = query_int(request, "target_id", 0, minimum=1, maximum=MAX_ID) if params.get("target_id") else None
+    since, until = _date_param(request, "since"), _date_param(request, "until")
+    if since and until and since > until:
+        raise ApiError(400, "bad_request", "?since must not be after ?until.", {"since": "is after until"})
+    return AuditQuery(actor, action, target_type, target_id, since, until, query_int(request, "page", 1))
+
+
+LIST_SQL = """
+SELECT a.id, a.at, a.action, a.target_type, a.target_id, a.reason, a.before, a.after,
+       a.actor_id, u.username, u.display_name
+FROM forum.audit_log a JOIN forum.users u ON u.id = a.actor_id
+WHERE ($1::text IS NULL OR lower(u.username) = lower($1))
+  AND ($2::text IS NULL OR a.action = $2)
+  AND ($3::text IS NULL OR a.target_type = $3)
+  AND ($4::bigint IS NULL OR a.target_id = $4)
+  AND ($5::timestamptz IS NULL OR a.at >= $5)
+  AND ($6::timestamptz IS NULL OR a.at < $6)
+ORDER BY a.id DESC
+LIMIT $7 OFFSET $8
+"""
+
+
+def _start_of(day: date | None) -> datetime | None:
+    return datetime.combine(day, time(), tzinfo=UTC) if day else None
+
+
+async def list_entries(conn: asyncpg.Connection, query: AuditQuery) -> tuple[list[asyncpg.Record], bool]:
+    """One page of entries, newest first, and whether another page follows."""
+    rows = await conn.fetch(
+        LIST_SQL,
+        query.actor,
+        query.action,
+        query.target_type,
+        query.target_id,
+        _start_of(query.since),
+        _start_of(query.until + timedelta(days=1)) if query.until else None,  # `until` includes its day
+        ENTRIES_PER_PAGE + 1,
+        (query.page - 1) * ENTRIES_PER_PAGE,
+    )
+    return list(rows[:ENTRIES_PER_PAGE]), len(rows) > ENTRIES_PER_PAGE
+
+
+TARGET_SQL = """
+SELECT a.id, a.at, a.action, a.target_type, a.target_id, a.reason, a.before, a.after,
+       a.actor_id, u.username, u.display_name
+FROM forum.audit_log a JOIN forum.users u ON u.id = a.actor_id
+WHERE (a.target_type = 'user' AND a.target_id = $1)
+   OR (a.target_type = 'post' AND a.target_id IN (SELECT id FROM forum.posts WHERE author_id = $1))
+   OR (a.target_type = 'reviewable' AND a.target_id IN (SELECT id FROM forum.reviewables WHERE author_id = $1))
+ORDER BY a.id DESC
+LIMIT $2
+"""
+
+
+async def entries_about_member(conn: asyncpg.Connection, user_id: int, limit: int = 50) -> list[asyncpg.Record]:
+    """The latest entries about a member: their account, their posts and their reviewables."""
+    return list(await conn.fetch(TARGET_SQL, user_id, limit))
+
+
+def entry_json(row: asyncpg.Record) -> dict[str, Any]:
+    """The public shape of an entry (admins and moderators only)."""
+    return {
+        "id": row["id"],
+        "at": row["at"].isoformat(),
+        "actor": {"id": row["actor_id"], "username": row["username"], "display_name": row["display_name"]},
+        "action": row["action"],
+        "target_type": row["target_type"],
+        "target_id": row["target_id"],
+        "reason": row["reason"],
+        "before": row["before"],
+        "after": row["after"],
+    }
+
+
+# --- endpoints ---------------------------------------------------------------------------------
+
+
+@api.get(
+    "/api/admin/audit-log",
+    answers={200: "Entries, newest first"},
+    auth=True,
+    query={
+        "actor": "username of who acted",
+        "action": "e.g. review.approve, user.suspend",
+        "target_type": ", ".join(TARGET_TYPES),
+        "target_id": "id of the target",
+        "since": "YYYY-MM-DD (from the start of that day, UTC)",
+        "until": "YYYY-MM-DD (to the end of that day, UTC)",
+        "page": f"1-based page of {ENTRIES_PER_PAGE}",
+    },
+)
+async def audit_log_endpoint(request: Request) -> Response:
+    """The audit log (admins): every moderator and admin action, newest first, with filters."""
+    who = await require_viewer(request)
+    require_admin(who)
+    query = parse_audit_query(request)
+    async with runtime(request).pool.acquire() as conn:
+        rows, has_next = await list_entries(conn, query)
+    return JSONResponse({"items": [entry_json(r) for r in rows], "next": query.page + 1 if has_next else None})

@@ -1,0 +1,720 @@
+"""Moderation and safety pages.
+
+For everyone: "Get support" (/support). For members: the flag dialog, appealing about a
+hidden or rejected post, muting or ignoring a member, and their safety settings (/me/controls).
+For moderators: the review queue (priority order, context, one-click actions), hiding and
+restoring a post, revealing a pseudonymous author, closing, pinning and moving a topic, and a
+member's moderation page (silence, suspend). For admins: the audit log, watched words and
+safeguarding phrases.
+
+Pages call the same check-then-do functions as the JSON API. Moderator and admin pages answer
+401 to visitors and 403 to members, before anything else (CSRF included) is looked at.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import asyncpg
+from starlette.datastructures import FormData
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from services.forum import accounts, audit, categories, member_controls, moderation, posts, safety, topics
+from services.forum.topic_pages import ago, form_errors, when
+from shared.api import path_int
+from shared.pages import form_data, render
+from shared.sessions import Session
+from shared.web import ApiError, Runtime, runtime, viewer
+
+DURATIONS = {
+    "1d": ("1 day", timedelta(days=1)),
+    "3d": ("3 days", timedelta(days=3)),
+    "1w": ("1 week", timedelta(weeks=1)),
+    "2w": ("2 weeks", timedelta(weeks=2)),
+    "1m": ("1 month", timedelta(days=30)),
+    "3m": ("3 months", timedelta(days=91)),
+    "1y": ("1 year", timedelta(days=365)),
+}
+ACTION_LABELS = {
+    "approve": "Approve",
+    "restore": "Restore",
+    "reject": "Reject",
+    "hide": "Hide",
+    "delete": "Delete",
+    "ignore": "Ignore",
+}
+STATUS_LABELS = {
+    "pending": "Waiting",
+    "approved": "Approved",
+    "rejected": "Rejected or hidden",
+    "ignored": "Ignored",
+    "deleted": "Deleted",
+    "all": "All",
+}
+
+
+# --- who may see a page ------------------------------------------------------------------------------
+
+
+async def _signed_in(request: Request) -> Session:
+    who = await viewer(request)
+    if who is None:
+        raise ApiError(401, "unauthorized", "Please log in to see this page.")
+    return who
+
+
+async def _staff(request: Request) -> Session:
+    """Moderators only: 401 for visitors, 403 for members (before the form and its CSRF token)."""
+    who = await _signed_in(request)
+    audit.require_staff(who)
+    return who
+
+
+async def _admin(request: Request) -> Session:
+    who = await _signed_in(request)
+    audit.require_admin(who)
+    return who
+
+
+def _text(form: FormData, name: str) -> str:
+    value = form.get(name)
+    return value.replace("\x00", "") if isinstance(value, str) else ""
+
+
+def _login_redirect(request: Request) -> Response:
+    return RedirectResponse(f"/login?next={quote(request.url.path)}", status_code=303)
+
+
+def _status(exc: ApiError) -> int:
+    return exc.status if exc.status in (403, 404, 409, 429) else 422
+
+
+def _errors(exc: ApiError, default_field: str) -> dict[str, Any]:
+    return form_errors(exc, default_field)
+
+
+# --- Get support -------------------------------------------------------------------------------------
+
+
+async def support_page(request: Request) -> Response:
+    """Where to find support now: the same place on every page ("Get support")."""
+    return await render(request, "safety/support.html", {"panel": safety.SUPPORT})
+
+
+# --- flags -------------------------------------------------------------------------------------------
+
+
+async def _post_context(conn: asyncpg.Connection, who: Session, post_id: int) -> dict[str, Any]:
+    post, topic = await posts.readable_post(conn, who, post_id)
+    return {
+        "post": {"id": post["id"], "number": post["post_number"]},
+        "topic": {"title": topic.title, "url": topics.topic_url(topic.id, topic.slug)},
+        "back": f"{topics.topic_url(topic.id, topic.slug)}#post-{post['post_number']}",
+    }
+
+
+def _flag_reasons(selected: str) -> list[dict[str, Any]]:
+    return [
+        {
+            "value": reason,
+            "text": moderation.FLAG_REASON_LABELS[reason],
+            "hint": {"text": moderation.FLAG_REASON_HINTS[reason]},
+            "checked": reason == selected,
+        }
+        for reason in moderation.FLAG_REASONS
+    ]
+
+
+async def flag_page(request: Request) -> Response:
+    """The flag dialog: why a post needs a moderator, with an optional note."""
+    post_id = path_int(request, "id")
+    who = await viewer(request)
+    if who is None:
+        return _login_redirect(request)
+    rt = runtime(request)
+    if request.method == "GET":
+        async with rt.pool.acquire() as conn:
+            context = await _post_context(conn, who, post_id)
+            await moderation.check_flag(conn, who, post_id, "off_topic", None)
+        return await render(request, "moderation/flag.html", {**context, "reasons": _flag_reasons(""), "form": {}})
+    submitted = await form_data(request)
+    form = {"reason": _text(submitted, "reason"), "note": _text(submitted, "note")}
+    try:
+        data = moderation.FLAG_IN.validate({"reason": form["reason"] or None, "note": form["note"] or None})
+        async with rt.pool.acquire() as conn, conn.transaction():
+            await moderation.flag_post(conn, who, post_id, data, safety.PostingRules.of(rt))
+            context = await _post_context(conn, who, post_id)
+    except ApiError as exc:
+        if exc.status not in (409, 422, 429):
+            raise
+        async with rt.pool.acquire() as conn:
+            context = await _post_context(conn, who, post_id)
+        return await render(
+            request,
+            "moderation/flag.html",
+            {**context, "reasons": _flag_reasons(form["reason"]), "form": form, **_errors(exc, "reason")},
+            status=_status(exc),
+            headers=exc.headers,
+        )
+    return await render(
+        request, "moderation/flag_done.html", {**context, "safeguarding": form["reason"] == "safeguarding"}
+    )
+
+
+# --- appeals -----------------------------------------------------------------------------------------
+
+
+async def appeal_page(request: Request) -> Response:
+    """Appeal about your hidden or rejected post, once, in your own words."""
+    post_id = path_int(request, "id")
+    who = await viewer(request)
+    if who is None:
+        return _login_redirect(request)
+    pool = runtime(request).pool
+    if request.method == "GET":
+        async with pool.acquire() as conn:
+            post = await moderation.appealable_post(conn, who, post_id)
+            context = await _post_context(conn, who, post_id)
+        return await render(
+            request, "moderation/appeal.html", {**context, "reason": post["moderation_reason"], "form": {}}
+        )
+    submitted = await form_data(request)
+    form = {"text": _text(submitted, "text")}
+    try:
+        data = moderation.APPEAL_IN.validate(form)
+        async with pool.acquire() as conn, conn.transaction():
+            await moderation.appeal(conn, who, post_id, data["text"])
+            context = await _post_context(conn, who, post_id)
+    except ApiError as exc:
+        if exc.status not in (409, 422):
+            raise
+        async with pool.acquire() as conn:
+            post, _ = await posts.readable_post(conn, who, post_id)
+            context = await _post_context(conn, who, post_id)
+        return await render(
+            request,
+            "moderation/appeal.html",
+            {**context, "reason": post["moderation_reason"], "form": form, **_errors(exc, "text")},
+            status=_status(exc),
+        )
+    return RedirectResponse(context["back"], status_code=303)
+
+
+# --- the review queue ------------------------------------------------------------------------------------
+
+
+def _queue_links(query: moderation.ReviewQuery) -> dict[str, Any]:
+    def url(**changes: Any) -> str:
+        values = {"status": query.status or "all", "kind": query.kind, "page": query.page, **changes}
+        params = {k: v for k, v in values.items() if v and not (k == "page" and v == 1)}
+        return "/review" + ("?" + urlencode(params) if params else "")
+
+    current_status = query.status or "all"
+    return {
+        "statuses": [
+            {"label": label, "href": url(status=value, page=1), "current": value == current_status}
+            for value, label in STATUS_LABELS.items()
+        ],
+        "kinds": [
+            {"label": "Everything", "href": url(kind=None, page=1), "current": query.kind is None},
+            *(
+                {"label": label, "href": url(kind=value, page=1), "current": value == query.kind}
+                for value, label in moderation.KIND_LABELS.items()
+            ),
+        ],
+        "previous_url": url(page=query.page - 1) if query.page > 1 else None,
+        "next_page": url(page=query.page + 1),
+    }
+
+
+def _item_view(item: dict[str, Any]) -> dict[str, Any]:
+    """A queue item with what the page needs: labels for its buttons, times people read."""
+    post = item["post"]
+    created = datetime.fromisoformat(item["created_at"])
+    return {
+        **item,
+        "created": {"text": ago(created), "iso": item["created_at"]},
+        "buttons": [
+            {"action": a, "label": _button_label(a, post["status"]), "warning": a in ("delete", "hide", "reject")}
+            for a in item["actions"]
+            if a not in _SAME_AS.get(post["status"], ())
+        ],
+        "member_url": f"/review/members/{quote(item['author']['username'])}" if not post["anonymous"] else None,
+    }
+
+
+# Actions the API accepts as another's synonym: the page shows one button for each outcome.
+_SAME_AS = {
+    "visible": ("reject",),
+    "hidden": ("approve", "reject"),
+    "pending": ("restore", "hide"),
+    "rejected": ("restore", "hide"),
+}
+
+
+def _button_label(action: str, post_status: str) -> str:
+    if action == "approve" and post_status == "visible":
+        return "Keep visible"
+    if action == "approve" and post_status in ("pending", "rejected"):
+        return "Approve and publish"
+    if action in ("hide", "reject") and post_status in ("hidden", "rejected"):
+        return "Keep hidden" if action == "hide" else "Keep rejected"
+    return ACTION_LABELS[action]
+
+
+async def _queue_context(conn: asyncpg.Connection, who: Session, query: moderation.ReviewQuery) -> dict[str, Any]:
+    items, has_next = await moderation.list_reviews(conn, who, query)
+    links = _queue_links(query)
+    return {
+        "items": [_item_view(i) for i in items],
+        "review_query": query,  # not "query": the layout's search box shows that
+        **links,
+        "next_url": links["next_page"] if has_next else None,
+        "item_errors": {},
+    }
+
+
+async def queue_page(request: Request) -> Response:
+    """The review queue: safeguarding first, then by priority, score and age; one click per action."""
+    who = await _staff(request)
+    query = moderation.parse_review_query(request)
+    async with runtime(request).pool.acquire() as conn:
+        context = await _queue_context(conn, who, query)
+    done = request.query_params.get("done")
+    context["done"] = ACTION_LABELS.get(done or "")
+    return await render(request, "moderation/queue.html", context)
+
+
+async def review_action_page(request: Request) -> Response:
+    """A queue item's action buttons: act, then back to the queue (409 when someone else acted first)."""
+    review_id = path_int(request, "id")
+    who = await _staff(request)
+    submitted = await form_data(request)
+    action, reason = _text(submitted, "action"), _text(submitted, "reason")
+    pool = runtime(request).pool
+    try:
+        data = moderation.REVIEW_ACTION_IN.validate({"action": action or None, "reason": reason or None})
+        async with pool.acquire() as conn, conn.transaction():
+            await moderation.act(conn, who, review_id, data["action"], data.get("reason"))
+    except ApiError as exc:
+        if exc.status not in (409, 422):
+            raise
+        async with pool.acquire() as conn:
+            context = await _queue_context(conn, who, moderation.ReviewQuery())
+        field_name = "reason" if exc.fields and "reason" in exc.fields else "action"
+        message = f"Reason {exc.fields['reason']}" if field_name == "reason" and exc.fields else exc.message
+        context.update(
+            errors={"queue": message},
+            error_list=[{"text": message, "href": f"#{field_name}-{review_id}"}],
+            item_errors={review_id: message},
+            draft={review_id: reason},
+        )
+        return await render(request, "moderation/queue.html", context, status=exc.status)
+    return RedirectResponse(f"/review?done={action}", status_code=303)
+
+
+# --- a post, directly -----------------------------------------------------------------------------------
+
+
+async def post_action_page(request: Request) -> Response:
+    """Hide a post (with a reason its author sees) or restore a hidden one."""
+    post_id = path_int(request, "id")
+    who = await _staff(request)
+    pool = runtime(request).pool
+    async with pool.acquire() as conn:
+        post, _ = await posts.readable_post(conn, who, post_id)
+        context = await _post_context(conn, who, post_id)
+    action = "hide" if post["status"] == "visible" else "restore"
+    if post["status"] not in ("visible", "hidden"):
+        raise ApiError(409, "conflict", "Only a visible post can be hidden, and only a hidden one restored.")
+    context.update(action=action, form={})
+    if request.method == "GET":
+        return await render(request, "moderation/post_action.html", context)
+    submitted = await form_data(request)
+    reason = _text(submitted, "reason")
+    try:
+        data = moderation.POST_ACTION_IN.validate({"reason": reason or None})
+        async with pool.acquire() as conn, conn.transaction():
+            await moderation.moderate_post(conn, who, post_id, action, data.get("reason"))
+    except ApiError as exc:
+        if exc.status not in (409, 422):
+            raise
+        context["form"] = {"reason": reason}
+        return await render(
+            request, "moderation/post_action.html", {**context, **_errors(exc, "reason")}, status=_status(exc)
+        )
+    return RedirectResponse(context["back"], status_code=303)
+
+
+async def reveal_page(request: Request) -> Response:
+    """Reveal who wrote a pseudonymous post (recorded in the audit log)."""
+    post_id = path_int(request, "id")
+    who = await _staff(request)
+    await form_data(request)
+    async with runtime(request).pool.acquire() as conn, conn.transaction():
+        revealed = await moderation.reveal_author(conn, who, post_id)
+        context = await _post_context(conn, who, post_id)
+    author = revealed["author"]
+    return await render(
+        request,
+        "moderation/reveal.html",
+        {**context, "author": author, "member_url": f"/review/members/{quote(author['username'])}"},
+    )
+
+
+# --- topics -------------------------------------------------------------------------------------------
+
+
+async def topic_moderation_page(request: Request) -> Response:
+    """Close or open, pin or unpin, or move a topic, with a reason for the audit log."""
+    topic_id = path_int(request, "id")
+    who = await _staff(request)
+    pool = runtime(request).pool
+    async with pool.acquire() as conn:
+        row = await topics.topic_row(conn, who, topic_id)
+        choices = await categories.list_readable(conn, who)
+    form: dict[str, Any] = {"closed": row["closed"], "pinned": row["pinned"], "category_id": str(row["category_id"])}
+    context: dict[str, Any] = {
+        "topic": {"id": row["id"], "title": row["title"], "url": topics.topic_url(row["id"], row["slug"])},
+        "categories": [{"value": str(c["id"]), "text": c["name"]} for c in choices],
+    }
+    if request.method == "GET":
+        return await render(request, "moderation/topic.html", {**context, "form": form})
+    submitted = await form_data(request)
+    category = _text(submitted, "category_id")
+    form = {
+        "closed": _text(submitted, "closed") == "1",
+        "pinned": _text(submitted, "pinned") == "1",
+        "category_id": category,
+        "reason": _text(submitted, "reason"),
+    }
+    try:
+        data = topics.TOPIC_MODERATION_IN.validate(
+            {
+                "closed": form["closed"],
+                "pinned": form["pinned"],
+                "category_id": int(category) if category.isdigit() and len(category) < 19 else None,
+                "reason": form["reason"] or None,
+            }
+        )
+        async with pool.acquire() as conn, conn.transaction():
+            await topics.moderate_topic(conn, who, topic_id, data)
+    except ApiError as exc:
+        if exc.status not in (409, 422):
+            raise
+        return await render(
+            request, "moderation/topic.html", {**context, "form": form, **_errors(exc, "reason")}, status=_status(exc)
+        )
+    return RedirectResponse(context["topic"]["url"], status_code=303)
+
+
+# --- members ---------------------------------------------------------------------------------------------
+
+
+async def _member_by_name(conn: asyncpg.Connection, username: str) -> asyncpg.Record:
+    if len(username) > 100 or not accounts.USERNAME_RE.fullmatch(username):
+        raise ApiError(404, "not_found", "There is no member with that username.")
+    row = await conn.fetchrow("SELECT id, username FROM forum.users WHERE lower(username) = lower($1)", username)
+    if row is None:
+        raise ApiError(404, "not_found", "There is no member with that username.")
+    return row
+
+
+def _standing_view(standing: dict[str, Any]) -> dict[str, Any]:
+    def moment(value: str | None) -> dict[str, str] | None:
+        return when(datetime.fromisoformat(value)) if value else None
+
+    return {
+        **standing,
+        "suspended": moment(standing["suspended_until"]),
+        "silenced": moment(standing["silenced_until"]),
+    }
+
+
+async def _member_context(conn: asyncpg.Connection, who: Session, username: str) -> dict[str, Any]:
+    target = await _member_by_name(conn, username)
+    record = await moderation.member_record(conn, who, target["id"])
+    return {
+        **record,
+        "standing": _standing_view(record["standing"]),
+        "reviews": [_item_view(i) for i in record["reviews"]],
+        "durations": [{"value": k, "text": label} for k, (label, _) in DURATIONS.items()],
+        "staff_member": "moderator" in record["user"]["roles"] or "admin" in record["user"]["roles"],
+        "form": {},
+    }
+
+
+async def member_page(request: Request) -> Response:
+    """A member as moderators see them: standing, counts, review items, audit entries; silence or suspend."""
+    who = await _staff(request)
+    async with runtime(request).pool.acquire() as conn:
+        context = await _member_context(conn, who, str(request.path_params["username"]))
+    context["done"] = request.query_params.get("done")
+    return await render(request, "moderation/member.html", context)
+
+
+async def sanction_page(request: Request) -> Response:
+    """The member page's forms: silence or suspend for a duration with a reason, or lift either."""
+    who = await _staff(request)
+    username = str(request.path_params["username"])
+    submitted = await form_data(request)
+    action = _text(submitted, "action")
+    form = {"action": action, "duration": _text(submitted, "duration"), "reason": _text(submitted, "reason")}
+    rt = runtime(request)
+    try:
+        async with rt.pool.acquire() as conn, conn.transaction():
+            target = await _member_by_name(conn, username)
+            await _sanction(rt, conn, who, target["id"], form)
+    except ApiError as exc:
+        if exc.status not in (409, 422):
+            raise
+        async with rt.pool.acquire() as conn:
+            context = await _member_context(conn, who, username)
+        context["form"] = form
+        return await render(
+            request, "moderation/member.html", {**context, **_errors(exc, "reason")}, status=_status(exc)
+        )
+    if action == "suspend":
+        await rt.sessions.delete_all(target["id"])
+    return RedirectResponse(f"/review/members/{quote(username)}?done={action}", status_code=303)
+
+
+async def _sanction(rt: Runtime, conn: asyncpg.Connection, who: Session, user_id: int, form: dict[str, str]) -> None:
+    action = form["action"]
+    if action in ("unsilence", "unsuspend"):
+        await moderation.lift(conn, who, user_id, "silenced" if action == "unsilence" else "suspended")
+        return
+    if action not in ("silence", "suspend"):
+        raise ApiError(422, "invalid", "Some fields need attention.", {"action": "must be silence or suspend"})
+    if form["duration"] not in DURATIONS:
+        raise ApiError(422, "invalid", "Some fields need attention.", {"duration": "must be one of the choices"})
+    until = datetime.now(UTC) + DURATIONS[form["duration"]][1]
+    data = moderation.SANCTION_IN.validate({"until": until.isoformat(), "reason": form["reason"] or None})
+    await moderation.sanction(rt, conn, who, user_id, "silenced" if action == "silence" else "suspended", data)
+
+
+# --- admin: the audit log -------------------------------------------------------------------------------------
+
+
+async def audit_log_page(request: Request) -> Response:
+    """Every moderator and admin action, newest first, filtered by who, what, target and dates."""
+    who = await _admin(request)
+    try:
+        query = audit.parse_audit_query(request)
+    except ApiError as exc:
+        query = audit.AuditQuery()
+        context = await _audit_context(request, who, query)
+        return await render(request, "moderation/audit_log.html", {**context, **_errors(exc, "actor")}, status=400)
+    return await render(request, "moderation/audit_log.html", await _audit_context(request, who, query))
+
+
+async def _audit_context(request: Request, who: Session, query: audit.AuditQuery) -> dict[str, Any]:
+    async with runtime(request).pool.acquire() as conn:
+        rows, has_next = await audit.list_entries(conn, query)
+    params = {k: v for k, v in request.query_params.items() if k != "page" and v}
+
+    def page_url(page: int) -> str:
+        return "/admin/audit-log?" + urlencode({**params, **({"page": page} if page > 1 else {})})
+
+    return {
+        "entries": [_entry_view(audit.entry_json(row)) for row in rows],
+        "filters": {
+            "actor": query.actor or "",
+            "action": query.action or "",
+            "target_type": query.target_type or "",
+            "target_id": query.target_id or "",
+            "since": query.since.isoformat() if query.since else "",
+            "until": query.until.isoformat() if query.until else "",
+        },
+        "actions": [{"value": "", "text": "Any action"}] + [{"value": a, "text": a} for a in audit.ACTIONS],
+        "target_types": [{"value": "", "text": "Anything"}] + [{"value": t, "text": t} for t in audit.TARGET_TYPES],
+        "previous_url": page_url(query.page - 1) if query.page > 1 else None,
+        "next_url": page_url(query.page + 1) if has_next else None,
+    }
+
+
+def _entry_view(entry: dict[str, Any]) -> dict[str, Any]:
+    changes = []
+    before, after = entry["before"] or {}, entry["after"] or {}
+    for key in dict.fromkeys([*before, *after]):
+        changes.append({"key": key, "before": before.get(key), "after": after.get(key)})
+    target_url = {
+        "post": f"/p/{entry['target_id']}",
+        "topic": f"/t/{entry['target_id']}",
+        "reviewable": f"/review?status=all#review-{entry['target_id']}",
+    }.get(entry["target_type"])
+    return {**entry, "when": when(datetime.fromisoformat(entry["at"])), "changes": changes, "target_url": target_url}
+
+
+# --- admin: watched words and safeguarding phrases --------------------------------------------------------------
+
+
+async def _words_context(conn: asyncpg.Connection) -> dict[str, Any]:
+    return {
+        "words": [dict(r) for r in await safety.watched_words(conn)],
+        "action_labels": safety.WORD_ACTION_LABELS,
+        "action_items": [{"value": a, "text": safety.WORD_ACTION_LABELS[a]} for a in safety.WORD_ACTIONS],
+        "form": {},
+    }
+
+
+async def watched_words_page(request: Request) -> Response:
+    """Watched words: add one with its action (block, hold for approval, censor, flag), or remove one."""
+    who = await _admin(request)
+    pool = runtime(request).pool
+    if request.method == "GET":
+        async with pool.acquire() as conn:
+            context = await _words_context(conn)
+        return await render(request, "moderation/watched_words.html", context)
+    submitted = await form_data(request)
+    form = {"word": _text(submitted, "word"), "action": _text(submitted, "action")}
+    try:
+        data = safety.WORD_IN.validate({"word": form["word"] or None, "action": form["action"] or None})
+        async with pool.acquire() as conn, conn.transaction():
+            await safety.add_watched_word(conn, who, data["word"], data["action"])
+    except ApiError as exc:
+        if exc.status not in (409, 422):
+            raise
+        async with pool.acquire() as conn:
+            context = await _words_context(conn)
+        context["form"] = form
+        return await render(
+            request, "moderation/watched_words.html", {**context, **_errors(exc, "word")}, status=_status(exc)
+        )
+    return RedirectResponse("/admin/watched-words", status_code=303)
+
+
+async def remove_word_page(request: Request) -> Response:
+    """A watched word's Remove button."""
+    word_id = path_int(request, "id")
+    who = await _admin(request)
+    await form_data(request)
+    async with runtime(request).pool.acquire() as conn, conn.transaction():
+        await safety.remove_watched_word(conn, who, word_id)
+    return RedirectResponse("/admin/watched-words", status_code=303)
+
+
+async def _phrases_context(conn: asyncpg.Connection) -> dict[str, Any]:
+    phrases = await safety.safeguarding_phrases(conn)
+    return {
+        "active": [p for p in phrases if p.active],
+        "switched_off": [p for p in phrases if not p.active],
+        "hold": False,
+        "form": {},
+    }
+
+
+async def safeguarding_page(request: Request) -> Response:
+    """Safeguarding phrases: the built-in ones (switch off or on) and your own (add or remove)."""
+    who = await _admin(request)
+    rt = runtime(request)
+    if request.method == "GET":
+        async with rt.pool.acquire() as conn:
+            context = await _phrases_context(conn)
+        return await render(request, "moderation/safeguarding.html", {**context, "hold": rt.settings.safeguarding_hold})
+    submitted = await form_data(request)
+    form = {"phrase": _text(submitted, "phrase"), "action": _text(submitted, "action")}
+    try:
+        data = safety.PHRASE_IN.validate({"phrase": form["phrase"] or None})
+        async with rt.pool.acquire() as conn, conn.transaction():
+            await safety.set_safeguarding_phrase(conn, who, data["phrase"], active=form["action"] != "remove")
+    except ApiError as exc:
+        if exc.status not in (404, 409, 422):
+            raise
+        async with rt.pool.acquire() as conn:
+            context = await _phrases_context(conn)
+        context.update(form=form, hold=rt.settings.safeguarding_hold)
+        return await render(
+            request, "moderation/safeguarding.html", {**context, **_errors(exc, "phrase")}, status=_status(exc)
+        )
+    return RedirectResponse("/admin/safeguarding", status_code=303)
+
+
+# --- members' own controls --------------------------------------------------------------------------------------
+
+
+async def controls_page(request: Request) -> Response:
+    """Your safety settings: content notes folded or open, and the members you mute or ignore."""
+    who = await viewer(request)
+    if who is None:
+        return _login_redirect(request)
+    pool = runtime(request).pool
+    if request.method == "POST":
+        submitted = await form_data(request)
+        async with pool.acquire() as conn, conn.transaction():
+            if _text(submitted, "member"):
+                member = _text(submitted, "member")
+                member_id = int(member) if member.isdigit() and len(member) < 19 else 0
+                await member_controls.set_level(conn, who, member_id, _text(submitted, "level") or "none")
+            else:
+                await member_controls.set_content_notes(conn, who, _text(submitted, "content_notes"))
+        return RedirectResponse("/me/controls?saved=1", status_code=303)
+    async with pool.acquire() as conn:
+        current = await member_controls.controls(conn, who)
+    return await render(
+        request,
+        "safety/controls.html",
+        {
+            **current,
+            "saved": bool(request.query_params.get("saved")),
+            "note_items": [
+                {"value": v, "text": member_controls.CONTENT_NOTE_LABELS[v], "checked": v == current["content_notes"]}
+                for v in member_controls.CONTENT_NOTES
+            ],
+            "level_labels": member_controls.LEVEL_LABELS,
+        },
+    )
+
+
+async def mute_page(request: Request) -> Response:
+    """Mute or ignore a member, or stop: a choice only you know about."""
+    who = await viewer(request)
+    if who is None:
+        return _login_redirect(request)
+    pool = runtime(request).pool
+    async with pool.acquire() as conn:
+        target = await _member_by_name(conn, str(request.path_params["username"]))
+        levels = await member_controls.levels_for(conn, who)
+    current = levels.get(target["id"], "none")
+    context: dict[str, Any] = {
+        "member": {"id": target["id"], "username": target["username"]},
+        "items": [
+            {"value": v, "text": member_controls.LEVEL_LABELS[v], "checked": v == current}
+            for v in ("none", "muted", "ignored")
+        ],
+    }
+    if request.method == "GET":
+        return await render(request, "safety/mute.html", context)
+    submitted = await form_data(request)
+    try:
+        async with pool.acquire() as conn, conn.transaction():
+            await member_controls.set_level(conn, who, target["id"], _text(submitted, "level"))
+    except ApiError as exc:
+        if exc.status not in (409, 422):
+            raise
+        return await render(request, "safety/mute.html", {**context, **_errors(exc, "level")}, status=_status(exc))
+    return RedirectResponse("/me/controls?saved=1", status_code=303)
+
+
+routes: list[BaseRoute] = [
+    Route("/support", support_page, methods=["GET"]),
+    Route("/posts/{id}/flag", flag_page, methods=["GET", "POST"]),
+    Route("/posts/{id}/appeal", appeal_page, methods=["GET", "POST"]),
+    Route("/posts/{id}/moderate", post_action_page, methods=["GET", "POST"]),
+    Route("/posts/{id}/reveal-author", reveal_page, methods=["POST"]),
+    Route("/topics/{id}/moderate", topic_moderation_page, methods=["GET", "POST"]),
+    Route("/review", queue_page, methods=["GET"]),
+    Route("/review/{id}", review_action_page, methods=["POST"]),
+    Route("/review/members/{username}", member_page, methods=["GET"]),
+    Route("/review/members/{username}/sanction", sanction_page, methods=["POST"]),
+    Route("/admin/audit-log", audit_log_page, methods=["GET"]),
+    Route("/admin/watched-words", watched_words_page, methods=["GET", "POST"]),
+    Route("/admin/watched-words/{id}/delete", remove_word_page, methods=["POST"]),
+    Route("/admin/safeguarding", safeguarding_page, methods=["GET", "POST"]),
+    Route("/me/controls", controls_page, methods=["GET", "POST"]),
+    Route("/u/{username}/mute", mute_page, methods=["GET", "POST"]),
+]
