@@ -207,3 +207,14 @@ async def member_factory(app: AllInOne, pool: asyncpg.Pool, redis, settings: Set
     yield make
     for http in clients:
         await http.aclose()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def numbered_groups(pool: asyncpg.Pool) -> list[int]:
+    """Groups with ids 1 to 10, for tests that name private categories' groups by number."""
+    await pool.execute(
+        "INSERT INTO forum.groups (id, name, slug, access) OVERRIDING SYSTEM VALUE "
+        "SELECT n, 'Group ' || n, 'group-' || n, 'private' FROM generate_series(1, 10) n"
+    )
+    await pool.execute("SELECT setval(pg_get_serial_sequence('forum.groups', 'id'), 10)")
+    return list(range(1, 11))

@@ -16,6 +16,7 @@ from starlette.responses import JSONResponse, Response
 
 from services.forum import visibility
 from shared.api import ApiRouter, Field, Schema, path_int, read_json
+from shared.events import CategoryCreated, CategoryUpdated, write_event
 from shared.sessions import Session
 from shared.web import ApiError, check_csrf, require_viewer, runtime, viewer
 
@@ -58,6 +59,9 @@ CATEGORY_PATCH = Schema(
         "colour": Field("string", pattern=COLOUR_PATTERN),
         "position": Field("integer", minimum=0, maximum=10_000),
         "allow_anonymous": Field("boolean"),
+        "group_ids": Field(
+            "array", items="integer", max_length=50, description="private to these groups (and staff); [] for public"
+        ),
     },
 )
 
@@ -155,13 +159,15 @@ async def update_category(conn: asyncpg.Connection, category_id: int, changes: d
     row = await conn.fetchrow(
         "UPDATE forum.categories SET name = coalesce($2, name), description = coalesce($3, description), "
         "colour = coalesce($4, colour), position = coalesce($5, position), "
-        "allow_anonymous = coalesce($6, allow_anonymous) WHERE id = $1 RETURNING id",
+        "allow_anonymous = coalesce($6, allow_anonymous), group_ids = coalesce($7::bigint[], group_ids) "
+        "WHERE id = $1 RETURNING id",
         category_id,
         changes.get("name"),
         changes.get("description"),
         changes.get("colour"),
         changes.get("position"),
         changes.get("allow_anonymous"),
+        changes.get("group_ids"),
     )
     if row is None:
         raise ApiError(404, "not_found", "We could not find that category.")
@@ -184,22 +190,56 @@ def normal_colour(value: str) -> str:
     return value.lstrip("#").lower()
 
 
+async def check_group_ids(conn: asyncpg.Connection, group_ids: list[int] | None) -> list[int]:
+    """Sorted unique ids of existing groups; 422 when one is not a group."""
+    wanted = sorted(set(group_ids or []))
+    if any(not 0 < g < 2**62 for g in wanted):
+        raise ApiError(422, "invalid", "Some fields need attention.", {"group_ids": "must be ids of groups"})
+    found = await conn.fetchval(
+        "SELECT coalesce(array_agg(id ORDER BY id), '{}') FROM forum.groups WHERE id = ANY($1::bigint[])", wanted
+    )
+    if list(found) != wanted:
+        raise ApiError(422, "invalid", "Some fields need attention.", {"group_ids": "must be ids of existing groups"})
+    return wanted
+
+
+async def record_category_event(conn: asyncpg.Connection, row: asyncpg.Record, who: Session, *, created: bool) -> None:
+    """Tell search and notify about a category and its audience, in the same transaction."""
+    event_type = CategoryCreated if created else CategoryUpdated
+    event = event_type(category_id=row["id"], slug=row["slug"], name=row["name"],
+                       audience=visibility.audience(list(row["group_ids"])))
+    await write_event(conn, event, actor_id=who.user_id)
+
+
 async def create_category(conn: asyncpg.Connection, who: Session, data: dict[str, Any]) -> asyncpg.Record:
     """Check and create a category from CATEGORY_IN data."""
     require_admin(who)
-    group_ids = data.get("group_ids") or []
-    if any(not 0 < g < 2**62 for g in group_ids):
-        raise ApiError(422, "invalid", "Some fields need attention.", {"group_ids": "must be ids of groups"})
-    return await insert_category(
+    group_ids = await check_group_ids(conn, data.get("group_ids"))
+    row = await insert_category(
         conn,
         name=data["name"],
         slug=data.get("slug") or slugify(data["name"], fallback="category"),
         description=data.get("description") or "",
         colour=normal_colour(data.get("colour") or "005eb8"),
         position=data.get("position") or 0,
-        group_ids=sorted(set(group_ids)),
+        group_ids=group_ids,
         allow_anonymous=bool(data.get("allow_anonymous")),
     )
+    await record_category_event(conn, row, who, created=True)
+    return row
+
+
+async def change_category(conn: asyncpg.Connection, who: Session, category_id: int,
+                          data: dict[str, Any]) -> asyncpg.Record:
+    """Check and apply a CATEGORY_PATCH; records category.updated (search and notify re-audience)."""
+    require_admin(who)
+    if "group_ids" in data:
+        data["group_ids"] = await check_group_ids(conn, data["group_ids"])
+    if "colour" in data:
+        data["colour"] = normal_colour(data["colour"])
+    row = await update_category(conn, category_id, data)
+    await record_category_event(conn, row, who, created=False)
+    return row
 
 
 def category_json(row: asyncpg.Record, who: Session | None) -> dict[str, Any]:
@@ -246,14 +286,12 @@ async def create_category_endpoint(request: Request) -> Response:
 
 @api.patch("/api/categories/{id}", body=CATEGORY_PATCH, answers={200: "Category"}, auth=True)
 async def update_category_endpoint(request: Request) -> Response:
-    """Change a category's name, description, colour or position (admins)."""
+    """Change a category's name, description, colour, position, groups or anonymous posting (admins)."""
     category_id = path_int(request, "id")
     who = await require_viewer(request)
     check_csrf(request, who)
     require_admin(who)
     data = await read_json(request, CATEGORY_PATCH)
-    if "colour" in data:
-        data["colour"] = normal_colour(data["colour"])
     async with runtime(request).pool.acquire() as conn, conn.transaction():
-        row = await update_category(conn, category_id, data)
+        row = await change_category(conn, who, category_id, data)
     return JSONResponse(category_json(row, who))

@@ -6,6 +6,8 @@ import pytest
 
 from services.forum.categories import slugify
 
+pytestmark = pytest.mark.usefixtures("numbered_groups")  # private categories name groups 1-10
+
 
 async def test_list_is_empty_at_first(client):
     """With no categories the list is empty, for anyone."""
@@ -186,3 +188,20 @@ def test_slugify(text, slug):
     """Slugs are lowercase ASCII words joined by '-', at most 60 characters."""
     assert slugify(text) == slug
     assert len(slugify(text)) <= 60
+
+
+async def test_category_changes_are_events_with_their_audience(member_factory, pool):
+    """Creating a category and changing its groups record category.created/updated with the audience."""
+    from shared.events import Envelope
+
+    admin = await member_factory(roles=("admin",))
+    created = (await admin.client.post("/api/categories", json={"name": "Circle"})).json()
+    response = await admin.client.patch(f"/api/categories/{created['id']}", json={"group_ids": [3, 2, 3]})
+    assert response.status_code == 200, response.text
+    assert response.json()["group_ids"] == [2, 3]
+    rows = await pool.fetch("SELECT payload::text AS p FROM forum.outbox WHERE type LIKE 'category.%' ORDER BY id")
+    events = [Envelope.from_json(row["p"]).event() for row in rows]
+    assert [(e.type, e.audience) for e in events] == [
+        ("category.created", ["public"]), ("category.updated", ["group:2", "group:3"])]
+    unknown = await admin.client.patch(f"/api/categories/{created['id']}", json={"group_ids": [99]})
+    assert unknown.status_code == 422 and "group_ids" in unknown.json()["error"]["fields"]

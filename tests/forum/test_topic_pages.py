@@ -9,6 +9,8 @@ import pytest
 
 from services.forum.topic_pages import ago, diff_html, page_items
 
+pytestmark = pytest.mark.usefixtures("numbered_groups")  # private categories name groups 1-10
+
 
 @pytest.fixture
 async def admin(member_factory):
