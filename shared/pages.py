@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -76,7 +77,7 @@ def csrf_token(request: Request, session: Session | None) -> str:
 
 
 async def render(request: Request, template: str, context: dict[str, Any] | None = None, *,
-                 status: int = 200, headers: dict[str, str] | None = None) -> HTMLResponse:
+                 status: int = 200, headers: Mapping[str, str] | None = None) -> HTMLResponse:
     """Render a page with the viewer, CSRF token and current path available to the template."""
     env: jinja2.Environment = request.app.state.templates
     session = await viewer(request)
