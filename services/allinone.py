@@ -23,9 +23,12 @@ from shared.web import readiness
 
 # Paths routed away from the forum, as in deploy/Caddyfile; a prefix matches
 # itself and anything below it ("/search" and "/search/...", not "/searching").
-NOTIFY_PATHS = ("/live", "/api/notifications", "/api/me/preferences", "/notifications", "/preferences",
+NOTIFY_PATHS = ("/live", "/api/notifications", "/api/me/preferences", "/api/watch", "/notifications", "/preferences",
                 "/dev/mail", "/unsubscribe")
-SEARCH_PATHS = ("/api/search", "/search")
+# /metrics is the search index's freshness (services/search/indexer.py). Only here, where one
+# process is everything: the public origin in production (deploy/Caddyfile, deploy/k8s) sends it
+# to the forum, which has none, and Prometheus scrapes each search replica directly instead.
+SEARCH_PATHS = ("/api/search", "/search", "/metrics")
 
 
 def _matches(path: str, prefixes: tuple[str, ...]) -> bool:

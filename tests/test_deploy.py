@@ -31,6 +31,8 @@ ROUTES = {
     "/live": "notify",
     "/api/notifications*": "notify",
     "/api/me/preferences": "notify",
+    "/api/watch": "notify",
+    "/unsubscribe": "notify",
     "/notifications*": "notify",
     "/preferences*": "notify",
     "/api/search*": "search",

@@ -30,7 +30,7 @@ def _enabled(request: Request) -> None:
 
 async def _mails(request: Request) -> list[dict[str, Any]]:
     rt = runtime(request)
-    raw = await rt.redis.lrange(dev_mailbox_key(rt.settings), 0, -1)
+    raw: list[bytes] = await rt.redis.lrange(dev_mailbox_key(rt.settings), 0, -1)  # type: ignore[misc]
     mails = [json.loads(item) for item in raw]
     for index, mail in enumerate(mails):
         mail["index"] = index

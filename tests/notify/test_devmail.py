@@ -10,9 +10,14 @@ from shared.jobs import enqueue_mail, open_queue
 async def _send_and_deliver(settings, subject: str) -> None:
     queue = await open_queue(settings)
     try:
-        await enqueue_mail(queue, to="sam@example.org", subject=subject,
-                           text="Open http://testserver/verify?token=abc<script> to confirm.", html=None,
-                           key=f"test:{subject}")
+        await enqueue_mail(
+            queue,
+            to="sam@example.org",
+            subject=subject,
+            text="Open http://testserver/verify?token=abc<script> to confirm.",
+            html=None,
+            key=f"test:{subject}",
+        )
     finally:
         await queue.aclose()
     worker = create_worker(settings, burst=True)
@@ -27,8 +32,10 @@ async def dev_client(migrated, pool, redis):
     import httpx
 
     app = AllInOne(migrated.replace(dev_mail=True), background=False)
-    async with app.running(), httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                                base_url="http://testserver") as http:
+    async with (
+        app.running(),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as http,
+    ):
         yield http
 
 

@@ -1,0 +1,298 @@
+/*
+ * tica live updates: a small progressive enhancement. Every page works without it.
+ *
+ * It opens the /live websocket (the session cookie goes with it), subscribes to the
+ * channels the page names, and:
+ *  - on a topic page, swaps in new, edited, hidden and deleted posts as they happen
+ *    (it fetches the page again and takes the changed posts from it, so the markup
+ *    is always the server's own), or offers a link when new posts are on a later page;
+ *  - on lists (a category, latest), says "N new topics" with a link to show them;
+ *  - in the header, keeps the unread notification count up to date.
+ * It reconnects with back-off and resumes from the last event it saw; when the
+ * server says `reset` (too much was missed) it offers a reload rather than lose
+ * what the reader may be typing. It sends nothing but subscriptions, so it never
+ * needs the CSRF cookie.
+ *
+ * Page markup it reads (all optional):
+ *   data-live-channel="topic:42"         channels to follow, space separated, on any element
+ *   data-live-since="1700000000000-0"    the stream id the page was rendered at
+ *   data-live-posts                      the element holding the posts;
+ *     data-live-last-page="false"        ... when later posts are on another page
+ *   data-live-post="7" on each post      (the post's id; the element that is swapped)
+ *   data-live-topic="42" on list rows    (a topic already listed is not counted as new)
+ *   id="tica-notification-count"         the header's unread count (data-live-channel="user:N")
+ */
+(function () {
+  "use strict";
+
+  if (!("WebSocket" in window) || !window.JSON || !document.querySelectorAll) {
+    return;
+  }
+
+  var RETRY_MIN_MS = 1000;
+  var RETRY_MAX_MS = 30000;
+  var REFRESH_DELAY_MS = 400;
+
+  var channels = [];
+  var lastEventId = null;
+  var retryMs = RETRY_MIN_MS;
+  var stopped = false;
+  var socket = null;
+  var retried = {};
+  var changedPosts = {};
+  var newPosts = 0;
+  var newTopics = {};
+  var refreshTimer = null;
+  var liveRegion = null;
+
+  function collectChannels() {
+    var found = {};
+    var elements = document.querySelectorAll("[data-live-channel]");
+    for (var i = 0; i < elements.length; i++) {
+      var names = (elements[i].getAttribute("data-live-channel") || "").split(/\s+/);
+      for (var j = 0; j < names.length; j++) {
+        if (names[j]) {
+          found[names[j]] = true;
+        }
+      }
+    }
+    return Object.keys(found);
+  }
+
+  function announce(text) {
+    if (!liveRegion) {
+      liveRegion = document.createElement("div");
+      liveRegion.className = "nhsuk-u-visually-hidden";
+      liveRegion.setAttribute("role", "status");
+      liveRegion.setAttribute("aria-live", "polite");
+      document.body.appendChild(liveRegion);
+    }
+    liveRegion.textContent = "";
+    window.setTimeout(function () {
+      liveRegion.textContent = text;
+    }, 50);
+  }
+
+  /* One banner at the top of the page: a sentence and a link. */
+  function banner(key, text, linkText, href) {
+    var main = document.getElementById("maincontent") || document.body;
+    var box = document.getElementById("tica-live-banner");
+    if (!box) {
+      box = document.createElement("div");
+      box.id = "tica-live-banner";
+      box.className = "nhsuk-inset-text";
+      box.setAttribute("role", "status");
+      main.insertBefore(box, main.firstChild);
+    }
+    box.setAttribute("data-key", key);
+    box.textContent = "";
+    var paragraph = document.createElement("p");
+    paragraph.appendChild(document.createTextNode(text + " "));
+    var link = document.createElement("a");
+    link.href = href || window.location.href;
+    link.textContent = linkText;
+    link.addEventListener("click", function (event) {
+      if (!href) {
+        event.preventDefault();
+        window.location.reload();
+      }
+    });
+    paragraph.appendChild(link);
+    box.appendChild(paragraph);
+  }
+
+  function setCount(unread) {
+    var badge = document.getElementById("tica-notification-count");
+    if (badge) {
+      badge.textContent = "";
+      badge.hidden = unread === 0;
+      if (unread > 0) {
+        var hiddenBefore = document.createElement("span");
+        hiddenBefore.className = "nhsuk-u-visually-hidden";
+        hiddenBefore.textContent = ", ";
+        var hiddenAfter = document.createElement("span");
+        hiddenAfter.className = "nhsuk-u-visually-hidden";
+        hiddenAfter.textContent = " unread";
+        badge.appendChild(hiddenBefore);
+        badge.appendChild(document.createTextNode(String(unread)));
+        badge.appendChild(hiddenAfter);
+      }
+    }
+    var title = document.title.replace(/^\(\d+\) /, "");
+    document.title = unread > 0 ? "(" + unread + ") " + title : title;
+  }
+
+  /* --- topic pages: take changed posts from a fresh copy of this page --- */
+
+  function postsContainer() {
+    return document.querySelector("[data-live-posts]");
+  }
+
+  function onLastPage() {
+    var container = postsContainer();
+    return container && container.getAttribute("data-live-last-page") !== "false";
+  }
+
+  function isBusy(element) {
+    /* Never swap a post the reader is working in (an open edit, a focused control). */
+    return element.contains(document.activeElement) && document.activeElement !== document.body;
+  }
+
+  function applyFreshPage(html) {
+    var fresh = new DOMParser().parseFromString(html, "text/html");
+    var container = postsContainer();
+    var ids = Object.keys(changedPosts);
+    var added = 0;
+    changedPosts = {};
+    for (var i = 0; i < ids.length; i++) {
+      var selector = '[data-live-post="' + ids[i].replace(/[^0-9]/g, "") + '"]';
+      var next = fresh.querySelector(selector);
+      var current = document.querySelector(selector);
+      if (current && isBusy(current)) {
+        continue;
+      }
+      if (current && next) {
+        current.parentNode.replaceChild(document.importNode(next, true), current);
+      } else if (current && !next) {
+        current.parentNode.removeChild(current);
+      } else if (!current && next && container) {
+        container.appendChild(document.importNode(next, true));
+        added += 1;
+      }
+    }
+    if (added > 0) {
+      announce(added === 1 ? "A new reply was added at the end." : added + " new replies were added at the end.");
+    }
+  }
+
+  function refreshPosts() {
+    refreshTimer = null;
+    if (!window.fetch || !window.DOMParser) {
+      banner("changed", "This topic has changed.", "Reload to see it");
+      return;
+    }
+    window
+      .fetch(window.location.href, { credentials: "same-origin", headers: { Accept: "text/html" } })
+      .then(function (response) {
+        return response.ok ? response.text() : Promise.reject(response.status);
+      })
+      .then(applyFreshPage)
+      .catch(function () {
+        banner("changed", "This topic has changed.", "Reload to see it");
+      });
+  }
+
+  function postChanged(event, data) {
+    if (event === "post.created" && !onLastPage()) {
+      newPosts += 1;
+      banner("posts", newPosts === 1 ? "There is 1 new reply." : "There are " + newPosts + " new replies.",
+        "Go to the latest");
+      return;
+    }
+    changedPosts[data.post_id] = true;
+    if (refreshTimer === null) {
+      refreshTimer = window.setTimeout(refreshPosts, REFRESH_DELAY_MS);
+    }
+  }
+
+  /* --- lists: "N new topics" --- */
+
+  function topicCreated(data) {
+    newTopics[data.topic_id] = true;
+    var count = Object.keys(newTopics).length;
+    banner("topics", count === 1 ? "There is 1 new topic." : "There are " + count + " new topics.",
+      count === 1 ? "Show it" : "Show them");
+  }
+
+  /* --- the socket --- */
+
+  function handle(message) {
+    if (message.type === "event") {
+      var channel = String(message.channel || "");
+      if (channel.indexOf("user:") === 0) {
+        if (message.event === "notification.count") {
+          setCount(message.data.unread);
+        }
+        return;
+      }
+      lastEventId = message.id;
+      if (channel.indexOf("topic:") === 0 && message.event !== "topic.updated") {
+        postChanged(message.event, message.data);
+      } else if (message.event === "topic.created" && !document.querySelector('[data-live-topic="' + message.data.topic_id + '"]')) {
+        topicCreated(message.data);
+      }
+    } else if (message.type === "reset") {
+      banner("reset", "This page has changed while you were away.", "Reload the page");
+    } else if (message.type === "error" && message.code === "forbidden" && message.channel &&
+               message.channel.indexOf("user:") !== 0 && !retried[message.channel]) {
+      /* A brand-new topic may not have reached notify yet: ask once more, a little later. */
+      retried[message.channel] = true;
+      window.setTimeout(function () {
+        send({ type: "subscribe", channels: [message.channel], last_event_id: lastEventId });
+      }, 3000);
+    }
+  }
+
+  function send(message) {
+    if (socket && socket.readyState === 1) {
+      socket.send(JSON.stringify(message));
+    }
+  }
+
+  function connect() {
+    var scheme = window.location.protocol === "https:" ? "wss:" : "ws:";
+    socket = new WebSocket(scheme + "//" + window.location.host + "/live");
+    socket.onopen = function () {
+      retryMs = RETRY_MIN_MS;
+      send({ type: "subscribe", channels: channels, last_event_id: lastEventId });
+    };
+    socket.onmessage = function (event) {
+      var message;
+      try {
+        message = JSON.parse(event.data);
+      } catch (e) {
+        return;
+      }
+      handle(message);
+    };
+    socket.onclose = function (event) {
+      socket = null;
+      if (stopped || event.code === 4001 || event.code === 4003) {
+        return; /* logged out, or not allowed: the page still works without live updates */
+      }
+      var wait = event.code === 4008 ? RETRY_MIN_MS : retryMs;
+      retryMs = Math.min(retryMs * 2, RETRY_MAX_MS);
+      window.setTimeout(connect, wait + Math.floor(Math.random() * 500));
+    };
+  }
+
+  function start() {
+    channels = collectChannels();
+    if (channels.length === 0) {
+      return;
+    }
+    var since = document.querySelector("[data-live-since]");
+    if (since && /^\d+-\d+$/.test(since.getAttribute("data-live-since") || "")) {
+      lastEventId = since.getAttribute("data-live-since");
+    }
+    window.addEventListener("pagehide", function () {
+      stopped = true;
+      if (socket) {
+        socket.close(1000);
+      }
+    });
+    window.addEventListener("pageshow", function (event) {
+      if (event.persisted && stopped) {
+        stopped = false; /* back from the back-forward cache: catch up from where it stopped */
+        connect();
+      }
+    });
+    connect();
+  }
+
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", start);
+  } else {
+    start();
+  }
+})();
