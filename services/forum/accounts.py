@@ -316,6 +316,31 @@ async def record_visit(conn: asyncpg.Connection, user_id: int) -> datetime:
     return seen_at
 
 
+# A member seen again after this long starts a new visit ("new since your last visit").
+VISIT_GAP_SQL = "interval '1 hour'"
+ACTIVITY_EVERY_S = 300
+
+
+def _activity_key(rt: Runtime, user_id: int) -> str:
+    return f"{rt.settings.redis_prefix}seen:{user_id}"
+
+
+async def note_activity(rt: Runtime, who: Session) -> None:
+    """Record that a member is active, at most every few minutes: last_seen_at and a user.seen event
+    (notify's "away" and digests use it). An absence of an hour starts a new visit."""
+    if not await rt.redis.set(_activity_key(rt, who.user_id), "1", nx=True, ex=ACTIVITY_EVERY_S):
+        return
+    async with rt.pool.acquire() as conn, conn.transaction():
+        seen_at = await conn.fetchval(
+            "UPDATE forum.users SET previous_visit_at = CASE WHEN last_seen_at IS NULL OR last_seen_at < now() - "
+            f"{VISIT_GAP_SQL} THEN last_seen_at ELSE previous_visit_at END, last_seen_at = now() WHERE id = $1 "
+            "RETURNING last_seen_at",
+            who.user_id,
+        )
+        if seen_at is not None:
+            await write_event(conn, UserSeen(user_id=who.user_id, seen_at=seen_at.isoformat()), actor_id=who.user_id)
+
+
 # --- SQL: one-time email tokens ---------------------------------------------------------
 
 
@@ -815,6 +840,7 @@ async def _open_session(rt: Runtime, user: User, password: str, previous: Sessio
         await write_event(conn, UserSeen(user_id=user.id, seen_at=seen_at.isoformat()), actor_id=user.id)
         if new_hash:
             await set_password_hash(conn, user.id, new_hash)
+    await rt.redis.set(_activity_key(rt, user.id), "1", ex=ACTIVITY_EVERY_S)  # login just recorded the visit
     return await rt.sessions.create(
         user_id=user.id, username=user.username, roles=list(user.roles), group_ids=user.group_ids
     )

@@ -5,9 +5,13 @@ webinars; its HTML pages and JSON API. It owns the schema "forum" and the outbox
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
 
+import asyncpg
+from redis.exceptions import RedisError
 from starlette.applications import Starlette
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from services.forum import (
     account_pages,
@@ -36,6 +40,7 @@ from shared.settings import Settings
 from shared.web import Runtime, build_app
 
 SCHEMA = "forum"
+log = logging.getLogger("tica.forum")
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 
@@ -62,6 +67,22 @@ async def outbox_relay(rt: Runtime, stop: asyncio.Event) -> None:
     relay = Relay(rt.pool, rt.redis, stream_name(rt.settings.redis_prefix), maxlen=rt.settings.stream_maxlen)
     rt.extras["relay"] = relay
     await relay.run(stop, rt.settings.database_url)
+
+
+class ActivityTracker:
+    """After a signed-in member's request: note their activity (at most every few minutes)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, send)
+        who = scope.get("viewer") if scope["type"] == "http" else None
+        if who is not None and not who.via_token:
+            try:
+                await accounts.note_activity(scope["app"].state.runtime, who)
+            except (OSError, RedisError, asyncpg.PostgresError) as exc:  # never fail a request for this
+                log.warning("could not record activity: %s", exc)
 
 
 async def open_job_queue(rt: Runtime) -> None:
@@ -96,5 +117,6 @@ def create_app(settings: Settings, *, background: bool = True) -> Starlette:
         exception_handlers=pages.ERROR_HANDLERS,
         large_body_paths=documents.UPLOAD_PATHS,  # uploads enforce TICA_MAX_UPLOAD_BYTES themselves
     )
+    app.add_middleware(ActivityTracker)
     app.state.templates = pages.environment(TEMPLATES_DIR)
     return app
