@@ -6,7 +6,10 @@ the OpenAPI document under the tag "internal". Pages are cursors over ids
 (`?after=<last id>&limit=`), so a reader that runs while people post never skips or
 repeats a row. Each row carries its audience, decided by the one visibility rule
 (visibility.py), so every consumer applies the same rule the forum does. Posts waiting
-for review are not exported (they are not published); deleted posts come without text.
+for review or turned down are not exported (they were never published), nor are topics
+whose first post is; deleted posts come without text. A pseudonymous topic or post comes
+with the forum's "Anonymous member" as its author, never the member who wrote it. Comments
+on library documents: documents.py (EXPORT_COMMENTS_SQL).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import asyncpg
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from services.forum import visibility
+from services.forum import documents, posts, visibility
 from shared.api import ApiRouter, query_int
 from shared.service_auth import require_service
 from shared.web import runtime
@@ -38,17 +41,17 @@ WHERE c.id > $1 ORDER BY c.id LIMIT $2
 """
 
 TOPICS_SQL = """
-SELECT t.id, t.category_id, t.title, t.slug, t.kind, t.content_note, t.created_at, c.group_ids,
+SELECT t.id, t.category_id, t.title, t.slug, t.kind, t.content_note, t.created_at, t.status, t.anonymous, c.group_ids,
        u.id AS author_id, u.username AS author_username, u.display_name AS author_display_name
 FROM forum.topics t
 JOIN forum.categories c ON c.id = t.category_id
 JOIN forum.users u ON u.id = t.author_id
-WHERE t.id > $1 AND t.deleted_at IS NULL
+WHERE t.id > $1 AND t.deleted_at IS NULL AND t.status NOT IN ('pending', 'rejected')
 ORDER BY t.id LIMIT $2
 """
 
 POSTS_SQL = """
-SELECT p.id, p.topic_id, p.post_number, p.status, p.content_note, p.created_at,
+SELECT p.id, p.topic_id, p.post_number, p.status, p.content_note, p.created_at, p.anonymous,
        CASE WHEN p.status = 'deleted' THEN '' ELSE p.plain END AS text,
        t.category_id, t.title AS topic_title, t.slug AS topic_slug, c.group_ids,
        u.id AS author_id, u.username AS author_username, u.display_name AS author_display_name
@@ -56,7 +59,8 @@ FROM forum.posts p
 JOIN forum.topics t ON t.id = p.topic_id
 JOIN forum.categories c ON c.id = t.category_id
 JOIN forum.users u ON u.id = p.author_id
-WHERE p.id > $1 AND p.status <> 'pending' AND t.deleted_at IS NULL
+WHERE p.id > $1 AND p.status NOT IN ('pending', 'rejected') AND t.deleted_at IS NULL
+  AND t.status NOT IN ('pending', 'rejected')
 ORDER BY p.id LIMIT $2
 """
 
@@ -68,6 +72,8 @@ def _paging(request: Request) -> tuple[int, int]:
 
 
 def _author(row: asyncpg.Record) -> dict[str, Any]:
+    if row["anonymous"]:
+        return dict(posts.ANONYMOUS_AUTHOR)
     return {"id": row["author_id"], "username": row["author_username"], "display_name": row["author_display_name"]}
 
 
@@ -88,6 +94,8 @@ def topic_out(row: asyncpg.Record) -> dict[str, Any]:
         "slug": row["slug"],
         "kind": row["kind"],
         "author": _author(row),
+        "anonymous": row["anonymous"],
+        "status": row["status"],
         "audience": visibility.audience(row["group_ids"]),
         "content_note": row["content_note"],
         "created_at": row["created_at"].isoformat(),
@@ -103,6 +111,7 @@ def post_out(row: asyncpg.Record) -> dict[str, Any]:
         "topic_title": row["topic_title"],
         "topic_slug": row["topic_slug"],
         "author": _author(row),
+        "anonymous": row["anonymous"],
         "text": row["text"],
         "content_note": row["content_note"],
         "status": row["status"],
@@ -135,3 +144,10 @@ async def export_topics(request: Request) -> Response:
 async def export_posts(request: Request) -> Response:
     """Internal (services only): every published post with its plain text, status and audience, by id."""
     return await _page(request, POSTS_SQL, post_out)
+
+
+@api.get("/api/export/document-comments", answers={200: "A page of comments on library documents"}, query=PAGING)
+async def export_document_comments(request: Request) -> Response:
+    """Internal (services only): every comment on a library document that is not deleted, with its
+    document's title and folder, its author, text and audience, by id."""
+    return await _page(request, documents.EXPORT_COMMENTS_SQL, documents.export_comment_out)

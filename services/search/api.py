@@ -1,4 +1,5 @@
-"""GET /api/search: search the topics and posts the viewer may read (shared/API.md, "Search")."""
+"""GET /api/search: search the topics, posts and comments on library documents the viewer may
+read (shared/API.md, "Search")."""
 
 from __future__ import annotations
 
@@ -37,7 +38,7 @@ async def run_search(request: Request, parsed: query.ParsedQuery, page: int) -> 
 
 @api.get("/api/search", answers={200: "A page of results", 400: "q is required"}, query=QUERY_HELP)
 async def search_endpoint(request: Request) -> Response:
-    """Search topics and posts (best matches first, recent ones boosted)."""
+    """Search topics, posts and comments on library documents (best matches first, recent ones boosted)."""
     parsed = query.parse(request.query_params.get("q", ""))
     page = query_int(request, "page", 1, minimum=1, maximum=MAX_PAGE)
     if parsed.is_empty:

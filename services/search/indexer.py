@@ -33,8 +33,15 @@ from shared.events import (
     CategoryCreated,
     CategoryUpdated,
     Consumer,
+    DocumentCommentCreated,
+    DocumentCommentDeleted,
+    DocumentCommentEdited,
+    DocumentDeleted,
+    DocumentUpdated,
+    DocumentUploaded,
     Envelope,
     Event,
+    FolderUpdated,
     PostCreated,
     PostDeleted,
     PostEdited,
@@ -82,19 +89,25 @@ async def _category(
         await store.propagate_category(conn, tables, e.category_id, e.audience, env.id)
 
 
+# A topic's status on topic.updated: hidden while moderators hide its first post, deleted for good.
+TOPIC_STATUSES = {"visible": "visible", "hidden": "hidden", "deleted": "deleted"}
+
+
 async def _topic(conn: asyncpg.Connection, tables: Tables, e: TopicCreated | TopicUpdated, env: Envelope) -> None:
-    if isinstance(e, TopicCreated):
+    if isinstance(e, TopicCreated) and not e.anonymous:
         await store.add_author(conn, tables, user_id=e.author_id, username=e.author_username)
+    status = TOPIC_STATUSES.get(e.status, "hidden") if isinstance(e, TopicUpdated) else "visible"
     write = DocumentWrite(
         kind="topic",
         id=e.topic_id,
         version=env.id,
         at=_time(env.occurred_at),
         topic_id=e.topic_id,
-        author_id=e.author_id,
+        author_id=None if e.anonymous else e.author_id,
+        anonymous=e.anonymous,
         created_at=_time(e.created_at) if isinstance(e, TopicCreated) else None,
         content=Content(body="", content_note=e.content_note, topic_kind=e.kind),
-        status="visible" if isinstance(e, TopicCreated) else None,
+        status=status,
         placement=Placement(e.category_id, e.audience, e.title, e.slug),
     )
     write = await store.resolve_placement(conn, tables, write)
@@ -102,10 +115,13 @@ async def _topic(conn: asyncpg.Connection, tables: Tables, e: TopicCreated | Top
     if versions["placement_version"] is not None and str(versions["placement_version"]) == write.placement_version:
         assert write.placement is not None
         await store.propagate_topic(conn, tables, e.topic_id, write.placement, write.placement_version)
+    if status == "deleted":
+        await store.erase_topic_posts(conn, tables, e.topic_id, env.id)
 
 
 async def _post_created(conn: asyncpg.Connection, tables: Tables, e: PostCreated, env: Envelope) -> None:
-    await store.add_author(conn, tables, user_id=e.author_id, username=e.author_username)
+    if not e.anonymous:
+        await store.add_author(conn, tables, user_id=e.author_id, username=e.author_username)
     write = DocumentWrite(
         kind="post",
         id=e.post_id,
@@ -113,7 +129,8 @@ async def _post_created(conn: asyncpg.Connection, tables: Tables, e: PostCreated
         at=_time(env.occurred_at),
         topic_id=e.topic_id,
         post_number=e.post_number,
-        author_id=e.author_id,
+        author_id=None if e.anonymous else e.author_id,
+        anonymous=e.anonymous,
         created_at=_time(e.created_at),
         content=Content(e.text, e.content_note),
         status="visible",
@@ -123,7 +140,8 @@ async def _post_created(conn: asyncpg.Connection, tables: Tables, e: PostCreated
 
 
 async def _post_edited(conn: asyncpg.Connection, tables: Tables, e: PostEdited, env: Envelope) -> None:
-    await store.add_author(conn, tables, user_id=e.author_id, username=e.author_username)
+    if not e.anonymous:
+        await store.add_author(conn, tables, user_id=e.author_id, username=e.author_username)
     # Where a post is follows its topic (topic.updated, category.updated); an edit only
     # says where it is for a post the index has not seen.
     write = DocumentWrite(
@@ -133,7 +151,8 @@ async def _post_edited(conn: asyncpg.Connection, tables: Tables, e: PostEdited, 
         at=_time(env.occurred_at),
         topic_id=e.topic_id,
         post_number=e.post_number,
-        author_id=e.author_id,
+        author_id=None if e.anonymous else e.author_id,
+        anonymous=e.anonymous,
         content=Content(e.text, e.content_note),
         placement=Placement(e.category_id, e.audience),
         placement_if_new=True,
@@ -147,6 +166,7 @@ async def _post_status(
     status = {PostDeleted: "deleted", PostHidden: "hidden", PostRestored: "visible"}[type(e)]
     # A deleted post's text leaves the index for good; a hidden one keeps it for a restore.
     erase = Content(body="", content_note=None) if status == "deleted" else None
+    # No author: these events do not say whether the post is pseudonymous (its creation does).
     await store.write_document(
         conn,
         tables,
@@ -157,9 +177,85 @@ async def _post_status(
             at=_time(env.occurred_at),
             topic_id=e.topic_id,
             post_number=getattr(e, "post_number", None),
-            author_id=e.author_id,
             content=erase,
             status=status,
+        ),
+    )
+
+
+# --- the library: comments on documents -------------------------------------------------------
+
+
+async def _folder(conn: asyncpg.Connection, tables: Tables, e: FolderUpdated, env: Envelope) -> None:
+    await store.write_folder(conn, tables, folder_id=e.folder_id, audience=e.audience, version=env.id)
+
+
+async def _document(
+    conn: asyncpg.Connection, tables: Tables, e: DocumentUploaded | DocumentUpdated, env: Envelope
+) -> None:
+    place = await store.note_document(
+        conn,
+        tables,
+        document_id=e.document_id,
+        folder_id=e.folder_id,
+        title=e.title,
+        audience=e.audience,
+        version=env.id,
+    )
+    await store.place_comments(conn, tables, place)
+
+
+async def _document_deleted(conn: asyncpg.Connection, tables: Tables, e: DocumentDeleted, env: Envelope) -> None:
+    await store.delete_library_document(conn, tables, document_id=e.document_id, folder_id=e.folder_id, version=env.id)
+
+
+async def _comment(
+    conn: asyncpg.Connection, tables: Tables, e: DocumentCommentCreated | DocumentCommentEdited, env: Envelope
+) -> None:
+    await store.add_author(conn, tables, user_id=e.author_id, username=e.author_username)
+    # The event says where the document was; the index may know a newer place, or that it is gone.
+    place = await store.note_document(
+        conn,
+        tables,
+        document_id=e.document_id,
+        folder_id=e.folder_id,
+        title=e.document_title,
+        audience=e.audience,
+        version=env.id,
+    )
+    created = isinstance(e, DocumentCommentCreated)
+    write = DocumentWrite(
+        kind="document_comment",
+        id=e.comment_id,
+        version=env.id,
+        at=_time(env.occurred_at),
+        author_id=e.author_id,
+        created_at=_time(e.created_at) if isinstance(e, DocumentCommentCreated) else None,
+        content=Content("" if place.deleted else e.text),
+        status="deleted" if place.deleted else ("visible" if created else None),
+        placement=Placement(None, place.audience, place.title),
+        placement_version=place.version,
+        placement_if_new=True,
+        document_id=e.document_id,
+        folder_id=place.folder_id,
+    )
+    await store.write_document(conn, tables, write)
+    await store.place_comments(conn, tables, place)
+
+
+async def _comment_deleted(conn: asyncpg.Connection, tables: Tables, e: DocumentCommentDeleted, env: Envelope) -> None:
+    await store.write_document(
+        conn,
+        tables,
+        DocumentWrite(
+            kind="document_comment",
+            id=e.comment_id,
+            version=env.id,
+            at=_time(env.occurred_at),
+            content=Content(""),
+            status="deleted",
+            document_id=e.document_id,
+            folder_id=e.folder_id,
         ),
     )
 
@@ -176,6 +272,13 @@ APPLIERS: dict[type[Event], Apply] = {
     PostDeleted: _post_status,
     PostHidden: _post_status,
     PostRestored: _post_status,
+    FolderUpdated: _folder,
+    DocumentUploaded: _document,
+    DocumentUpdated: _document,
+    DocumentDeleted: _document_deleted,
+    DocumentCommentCreated: _comment,
+    DocumentCommentEdited: _comment,
+    DocumentCommentDeleted: _comment_deleted,
 }
 HANDLED_TYPES = frozenset(cls.type for cls in APPLIERS)
 

@@ -435,8 +435,9 @@ SNIPPET_SOURCE_CHARS = 20_000
 EXCERPT_CHARS = 240
 
 PAGE_SQL = """
-SELECT d.kind, d.id, d.topic_id, d.post_number, d.title, d.slug, d.content_note, d.topic_kind, d.created_at,
-       d.author_id, u.username, u.display_name, d.category_id, c.slug AS category_slug, c.name AS category_name,
+SELECT d.kind, d.id, d.topic_id, d.post_number, d.document_id, d.title, d.slug, d.content_note, d.topic_kind,
+       d.created_at, d.author_id, d.anonymous, u.username, u.display_name, d.category_id,
+       c.slug AS category_slug, c.name AS category_name,
        CASE WHEN $4 THEN ts_headline('english',
                                      translate(CASE WHEN d.kind = 'topic' THEN d.title ELSE left(d.body, $6) END,
                                                '<>', '\u2039\u203a'),
@@ -466,19 +467,25 @@ def excerpt(text: str, chars: int = EXCERPT_CHARS) -> str:
     return html.escape(text, quote=True)
 
 
-def url_for(kind: str, id: int, topic_id: int | None, slug: str) -> str:
-    """Where a result lives on the forum's pages."""
+# How the forum shows the author of a pseudonymous topic or post, to everyone (services/forum/posts.py).
+ANONYMOUS_AUTHOR = {"id": None, "username": "anonymous", "display_name": "Anonymous member"}
+
+
+def url_for(kind: str, id: int, *, slug: str = "", document_id: int | None = None) -> str:
+    """Where a result lives on the forum's pages (a comment: its anchor on its document's page)."""
     if kind == "topic":
         return f"/t/{slug or 'topic'}/{id}"
     if kind == "post":
         return f"/p/{id}"
-    return f"/documents/{topic_id}#comment-{id}"
+    return f"/library/documents/{document_id}#comment-{id}"
 
 
 def item_out(row: asyncpg.Record, *, highlighted: bool) -> dict[str, Any]:
     """One result in the API's shape."""
     author = None
-    if row["author_id"] is not None:
+    if row["anonymous"]:
+        author = dict(ANONYMOUS_AUTHOR)
+    elif row["author_id"] is not None:
         author = {"id": row["author_id"], "username": row["username"], "display_name": row["display_name"]}
     category = None
     if row["category_slug"] is not None:
@@ -489,11 +496,12 @@ def item_out(row: asyncpg.Record, *, highlighted: bool) -> dict[str, Any]:
         "id": row["id"],
         "topic_id": row["topic_id"],
         "post_number": row["post_number"],
+        "document_id": row["document_id"],
         "title": row["title"],
         "snippet": highlight(snippet) if highlighted else excerpt(snippet),
         "author": author,
         "created_at": row["created_at"].isoformat(),
-        "url": url_for(row["kind"], row["id"], row["topic_id"], row["slug"]),
+        "url": url_for(row["kind"], row["id"], slug=row["slug"], document_id=row["document_id"]),
         "category": category,
         "topic_kind": row["topic_kind"],
         "content_note": row["content_note"],

@@ -4,8 +4,9 @@ live index, then swap it in, while searches go on and events keep flowing.
 1. Start: under the exclusive rebuild lock (which waits for indexer transactions in
    flight), mark the rebuild as building and create empty tables beside the live ones.
    From then on the indexer also journals every event it applies (indexer.py).
-2. Pull every category, topic and post from the forum's export API (HTTP, authenticated
-   as a service) into the new tables; then build their indexes and statistics.
+2. Pull every category, topic, post and comment on a library document from the forum's
+   export API (HTTP, authenticated as a service) into the new tables; then build their
+   indexes and statistics.
 3. Replay the journal onto the new tables, with the same code the indexer uses.
 4. Swap: under the exclusive rebuild lock again, replay what the journal gained
    meanwhile, then rename the new tables into place, in one transaction. Searches wait
@@ -62,14 +63,16 @@ class Report:
     categories: int = 0
     topics: int = 0
     posts: int = 0
+    comments: int = 0
     replayed: int = 0
     seconds: float = 0.0
     log: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         return (
-            f"search index rebuilt: {self.categories} categories, {self.topics} topics, {self.posts} posts "
-            f"from the forum, {self.replayed} events replayed, in {self.seconds:.1f}s"
+            f"search index rebuilt: {self.categories} categories, {self.topics} topics, {self.posts} posts, "
+            f"{self.comments} document comments from the forum, {self.replayed} events replayed, "
+            f"in {self.seconds:.1f}s"
         )
 
 
@@ -247,25 +250,32 @@ def _time(value: str) -> datetime:
     return datetime.fromisoformat(value)
 
 
+def _status(row: dict[str, Any]) -> str:
+    status = row.get("status", "visible")
+    return status if status in store.STATUSES else "hidden"
+
+
 def topic_write(row: dict[str, Any]) -> DocumentWrite:
     created = _time(row["created_at"])
+    anonymous = bool(row.get("anonymous"))
     return DocumentWrite(
         kind="topic",
         id=row["id"],
         version=None,
         at=created,
         topic_id=row["id"],
-        author_id=row["author"]["id"],
+        author_id=None if anonymous else row["author"]["id"],
+        anonymous=anonymous,
         created_at=created,
         content=Content("", row["content_note"], row["kind"]),
-        status="visible",
+        status=_status(row),
         placement=Placement(row["category_id"], row["audience"], row["title"], row["slug"]),
     )
 
 
 def post_write(row: dict[str, Any]) -> DocumentWrite:
     created = _time(row["created_at"])
-    status = row["status"] if row["status"] in store.STATUSES else "hidden"
+    anonymous = bool(row.get("anonymous"))
     return DocumentWrite(
         kind="post",
         id=row["id"],
@@ -273,11 +283,29 @@ def post_write(row: dict[str, Any]) -> DocumentWrite:
         at=created,
         topic_id=row["topic_id"],
         post_number=row["post_number"],
-        author_id=row["author"]["id"],
+        author_id=None if anonymous else row["author"]["id"],
+        anonymous=anonymous,
         created_at=created,
         content=Content(row["text"] or "", row["content_note"]),
-        status=status,
+        status=_status(row),
         placement=Placement(row["category_id"], row["audience"], row["topic_title"], row["topic_slug"]),
+    )
+
+
+def comment_write(row: dict[str, Any]) -> DocumentWrite:
+    created = _time(row["created_at"])
+    return DocumentWrite(
+        kind="document_comment",
+        id=row["id"],
+        version=None,
+        at=created,
+        author_id=row["author"]["id"],
+        created_at=created,
+        content=Content(row["text"] or ""),
+        status=_status(row),
+        placement=Placement(None, row["audience"], row["document_title"]),
+        document_id=row["document_id"],
+        folder_id=row["folder_id"],
     )
 
 
@@ -285,7 +313,8 @@ async def _load_rows(
     conn: asyncpg.Connection, rows: list[dict[str, Any]], to_write: Callable[[dict[str, Any]], DocumentWrite]
 ) -> None:
     async with conn.transaction():
-        authors = {row["author"]["id"]: row["author"] for row in rows}
+        # A pseudonymous author comes as "Anonymous member", without an id: nobody to remember.
+        authors = {row["author"]["id"]: row["author"] for row in rows if row["author"]["id"] is not None}
         for author in authors.values():
             await store.write_user(
                 conn,
@@ -296,6 +325,23 @@ async def _load_rows(
                 version=None,
             )
         await store.write_documents(conn, NEW, [to_write(row) for row in rows])
+
+
+async def _load_comments(conn: asyncpg.Connection, rows: list[dict[str, Any]]) -> None:
+    """Comments, and where their documents are (so the journal's folder and document events find them)."""
+    documents = {row["document_id"]: row for row in rows}
+    async with conn.transaction():
+        for row in documents.values():
+            await store.note_document(
+                conn,
+                NEW,
+                document_id=row["document_id"],
+                folder_id=row["folder_id"],
+                title=row["document_title"],
+                audience=row["audience"],
+                version=None,
+            )
+    await _load_rows(conn, rows, comment_write)
 
 
 async def load_export(conn: asyncpg.Connection, client: httpx.AsyncClient, report: Report, page_size: int) -> None:
@@ -321,6 +367,9 @@ async def load_export(conn: asyncpg.Connection, client: httpx.AsyncClient, repor
         report.posts += len(rows)
         if report.posts % (page_size * 20) == 0:
             log.info("reindex: %d posts loaded", report.posts)
+    async for rows in pull(client, "/api/export/document-comments", page_size):
+        await _load_comments(conn, rows)
+        report.comments += len(rows)
 
 
 # --- the whole rebuild ----------------------------------------------------------------------------

@@ -1,5 +1,5 @@
-"""The index tables and every write to them: documents (topics, posts, later document
-comments), categories and authors.
+"""The index tables and every write to them: documents (topics, posts and comments on
+library documents), categories, authors, and the library's documents and folders.
 
 The indexer (from events) and the rebuild (from the forum's export, then from the
 journal) both write through these functions, so a row means the same whoever wrote it.
@@ -11,6 +11,11 @@ stamped with the id of the event that last set it. Event ids are UUIDv7, so they
 by time: an event that arrives late, or a second time, never overwrites a newer one.
 Rows from the forum's export carry no version (None) and apply as they are: they only
 ever go into a rebuild's fresh tables, before its journal is replayed on top of them.
+
+Pseudonymous topics and posts keep no author at all (author_id NULL, `anonymous` set, for
+good): nobody finds them with @username, and every result shows "Anonymous member". The
+forum reveals such an author only to staff who ask, and audits each reveal; an index that
+knew the author would be a way round that.
 """
 
 from __future__ import annotations
@@ -47,12 +52,14 @@ class Tables:
     documents: str = "search.documents"
     categories: str = "search.categories"
     users: str = "search.users"
+    folders: str = "search.folders"
+    library: str = "search.library_documents"
 
     def with_suffix(self, suffix: str) -> Tables:
-        return Tables(self.documents + suffix, self.categories + suffix, self.users + suffix)
+        return Tables(*(table + suffix for table in self.all()))
 
-    def all(self) -> tuple[str, str, str]:
-        return self.documents, self.categories, self.users
+    def all(self) -> tuple[str, ...]:
+        return self.documents, self.categories, self.users, self.folders, self.library
 
 
 LIVE = Tables()
@@ -98,6 +105,9 @@ class DocumentWrite:
     placement: Placement | None = None
     placement_version: str | None = None  # default: version
     placement_if_new: bool = False  # only fill the placement of a document not seen before
+    document_id: int | None = None  # a comment's library document
+    folder_id: int | None = None  # a comment's folder (placement)
+    anonymous: bool = False  # posted pseudonymously: no author is kept (see the module's docstring)
 
 
 def _newer_sql(column: str, param: str) -> str:
@@ -110,16 +120,22 @@ _PLACE_OK = f"($15 AND $16 AND {_newer_sql('placement_version', '$20')})"
 
 WRITE_DOCUMENT_SQL = f"""
 INSERT INTO {{documents}} AS d (kind, id, topic_id, post_number, author_id, created_at, body, content_note, topic_kind,
-    status, category_id, audience, title, slug, content_version, status_version, placement_version)
-VALUES ($1::text, $2::bigint, $3::bigint, $4::integer, $5::bigint, coalesce($6::timestamptz, $7::timestamptz),
+    status, category_id, audience, title, slug, content_version, status_version, placement_version,
+    document_id, folder_id, anonymous)
+VALUES ($1::text, $2::bigint, $3::bigint, $4::integer, CASE WHEN NOT $24::boolean THEN $5::bigint END,
+    coalesce($6::timestamptz, $7::timestamptz),
     coalesce($8::text, ''), $9::text, $10::text, coalesce($11::text, 'visible'),
     $12::bigint, coalesce($17::text[], ARRAY[]::text[]), coalesce($18::text, ''), coalesce($21::text, ''),
     CASE WHEN $13::boolean THEN $19::uuid END, CASE WHEN $14::boolean THEN $19::uuid END,
-    CASE WHEN $15::boolean THEN $20::uuid END)
+    CASE WHEN $15::boolean THEN $20::uuid END, $22::bigint, $23::bigint, $24::boolean)
 ON CONFLICT (kind, id) DO UPDATE SET
     topic_id = coalesce(EXCLUDED.topic_id, d.topic_id),
     post_number = coalesce(EXCLUDED.post_number, d.post_number),
-    author_id = coalesce(EXCLUDED.author_id, d.author_id),
+    -- Once known to be pseudonymous, always: no later write, whatever it carries, attaches an author.
+    author_id = CASE WHEN d.anonymous OR $24::boolean THEN NULL ELSE coalesce(EXCLUDED.author_id, d.author_id) END,
+    anonymous = d.anonymous OR $24::boolean,
+    document_id = coalesce(EXCLUDED.document_id, d.document_id),
+    folder_id = CASE WHEN {_PLACE_OK} THEN coalesce(EXCLUDED.folder_id, d.folder_id) ELSE d.folder_id END,
     created_at = coalesce($6::timestamptz, d.created_at),
     body = CASE WHEN {_CONTENT_OK} THEN EXCLUDED.body ELSE d.body END,
     content_note = CASE WHEN {_CONTENT_OK} THEN EXCLUDED.content_note ELSE d.content_note END,
@@ -179,6 +195,9 @@ def _document_args(write: DocumentWrite) -> tuple[object, ...]:
         write.version,
         write.placement_version or write.version,  # $19, $20
         placement.slug if placement else None,  # $21
+        write.document_id,
+        write.folder_id,
+        write.anonymous,  # $22-$24
     )
 
 
@@ -326,3 +345,177 @@ async def write_user(
 async def add_author(conn: asyncpg.Connection, tables: Tables, *, user_id: int, username: str) -> None:
     """Remember an author seen on a topic or post, unless their own events already told us more."""
     await conn.execute(ADD_AUTHOR_SQL.format(users=tables.users), user_id, clean_text(username, 100))
+
+
+# --- topics that leave for good -------------------------------------------------------------------
+
+ERASE_TOPIC_POSTS_SQL = """
+UPDATE {documents} d SET status = 'deleted', body = '', content_note = NULL,
+    status_version = greatest(d.status_version, $2::uuid), content_version = greatest(d.content_version, $2::uuid),
+    indexed_at = now()
+WHERE d.kind = 'post' AND d.topic_id = $1 AND (d.status <> 'deleted' OR d.body <> '')
+"""
+
+
+async def erase_topic_posts(conn: asyncpg.Connection, tables: Tables, topic_id: int, version: str | None) -> int:
+    """A deleted topic's posts leave the index with it, text and all (a topic is never brought back)."""
+    result = await conn.execute(ERASE_TOPIC_POSTS_SQL.format(documents=tables.documents), topic_id, version)
+    return int(result.split()[-1])
+
+
+# --- the library: where a document's comments belong -------------------------------------------------
+# A comment is where its document is (folder, title) and readable by whom its folder is. Document
+# events (and comment events, which tell where the document was) set the document's row; folder
+# events set the folder's. A comment's audience is the newer of the two words: the document's
+# (from when it was last placed) or its folder's (when the folder changed since). Writers take
+# the document's row (FOR UPDATE, by the upsert) and then its folder's (FOR SHARE), and a folder
+# event takes the folder's row FOR UPDATE, so a folder change and a comment landing in that folder
+# never miss each other.
+
+
+@dataclass(frozen=True)
+class LibraryPlace:
+    """Where a document's comments belong now (or that the document is gone)."""
+
+    document_id: int
+    folder_id: int
+    title: str
+    audience: list[str]
+    deleted: bool
+    version: str | None  # the event that decided the audience
+
+
+NOTE_DOCUMENT_SQL = """
+INSERT INTO {library} AS l (document_id, folder_id, title, audience, version) VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (document_id) DO UPDATE SET folder_id = EXCLUDED.folder_id, title = EXCLUDED.title,
+    audience = EXCLUDED.audience, version = EXCLUDED.version
+WHERE l.version IS NULL OR EXCLUDED.version IS NULL OR l.version < EXCLUDED.version
+"""
+# The document's folder gets a placeholder row (no version: it never wins over the document's own
+# word) so there is always a row to lock: a folder event inserting it waits, or is waited for.
+ENSURE_FOLDER_SQL = """
+INSERT INTO {folders} (folder_id, audience)
+SELECT l.folder_id, l.audience FROM {library} l WHERE l.document_id = $1
+ON CONFLICT (folder_id) DO NOTHING
+"""
+PLACE_SQL = """
+SELECT l.document_id, l.folder_id, l.title, l.deleted, l.audience, l.version,
+       coalesce(f.version > l.version, f.version IS NOT NULL) AS folder_newer,
+       f.audience AS folder_audience, f.version AS folder_version
+FROM {library} l JOIN {folders} f ON f.folder_id = l.folder_id
+WHERE l.document_id = $1
+FOR SHARE OF f
+"""
+
+
+async def note_document(
+    conn: asyncpg.Connection,
+    tables: Tables,
+    *,
+    document_id: int,
+    folder_id: int,
+    title: str,
+    audience: list[str],
+    version: str | None,
+) -> LibraryPlace:
+    """Remember where a document is (unless the index knows a newer word on it); where its comments belong now."""
+    await conn.execute(
+        NOTE_DOCUMENT_SQL.format(library=tables.library),
+        document_id,
+        folder_id,
+        clean_text(title, 500),
+        _audience(audience),
+        version,
+    )
+    return await library_place(conn, tables, document_id)
+
+
+async def library_place(conn: asyncpg.Connection, tables: Tables, document_id: int) -> LibraryPlace:
+    """Where a document's comments belong, from the newest words on the document and its folder."""
+    await conn.execute(ENSURE_FOLDER_SQL.format(library=tables.library, folders=tables.folders), document_id)
+    row = await conn.fetchrow(PLACE_SQL.format(library=tables.library, folders=tables.folders), document_id)
+    assert row is not None
+    folder_newer = bool(row["folder_newer"])
+    version = row["folder_version"] if folder_newer else row["version"]
+    return LibraryPlace(
+        document_id=row["document_id"],
+        folder_id=row["folder_id"],
+        title=row["title"],
+        audience=list(row["folder_audience"] if folder_newer else row["audience"]),
+        deleted=row["deleted"],
+        version=str(version) if version is not None else None,
+    )
+
+
+PLACE_COMMENTS_SQL = """
+UPDATE {documents} d SET folder_id = $2, title = $3, audience = $4, placement_version = $5, indexed_at = now()
+WHERE d.kind = 'document_comment' AND d.document_id = $1
+  AND (d.folder_id IS DISTINCT FROM $2 OR d.title IS DISTINCT FROM $3 OR d.audience IS DISTINCT FROM $4)
+"""
+
+
+async def place_comments(conn: asyncpg.Connection, tables: Tables, place: LibraryPlace) -> int:
+    """Put every comment of a document where the document now is; returns how many moved."""
+    result = await conn.execute(
+        PLACE_COMMENTS_SQL.format(documents=tables.documents),
+        place.document_id,
+        place.folder_id,
+        place.title,
+        place.audience,
+        place.version,
+    )
+    return int(result.split()[-1])
+
+
+DELETE_DOCUMENT_SQL = """
+INSERT INTO {library} AS l (document_id, folder_id, deleted) VALUES ($1, $2, true)
+ON CONFLICT (document_id) DO UPDATE SET deleted = true
+"""
+ERASE_COMMENTS_SQL = """
+UPDATE {documents} d SET status = 'deleted', body = '', content_note = NULL,
+    status_version = greatest(d.status_version, $2::uuid), content_version = greatest(d.content_version, $2::uuid),
+    indexed_at = now()
+WHERE d.kind = 'document_comment' AND d.document_id = $1 AND (d.status <> 'deleted' OR d.body <> '')
+"""
+
+
+async def delete_library_document(
+    conn: asyncpg.Connection, tables: Tables, *, document_id: int, folder_id: int, version: str | None
+) -> int:
+    """A document left the library: its comments leave the index, text and all, and any that
+    arrive late land as deleted. Returns how many comments were erased."""
+    await conn.execute(DELETE_DOCUMENT_SQL.format(library=tables.library), document_id, folder_id)
+    result = await conn.execute(ERASE_COMMENTS_SQL.format(documents=tables.documents), document_id, version)
+    return int(result.split()[-1])
+
+
+WRITE_FOLDER_SQL = """
+INSERT INTO {folders} AS f (folder_id, audience, version) VALUES ($1, $2, $3)
+ON CONFLICT (folder_id) DO UPDATE SET audience = EXCLUDED.audience, version = EXCLUDED.version
+WHERE f.version IS NULL OR EXCLUDED.version IS NULL OR f.version < EXCLUDED.version
+"""
+# Only comments whose document was last placed before this folder event: a newer document event
+# (say, a move into this folder) already brought the newer audience.
+PROPAGATE_FOLDER_SQL = """
+UPDATE {documents} d SET audience = $2, placement_version = $3, indexed_at = now()
+FROM {library} l
+WHERE d.kind = 'document_comment' AND d.folder_id = $1 AND l.document_id = d.document_id AND l.folder_id = $1
+  AND (l.version IS NULL OR $3::uuid IS NULL OR l.version < $3::uuid) AND d.audience IS DISTINCT FROM $2
+"""
+
+
+async def write_folder(
+    conn: asyncpg.Connection, tables: Tables, *, folder_id: int, audience: list[str], version: str | None
+) -> int:
+    """A folder's audience (folder.updated), given to the comments in it; returns how many changed.
+
+    Nothing changes when the index already has a newer word on the folder.
+    """
+    audience = _audience(audience)
+    result = await conn.execute(WRITE_FOLDER_SQL.format(folders=tables.folders), folder_id, audience, version)
+    if not result.endswith(" 1"):
+        return 0
+    result = await conn.execute(
+        PROPAGATE_FOLDER_SQL.format(documents=tables.documents, library=tables.library), folder_id, audience, version
+    )
+    return int(result.split()[-1])

@@ -10,9 +10,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
+import httpx
 import redis.asyncio as aioredis
 
 from services.forum import visibility
+from services.forum.documents import tiny_pdf
 from services.search import indexer
 from shared.events import (
     CategoryCreated,
@@ -302,3 +304,35 @@ def pipeline(pool: asyncpg.Pool, redis: aioredis.Redis, settings: Settings, name
     """The search service's own consumer (batched), under a name of its own."""
     consumer = indexer.indexer_consumer(pool, redis, settings.redis_prefix, name)
     return Pipeline(Relay(pool, redis, stream_name(settings.redis_prefix)), consumer)
+
+
+# --- the library, through the forum's own API ------------------------------------------------------
+
+
+def api_ok(response: httpx.Response, status: int = 201) -> dict[str, Any]:
+    """The body of a forum API answer that must have succeeded."""
+    assert response.status_code == status, response.text
+    body: dict[str, Any] = response.json() if response.content else {}
+    return body
+
+
+async def new_group(admin: httpx.AsyncClient, name: str) -> int:
+    return int(api_ok(await admin.post("/api/groups", json={"name": name, "access": "private"}))["id"])
+
+
+async def new_folder(admin: httpx.AsyncClient, name: str, **fields: Any) -> int:
+    return int(api_ok(await admin.post("/api/folders", json={"name": name, **fields}))["id"])
+
+
+async def share(who: httpx.AsyncClient, folder_id: int, title: str) -> int:
+    """A small PDF shared in a folder, with a title; the document's id."""
+    response = await who.post(
+        "/api/documents",
+        data={"folder_id": str(folder_id), "title": title},
+        files={"file": ("paper.pdf", tiny_pdf(title, ["A line."]), "application/pdf")},
+    )
+    return int(api_ok(response)["id"])
+
+
+async def comment(who: httpx.AsyncClient, document_id: int, body: str) -> int:
+    return int(api_ok(await who.post(f"/api/documents/{document_id}/comments", json={"body": body}))["id"])

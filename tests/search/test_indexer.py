@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 import httpx
 from search_helpers import found, unique
 
+from services import allinone
 from services.search import indexer
 from shared.events import (
     STREAM_FIELD,
@@ -264,3 +265,11 @@ async def test_a_bad_event_in_a_batch_does_not_hold_back_the_others(pool, redis,
     assert await pool.fetchval("SELECT count(*) FROM search.applied_events") == 2
     pending = await redis.xpending(stream, indexer.GROUP)
     assert pending["pending"] == 1
+
+
+async def test_metrics_reach_search_in_the_all_in_one_run(client):
+    """/metrics on the one port of `tica run` is the search index's freshness (the forum has none)."""
+    assert allinone.service_for("/metrics") == "search"
+    assert allinone.service_for("/metricsfoo") == "forum"
+    response = await client.get("/metrics")
+    assert response.status_code == 200 and "tica_search_index_lag_events" in response.text

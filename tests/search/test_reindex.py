@@ -12,7 +12,7 @@ import asyncpg
 import httpx
 import pytest
 import pytest_asyncio
-from search_helpers import Forum, found, pipeline, unique
+from search_helpers import Forum, api_ok, comment, found, new_folder, new_group, pipeline, share, unique
 
 from services import cli
 from services.forum import visibility
@@ -37,6 +37,9 @@ async def rebuild_conn(settings, pool) -> AsyncIterator[asyncpg.Connection]:
     conn = await db.connect(settings.database_url)
     yield conn
     await conn.close()
+
+
+EXPORTS = ("/api/export/categories", "/api/export/topics", "/api/export/posts", "/api/export/document-comments")
 
 
 async def truth(pool: asyncpg.Pool) -> dict[tuple[str, int], tuple[str, str, list[str]]]:
@@ -72,7 +75,7 @@ async def assert_clean_finish(pool: asyncpg.Pool) -> None:
 async def test_export_is_for_services_only(client, forum_client, member_factory, settings):
     """Without the service token (or with a member's session or a wrong token): 401 in the error shape."""
     member = await member_factory("curious", roles=("member", "admin"))
-    for path in ("/api/export/categories", "/api/export/topics", "/api/export/posts"):
+    for path in EXPORTS:
         for who, headers in (
             (client, {}),
             (member.client, {}),
@@ -93,7 +96,7 @@ async def test_export_is_for_services_only(client, forum_client, member_factory,
 async def test_export_openapi_lists_it_as_internal(client):
     """The export endpoints are in the OpenAPI document, under the tag "internal"."""
     document = (await client.get("/api/openapi.json")).json()
-    for path in ("/api/export/categories", "/api/export/topics", "/api/export/posts"):
+    for path in EXPORTS:
         assert document["paths"][path]["get"]["tags"] == ["internal"]
     assert document["paths"]["/api/search"]["get"]["tags"] == ["search"]
 
@@ -257,3 +260,73 @@ def test_cli_reindex_reports_an_unreachable_forum(settings, monkeypatch, capsys,
     monkeypatch.setenv("TICA_SECRET_KEY", settings.secret_key or "")
     assert cli.main(["search", "reindex", "--forum-url", "http://127.0.0.1:9"]) == 2
     assert "search reindex: cannot reach the forum at http://127.0.0.1:9" in capsys.readouterr().err
+
+
+# --- comments on library documents, and what moderation changes ------------------------------------
+
+
+async def test_export_and_reindex_include_document_comments(
+    index, pool, search, forum_client, rebuild_conn, member_factory, client
+):
+    """The comments export (deleted ones and deleted documents' left out), and a rebuild that restores the
+    comments with their audiences; a folder made private while the rebuild runs is private after the swap."""
+    word = unique()
+    admin = await member_factory("keeper", roles=("member", "admin"))
+    group_id = await new_group(admin.client, "Readers")
+    insider = await member_factory("reader", group_ids=(group_id,))
+    open_folder = await new_folder(admin.client, "Open papers")
+    private = await new_folder(admin.client, "Readers' papers", group_ids=[group_id])
+    paper = await share(admin.client, open_folder, "Open paper")
+    closed_paper = await share(admin.client, private, "Closed paper")
+    gone_paper = await share(admin.client, open_folder, "Withdrawn paper")
+    public_comment = await comment(admin.client, paper, f"open words {word}")
+    private_comment = await comment(insider.client, closed_paper, f"closed words {word}")
+    deleted = await comment(admin.client, paper, f"deleted words {word}")
+    await comment(admin.client, gone_paper, f"withdrawn words {word}")
+    api_ok(await admin.client.delete(f"/api/document-comments/{deleted}"), 204)
+    api_ok(await admin.client.delete(f"/api/documents/{gone_paper}"), 204)
+    await index.sync()
+
+    exported = (await forum_client.get("/api/export/document-comments")).json()
+    assert [row["id"] for row in exported["items"]] == [public_comment, private_comment]
+    assert exported["next"] is None
+    row = exported["items"][1]
+    assert (row["document_id"], row["document_title"], row["folder_id"]) == (closed_paper, "Closed paper", private)
+    assert row["audience"] == [f"group:{group_id}"] and row["text"] == f"closed words {word}"
+    assert row["author"]["username"] == "reader" and row["status"] == "visible"
+
+    await pool.execute("DELETE FROM search.documents WHERE kind = 'document_comment'")
+    await pool.execute("TRUNCATE search.library_documents, search.folders")
+
+    async def close_the_open_folder() -> None:
+        api_ok(await admin.client.patch(f"/api/folders/{open_folder}", json={"group_ids": [group_id]}), 200)
+        await index.sync()  # applied to the live index and journaled for the new one
+
+    report = await reindex.rebuild(rebuild_conn, forum_client, page_size=1, before_swap=close_the_open_folder)
+    assert report.comments == 2 and "2 document comments" in report.summary()
+    assert (await search(word, who=client))["items"] == []
+    assert set(found(await search(f"kind:comment {word}", who=insider.client))) == {
+        ("document_comment", public_comment),
+        ("document_comment", private_comment),
+    }
+    await assert_clean_finish(pool)
+
+
+async def test_export_keeps_pseudonymous_authors_and_unpublished_topics_out(forum, forum_client, pool):
+    """An anonymous post is exported as "Anonymous member" (no id); a topic waiting for review is not exported,
+    nor its posts."""
+    author = await forum.user("hidden_hand")
+    cat = await forum.category("Stories")
+    topic, first = await forum.topic(cat, author, "Mine", "told without my name")
+    waiting, _ = await forum.topic(cat, author, "Waiting", "not yet published")
+    await pool.execute("UPDATE forum.posts SET anonymous = true WHERE id = $1", first)
+    await pool.execute("UPDATE forum.topics SET anonymous = true WHERE id = $1", topic)
+    await pool.execute("UPDATE forum.topics SET status = 'pending' WHERE id = $1", waiting)
+    await pool.execute("UPDATE forum.posts SET status = 'pending' WHERE topic_id = $1", waiting)
+    posts = (await forum_client.get("/api/export/posts")).json()["items"]
+    topics = (await forum_client.get("/api/export/topics")).json()["items"]
+    assert [p["id"] for p in posts] == [first] and [t["id"] for t in topics] == [topic]
+    anonymous = {"id": None, "username": "anonymous", "display_name": "Anonymous member"}
+    assert posts[0]["author"] == anonymous and posts[0]["anonymous"] is True
+    assert topics[0]["author"] == anonymous and topics[0]["status"] == "visible"
+    assert "hidden_hand" not in str(posts) + str(topics)

@@ -1,13 +1,25 @@
 """Results never include what the viewer may not see: private categories (by group, for
 cookie and API-token viewers), hidden and deleted posts, topics moved to a private
-category, and categories that become private."""
+category, and categories that become private; pseudonymous authors, hidden and deleted topics."""
 
 from __future__ import annotations
+
+from datetime import UTC, datetime
 
 import httpx
 import pytest
 from search_helpers import found, unique
 
+from services.search import indexer
+from shared.events import (
+    Envelope,
+    PostCreated,
+    PostHidden,
+    PostRestored,
+    TopicCreated,
+    TopicUpdated,
+    UserRegistered,
+)
 from shared.sessions import SessionStore, token_digest
 
 
@@ -135,3 +147,122 @@ async def test_category_made_private_hides_what_is_in_it(forum, index, search, p
     assert (await search(word))["items"] == []
     assert set(found(await search(word, who=people["insider"].client))) == {("topic", topic), ("post", post)}
     assert set(found(await search(word, who=people["moderator"].client))) == {("topic", topic), ("post", post)}
+
+
+# --- what moderation adds: pseudonymous posts, hidden and deleted topics ----------------------------------
+
+
+def _topic_created(topic_id: int, title: str, *, author_id: int, anonymous: bool = False) -> Envelope:
+    return Envelope.wrap(
+        TopicCreated(
+            topic_id=topic_id,
+            category_id=1,
+            title=title,
+            slug="a-topic",
+            kind="narrative",
+            author_id=author_id,
+            author_username="anonymous" if anonymous else "teller",
+            audience=["public"],
+            content_note=None,
+            created_at=datetime.now(UTC).isoformat(),
+            anonymous=anonymous,
+        ),
+        actor_id=None if anonymous else author_id,
+    )
+
+
+def _topic_updated(topic_id: int, title: str, status: str, *, anonymous: bool = False) -> Envelope:
+    return Envelope.wrap(
+        TopicUpdated(
+            topic_id=topic_id,
+            category_id=1,
+            title=title,
+            slug="a-topic",
+            kind="narrative",
+            author_id=41,
+            audience=["public"],
+            content_note=None,
+            pinned=False,
+            closed=False,
+            anonymous=anonymous,
+            status=status,
+        ),
+        actor_id=2,
+    )
+
+
+def _post_created(post_id: int, topic_id: int, text: str, *, anonymous: bool = False) -> Envelope:
+    return Envelope.wrap(
+        PostCreated(
+            post_id=post_id,
+            topic_id=topic_id,
+            post_number=post_id,
+            category_id=1,
+            topic_title="A topic",
+            author_id=41,
+            author_username="anonymous" if anonymous else "teller",
+            text=text,
+            content_note=None,
+            audience=["public"],
+            reply_to_post_id=None,
+            reply_to_user_id=None,
+            mentioned_user_ids=[],
+            quoted_user_ids=[],
+            created_at=datetime.now(UTC).isoformat(),
+            anonymous=anonymous,
+        ),
+        actor_id=None if anonymous else 41,
+    )
+
+
+async def test_pseudonymous_posts_never_show_or_match_their_author(pool, search, people, client):
+    """Everyone, staff too, sees "Anonymous member"; @username never finds the post, whatever events come later
+    (status changes carry the real author's id) or earlier (a restore handled before the creation)."""
+    handler = indexer.Indexer(pool)
+    word = unique()
+    await handler.handle(
+        Envelope.wrap(UserRegistered(user_id=41, username="teller", display_name="Teller"), actor_id=41)
+    )
+    restored_early = Envelope.wrap(PostRestored(post_id=903, topic_id=90, category_id=1, author_id=41), actor_id=2)
+    await handler.handle(restored_early)
+    for envelope in (
+        _topic_created(90, f"My story {word}", author_id=41, anonymous=True),
+        _post_created(901, 90, f"told without my name {word}", anonymous=True),
+        _post_created(902, 90, f"signed reply {word}"),
+        _post_created(903, 90, f"another unsigned reply {word}", anonymous=True),
+        Envelope.wrap(PostHidden(post_id=901, topic_id=90, category_id=1, author_id=41, reason="x"), actor_id=2),
+        Envelope.wrap(PostRestored(post_id=901, topic_id=90, category_id=1, author_id=41), actor_id=2),
+        _topic_updated(90, f"My story {word}", "visible", anonymous=True),
+    ):
+        await handler.handle(envelope)
+    anonymous = {"id": None, "username": "anonymous", "display_name": "Anonymous member"}
+    for who in (client, people["moderator"].client):
+        items = {(i["kind"], i["id"]): i["author"] for i in (await search(word, who=who))["items"]}
+        assert set(items) == {("topic", 90), ("post", 901), ("post", 902), ("post", 903)}
+        assert items[("post", 902)]["username"] == "teller"
+        assert all(items[key] == anonymous for key in (("topic", 90), ("post", 901), ("post", 903)))
+        assert found(await search(f"@teller {word}", who=who)) == [("post", 902)]
+        assert (await search(f"@anonymous {word}", who=who))["items"] == []
+    rows = await pool.fetch("SELECT author_id, anonymous FROM search.documents WHERE id IN (90, 901, 903)")
+    assert {(r["author_id"], r["anonymous"]) for r in rows} == {(None, True)}
+    assert await pool.fetchval("SELECT count(*) FROM search.users WHERE username = 'anonymous'") == 0
+    page = await client.get("/search", params={"q": f"My story {word}", "kind": "topic"})
+    assert "By Anonymous member" in page.text and "/u/anonymous" not in page.text
+
+
+async def test_hidden_and_deleted_topics_leave_the_index(pool, search, people):
+    """A topic hidden by moderators: its title is found by nobody; shown again: found; deleted: the topic and
+    all its posts are gone, text and all."""
+    handler = indexer.Indexer(pool)
+    word = unique()
+    await handler.handle(_topic_created(95, f"Moderated {word}", author_id=41))
+    await handler.handle(_post_created(951, 95, f"first {word}"))
+    await handler.handle(_post_created(952, 95, f"reply {word}"))
+    await handler.handle(_topic_updated(95, f"Moderated {word}", "hidden"))
+    assert ("topic", 95) not in found(await search(word, who=people["moderator"].client))
+    await handler.handle(_topic_updated(95, f"Moderated {word}", "visible"))
+    assert ("topic", 95) in found(await search(word))
+    await handler.handle(_topic_updated(95, f"Moderated {word}", "deleted"))
+    assert (await search(word, who=people["moderator"].client))["items"] == []
+    rows = await pool.fetch("SELECT kind, status, body FROM search.documents WHERE id IN (95, 951, 952)")
+    assert {(r["status"], r["body"]) for r in rows} == {("deleted", "")}
