@@ -108,7 +108,8 @@ async def _topic(conn: asyncpg.Connection, tables: Tables, e: TopicCreated | Top
         created_at=_time(e.created_at) if isinstance(e, TopicCreated) else None,
         content=Content(body="", content_note=e.content_note, topic_kind=e.kind),
         status=status,
-        placement=Placement(e.category_id, e.audience, e.title, e.slug),
+        # While a topic is hidden its replies are for staff only, as in the forum.
+        placement=Placement(e.category_id, e.audience if status == "visible" else ["staff"], e.title, e.slug),
     )
     write = await store.resolve_placement(conn, tables, write)
     versions = await store.write_document(conn, tables, write)

@@ -275,6 +275,8 @@ async def propagate_topic(
 PROPAGATE_CATEGORY_SQL = f"""
 UPDATE {{documents}} d SET audience = $2, placement_version = $3, indexed_at = now()
 WHERE d.category_id = $1 AND d.audience IS DISTINCT FROM $2 AND {_newer_sql("placement_version", "$3")}
+  -- the replies of a hidden topic stay staff-only whatever their category becomes
+  AND NOT EXISTS (SELECT 1 FROM {{documents}} t WHERE t.kind = 'topic' AND t.id = d.topic_id AND t.status <> 'visible')
 """
 
 
