@@ -448,6 +448,37 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
 RETURNING id
 """
 
+# Writing a post in one round trip: take the next number (the UPDATE locks the topic row until
+# commit, so the statement comes as late as possible and little follows it), insert the post,
+# move the author's read state ($10, when given) and return the post as fetch_post would.
+_WRITE_POST_SQL = """
+WITH number AS ({allocate}),
+written AS (
+    INSERT INTO forum.posts (topic_id, post_number, author_id, raw, cooked, plain, reply_to_post_id, content_note,
+                             status, anonymous)
+    SELECT $1, number.highest_post_number, $2, $3, $4, $5, $6, $7, $8, $9 FROM number
+    RETURNING *
+),
+read AS (
+    INSERT INTO forum.topic_reads (user_id, topic_id, last_read_post_number)
+    SELECT $10::bigint, $1, written.post_number FROM written WHERE $10::bigint IS NOT NULL
+    ON CONFLICT (user_id, topic_id) DO UPDATE
+    SET last_read_post_number = EXCLUDED.last_read_post_number, updated_at = now()
+    WHERE forum.topic_reads.last_read_post_number < EXCLUDED.last_read_post_number
+)
+SELECT {columns}
+FROM written p
+JOIN forum.users u ON u.id = p.author_id
+LEFT JOIN forum.posts rp ON rp.id = p.reply_to_post_id
+LEFT JOIN forum.users ru ON ru.id = rp.author_id
+"""
+WRITE_POST_SQL = _WRITE_POST_SQL.format(
+    allocate=ALLOCATE_POST_NUMBER_SQL.strip().replace("$1", "$1::bigint"), columns=_POST_COLUMNS
+)
+WRITE_PENDING_POST_SQL = _WRITE_POST_SQL.format(
+    allocate=ALLOCATE_PENDING_NUMBER_SQL.strip().replace("$1", "$1::bigint"), columns=_POST_COLUMNS
+)
+
 
 def censored(rendered: markdown.Rendered, matcher: safety.Matcher | None) -> markdown.Rendered:
     """The rendered post with censored watched words blotted out (the raw text keeps them)."""
@@ -470,21 +501,19 @@ async def create_post(
     anonymous: bool = False,
     censor: safety.Matcher | None = None,
     rendered: markdown.Rendered | None = None,
+    read_by: int | None = None,
 ) -> asyncpg.Record:
     """Write a checked post and bump its topic; returns the post row.
 
     A visible post records PostCreated now; a pending one (waiting for review) when published.
+    With `read_by` (a user id), that member's read state moves to the new post in the same statement.
     """
     assert status in ("visible", "pending")
     rendered = censored(rendered or await render_body(conn, raw), censor)
-    # The UPDATE locks the topic row, so concurrent replies get consecutive numbers.
-    number = await conn.fetchval(
-        ALLOCATE_POST_NUMBER_SQL if status == "visible" else ALLOCATE_PENDING_NUMBER_SQL, topic.id
-    )
-    post_id = await conn.fetchval(
-        INSERT_POST_SQL,
+    # The UPDATE in it locks the topic row, so concurrent replies get consecutive numbers.
+    post = await conn.fetchrow(
+        WRITE_POST_SQL if status == "visible" else WRITE_PENDING_POST_SQL,
         topic.id,
-        number,
         author["id"],
         raw,
         rendered.cooked,
@@ -493,8 +522,8 @@ async def create_post(
         content_note,
         status,
         anonymous,
+        read_by,
     )
-    post = await fetch_post(conn, post_id)
     assert post is not None
     if status == "visible":
         await _post_created(conn, post, topic, rendered)

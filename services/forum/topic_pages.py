@@ -16,6 +16,7 @@ import difflib
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -26,7 +27,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from services.forum import categories, member_controls, posts, safety, topics
+from services.forum import categories, posts, safety, topics
 from services.forum.accounts import avatar_index, initials
 from shared.api import path_int, query_int
 from shared.pages import form_data, render
@@ -134,28 +135,58 @@ class Viewing:
     show_notes: bool = False  # content notes open rather than folded
     appealed: frozenset[int] = frozenset()  # their posts they already appealed about
     flagged: frozenset[int] = frozenset()  # posts they flagged
+    given: dict[int, set[str]] = field(default_factory=dict)  # the reactions they gave, by post
+
+
+# Everything viewing() needs in one round trip: it runs on every topic page. Paired arrays share an ORDER BY.
+VIEWING_SQL = """
+SELECT
+    (SELECT content_notes FROM forum.users WHERE id = $1) AS content_notes,
+    (SELECT coalesce(array_agg(post_id), '{}') FROM forum.reviewables
+     WHERE kind = 'appeal' AND author_id = $1 AND post_id = ANY($2::bigint[])) AS appealed,
+    (SELECT coalesce(array_agg(post_id), '{}') FROM forum.flags
+     WHERE user_id = $1 AND post_id = ANY($2::bigint[])) AS flagged,
+    (SELECT coalesce(array_agg(muted_user_id ORDER BY muted_user_id), '{}') FROM forum.member_mutes
+     WHERE user_id = $1) AS muted,
+    (SELECT coalesce(array_agg(level ORDER BY muted_user_id), '{}') FROM forum.member_mutes
+     WHERE user_id = $1) AS mute_levels,
+    (SELECT coalesce(array_agg(post_id ORDER BY post_id, kind), '{}') FROM forum.reactions
+     WHERE user_id = $1 AND post_id = ANY($2::bigint[])) AS reacted,
+    (SELECT coalesce(array_agg(kind ORDER BY post_id, kind), '{}') FROM forum.reactions
+     WHERE user_id = $1 AND post_id = ANY($2::bigint[])) AS reaction_kinds
+"""
 
 
 async def viewing(conn: asyncpg.Connection, who: Session | None, rows: list[asyncpg.Record]) -> Viewing:
-    """What the viewer chose and did about these posts."""
+    """What the viewer chose and did about these posts (as member_controls.levels_for and
+    content_notes, and posts.my_reactions, tell it), in one query."""
     if who is None:
         return Viewing()
-    ids = [r["id"] for r in rows]
-    appealed = await conn.fetch(
-        "SELECT post_id FROM forum.reviewables "
-        "WHERE kind = 'appeal' AND author_id = $1 AND post_id = ANY($2::bigint[])",
-        who.user_id,
-        ids,
-    )
-    flagged = await conn.fetch(
-        "SELECT post_id FROM forum.flags WHERE user_id = $1 AND post_id = ANY($2::bigint[])", who.user_id, ids
-    )
+    found = await conn.fetchrow(VIEWING_SQL, who.user_id, [r["id"] for r in rows])
+    given: dict[int, set[str]] = {}
+    for post_id, kind in zip(found["reacted"], found["reaction_kinds"], strict=True):
+        given.setdefault(post_id, set()).add(kind)
     return Viewing(
-        levels=await member_controls.levels_for(conn, who),
-        show_notes=await member_controls.content_notes(conn, who) == "show",
-        appealed=frozenset(r["post_id"] for r in appealed),
-        flagged=frozenset(r["post_id"] for r in flagged),
+        levels=dict(zip(found["muted"], found["mute_levels"], strict=True)),
+        show_notes=(found["content_notes"] or "collapse") == "show",
+        appealed=frozenset(found["appealed"]),
+        flagged=frozenset(found["flagged"]),
+        given=given,
     )
+
+
+class Shown(SimpleNamespace):
+    """A view's values as attributes: Jinja looks `post.number` up as an attribute first, and a
+    dict's failed attribute lookup (then an item lookup) was a large share of the topic page's time."""
+
+
+def shown(value: Any) -> Any:
+    """Dicts (also inside lists) as Shown objects, for templates that read many values from many items."""
+    if type(value) is dict:
+        return Shown(**{key: shown(item) for key, item in value.items()})
+    if type(value) is list:
+        return [shown(item) for item in value]
+    return value
 
 
 def post_view(
@@ -167,6 +198,16 @@ def post_view(
     counts = row["reactions"] if row["status"] != "deleted" else {}
     own = who is not None and who.user_id == row["author_id"]
     staff = who is not None and who.is_staff
+    reactions = [
+        {
+            "kind": kind,
+            "label": posts.REACTION_LABELS[kind],
+            "emoji": posts.REACTION_EMOJI[kind],
+            "count": int(counts.get(kind, 0)),
+            "given": kind in given,
+        }
+        for kind in posts.REACTION_KINDS
+    ]
     return {
         **_safety_view(row, who, seen, own=own, staff=staff),
         "id": row["id"],
@@ -189,16 +230,8 @@ def post_view(
             if row["reply_to_post_id"]
             else None
         ),
-        "reactions": [
-            {
-                "kind": kind,
-                "label": posts.REACTION_LABELS[kind],
-                "emoji": posts.REACTION_EMOJI[kind],
-                "count": int(counts.get(kind, 0)),
-                "given": kind in given,
-            }
-            for kind in posts.REACTION_KINDS
-        ],
+        "reactions": reactions,
+        "counted": [r for r in reactions if r["count"]],  # what readers who cannot react see
         "can_react": who is not None and row["status"] == "visible",
         "reply_url": f"{topic['url']}?reply_to={row['id']}#reply",
         "quote_url": f"{topic['url']}?quote={row['id']}#reply",
@@ -419,22 +452,32 @@ async def _may_reply(conn: asyncpg.Connection, who: Session | None, topic: dict[
 
 
 async def _topic_context(
-    request: Request, conn: asyncpg.Connection, who: Session | None, topic_id: int, page: int
+    request: Request,
+    conn: asyncpg.Connection,
+    who: Session | None,
+    topic_id: int,
+    page: int,
+    row: asyncpg.Record | None = None,
 ) -> dict[str, Any]:
-    row, rows, _, given = await topics.topic_page(conn, who, topic_id, page)
+    """The topic page's values; `row` is the topic as topics.topic_row gave it, when already fetched."""
+    row, rows, has_next, _ = await topics.topic_page(conn, who, topic_id, page, row, reactions=False)
     topic = topic_view(row, who)
-    total = await posts.count_topic_posts(conn, who, topic_id)
+    if rows and not has_next:  # the last page: no need to count
+        total = (page - 1) * posts.POSTS_PER_PAGE + len(rows)
+    else:
+        total = await posts.count_topic_posts(conn, who, topic_id)
     last_page = max(1, (total - 1) // posts.POSTS_PER_PAGE + 1)
     if page > last_page:
         raise ApiError(404, "not_found", "This topic does not have that many pages.")
     seen = await viewing(conn, who, rows)
+    given = seen.given
     cannot_reply, blocked_message = await _may_reply(conn, who, topic)
     notice = request.query_params.get("notice") if who is not None else None
     form = await _reply_defaults(conn, who, topic_id, request)
     form.setdefault("anonymous", topic["anonymous"] and topic["own"])
     return {
         "topic": topic,
-        "posts": [post_view(r, who, given.get(r["id"], set()), topic, seen) for r in rows],
+        "posts": [shown(post_view(r, who, given.get(r["id"], set()), topic, seen)) for r in rows],
         "page": page,
         "page_links": page_items(topic["url"], page, last_page) if last_page > 1 else [],
         "previous_url": f"{topic['url']}?page={page - 1}" if page > 1 else None,
@@ -455,11 +498,12 @@ async def topic_page(request: Request) -> Response:
     who = await viewer(request)
     page = query_int(request, "page", 1)
     async with runtime(request).pool.acquire() as conn:
-        found = await posts.readable_topic(conn, who, topic_id)
-        if request.path_params.get("slug") != found.slug:
-            target = topics.topic_url(found.id, found.slug) + (f"?{request.url.query}" if request.url.query else "")
-            return RedirectResponse(target, status_code=301)
-        context = await _topic_context(request, conn, who, topic_id, page)
+        # topic_row checks what posts.readable_topic does (404 otherwise), with all the page needs.
+        found = await topics.topic_row(conn, who, topic_id)
+        if request.path_params.get("slug") != found["slug"]:
+            target = topics.topic_url(found["id"], found["slug"])
+            return RedirectResponse(target + (f"?{request.url.query}" if request.url.query else ""), status_code=301)
+        context = await _topic_context(request, conn, who, topic_id, page, found)
     return await render(request, "topics/topic.html", context)
 
 
