@@ -222,7 +222,8 @@ async def test_every_event_matches_its_definition(topic, sam, pool):
         assert envelope.event().type == row["type"] == envelope.type
         assert envelope.actor_id is not None
         types.append(row["type"])
-    assert types == [
+    # Around these: the category's creation and the members' activity (user.seen).
+    assert [t for t in types if not t.startswith(("category.", "user."))] == [
         "topic.created",
         "post.created",
         "post.created",
