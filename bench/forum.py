@@ -73,7 +73,7 @@ BASELINE_APP = textwrap.dedent('''
     app = Starlette(routes=[Route("/baseline/topics/{id}", topic)], lifespan=lifespan)
 ''')
 
-POST_SCRIPT = textwrap.dedent('''
+POST_SCRIPT = textwrap.dedent("""
     counter = 0
     request = function()
       counter = counter + 1
@@ -81,7 +81,7 @@ POST_SCRIPT = textwrap.dedent('''
       return wrk.format("POST", nil, nil, body)
     end
     setup = function(thread) thread:set("id", math.random(1, 1000000)) end
-''')
+""")
 
 
 def free_port() -> int:
@@ -113,8 +113,9 @@ async def wait_ready(url: str, timeout_s: float = 30) -> None:
     raise RuntimeError(f"{url} never answered 200")
 
 
-def run_wrk(url: str, *, duration_s: int, connections: int, headers: dict[str, str],
-            script: str | None = None) -> dict[str, float]:
+def run_wrk(
+    url: str, *, duration_s: int, connections: int, headers: dict[str, str], script: str | None = None
+) -> dict[str, float]:
     args = ["wrk", f"-t{min(2, connections)}", f"-c{connections}", f"-d{duration_s}s", "--latency", "--timeout", "5s"]
     for name, value in headers.items():
         args += ["-H", f"{name}: {value}"]
@@ -149,13 +150,15 @@ async def seed(settings: Settings) -> tuple[int, str, str, str]:
     try:
         user_id = await conn.fetchval(
             "INSERT INTO forum.users (username, email, password_hash, display_name, roles, email_verified_at) "
-            "VALUES ('bencher', 'bench@example.org', 'x', 'Bench Marker', '{member,admin}', now()) RETURNING id")
+            "VALUES ('bencher', 'bench@example.org', 'x', 'Bench Marker', '{member,admin}', now()) RETURNING id"
+        )
         await conn.execute("INSERT INTO forum.categories (name, slug) VALUES ('Practice', 'practice')")
         store = SessionStore(redis, settings.redis_prefix)
         session = await store.create(user_id=user_id, username="bencher", roles=["member", "admin"], group_ids=[])
         token = "tica_" + secrets.token_urlsafe(32)
-        await store.store_token(token_digest(token), user_id=user_id, username="bencher",
-                                roles=["member", "admin"], group_ids=[])
+        await store.store_token(
+            token_digest(token), user_id=user_id, username="bencher", roles=["member", "admin"], group_ids=[]
+        )
         return user_id, session.id, session.csrf, token
     finally:
         await redis.aclose()
@@ -164,12 +167,17 @@ async def seed(settings: Settings) -> tuple[int, str, str, str]:
 
 async def make_topic(base: str, token: str) -> tuple[int, str]:
     headers = {"Authorization": f"Bearer {token}"}
-    body = ("Trauma-informed practice starts with **safety**: people know what will happen next, "
-            "and they have a say in it. See https://example.org/guide for the framework.\n\n- choice\n- trust")
+    body = (
+        "Trauma-informed practice starts with **safety**: people know what will happen next, "
+        "and they have a say in it. See https://example.org/guide for the framework.\n\n- choice\n- trust"
+    )
     async with httpx.AsyncClient(base_url=base, headers=headers, timeout=30) as http:
         category = (await http.get("/api/categories")).json()["items"][0]["id"]
-        topic = (await http.post("/api/topics", json={"category_id": category, "title": "What does safety mean here?",
-                                                      "body": body})).json()
+        topic = (
+            await http.post(
+                "/api/topics", json={"category_id": category, "title": "What does safety mean here?", "body": body}
+            )
+        ).json()
         for n in range(19):
             response = await http.post(f"/api/topics/{topic['id']}/posts", json={"body": f"Reply {n}: {body}"})
             response.raise_for_status()
@@ -202,41 +210,81 @@ async def main() -> None:
     name = f"tica_bench_forum_{run_id}"
     await admin(f"CREATE DATABASE {name}")
     settings = Settings.from_env({}).replace(
-        database_url=with_database(DATABASE, name), redis_url=REDIS, redis_prefix=f"tica-bench-{run_id}:",
-        secret_key=secrets.token_urlsafe(48))
+        database_url=with_database(DATABASE, name),
+        redis_url=REDIS,
+        redis_prefix=f"tica-bench-{run_id}:",
+        secret_key=secrets.token_urlsafe(48),
+    )
     processes: list[subprocess.Popen[bytes]] = []
     try:
         await apply_migrations(settings)
         _, session_id, _, token = await seed(settings)
         port, baseline_port = free_port(), free_port()
-        env = {**os.environ, "DATABASE_URL": settings.database_url or "", "REDIS_URL": REDIS,
-               "TICA_REDIS_PREFIX": settings.redis_prefix, "TICA_SECRET_KEY": settings.secret_key or "",
-               "TICA_LOG_LEVEL": "WARNING", "PORT": str(port)}
-        processes.append(start([str(BIN / "tica"), "serve", "forum", "--workers", "2", "--port", str(port)], env,
-                               log=Path(tempfile.gettempdir(), f"tica-bench-forum-{run_id}.log")))
+        env = {
+            **os.environ,
+            "DATABASE_URL": settings.database_url or "",
+            "REDIS_URL": REDIS,
+            "TICA_REDIS_PREFIX": settings.redis_prefix,
+            "TICA_SECRET_KEY": settings.secret_key or "",
+            "TICA_LOG_LEVEL": "WARNING",
+            "PORT": str(port),
+        }
+        processes.append(
+            start(
+                [str(BIN / "tica"), "serve", "forum", "--workers", "2", "--port", str(port)],
+                env,
+                log=Path(tempfile.gettempdir(), f"tica-bench-forum-{run_id}.log"),
+            )
+        )
         with tempfile.TemporaryDirectory() as folder:
             Path(folder, "baseline_app.py").write_text(BASELINE_APP)
             Path(folder, "post.lua").write_text(POST_SCRIPT)
-            processes.append(start([str(BIN / "uvicorn"), "baseline_app:app", "--workers", "2", "--port",
-                                    str(baseline_port), "--no-access-log", "--log-level", "warning",
-                                    "--app-dir", folder], env))
+            processes.append(
+                start(
+                    [
+                        str(BIN / "uvicorn"),
+                        "baseline_app:app",
+                        "--workers",
+                        "2",
+                        "--port",
+                        str(baseline_port),
+                        "--no-access-log",
+                        "--log-level",
+                        "warning",
+                        "--app-dir",
+                        folder,
+                    ],
+                    env,
+                )
+            )
             base, baseline = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{baseline_port}"
             await wait_ready(base + "/readyz")
             topic_id, topic_url = await make_topic(base, token)
             await wait_ready(f"{baseline}/baseline/topics/{topic_id}")
             cookie = {"Cookie": f"tica_session={session_id}"}
             runs = {
-                "topic page HTML, logged in": run_wrk(base + topic_url, duration_s=args.duration,
-                                                      connections=args.connections, headers=cookie),
-                "topic JSON, logged in": run_wrk(f"{base}/api/topics/{topic_id}", duration_s=args.duration,
-                                                 connections=args.connections, headers=cookie),
+                "topic page HTML, logged in": run_wrk(
+                    base + topic_url, duration_s=args.duration, connections=args.connections, headers=cookie
+                ),
+                "topic JSON, logged in": run_wrk(
+                    f"{base}/api/topics/{topic_id}",
+                    duration_s=args.duration,
+                    connections=args.connections,
+                    headers=cookie,
+                ),
                 "baseline: Starlette + asyncpg, same rows": run_wrk(
-                    f"{baseline}/baseline/topics/{topic_id}", duration_s=args.duration,
-                    connections=args.connections, headers={}),
+                    f"{baseline}/baseline/topics/{topic_id}",
+                    duration_s=args.duration,
+                    connections=args.connections,
+                    headers={},
+                ),
                 "post creation (durable 201s)": run_wrk(
-                    f"{base}/api/topics/{topic_id}/posts", duration_s=args.duration, connections=16,
+                    f"{base}/api/topics/{topic_id}/posts",
+                    duration_s=args.duration,
+                    connections=16,
                     headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-                    script=str(Path(folder, "post.lua"))),
+                    script=str(Path(folder, "post.lua")),
+                ),
             }
         print(f"\nforum benchmark, {os.cpu_count()} cores, {args.duration} s per run, wrk -c{args.connections}")
         print(f"{'what':<44}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>9}")

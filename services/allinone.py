@@ -23,8 +23,16 @@ from shared.web import readiness
 
 # Paths routed away from the forum, as in deploy/Caddyfile; a prefix matches
 # itself and anything below it ("/search" and "/search/...", not "/searching").
-NOTIFY_PATHS = ("/live", "/api/notifications", "/api/me/preferences", "/api/watch", "/notifications", "/preferences",
-                "/dev/mail", "/unsubscribe")
+NOTIFY_PATHS = (
+    "/live",
+    "/api/notifications",
+    "/api/me/preferences",
+    "/api/watch",
+    "/notifications",
+    "/preferences",
+    "/dev/mail",
+    "/unsubscribe",
+)
 # /metrics is the search index's freshness (services/search/indexer.py). Only here, where one
 # process is everything: the public origin in production (deploy/Caddyfile, deploy/k8s) sends it
 # to the forum, which has none, and Prometheus scrapes each search replica directly instead.
@@ -53,8 +61,11 @@ class AllInOne:
             "notify": notify.create_app(settings, background=background),
             "search": search.create_app(settings, background=background),
         }
-        self.schemas = {"forum": (forum.SCHEMA, forum.MIGRATIONS_DIR), "notify": (notify.SCHEMA, notify.MIGRATIONS_DIR),
-                        "search": (search.SCHEMA, search.MIGRATIONS_DIR)}
+        self.schemas = {
+            "forum": (forum.SCHEMA, forum.MIGRATIONS_DIR),
+            "notify": (notify.SCHEMA, notify.MIGRATIONS_DIR),
+            "search": (search.SCHEMA, search.MIGRATIONS_DIR),
+        }
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":

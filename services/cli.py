@@ -53,8 +53,9 @@ def servers(settings: Settings) -> Iterator[Settings]:
     except embedded.EmbeddedError as exc:
         raise CommandError(str(exc)) from None
     try:
-        yield settings.replace(database_url=running.database_url, redis_url=running.redis_url,
-                               embedded=True).with_local_secret()
+        yield settings.replace(
+            database_url=running.database_url, redis_url=running.redis_url, embedded=True
+        ).with_local_secret()
     finally:
         running.stop()
 
@@ -91,11 +92,25 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
         if args.migrate:
             asyncio.run(apply_migrations(ready))
         # Worker processes read the environment again: hand them the resolved servers.
-        os.environ.update({"DATABASE_URL": ready.database_url or "", "REDIS_URL": ready.redis_url or "",
-                           "TICA_SECRET_KEY": ready.secret_key or "", "TICA_SERVICE": args.service})
-        uvicorn.run("services.cli:service_app_from_env", factory=True, host=args.host, port=args.port or ready.port,
-                    workers=args.workers, log_config=None, proxy_headers=True, lifespan="on",
-                    ws_per_message_deflate=False)  # live messages are tiny: compression costs ~40 KiB a socket
+        os.environ.update(
+            {
+                "DATABASE_URL": ready.database_url or "",
+                "REDIS_URL": ready.redis_url or "",
+                "TICA_SECRET_KEY": ready.secret_key or "",
+                "TICA_SERVICE": args.service,
+            }
+        )
+        uvicorn.run(
+            "services.cli:service_app_from_env",
+            factory=True,
+            host=args.host,
+            port=args.port or ready.port,
+            workers=args.workers,
+            log_config=None,
+            proxy_headers=True,
+            lifespan="on",
+            ws_per_message_deflate=False,
+        )  # live messages are tiny: compression costs ~40 KiB a socket
 
 
 def service_app_from_env() -> Any:

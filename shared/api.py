@@ -89,11 +89,15 @@ class Field:
 
     def json_schema(self) -> dict[str, Any]:
         schema: dict[str, Any] = {"type": [self.type, "null"] if self.nullable else self.type}
-        for key, value in (("minLength", self.min_length if self.type == "string" else None),
-                           ("maxLength", self.max_length if self.type == "string" else None),
-                           ("maxItems", self.max_length if self.type == "array" else None),
-                           ("pattern", self.pattern), ("minimum", self.minimum), ("maximum", self.maximum),
-                           ("description", self.description or None)):
+        for key, value in (
+            ("minLength", self.min_length if self.type == "string" else None),
+            ("maxLength", self.max_length if self.type == "string" else None),
+            ("maxItems", self.max_length if self.type == "array" else None),
+            ("pattern", self.pattern),
+            ("minimum", self.minimum),
+            ("maximum", self.maximum),
+            ("description", self.description or None),
+        ):
             if value is not None:
                 schema[key] = value
         if self.enum is not None:
@@ -118,8 +122,13 @@ _TYPE_CHECKS: dict[str, Callable[[Any], bool]] = {
     "array": lambda v: isinstance(v, list),
     "object": lambda v: isinstance(v, dict),
 }
-_TYPE_NAMES = {"string": "a string", "integer": "a whole number", "boolean": "true or false",
-               "array": "a list", "object": "an object"}
+_TYPE_NAMES = {
+    "string": "a string",
+    "integer": "a whole number",
+    "boolean": "true or false",
+    "array": "a list",
+    "object": "an object",
+}
 
 
 @dataclass(frozen=True)
@@ -176,10 +185,16 @@ def query_int(request: Request, name: str, default: int, *, minimum: int = 1, ma
     try:
         value = int(raw)
     except ValueError:
-        raise ApiError(400, "bad_request", f"?{name} must be a whole number.", {name: "must be a whole number"}) from None
+        raise ApiError(
+            400, "bad_request", f"?{name} must be a whole number.", {name: "must be a whole number"}
+        ) from None
     if not minimum <= value <= maximum:
-        raise ApiError(400, "bad_request", f"?{name} must be between {minimum} and {maximum}.",
-                       {name: f"must be between {minimum} and {maximum}"})
+        raise ApiError(
+            400,
+            "bad_request",
+            f"?{name} must be between {minimum} and {maximum}.",
+            {name: f"must be between {minimum} and {maximum}"},
+        )
     return value
 
 
@@ -220,12 +235,21 @@ class ApiRouter:
         self.tag = tag
         self.operations: list[Operation] = []
 
-    def route(self, method: str, path: str, *, body: Schema | None = None, answers: dict[int, str] | None = None,
-              auth: bool = False, query: dict[str, str] | None = None) -> Callable[[Endpoint], Endpoint]:
+    def route(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Schema | None = None,
+        answers: dict[int, str] | None = None,
+        auth: bool = False,
+        query: dict[str, str] | None = None,
+    ) -> Callable[[Endpoint], Endpoint]:
         def register(endpoint: Endpoint) -> Endpoint:
             summary = (endpoint.__doc__ or endpoint.__name__).strip().splitlines()[0]
-            self.operations.append(Operation(method, path, endpoint, summary, self.tag, body,
-                                             answers or {200: "OK"}, auth, query or {}))
+            self.operations.append(
+                Operation(method, path, endpoint, summary, self.tag, body, answers or {200: "OK"}, auth, query or {})
+            )
             return endpoint
 
         return register
@@ -273,16 +297,24 @@ _PATH_PARAM = re.compile(r"{([a-z_]+)(?::[a-z]+)?}")
 
 ERROR_SCHEMA = {
     "type": "object",
-    "properties": {"error": {"type": "object", "properties": {
-        "code": {"type": "string"}, "message": {"type": "string"},
-        "fields": {"type": "object", "additionalProperties": {"type": "string"}}},
-        "required": ["code", "message"]}},
+    "properties": {
+        "error": {
+            "type": "object",
+            "properties": {
+                "code": {"type": "string"},
+                "message": {"type": "string"},
+                "fields": {"type": "object", "additionalProperties": {"type": "string"}},
+            },
+            "required": ["code", "message"],
+        }
+    },
     "required": ["error"],
 }
 
 
-def openapi(routers: Iterable[ApiRouter], *, title: str, version: str,
-            components: dict[str, Any] | None = None) -> dict[str, Any]:
+def openapi(
+    routers: Iterable[ApiRouter], *, title: str, version: str, components: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """The OpenAPI 3.1 document of the given routers."""
     paths: dict[str, Any] = {}
     schemas: dict[str, Any] = {"Error": ERROR_SCHEMA, **(components or {})}
@@ -311,23 +343,30 @@ def _operation(op: Operation, schemas: dict[str, Any]) -> dict[str, Any]:
         "operationId": f"{op.method.lower()}_{op.endpoint.__name__}",
         "responses": {},
     }
-    params = [{"name": name, "in": "path", "required": True, "schema": {"type": "integer" if ":int" in op.path
-                                                                          else "string"}}
-              for name in _PATH_PARAM.findall(op.path)]
-    params += [{"name": name, "in": "query", "required": False, "schema": {"type": "string"}, "description": text}
-               for name, text in op.query.items()]
+    params = [
+        {"name": name, "in": "path", "required": True, "schema": {"type": "integer" if ":int" in op.path else "string"}}
+        for name in _PATH_PARAM.findall(op.path)
+    ]
+    params += [
+        {"name": name, "in": "query", "required": False, "schema": {"type": "string"}, "description": text}
+        for name, text in op.query.items()
+    ]
     if params:
         doc["parameters"] = params
     if op.body is not None:
         schemas[op.body.name] = op.body.json_schema()
-        doc["requestBody"] = {"required": True, "content": {"application/json": {
-            "schema": {"$ref": f"#/components/schemas/{op.body.name}"}}}}
+        doc["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{op.body.name}"}}},
+        }
     for status, description in op.answers.items():
         doc["responses"][str(status)] = {"description": description}
         if status != 204:
             doc["responses"][str(status)]["content"] = {"application/json": {"schema": {"type": "object"}}}
-    doc["responses"]["4XX"] = {"description": "Client error",
-                               "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+    doc["responses"]["4XX"] = {
+        "description": "Client error",
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+    }
     if op.auth:
         doc["security"] = [{"session": []}, {"token": []}]
     return doc

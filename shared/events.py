@@ -79,8 +79,11 @@ class Event:
         unknown = set(data) - names
         if unknown:
             raise EventError(f"{cls.type}: unknown fields {sorted(unknown)}")
-        missing = {f.name for f in dataclasses.fields(cls) if f.default is dataclasses.MISSING
-                   and f.default_factory is dataclasses.MISSING} - set(data)
+        missing = {
+            f.name
+            for f in dataclasses.fields(cls)
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        } - set(data)
         if missing:
             raise EventError(f"{cls.type}: missing fields {sorted(missing)}")
         return cls(**data)
@@ -515,14 +518,17 @@ class Envelope:
 # --- outbox ------------------------------------------------------------------
 
 
-async def write_event(conn: asyncpg.Connection, event: Event, *, actor_id: int | None,
-                      outbox: str = "forum.outbox") -> Envelope:
+async def write_event(
+    conn: asyncpg.Connection, event: Event, *, actor_id: int | None, outbox: str = "forum.outbox"
+) -> Envelope:
     """Record an event in the outbox, in the caller's transaction; published after commit."""
     envelope = Envelope.wrap(event, actor_id=actor_id)
     await conn.execute(
         # ::text first: a pool's jsonb codec would otherwise encode the JSON text again, as a string.
         f"INSERT INTO {outbox} (event_id, type, payload) VALUES ($1, $2, $3::text::jsonb)",
-        envelope.id, envelope.type, envelope.to_json(),
+        envelope.id,
+        envelope.type,
+        envelope.to_json(),
     )
     # NOTIFY is delivered at commit only, and not at all after a rollback.
     await conn.execute(f"SELECT pg_notify('{NOTIFY_CHANNEL}', '')")
@@ -684,8 +690,12 @@ class Consumer:
         total = 0
         while True:
             result = await self.redis.xautoclaim(
-                self.stream, self.group, self.name, min_idle_time=self.claim_idle_ms,
-                start_id=start, count=self.batch_size,
+                self.stream,
+                self.group,
+                self.name,
+                min_idle_time=self.claim_idle_ms,
+                start_id=start,
+                count=self.batch_size,
             )
             scanned_from, start, entries = start, result[0], result[1]
             if any(entry_id is None for entry_id, _ in entries):
@@ -741,12 +751,24 @@ class Consumer:
             await self.handler(envelope)
         except Exception as exc:  # a handler bug must not stop the group
             if deliveries >= self.max_deliveries:
-                log.error("consumer %s: %s %s failed %d times, dead-lettered: %r",
-                          self.group, envelope.type, envelope.id, deliveries, exc)
+                log.error(
+                    "consumer %s: %s %s failed %d times, dead-lettered: %r",
+                    self.group,
+                    envelope.type,
+                    envelope.id,
+                    deliveries,
+                    exc,
+                )
                 await self._dead_letter(entry_id, fields, repr(exc))
             else:
-                log.warning("consumer %s: %s %s failed (attempt %d), will retry: %r",
-                            self.group, envelope.type, envelope.id, deliveries, exc)
+                log.warning(
+                    "consumer %s: %s %s failed (attempt %d), will retry: %r",
+                    self.group,
+                    envelope.type,
+                    envelope.id,
+                    deliveries,
+                    exc,
+                )
             return
         await self.redis.xack(self.stream, self.group, entry_id)
         self.handled_total += 1

@@ -13,7 +13,6 @@ from arq.connections import ArqRedis, RedisSettings, create_pool
 
 from shared.settings import Settings
 
-
 _QUEUE_SUFFIX = "arq:queue"
 
 
@@ -38,8 +37,16 @@ async def open_queue(settings: Settings) -> ArqRedis:
     return await create_pool(redis_settings(settings), default_queue_name=queue_name(settings))
 
 
-async def enqueue_mail(queue: ArqRedis, *, to: str, subject: str, text: str, html: str | None, key: str,
-                       headers: dict[str, str] | None = None) -> None:
+async def enqueue_mail(
+    queue: ArqRedis,
+    *,
+    to: str,
+    subject: str,
+    text: str,
+    html: str | None,
+    key: str,
+    headers: dict[str, str] | None = None,
+) -> None:
     """Queue one mail; `key` makes it idempotent (same key, one mail)."""
     kwargs: dict[str, Any] = {"to": to, "subject": subject, "text": text, "html": html, "key": key}
     if headers:

@@ -46,12 +46,15 @@ def assets_dir() -> Path:
 
 def environment(*template_dirs: Path) -> jinja2.Environment:
     """A Jinja2 environment: the service's templates, then the shared ones, then NHS.UK's."""
-    loader = jinja2.ChoiceLoader([
-        jinja2.FileSystemLoader([*(str(d) for d in template_dirs), str(SHARED_TEMPLATES)]),
-        jinja2.PackageLoader("nhsuk_frontend_jinja"),
-    ])
-    env = jinja2.Environment(loader=loader, autoescape=True, undefined=jinja2.ChainableUndefined,
-                             trim_blocks=True, lstrip_blocks=True)
+    loader = jinja2.ChoiceLoader(
+        [
+            jinja2.FileSystemLoader([*(str(d) for d in template_dirs), str(SHARED_TEMPLATES)]),
+            jinja2.PackageLoader("nhsuk_frontend_jinja"),
+        ]
+    )
+    env = jinja2.Environment(
+        loader=loader, autoescape=True, undefined=jinja2.ChainableUndefined, trim_blocks=True, lstrip_blocks=True
+    )
     env.globals["asset_path"] = "/static/nhsuk/assets"
     return env
 
@@ -76,15 +79,26 @@ def csrf_token(request: Request, session: Session | None) -> str:
     return str(token)
 
 
-async def render(request: Request, template: str, context: dict[str, Any] | None = None, *,
-                 status: int = 200, headers: Mapping[str, str] | None = None) -> HTMLResponse:
+async def render(
+    request: Request,
+    template: str,
+    context: dict[str, Any] | None = None,
+    *,
+    status: int = 200,
+    headers: Mapping[str, str] | None = None,
+) -> HTMLResponse:
     """Render a page with the viewer, CSRF token and current path available to the template."""
     env: jinja2.Environment = request.app.state.templates
     session = await viewer(request)
     token = csrf_token(request, session)
-    values = {"request": request, "viewer": session, "csrf_token": token, "path": request.url.path,
-              "query": request.query_params.get("q", "") if request.url.path.startswith("/search") else "",
-              **(context or {})}
+    values = {
+        "request": request,
+        "viewer": session,
+        "csrf_token": token,
+        "path": request.url.path,
+        "query": request.query_params.get("q", "") if request.url.path.startswith("/search") else "",
+        **(context or {}),
+    }
     html = env.get_template(template).render(values)
     response = HTMLResponse(html, status_code=status, headers=headers)
     response.headers["cache-control"] = "no-store" if session else "no-cache"
@@ -95,8 +109,15 @@ async def render(request: Request, template: str, context: dict[str, Any] | None
 
 def set_csrf_cookie(response: Response, request: Request, token: str) -> None:
     """The CSRF cookie is readable by our script (it echoes it in X-CSRF-Token)."""
-    response.set_cookie(CSRF_COOKIE, token, httponly=False, samesite="lax", secure=request.url.scheme == "https",
-                        path="/", max_age=30 * 86400)
+    response.set_cookie(
+        CSRF_COOKIE,
+        token,
+        httponly=False,
+        samesite="lax",
+        secure=request.url.scheme == "https",
+        path="/",
+        max_age=30 * 86400,
+    )
 
 
 async def form_data(request: Request) -> FormData:
@@ -119,10 +140,19 @@ def wants_html(request: Request) -> bool:
     return not request.url.path.startswith("/api/")
 
 
-_HEADINGS = {400: "Something in the request was wrong", 401: "Please log in", 403: "You cannot do that",
-             404: "Page not found", 405: "That is not possible here", 409: "That changed meanwhile",
-             413: "That is too large", 415: "That kind of file is not accepted", 422: "Please check your input",
-             429: "You are going a little fast", 500: "Sorry, something went wrong"}
+_HEADINGS = {
+    400: "Something in the request was wrong",
+    401: "Please log in",
+    403: "You cannot do that",
+    404: "Page not found",
+    405: "That is not possible here",
+    409: "That changed meanwhile",
+    413: "That is too large",
+    415: "That kind of file is not accepted",
+    422: "Please check your input",
+    429: "You are going a little fast",
+    500: "Sorry, something went wrong",
+}
 
 
 async def _page_or_json(request: Request, exc: Exception) -> Response:
@@ -141,8 +171,13 @@ async def _page_or_json(request: Request, exc: Exception) -> Response:
     if status == 404 and not message:
         message = "We could not find that page. It may have been moved, or you may not have access to it."
     try:
-        return await render(request, "error.html", {"status": status, "heading": _HEADINGS.get(status, "Error"),
-                                                    "message": message}, status=status, headers=headers)
+        return await render(
+            request,
+            "error.html",
+            {"status": status, "heading": _HEADINGS.get(status, "Error"), "message": message},
+            status=status,
+            headers=headers,
+        )
     except Exception:  # the error page itself must never fail
         log.exception("error page failed")
         return HTMLResponse("<h1>Sorry, something went wrong</h1>", status_code=status)

@@ -115,8 +115,9 @@ class SessionStore:
     def _token_key(self, digest: str) -> str:
         return f"{self.prefix}token:{digest}"
 
-    async def store_token(self, digest: str, *, user_id: int, username: str, roles: list[str],
-                          group_ids: list[int]) -> None:
+    async def store_token(
+        self, digest: str, *, user_id: int, username: str, roles: list[str], group_ids: list[int]
+    ) -> None:
         """Make a personal API token usable by every service (the forum keeps the durable copy)."""
         record = Session(digest, user_id, username, roles, group_ids, "", via_token=True)
         pipe = self.redis.pipeline(transaction=True)
@@ -138,8 +139,10 @@ class SessionStore:
 
     async def refresh_user(self, user_id: int, *, username: str, roles: list[str], group_ids: list[int]) -> None:
         """Rewrite roles and groups in every live session of a user (after a change)."""
-        for key_of, user_key in ((self._key, self._user_key(user_id)),
-                                 (self._token_key, self._user_key(user_id) + ":tokens")):
+        for key_of, user_key in (
+            (self._key, self._user_key(user_id)),
+            (self._token_key, self._user_key(user_id) + ":tokens"),
+        ):
             for raw_id in await self._members(user_key):
                 key = key_of(raw_id.decode() if isinstance(raw_id, bytes) else raw_id)
                 raw = await self.redis.get(key)

@@ -41,23 +41,39 @@ access_log = logging.getLogger("tica.access")
 class ApiError(Exception):
     """A client error with the public shape `{"error": {code, message, fields}}`."""
 
-    def __init__(self, status: int, code: str, message: str, fields: dict[str, str] | None = None,
-                 headers: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        fields: dict[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status, self.code, self.message, self.fields, self.headers = status, code, message, fields, headers
 
 
-def error_response(status: int, code: str, message: str, fields: dict[str, str] | None = None,
-                   headers: Mapping[str, str] | None = None) -> JSONResponse:
+def error_response(
+    status: int, code: str, message: str, fields: dict[str, str] | None = None, headers: Mapping[str, str] | None = None
+) -> JSONResponse:
     body: dict[str, Any] = {"code": code, "message": message}
     if fields:
         body["fields"] = fields
     return JSONResponse({"error": body}, status_code=status, headers=headers)
 
 
-_STATUS_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-                 405: "method_not_allowed", 409: "conflict", 413: "payload_too_large",
-                 415: "unsupported_media_type", 422: "invalid", 429: "rate_limited"}
+_STATUS_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "invalid",
+    429: "rate_limited",
+}
 
 
 async def api_error_handler(request: Request, exc: Exception) -> Response:
@@ -140,8 +156,9 @@ async def readiness(rt: Runtime, schema: str, migrations_dir: Path) -> dict[str,
     return {"problems": problems}
 
 
-def health_routes(schema: str, migrations_dir: Path,
-                  detail: Callable[[Runtime], Awaitable[dict[str, Any]]] | None = None) -> list[Route]:
+def health_routes(
+    schema: str, migrations_dir: Path, detail: Callable[[Runtime], Awaitable[dict[str, Any]]] | None = None
+) -> list[Route]:
     """`/healthz` (the process answers) and `/readyz` (it can do its work; 503 says why not)."""
 
     async def healthz(request: Request) -> Response:
@@ -242,8 +259,11 @@ class RequestContext:
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status["code"], status["started"] = message["status"], True
-                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode()),
-                                      *SECURITY_HEADERS]
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (b"x-request-id", request_id.encode()),
+                    *SECURITY_HEADERS,
+                ]
             await send(message)
 
         try:
@@ -260,9 +280,18 @@ class RequestContext:
                     await _too_large(send_wrapper, limit or 0)
         finally:
             if scope["type"] == "http":
-                access_log.info("%s %s %s", scope["method"], scope["path"], status["code"], extra={
-                    "method": scope["method"], "path": scope["path"], "status": status["code"],
-                    "duration_ms": round((time.perf_counter() - started) * 1000, 2)})
+                access_log.info(
+                    "%s %s %s",
+                    scope["method"],
+                    scope["path"],
+                    status["code"],
+                    extra={
+                        "method": scope["method"],
+                        "path": scope["path"],
+                        "status": status["code"],
+                        "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                    },
+                )
             request_id_var.reset(token)
 
 
@@ -296,12 +325,20 @@ BackgroundTask = Callable[[Runtime, asyncio.Event], Awaitable[None]]
 StartupHook = Callable[[Runtime], Awaitable[None]]
 
 
-def build_app(*, settings: Settings, schema: str, migrations_dir: Path, routes: list[Any],
-              background: tuple[BackgroundTask, ...] = (), startup: tuple[StartupHook, ...] = (),
-              shutdown: tuple[StartupHook, ...] = (),
-              ready_detail: Callable[[Runtime], Awaitable[dict[str, Any]]] | None = None,
-              exception_handlers: dict[Any, Any] | None = None, large_body_paths: tuple[str, ...] = (),
-              pool_max: int = 10) -> Starlette:
+def build_app(
+    *,
+    settings: Settings,
+    schema: str,
+    migrations_dir: Path,
+    routes: list[Any],
+    background: tuple[BackgroundTask, ...] = (),
+    startup: tuple[StartupHook, ...] = (),
+    shutdown: tuple[StartupHook, ...] = (),
+    ready_detail: Callable[[Runtime], Awaitable[dict[str, Any]]] | None = None,
+    exception_handlers: dict[Any, Any] | None = None,
+    large_body_paths: tuple[str, ...] = (),
+    pool_max: int = 10,
+) -> Starlette:
     """A service's Starlette app: lifespan opens its runtime and runs its background loops."""
 
     @asynccontextmanager
@@ -311,8 +348,10 @@ def build_app(*, settings: Settings, schema: str, migrations_dir: Path, routes: 
             for hook in startup:
                 await hook(rt)
             stop = asyncio.Event()
-            tasks = [asyncio.create_task(_supervised(task, rt, stop), name=getattr(task, "__name__", "task"))
-                     for task in background]
+            tasks = [
+                asyncio.create_task(_supervised(task, rt, stop), name=getattr(task, "__name__", "task"))
+                for task in background
+            ]
             try:
                 yield
             finally:

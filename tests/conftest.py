@@ -81,13 +81,20 @@ def redis_prefix() -> str:
 
 
 @pytest.fixture(scope="session")
-def settings(database_url: str, servers: tuple[str, str], redis_prefix: str, tmp_path_factory: pytest.TempPathFactory
-             ) -> Settings:
+def settings(
+    database_url: str, servers: tuple[str, str], redis_prefix: str, tmp_path_factory: pytest.TempPathFactory
+) -> Settings:
     """Settings of the test run (no SMTP: mail goes to the development mailbox)."""
     data_dir = tmp_path_factory.mktemp("data")
     base = Settings.from_env({})
-    return base.replace(database_url=database_url, redis_url=servers[1], redis_prefix=redis_prefix,
-                        secret_key="test-secret-" + "x" * 40, data_dir=data_dir, base_url="http://testserver")
+    return base.replace(
+        database_url=database_url,
+        redis_url=servers[1],
+        redis_prefix=redis_prefix,
+        secret_key="test-secret-" + "x" * 40,
+        data_dir=data_dir,
+        base_url="http://testserver",
+    )
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
@@ -117,7 +124,7 @@ async def _delete_prefix(client: aioredis.Redis, prefix: str) -> None:
     keys = [key async for key in client.scan_iter(match=f"{prefix}*", count=1000)]
     keys += [key async for key in client.scan_iter(match=f"arq:*:{prefix}*", count=1000)]
     for start in range(0, len(keys), 500):
-        await client.delete(*keys[start:start + 500])
+        await client.delete(*keys[start : start + 500])
 
 
 _TABLES_SQL = """
@@ -154,8 +161,9 @@ async def app(migrated: Settings, pool: asyncpg.Pool, redis) -> AsyncIterator[Al
 
 
 def _client(app: AllInOne) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver",
-                             follow_redirects=False)
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://testserver", follow_redirects=False
+    )
 
 
 @pytest_asyncio.fixture(loop_scope="session")
@@ -179,22 +187,25 @@ MemberFactory = Callable[..., Awaitable[Member]]
 
 
 @pytest_asyncio.fixture(loop_scope="session")
-async def member_factory(app: AllInOne, pool: asyncpg.Pool, redis, settings: Settings
-                         ) -> AsyncIterator[MemberFactory]:
+async def member_factory(app: AllInOne, pool: asyncpg.Pool, redis, settings: Settings) -> AsyncIterator[MemberFactory]:
     """Make a verified member (roles and groups as given) with a logged-in client."""
     clients: list[httpx.AsyncClient] = []
     store = SessionStore(redis, settings.redis_prefix)
     counter = 0
 
-    async def make(username: str | None = None, *, roles: tuple[str, ...] = ("member",),
-                   group_ids: tuple[int, ...] = ()) -> Member:
+    async def make(
+        username: str | None = None, *, roles: tuple[str, ...] = ("member",), group_ids: tuple[int, ...] = ()
+    ) -> Member:
         nonlocal counter
         counter += 1
         username = username or f"member{counter}"
         user_id = await pool.fetchval(
             "INSERT INTO forum.users (username, email, password_hash, display_name, roles, email_verified_at) "
             "VALUES ($1, $2, 'no-login', $3, $4, now()) RETURNING id",
-            username, f"{username}@example.org", username.title(), list(roles),
+            username,
+            f"{username}@example.org",
+            username.title(),
+            list(roles),
         )
         session = await store.create(user_id=user_id, username=username, roles=list(roles), group_ids=list(group_ids))
         http = _client(app)

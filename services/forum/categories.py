@@ -206,8 +206,9 @@ async def check_group_ids(conn: asyncpg.Connection, group_ids: list[int] | None)
 async def record_category_event(conn: asyncpg.Connection, row: asyncpg.Record, who: Session, *, created: bool) -> None:
     """Tell search and notify about a category and its audience, in the same transaction."""
     event_type = CategoryCreated if created else CategoryUpdated
-    event = event_type(category_id=row["id"], slug=row["slug"], name=row["name"],
-                       audience=visibility.audience(list(row["group_ids"])))
+    event = event_type(
+        category_id=row["id"], slug=row["slug"], name=row["name"], audience=visibility.audience(list(row["group_ids"]))
+    )
     await write_event(conn, event, actor_id=who.user_id)
 
 
@@ -229,8 +230,9 @@ async def create_category(conn: asyncpg.Connection, who: Session, data: dict[str
     return row
 
 
-async def change_category(conn: asyncpg.Connection, who: Session, category_id: int,
-                          data: dict[str, Any]) -> asyncpg.Record:
+async def change_category(
+    conn: asyncpg.Connection, who: Session, category_id: int, data: dict[str, Any]
+) -> asyncpg.Record:
     """Check and apply a CATEGORY_PATCH; records category.updated (search and notify re-audience)."""
     require_admin(who)
     if "group_ids" in data:

@@ -24,8 +24,15 @@ from services.notify.worker import create_worker
 from shared.settings import Settings
 
 CHROMIUM = os.environ.get("TICA_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -47,8 +54,9 @@ async def live_server(migrated: Settings, pool, redis) -> AsyncIterator[str]:
     """The base URL of a running tica (forum, notify, search, worker) on a free port."""
     port = _free_port()
     settings = migrated.replace(port=port, base_url=f"http://127.0.0.1:{port}", dev_mail=True)
-    server = uvicorn.Server(uvicorn.Config(AllInOne(settings), host="127.0.0.1", port=port, log_config=None,
-                                           lifespan="on"))
+    server = uvicorn.Server(
+        uvicorn.Config(AllInOne(settings), host="127.0.0.1", port=port, log_config=None, lifespan="on")
+    )
     server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
     serving = asyncio.create_task(server.serve())
     worker = create_worker(settings)

@@ -4,9 +4,8 @@ topic, reply, quote, edit, react, log out; and axe-core on the main pages."""
 import re
 
 import pytest
-from playwright.async_api import expect
-
 from browser_helpers import axe_violations
+from playwright.async_api import expect
 
 PASSWORD = "a calm river at dawn"
 
@@ -15,7 +14,8 @@ PASSWORD = "a calm river at dawn"
 async def category(pool):
     return await pool.fetchval(
         "INSERT INTO forum.categories (name, slug, description) VALUES ('Lived experience', 'lived-experience', "
-        "'Sharing what helped') RETURNING id")
+        "'Sharing what helped') RETURNING id"
+    )
 
 
 async def _verification_link(page, base: str) -> str:
@@ -94,14 +94,15 @@ async def test_public_pages_have_no_serious_accessibility_violations(live_server
     assert await axe_violations(page) == []
 
 
-async def test_member_pages_have_no_serious_accessibility_violations(live_server, page, category, member_factory,
-                                                                     pool):
+async def test_member_pages_have_no_serious_accessibility_violations(live_server, page, category, member_factory, pool):
     """axe-core finds no serious or critical violations on the new-topic and topic pages."""
     member = await member_factory("aster")
-    await page.context.add_cookies([
-        {"name": "tica_session", "value": member.session.id, "url": live_server},
-        {"name": "tica_csrf", "value": member.session.csrf, "url": live_server},
-    ])
+    await page.context.add_cookies(
+        [
+            {"name": "tica_session", "value": member.session.id, "url": live_server},
+            {"name": "tica_csrf", "value": member.session.csrf, "url": live_server},
+        ]
+    )
     await page.goto(live_server + "/new-topic")
     assert await axe_violations(page) == []
     await page.get_by_label("Category").select_option(str(category))

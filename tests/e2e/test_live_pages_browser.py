@@ -8,9 +8,12 @@ from playwright.async_api import expect
 
 async def _topic(member, pool) -> dict:
     category = await pool.fetchval(
-        "INSERT INTO forum.categories (name, slug) VALUES ('Practice', 'practice') RETURNING id")
-    response = await member.client.post("/api/topics", json={
-        "category_id": category, "title": "Handovers that feel safe", "body": "What works on your ward?"})
+        "INSERT INTO forum.categories (name, slug) VALUES ('Practice', 'practice') RETURNING id"
+    )
+    response = await member.client.post(
+        "/api/topics",
+        json={"category_id": category, "title": "Handovers that feel safe", "body": "What works on your ward?"},
+    )
     assert response.status_code == 201, response.text
     return response.json()
 
@@ -34,7 +37,13 @@ async def test_new_topics_are_announced_on_the_home_page(live_server, page, memb
     await page.goto(live_server + "/")
     await page.wait_for_timeout(1500)
     category = await pool.fetchval("SELECT id FROM forum.categories LIMIT 1")
-    response = await writer.client.post("/api/topics", json={
-        "category_id": category, "title": "Supervision after a hard shift", "body": "How do you make room for it?"})
+    response = await writer.client.post(
+        "/api/topics",
+        json={
+            "category_id": category,
+            "title": "Supervision after a hard shift",
+            "body": "How do you make room for it?",
+        },
+    )
     assert response.status_code == 201
     await expect(page.get_by_text(re.compile("1 new topic"))).to_be_visible(timeout=15000)

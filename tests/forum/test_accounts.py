@@ -83,8 +83,19 @@ def register_body(**changes) -> dict:
     return {"username": "rowan", "email": "rowan@example.org", "password": PASSWORD, **changes}
 
 
-USER_KEYS = {"id", "username", "display_name", "pronouns", "bio", "roles", "created_at", "avatar",
-             "organisation", "interests", "badges"}
+USER_KEYS = {
+    "id",
+    "username",
+    "display_name",
+    "pronouns",
+    "bio",
+    "roles",
+    "created_at",
+    "avatar",
+    "organisation",
+    "interests",
+    "badges",
+}
 PRIVATE_KEYS = USER_KEYS | {"email", "email_verified", "groups", "in_directory"}
 
 

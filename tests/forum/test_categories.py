@@ -202,6 +202,8 @@ async def test_category_changes_are_events_with_their_audience(member_factory, p
     rows = await pool.fetch("SELECT payload::text AS p FROM forum.outbox WHERE type LIKE 'category.%' ORDER BY id")
     events = [Envelope.from_json(row["p"]).event() for row in rows]
     assert [(e.type, e.audience) for e in events] == [
-        ("category.created", ["public"]), ("category.updated", ["group:2", "group:3"])]
+        ("category.created", ["public"]),
+        ("category.updated", ["group:2", "group:3"]),
+    ]
     unknown = await admin.client.patch(f"/api/categories/{created['id']}", json={"group_ids": [99]})
     assert unknown.status_code == 422 and "group_ids" in unknown.json()["error"]["fields"]

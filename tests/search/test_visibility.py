@@ -262,8 +262,9 @@ async def test_hidden_and_deleted_topics_leave_the_index(pool, search, people):
     await handler.handle(_topic_updated(95, f"Moderated {word}", "hidden"))
     assert ("topic", 95) not in found(await search(word, who=people["moderator"].client))
     assert found(await search(word)) == []  # its replies are for staff only while it is hidden
-    await handler.handle(Envelope.wrap(CategoryUpdated(category_id=1, slug="c", name="C", audience=["public"]),
-                                       actor_id=2))
+    await handler.handle(
+        Envelope.wrap(CategoryUpdated(category_id=1, slug="c", name="C", audience=["public"]), actor_id=2)
+    )
     assert found(await search(word)) == []  # a category change does not bring them back
     assert ("post", 952) in found(await search(word, who=people["moderator"].client))
     await handler.handle(_topic_updated(95, f"Moderated {word}", "visible"))

@@ -3,9 +3,13 @@
 
 async def test_database_is_migrated(pool):
     """Every service schema has its migrations recorded."""
-    names = {row["n"] for row in await pool.fetch(
-        "SELECT 'forum' AS n FROM forum.schema_migrations UNION SELECT 'notify' FROM notify.schema_migrations "
-        "UNION SELECT 'search' FROM search.schema_migrations")}
+    names = {
+        row["n"]
+        for row in await pool.fetch(
+            "SELECT 'forum' AS n FROM forum.schema_migrations UNION SELECT 'notify' FROM notify.schema_migrations "
+            "UNION SELECT 'search' FROM search.schema_migrations"
+        )
+    }
     assert names == {"forum", "notify", "search"}
 
 
