@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Iterable, Sequence
@@ -182,8 +183,7 @@ class Matcher:
 
     @classmethod
     def of(cls, phrases: Iterable[str]) -> Matcher:
-        unique = tuple(dict.fromkeys(p for p in phrases if p.strip()))
-        return cls(unique, tuple(re.compile(phrase_pattern(p), re.IGNORECASE) for p in unique))
+        return _matcher(tuple(phrases))
 
     def find(self, text: str) -> list[str]:
         """The phrases found in the text, in list order."""
@@ -195,6 +195,13 @@ class Matcher:
         for pattern in self._compiled:
             text = pattern.sub(lambda m: CENSOR_MARK * len(m.group(0)), text)
         return text
+
+
+@functools.lru_cache(maxsize=64)
+def _matcher(phrases: tuple[str, ...]) -> Matcher:
+    """Matchers are immutable: every post screened against the same lists shares one (built once)."""
+    unique = tuple(dict.fromkeys(p for p in phrases if p.strip()))
+    return Matcher(unique, tuple(re.compile(phrase_pattern(p), re.IGNORECASE) for p in unique))
 
 
 _TAG = re.compile(r"(<[^>]*>)")
