@@ -442,6 +442,7 @@ class DocumentCommentEdited(Event):
     text: str
     audience: list[str]
     revision: int
+    status: str = "visible"  # visible, or hidden by a moderator: search keeps a hidden comment out of results
 
 
 @dataclass(frozen=True)
@@ -451,6 +452,51 @@ class DocumentCommentDeleted(Event):
     document_id: int
     folder_id: int
     author_id: int
+
+
+@dataclass(frozen=True)
+class WebinarScheduled(Event):
+    """A webinar was scheduled; times are ISO 8601 in UTC. The join link is never carried."""
+
+    type: ClassVar[str] = "webinar.scheduled"
+    webinar_id: int
+    title: str
+    starts_at: str
+    ends_at: str
+    topic_id: int | None
+    audience: list[str]
+
+
+@dataclass(frozen=True)
+class WebinarUpdated(Event):
+    type: ClassVar[str] = "webinar.updated"
+    webinar_id: int
+    title: str
+    starts_at: str
+    ends_at: str
+    status: str
+    sequence: int
+    audience: list[str]
+
+
+@dataclass(frozen=True)
+class WebinarCancelled(Event):
+    type: ClassVar[str] = "webinar.cancelled"
+    webinar_id: int
+    title: str
+    starts_at: str
+    audience: list[str]
+
+
+@dataclass(frozen=True)
+class WebinarRegistered(Event):
+    """A member took a seat (registered) or a place on the waiting list (waiting)."""
+
+    type: ClassVar[str] = "webinar.registered"
+    webinar_id: int
+    user_id: int
+    status: str
+    audience: list[str]
 
 
 # --- envelope ----------------------------------------------------------------

@@ -98,6 +98,8 @@ def comment_view(row: asyncpg.Record, who: Session | None, given: set[str]) -> d
         "cooked": Markup(row["cooked"]) if shown else Markup(""),  # noqa: S704 - sanitised by shared.markdown
         "status": row["status"],
         "hidden": not shown,
+        # Only its author and staff see a hidden comment, and why it was hidden.
+        "moderation_reason": row["moderation_reason"] if shown and row["status"] == "hidden" else None,
         "written": day(row["created_at"]),
         "edited": row["revision"] > 1,
         "can_change": documents.can_change_comment(who, row),

@@ -999,7 +999,7 @@ async def read_text(served: Served, limit: int = TEXT_PREVIEW_BYTES) -> tuple[st
 
 _COMMENT_SELECT = """
 SELECT c.id, c.document_id, c.author_id, c.raw, c.cooked, c.status, c.reactions, c.revision, c.created_at,
-       c.updated_at, u.username AS author_username, u.display_name AS author_display_name
+       c.updated_at, c.moderation_reason, u.username AS author_username, u.display_name AS author_display_name
 FROM forum.document_comments c JOIN forum.users u ON u.id = c.author_id
 """
 DOCUMENT_COMMENTS_SQL = f"""{_COMMENT_SELECT}
@@ -1148,6 +1148,7 @@ async def edit_comment(conn: asyncpg.Connection, who: Session, comment_id: int, 
             text=rendered.text,
             audience=document_audience(document),
             revision=revision,
+            status=row["status"],  # an edit does not show a hidden comment again
         ),
         actor_id=who.user_id,
     )
@@ -1246,20 +1247,28 @@ async def remove_reaction(conn: asyncpg.Connection, who: Session, comment_id: in
     return await reaction_state(conn, who, comment_id)
 
 
-async def flag_comment(conn: asyncpg.Connection, who: Session, comment_id: int, reason: str, note: str | None) -> None:
-    """Flag a comment for the moderators; 409 when the viewer already flagged it."""
+async def flag_comment(
+    conn: asyncpg.Connection,
+    who: Session,
+    comment_id: int,
+    reason: str,
+    note: str | None,
+    *,
+    hide_score: int | None = None,
+) -> None:
+    """Flag a comment for the moderators' review queue; 409 when the viewer already flagged it.
+
+    The flags (not safeguarding ones) reaching hide_score hide the comment until a moderator looks.
+    """
+    from services.forum import comment_moderation  # imported here: it builds on this module
+
     await readable_comment(conn, who, comment_id)
     text = _clean(note, "note", 500, multiline=True)
-    flagged = await conn.fetchval(
-        "INSERT INTO forum.document_comment_flags (comment_id, user_id, reason, note) "
-        "VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING id",
-        comment_id,
-        who.user_id,
-        reason,
-        text,
-    )
-    if flagged is None:
-        raise ApiError(409, "already_flagged", "You have already flagged this comment. The moderators will look at it.")
+    if reason == "other" and not text:
+        raise invalid(
+            {"note": "is needed when the reason is \u201csomething else\u201d: say what a moderator should know"}
+        )
+    await comment_moderation.flag(conn, who, comment_id, reason, text, hide_score=hide_score)
 
 
 # --- JSON shapes ----------------------------------------------------------------------------------------------------
@@ -1363,6 +1372,7 @@ def comment_json(row: asyncpg.Record, who: Session | None, given: Iterable[str] 
         "raw": row["raw"] if shown else None,
         "cooked": row["cooked"] if shown else None,
         "status": row["status"],
+        "moderation_reason": row["moderation_reason"] if shown and row["status"] == "hidden" else None,
         "reactions": json_dict(row["reactions"]),
         "my_reactions": sorted(given),
         "revision": row["revision"],
@@ -1624,7 +1634,8 @@ async def flag_comment_endpoint(request: Request) -> Response:
     who = await _writer(request)
     data = await read_json(request, FLAG_IN)
     async with runtime(request).pool.acquire() as conn, conn.transaction():
-        await flag_comment(conn, who, path_int(request, "id"), data["reason"], data.get("note"))
+        hide_score = runtime(request).settings.flag_hide_score
+        await flag_comment(conn, who, path_int(request, "id"), data["reason"], data.get("note"), hide_score=hide_score)
     return JSONResponse({"status": "flagged"}, status_code=201)
 
 

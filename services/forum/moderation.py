@@ -49,12 +49,13 @@ STAFF_FLAG_WEIGHT = 3  # a moderator's flag weighs more: it hides a post at the 
 NOTE_MAX = 1000
 REASON_MAX = 500
 APPEAL_MAX = 2000
-REVIEW_KINDS = ("flagged_post", "queued_post", "safeguarding", "appeal")
+REVIEW_KINDS = ("flagged_post", "queued_post", "safeguarding", "appeal", "flagged_comment")
 KIND_LABELS = {
     "flagged_post": "Flagged post",
     "queued_post": "Waiting for approval",
     "safeguarding": "Safeguarding",
     "appeal": "Appeal",
+    "flagged_comment": "Flagged document comment",
 }
 REVIEW_STATUSES = ("pending", "approved", "rejected", "ignored", "deleted")
 ACTIONS = ("approve", "reject", "hide", "restore", "delete", "ignore")
@@ -218,8 +219,8 @@ def flag_json(flag: asyncpg.Record, review: asyncpg.Record) -> dict[str, Any]:
 # --- the queue -------------------------------------------------------------------------------------------
 
 _REVIEW_SELECT = """
-SELECT r.id, r.kind, r.post_id, r.topic_id, r.author_id, r.status, r.score, r.priority, r.reasons, r.appeal_text,
-       r.resolved_by, r.resolved_at, r.resolution, r.resolution_reason, r.created_at, r.updated_at,
+SELECT r.id, r.kind, r.post_id, r.topic_id, r.comment_id, r.author_id, r.status, r.score, r.priority, r.reasons,
+       r.appeal_text, r.resolved_by, r.resolved_at, r.resolution, r.resolution_reason, r.created_at, r.updated_at,
        p.post_number, p.status AS post_status, p.raw, p.cooked, p.content_note, p.anonymous, p.moderation_reason,
        p.created_at AS post_created_at, p.reply_to_post_id,
        t.title AS topic_title, t.slug AS topic_slug, t.category_id,
@@ -228,8 +229,8 @@ SELECT r.id, r.kind, r.post_id, r.topic_id, r.author_id, r.status, r.score, r.pr
        coalesce(u.silenced_until > now(), false) AS author_silenced,
        m.username AS resolver_username, m.display_name AS resolver_display_name
 FROM forum.reviewables r
-JOIN forum.posts p ON p.id = r.post_id
-JOIN forum.topics t ON t.id = r.topic_id
+LEFT JOIN forum.posts p ON p.id = r.post_id  -- none for a document comment's item
+LEFT JOIN forum.topics t ON t.id = r.topic_id
 JOIN forum.users u ON u.id = r.author_id
 LEFT JOIN forum.users m ON m.id = r.resolved_by
 """
@@ -309,6 +310,10 @@ async def get_review(conn: asyncpg.Connection, who: Session, review_id: int) -> 
 
 async def reviews_json(conn: asyncpg.Connection, rows: list[asyncpg.Record]) -> list[dict[str, Any]]:
     """Reviewables with their flags and the posts before them (the context a moderator needs)."""
+    from services.forum import comment_moderation  # imported here: it builds on this module
+
+    comment_rows = [row for row in rows if row["comment_id"] is not None]
+    comment_items = await comment_moderation.reviews_json(conn, comment_rows) if comment_rows else {}
     flags: dict[int, list[dict[str, Any]]] = {}
     for flag in await conn.fetch(FLAGS_SQL, [row["id"] for row in rows]):
         flags.setdefault(flag["reviewable_id"], []).append(
@@ -325,6 +330,9 @@ async def reviews_json(conn: asyncpg.Connection, rows: list[asyncpg.Record]) -> 
         )
     items = []
     for row in rows:
+        if row["id"] in comment_items:
+            items.append(comment_items[row["id"]])
+            continue
         context = await conn.fetch(CONTEXT_SQL, row["topic_id"], row["post_number"])
         items.append(review_json(row, flags.get(row["id"], []), list(reversed(context))))
     return items
@@ -466,9 +474,15 @@ RETURNING id
 async def act(conn: asyncpg.Connection, who: Session, review_id: int, action: str, reason: str | None) -> None:
     """Check and apply a moderator's action on a reviewable; 409 when someone else acted first."""
     audit.require_staff(who)
-    found = await conn.fetchval("SELECT post_id FROM forum.reviewables WHERE id = $1", review_id)
-    if found is None:
+    target = await conn.fetchrow("SELECT post_id, comment_id FROM forum.reviewables WHERE id = $1", review_id)
+    if target is None:
         raise ApiError(404, "not_found", "There is no such item in the review queue.")
+    if target["comment_id"] is not None:
+        from services.forum import comment_moderation  # imported here: it builds on this module
+
+        await comment_moderation.act(conn, who, review_id, action, reason)
+        return
+    found = target["post_id"]
     # Post first, then the reviewable: the order every writer uses, so two never wait on each other.
     post = await posts.lock_post(conn, found)
     review = await conn.fetchrow(LOCK_REVIEW_SQL, review_id)
@@ -852,7 +866,8 @@ SELECT count(*) FILTER (WHERE status IN ('visible', 'hidden')) AS published,
 FROM forum.posts WHERE author_id = $1 AND NOT anonymous
 """
 MEMBER_REVIEWS_SQL = (
-    _REVIEW_SELECT + "WHERE r.author_id = $1 AND NOT p.anonymous ORDER BY r.created_at DESC, r.id DESC LIMIT 20"
+    _REVIEW_SELECT
+    + "WHERE r.author_id = $1 AND NOT coalesce(p.anonymous, false) ORDER BY r.created_at DESC, r.id DESC LIMIT 20"
 )
 
 

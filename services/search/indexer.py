@@ -233,7 +233,7 @@ async def _comment(
         author_id=e.author_id,
         created_at=_time(e.created_at) if isinstance(e, DocumentCommentCreated) else None,
         content=Content("" if place.deleted else e.text),
-        status="deleted" if place.deleted else ("visible" if created else None),
+        status="deleted" if place.deleted else ("visible" if created else _edited_status(e)),
         placement=Placement(None, place.audience, place.title),
         placement_version=place.version,
         placement_if_new=True,
@@ -242,6 +242,12 @@ async def _comment(
     )
     await store.write_document(conn, tables, write)
     await store.place_comments(conn, tables, place)
+
+
+def _edited_status(e: DocumentCommentCreated | DocumentCommentEdited) -> str:
+    # A moderator hides or restores a comment with an edit event that says its status.
+    status = getattr(e, "status", "visible")
+    return status if status in ("visible", "hidden") else "visible"
 
 
 async def _comment_deleted(conn: asyncpg.Connection, tables: Tables, e: DocumentCommentDeleted, env: Envelope) -> None:
