@@ -31,6 +31,8 @@ from services.forum import (
     safety,
     topic_pages,
     topics,
+    webinar_pages,
+    webinars,
 )
 from shared import api as api_lib
 from shared import pages
@@ -58,6 +60,7 @@ ROUTERS: list[api_lib.ApiRouter] = [
     safety.api,
     audit.api,
     member_controls.api,
+    webinars.api,
 ]
 
 
@@ -109,6 +112,7 @@ def create_app(settings: Settings, *, background: bool = True) -> Starlette:
             *directory.routes,
             *document_pages.routes,
             *moderation_pages.routes,
+            *webinar_pages.routes,
             *pages.static_routes(),
         ],
         background=(outbox_relay,) if background else (),

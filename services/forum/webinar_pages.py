@@ -1,0 +1,295 @@
+"""Webinar pages: upcoming and past lists, the webinar page (speakers, register or cancel,
+add to calendar, the discussion; the join link only for registered members and organisers),
+and the organisers' forms (schedule, edit with attendance/recording/slides, cancel).
+
+Forms take the date and times as they are in the UK (Europe/London) and store them in UTC.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time
+from typing import Any
+
+from starlette.datastructures import FormData
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
+
+from services.forum import webinar_calendar, webinars
+from services.forum.group_pages import form_errors, login_redirect, member_session, page_status, text
+from shared import markdown
+from shared.api import path_int
+from shared.pages import form_data, render
+from shared.sessions import Session
+from shared.web import ApiError, runtime
+
+# Where each API field's error is shown on the form.
+FIELD_IDS = {"starts_at": "date", "ends_at": "end_time"}
+
+
+def view(row: Any, who: Session | None, registration: str | None, position: int | None = None) -> dict[str, Any]:
+    """A webinar as its templates use it."""
+    out = webinars.webinar_json(row, who, registration)
+    out["waiting_position"] = position
+    out["can_register"] = row["status"] in ("scheduled", "live") and out["my_registration"] is None
+    out["is_organiser"] = webinars.is_organiser(who, row)
+    out["date_local"] = webinars.london(row["starts_at"]).strftime("%Y-%m-%d")
+    out["start_time_local"] = webinars.london(row["starts_at"]).strftime("%H:%M")
+    out["end_time_local"] = webinars.london(row["ends_at"]).strftime("%H:%M")
+    return out
+
+
+async def list_page(request: Request) -> Response:
+    """GET /webinars and /webinars/past."""
+    past = request.url.path.endswith("/past")
+    who = await member_session(request)
+    async with runtime(request).pool.acquire() as conn:
+        rows = await webinars.list_webinars(conn, past=past)
+        items = [view(r, who, await webinars.my_registration(conn, r["id"], who)) for r in rows]
+    return await render(
+        request,
+        "webinars/list.html",
+        {"webinars": items, "past": past, "can_schedule": who is not None and who.is_admin},
+    )
+
+
+async def webinar_page(request: Request) -> Response:
+    """GET /webinars/{id}."""
+    who = await member_session(request)
+    webinar_id = path_int(request, "id")
+    async with runtime(request).pool.acquire() as conn:
+        row = await webinars.fetch_webinar(conn, webinar_id)
+        registration = await webinars.my_registration(conn, webinar_id, who)
+        position = (
+            await webinars.waiting_position(conn, webinar_id, who.user_id)
+            if who and registration == "waiting"
+            else None
+        )
+        item = view(row, who, registration, position)
+        rendered = markdown.render(row["description"]) if row["description"] else None
+        speaker_ids = [s["user_id"] for s in row["speakers"] if s.get("user_id")]
+        usernames = dict(
+            await conn.fetch("SELECT id, username FROM forum.users WHERE id = ANY($1::bigint[])", speaker_ids)
+        )
+        document = None
+        if row["slides_document_id"]:
+            document = await conn.fetchrow(
+                "SELECT id, title FROM forum.documents WHERE id = $1", row["slides_document_id"]
+            )
+    return await render(
+        request,
+        "webinars/webinar.html",
+        {
+            "webinar": item,
+            "description_html": rendered.cooked if rendered else "",
+            "slides_document": document,
+            "speaker_usernames": usernames,
+            "notice": request.query_params.get("done", ""),
+        },
+    )
+
+
+async def register_page(request: Request) -> Response:
+    """POST /webinars/{id}/register and /webinars/{id}/unregister."""
+    who = await member_session(request)
+    webinar_id = path_int(request, "id")
+    if who is None:
+        return login_redirect(request, webinars.webinar_url(webinar_id))
+    await form_data(request)
+    if request.url.path.endswith("/unregister"):
+        await webinars.give_up_seat(request, who, webinar_id)
+        done = "cancelled"
+    else:
+        done, _ = await webinars.take_seat(request, who, webinar_id)
+    return RedirectResponse(f"{webinars.webinar_url(webinar_id)}?done={done}", status_code=303)
+
+
+# --- organiser forms ----------------------------------------------------------------
+
+
+def form_values(form: FormData | None, row: Any | None, who: Session | None) -> dict[str, str]:
+    """The form's values: as submitted, or from the webinar being edited."""
+    names = [
+        "title",
+        "description",
+        "date",
+        "start_time",
+        "end_time",
+        "capacity",
+        "chair",
+        "speakers",
+        "themes",
+        "join_url",
+        "status",
+        "attendance",
+        "recording_url",
+        "slides_url",
+        "slides_document_id",
+    ]
+    if form is not None:
+        return {name: text(form, name) for name in names}
+    if row is None:
+        return {name: "" for name in names} | {"capacity": "100"}
+    item = view(row, who, None)
+    speakers = "\n".join(
+        " | ".join(
+            [s["name"], s["role"], s["organisation"], "expert by experience" if s["expert_by_experience"] else ""]
+        ).rstrip(" |")
+        for s in row["speakers"]
+    )
+    return {
+        "title": row["title"],
+        "description": row["description"],
+        "date": item["date_local"],
+        "start_time": item["start_time_local"],
+        "end_time": item["end_time_local"],
+        "capacity": str(row["capacity"]),
+        "chair": row["chair"],
+        "speakers": speakers,
+        "themes": ", ".join(row["themes"]),
+        "join_url": row["join_url"],
+        "status": row["status"],
+        "attendance": "" if row["attendance"] is None else str(row["attendance"]),
+        "recording_url": row["recording_url"] or "",
+        "slides_url": row["slides_url"] or "",
+        "slides_document_id": "" if row["slides_document_id"] is None else str(row["slides_document_id"]),
+    }
+
+
+def parse_speakers(raw: str) -> list[dict[str, Any]]:
+    """One speaker a line: name | role | organisation | "expert by experience" (optional)."""
+    speakers = []
+    for line in raw.splitlines():
+        if not line.strip():
+            continue
+        parts = [p.strip() for p in line.split("|")] + ["", "", ""]
+        expert = any(p.lower() in ("expert by experience", "yes", "expert") for p in parts[3:])
+        speakers.append({"name": parts[0], "role": parts[1], "organisation": parts[2], "expert_by_experience": expert})
+    return speakers
+
+
+def _local(day: str, clock: str, field: str) -> str:
+    try:
+        when = datetime.combine(date.fromisoformat(day), time.fromisoformat(clock), tzinfo=webinars.LONDON)
+    except ValueError:
+        raise webinars.invalid(field, "must be a date like 2026-03-29 and a time like 18:00") from None
+    return when.isoformat()
+
+
+def _whole(value: str, field: str) -> int | None:
+    if not value:
+        return None
+    if not value.isdigit() or len(value) > 9:
+        raise webinars.invalid(field, "must be a whole number")
+    return int(value)
+
+
+def form_to_data(values: dict[str, str], *, editing: bool) -> dict[str, Any]:
+    """API-shaped data (WEBINAR_IN / WEBINAR_PATCH) from the form's values."""
+    data: dict[str, Any] = {
+        "title": values["title"],
+        "description": values["description"],
+        "starts_at": _local(values["date"], values["start_time"], "date"),
+        "ends_at": _local(values["date"], values["end_time"], "end_time"),
+        "capacity": _whole(values["capacity"], "capacity"),
+        "chair": values["chair"],
+        "speakers": parse_speakers(values["speakers"]),
+        "themes": [t for t in values["themes"].split(",") if t.strip()],
+        "join_url": values["join_url"] or None,
+    }
+    if editing:
+        data["status"] = values["status"] or None
+        data["attendance"] = _whole(values["attendance"], "attendance")
+        data["recording_url"] = values["recording_url"] or None
+        data["slides_url"] = values["slides_url"] or None
+        data["slides_document_id"] = _whole(values["slides_document_id"], "slides_document_id")
+    schema = webinars.WEBINAR_PATCH if editing else webinars.WEBINAR_IN
+    return schema.validate({k: v for k, v in data.items() if v is not None or k == "slides_document_id"})
+
+
+def _errors(exc: ApiError) -> dict[str, Any]:
+    errors = form_errors(exc, "title")
+    fields = {FIELD_IDS.get(k, k): v for k, v in errors["errors"].items()}
+    return {"errors": fields, "error_list": [{"text": m, "href": f"#{k}"} for k, m in fields.items()]}
+
+
+async def form_page(request: Request) -> Response:
+    """GET/POST /webinars/new and /webinars/{id}/edit (organisers)."""
+    who = await member_session(request)
+    if who is None:
+        return login_redirect(request)
+    editing = "id" in request.path_params
+    row = None
+    if editing:
+        async with runtime(request).pool.acquire() as conn:
+            row = await webinars.fetch_webinar(conn, path_int(request, "id"))
+        webinars.require_organiser(who, row)
+    elif not who.is_admin:
+        raise ApiError(403, "forbidden", "Only admins can schedule webinars.")
+    form = await form_data(request) if request.method == "POST" else None
+    values = form_values(form, row, who)
+    context: dict[str, Any] = {"webinar": view(row, who, None) if row else None, "values": values}
+    if form is None:
+        return await render(request, "webinars/form.html", context)
+    try:
+        data = form_to_data(values, editing=editing)
+        if row is not None:
+            saved = await webinars.change(request, who, row["id"], data)
+        else:
+            async with runtime(request).pool.acquire() as conn, conn.transaction():
+                saved = await webinars.create_webinar(conn, who, data)
+    except ApiError as exc:
+        if exc.status in (403, 404):
+            raise
+        context.update(_errors(exc))
+        return await render(request, "webinars/form.html", context, status=page_status(exc))
+    return RedirectResponse(f"{webinars.webinar_url(saved['id'])}?done=saved", status_code=303)
+
+
+async def cancel_page(request: Request) -> Response:
+    """GET/POST /webinars/{id}/cancel: confirm, then cancel (organisers)."""
+    who = await member_session(request)
+    if who is None:
+        return login_redirect(request)
+    webinar_id = path_int(request, "id")
+    async with runtime(request).pool.acquire() as conn:
+        row = await webinars.fetch_webinar(conn, webinar_id)
+    webinars.require_organiser(who, row)
+    if request.method == "GET":
+        return await render(request, "webinars/cancel.html", {"webinar": view(row, who, None)})
+    await form_data(request)
+    await webinars.cancel(request, who, webinar_id)
+    return RedirectResponse(f"{webinars.webinar_url(webinar_id)}?done=webinar_cancelled", status_code=303)
+
+
+async def registrations_page(request: Request) -> Response:
+    """GET /webinars/{id}/registrations (organisers); ?format=csv downloads them."""
+    who = await member_session(request)
+    if who is None:
+        return login_redirect(request)
+    webinar_id = path_int(request, "id")
+    async with runtime(request).pool.acquire() as conn:
+        row = await webinars.fetch_webinar(conn, webinar_id)
+        webinars.require_organiser(who, row)
+        rows = await webinars.registrations(conn, webinar_id)
+    if request.query_params.get("format") == "csv":
+        return webinars.csv_response(rows, webinar_id)
+    people = [{**dict(r), "registered_at": webinars.format_london(r["created_at"])} for r in rows]
+    return await render(
+        request, "webinars/registrations.html", {"webinar": view(row, who, None), "registrations": people}
+    )
+
+
+routes = [
+    Route("/webinars.ics", webinar_calendar.feed_ics, methods=["GET"]),
+    Route("/webinars", list_page, methods=["GET"]),
+    Route("/webinars/past", list_page, methods=["GET"]),
+    Route("/webinars/new", form_page, methods=["GET", "POST"]),
+    Route("/webinars/{id:int}.ics", webinar_calendar.webinar_ics, methods=["GET"]),
+    Route("/webinars/{id:int}", webinar_page, methods=["GET"]),
+    Route("/webinars/{id:int}/register", register_page, methods=["POST"]),
+    Route("/webinars/{id:int}/unregister", register_page, methods=["POST"]),
+    Route("/webinars/{id:int}/edit", form_page, methods=["GET", "POST"]),
+    Route("/webinars/{id:int}/cancel", cancel_page, methods=["GET", "POST"]),
+    Route("/webinars/{id:int}/registrations", registrations_page, methods=["GET"]),
+]
