@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from pathlib import Path
 
 import asyncpg
@@ -73,19 +74,36 @@ async def outbox_relay(rt: Runtime, stop: asyncio.Event) -> None:
 
 
 class ActivityTracker:
-    """After a signed-in member's request: note their activity (at most every few minutes)."""
+    """After a signed-in member's request: note their activity (at most every few minutes).
+
+    Each worker remembers for a minute which members it has already noted (or found noted) in
+    Redis, so most requests skip the Redis round trip; Redis still decides across workers, and
+    the minute is well inside accounts.ACTIVITY_EVERY_S, so no visit is missed.
+    """
+
+    REMEMBER_S = 60.0
+    MAX_REMEMBERED = 10_000  # members; past this the memory starts again (only a few extra Redis calls)
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        self.noted: dict[int, float] = {}  # user id -> when (monotonic) this worker last asked Redis
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self.app(scope, receive, send)
         who = scope.get("viewer") if scope["type"] == "http" else None
-        if who is not None and not who.via_token:
-            try:
-                await accounts.note_activity(scope["app"].state.runtime, who)
-            except (OSError, RedisError, asyncpg.PostgresError) as exc:  # never fail a request for this
-                log.warning("could not record activity: %s", exc)
+        if who is None or who.via_token:
+            return
+        now = time.monotonic()
+        if now - self.noted.get(who.user_id, -self.REMEMBER_S) < self.REMEMBER_S:
+            return
+        try:
+            await accounts.note_activity(scope["app"].state.runtime, who)
+        except (OSError, RedisError, asyncpg.PostgresError) as exc:  # never fail a request for this
+            log.warning("could not record activity: %s", exc)
+            return
+        if len(self.noted) >= self.MAX_REMEMBERED:
+            self.noted.clear()
+        self.noted[who.user_id] = now
 
 
 async def open_job_queue(rt: Runtime) -> None:

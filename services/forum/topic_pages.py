@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import difflib
 import re
+import secrets
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import SimpleNamespace
@@ -21,6 +23,7 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 import asyncpg
+import jinja2
 from markupsafe import Markup, escape
 from starlette.datastructures import FormData
 from starlette.requests import Request
@@ -30,7 +33,7 @@ from starlette.routing import BaseRoute, Route
 from services.forum import categories, posts, safety, topics
 from services.forum.accounts import avatar_index, initials
 from shared.api import path_int, query_int
-from shared.pages import form_data, render
+from shared.pages import csrf_token, form_data, render
 from shared.sessions import Session
 from shared.web import ApiError, runtime, viewer
 
@@ -189,76 +192,205 @@ def shown(value: Any) -> Any:
     return value
 
 
-def post_view(
-    row: asyncpg.Record, who: Session | None, given: set[str], topic: dict[str, Any], seen: Viewing | None = None
-) -> dict[str, Any]:
-    """A post as the topic page shows it; withheld text never reaches the template."""
-    seen = seen or Viewing()
-    hidden = posts.text_hidden(row, who)
-    counts = row["reactions"] if row["status"] != "deleted" else {}
+@dataclass(frozen=True)
+class PostFacts:
+    """Everything about the viewer that changes how one post shows: their role towards it, what they
+    chose (mutes, content notes) and did (flags, appeals, reactions). With the post's own fields and the
+    topic, it is all a post's markup depends on, so it keys the fragment cache (no viewer's state can
+    reach another viewer whose facts differ)."""
+
+    signed_in: bool
+    own: bool
+    staff: bool
+    hidden: bool  # its text withheld from this viewer
+    can_edit: bool
+    moderation_reason: str | None  # shown to the author and staff only
+    ignored: bool
+    notes_open: bool
+    flagged: bool
+    appealed: bool
+    given: frozenset[str]  # the reactions they gave
+
+
+def post_facts(row: asyncpg.Record, who: Session | None, seen: Viewing) -> PostFacts:
+    """The viewer-specific inputs of one post's markup."""
     own = who is not None and who.user_id == row["author_id"]
-    staff = who is not None and who.is_staff
+    post_id = row["id"]
+    return PostFacts(
+        signed_in=who is not None,
+        own=own,
+        staff=who is not None and who.is_staff,
+        hidden=posts.text_hidden(row, who),
+        can_edit=posts.can_edit(row, who),
+        moderation_reason=posts.moderation_note(row, who),
+        # A pseudonymous post is never folded for its author being ignored: that would say who wrote it.
+        ignored=not own and not row["anonymous"] and seen.levels.get(row["author_id"]) == "ignored",
+        notes_open=seen.show_notes,
+        flagged=post_id in seen.flagged,
+        appealed=post_id in seen.appealed,
+        given=frozenset(seen.given.get(post_id, ())),
+    )
+
+
+# The only post fields the topic page's post markup reads (post_view gets these and nothing else).
+POST_FIELDS = (
+    "id",
+    "post_number",
+    "author_id",
+    "username",
+    "display_name",
+    "anonymous",
+    "status",
+    "revision",
+    "cooked",
+    "content_note",
+    "created_at",
+    "reactions",
+    "reply_to_post_id",
+    "reply_to_post_number",
+    "reply_to_username",
+    "reply_to_anonymous",
+)
+
+
+def post_view(post: dict[str, Any], facts: PostFacts, topic_url: str, created: dict[str, str]) -> dict[str, Any]:
+    """A post (its POST_FIELDS) as the topic page shows it to a viewer with these facts; withheld
+    text never reaches the template."""
+    hidden, own, signed_in = facts.hidden, facts.own, facts.signed_in
+    status, anonymous = post["status"], post["anonymous"]
+    counts = post["reactions"] if status != "deleted" else {}
     reactions = [
         {
             "kind": kind,
             "label": posts.REACTION_LABELS[kind],
             "emoji": posts.REACTION_EMOJI[kind],
             "count": int(counts.get(kind, 0)),
-            "given": kind in given,
+            "given": kind in facts.given,
         }
         for kind in posts.REACTION_KINDS
     ]
+    if anonymous:
+        author = {**ANONYMOUS_PERSON, "you": own}
+    else:
+        author = person(post["author_id"], post["username"], post["display_name"])
     return {
-        **_safety_view(row, who, seen, own=own, staff=staff),
-        "id": row["id"],
-        "number": row["post_number"],
-        "author": author_of(row, who),
-        "status": row["status"],
+        "own": own,
+        "anonymous": anonymous,
+        "moderation_reason": facts.moderation_reason,
+        "ignored": facts.ignored,
+        "notes_open": facts.notes_open,
+        "can_flag": signed_in and not own and status == "visible" and not facts.flagged,
+        "flagged": facts.flagged,
+        "can_appeal": own and status in ("hidden", "rejected") and not facts.appealed,
+        "appealed": facts.appealed,
+        "can_hide": facts.staff and status == "visible",
+        "can_restore": facts.staff and status == "hidden",
+        "can_reveal": facts.staff and anonymous,
+        "can_mute": signed_in and not own and not anonymous and status != "deleted",
+        "mute_url": None if anonymous else f"/u/{quote(post['username'])}/mute",
+        "id": post["id"],
+        "number": post["post_number"],
+        "author": author,
+        "status": status,
         "hidden": hidden,
-        "cooked": Markup("") if hidden else Markup(row["cooked"]),  # noqa: S704 - sanitised by shared.markdown
-        "content_note": None if hidden else row["content_note"],
-        "created": when(row["created_at"]),
-        "edited": row["revision"] > 1 and row["status"] != "deleted",
-        "can_edit": posts.can_edit(row, who),
-        "can_delete": posts.can_edit(row, who) and row["post_number"] > 1,
+        "cooked": Markup("") if hidden else Markup(post["cooked"]),  # noqa: S704 - sanitised by shared.markdown
+        "content_note": None if hidden else post["content_note"],
+        "created": created,
+        "edited": post["revision"] > 1 and status != "deleted",
+        "can_edit": facts.can_edit,
+        "can_delete": facts.can_edit and post["post_number"] > 1,
         "reply_to": (
             {
-                "number": row["reply_to_post_number"],
-                "username": posts.ANONYMOUS_NAME if row["reply_to_anonymous"] else row["reply_to_username"],
-                "url": f"/p/{row['reply_to_post_id']}",
+                "number": post["reply_to_post_number"],
+                "username": posts.ANONYMOUS_NAME if post["reply_to_anonymous"] else post["reply_to_username"],
+                "url": f"/p/{post['reply_to_post_id']}",
             }
-            if row["reply_to_post_id"]
+            if post["reply_to_post_id"]
             else None
         ),
         "reactions": reactions,
         "counted": [r for r in reactions if r["count"]],  # what readers who cannot react see
-        "can_react": who is not None and row["status"] == "visible",
-        "reply_url": f"{topic['url']}?reply_to={row['id']}#reply",
-        "quote_url": f"{topic['url']}?quote={row['id']}#reply",
+        "can_react": signed_in and status == "visible",
+        "reply_url": f"{topic_url}?reply_to={post['id']}#reply",
+        "quote_url": f"{topic_url}?quote={post['id']}#reply",
     }
 
 
-def _safety_view(row: asyncpg.Record, who: Session | None, seen: Viewing, *, own: bool, staff: bool) -> dict[str, Any]:
-    """How moderation and the viewer's own choices show on one post."""
-    status, anonymous = row["status"], row["anonymous"]
-    # A pseudonymous post is never folded for its author being ignored: that would say who wrote it.
-    ignored = not own and not anonymous and seen.levels.get(row["author_id"]) == "ignored"
-    return {
-        "own": own,
-        "anonymous": anonymous,
-        "moderation_reason": posts.moderation_note(row, who),
-        "ignored": ignored,
-        "notes_open": seen.show_notes,
-        "can_flag": who is not None and not own and status == "visible" and row["id"] not in seen.flagged,
-        "flagged": row["id"] in seen.flagged,
-        "can_appeal": own and status in ("hidden", "rejected") and row["id"] not in seen.appealed,
-        "appealed": row["id"] in seen.appealed,
-        "can_hide": staff and status == "visible",
-        "can_restore": staff and status == "hidden",
-        "can_reveal": staff and anonymous,
-        "can_mute": who is not None and not own and not anonymous and status != "deleted",
-        "mute_url": None if anonymous else f"/u/{quote(row['username'])}/mute",
-    }
+# --- the post fragment cache -------------------------------------------------------------------
+
+# Stands for the viewer's CSRF token inside cached markup (forms in a post carry it); random per process,
+# so no post text can contain it. The page puts the viewer's own token in its place.
+CSRF_SLOT = f"tica-csrf-slot-{secrets.token_hex(16)}"
+FRAGMENTS_MAX = 4096  # posts' markup per worker (a few KB each)
+
+
+class FragmentCache:
+    """Rendered post markup, least recently used first out. A fragment is a pure function of its key
+    (the post's fields, the viewer's PostFacts, the topic, the time shown), so an edit, a reaction or a
+    moderation change makes a new key on the next request in every worker: nothing to invalidate."""
+
+    def __init__(self, size: int = FRAGMENTS_MAX) -> None:
+        self.size = size
+        self.items: OrderedDict[tuple[Any, ...], list[str]] = OrderedDict()
+
+    def get(self, key: tuple[Any, ...]) -> list[str] | None:
+        """The markup for this key, if rendered before."""
+        found = self.items.get(key)
+        if found is not None:
+            self.items.move_to_end(key)
+        return found
+
+    def put(self, key: tuple[Any, ...], markup: list[str]) -> None:
+        """Keep markup for this key, forgetting the least recently used past the size."""
+        self.items[key] = markup
+        if len(self.items) > self.size:
+            self.items.popitem(last=False)
+
+
+def fragment_cache(request: Request) -> FragmentCache:
+    """This app's (this worker's) fragment cache."""
+    state = request.app.state
+    cache: FragmentCache | None = getattr(state, "post_fragments", None)
+    if cache is None:
+        cache = state.post_fragments = FragmentCache()
+    return cache
+
+
+def post_fragment(
+    request: Request,
+    row: asyncpg.Record,
+    facts: PostFacts,
+    topic: dict[str, Any],
+    replies_open: bool,
+    csrf: str,
+) -> Markup:
+    """One post's markup (topics/_post.html) for a viewer with these facts, from the cache when it can."""
+    post = {name: row[name] for name in POST_FIELDS}
+    created = when(post["created_at"])
+    key = (
+        tuple((name, tuple(sorted(value.items())) if name == "reactions" else value) for name, value in post.items()),
+        facts,
+        topic["id"],
+        topic["url"],
+        replies_open,
+        created["text"],
+    )
+    cache = fragment_cache(request)
+    parts = cache.get(key)  # the markup split where the viewer's CSRF token goes
+    if parts is None:
+        env: jinja2.Environment = request.app.state.templates
+        parts = (
+            env.get_template("topics/_post.html")
+            .render(
+                post=shown(post_view(post, facts, topic["url"], created)),
+                topic=Shown(id=topic["id"]),
+                cannot_reply=not replies_open,
+                csrf_token=CSRF_SLOT,
+            )
+            .split(CSRF_SLOT)
+        )
+        cache.put(key, parts)
+    return Markup(str(escape(csrf)).join(parts))  # noqa: S704 - rendered with autoescape
 
 
 def form_errors(exc: ApiError, default_field: str) -> dict[str, Any]:
@@ -470,14 +602,14 @@ async def _topic_context(
     if page > last_page:
         raise ApiError(404, "not_found", "This topic does not have that many pages.")
     seen = await viewing(conn, who, rows)
-    given = seen.given
+    csrf = csrf_token(request, who)
     cannot_reply, blocked_message = await _may_reply(conn, who, topic)
     notice = request.query_params.get("notice") if who is not None else None
     form = await _reply_defaults(conn, who, topic_id, request)
     form.setdefault("anonymous", topic["anonymous"] and topic["own"])
     return {
         "topic": topic,
-        "posts": [shown(post_view(r, who, given.get(r["id"], set()), topic, seen)) for r in rows],
+        "posts": [post_fragment(request, r, post_facts(r, who, seen), topic, not cannot_reply, csrf) for r in rows],
         "page": page,
         "page_links": page_items(topic["url"], page, last_page) if last_page > 1 else [],
         "previous_url": f"{topic['url']}?page={page - 1}" if page > 1 else None,
