@@ -52,8 +52,14 @@ def environment(*template_dirs: Path) -> jinja2.Environment:
             jinja2.PackageLoader("nhsuk_frontend_jinja"),
         ]
     )
+    # auto_reload off: templates ship with the code; checking their files at every render costs time.
     env = jinja2.Environment(
-        loader=loader, autoescape=True, undefined=jinja2.ChainableUndefined, trim_blocks=True, lstrip_blocks=True
+        loader=loader,
+        autoescape=True,
+        undefined=jinja2.ChainableUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        auto_reload=False,
     )
     env.globals["asset_path"] = "/static/nhsuk/assets"
     return env
