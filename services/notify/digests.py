@@ -8,7 +8,11 @@ became due), so two runs queue one job, and the mail's idempotency key makes a
 retried job send once. A digest holds the most active topics the member can see
 since the last one (not muted, not started by members they muted or ignored) and
 the replies to their own topics; a content-noted post shows its note, not its
-text. Nothing is sent when there is nothing new.
+text. It also holds the library's new documents the member may see, and upcoming
+webinars (next 30 days, not cancelled). A webinar is told of twice at most, never in
+every digest: once when it was scheduled or moved in the digest's window, and once
+more when it came within a week of starting in the window ("coming up this week").
+Nothing is sent when there is nothing new.
 
 `tica digests run [--now]` and `tica digests send --user U` are the commands.
 """
@@ -40,6 +44,10 @@ INTERVALS = {"daily": timedelta(days=1), "weekly": timedelta(days=7)}
 LONGEST_WINDOW = timedelta(days=30)
 TOPICS_LIMIT = 5
 REPLIES_LIMIT = 10
+DOCUMENTS_LIMIT = 10
+WEBINARS_LIMIT = 10
+WEBINARS_AHEAD = timedelta(days=30)
+WEBINAR_REMINDER = timedelta(days=7)
 DUE_BATCH = 1000
 
 
@@ -120,6 +128,31 @@ WHERE t.author_id = $1 AND p.author_id <> $1 AND p.post_number > 1 AND p.status 
                   AND m.muted_user_id = p.author_id)
 ORDER BY p.created_at DESC, p.id DESC
 LIMIT $6
+"""
+
+# New documents since the window started that the member may see ($3 staff, $2 audiences).
+DOCUMENTS_SQL = f"""
+SELECT d.id, d.title, d.uploaded_at, f.name AS folder_name
+FROM notify.documents d
+LEFT JOIN notify.folders f ON f.id = d.folder_id
+WHERE NOT d.deleted AND d.uploaded_at > $4 AND d.uploaded_at <= $5
+  AND ($3::boolean OR {projections.DOCUMENT_AUDIENCE_SQL.format(d="d")} && $2::text[])
+ORDER BY d.uploaded_at DESC, d.id DESC
+LIMIT $1
+"""
+
+# Upcoming webinars (not cancelled, starting in the next 30 days) the member may see, that were
+# scheduled or moved in the window, or came within a week of starting in it: so each webinar is
+# in a digest when announced and once more as a reminder, not in every digest until it starts.
+WEBINARS_SQL = """
+SELECT w.id, w.title, w.starts_at, w.ends_at, w.announced_at > $4 AS announced
+FROM notify.webinars w
+WHERE w.status <> 'cancelled' AND w.starts_at > $5 AND w.starts_at <= $5 + $6::interval
+  AND ($3::boolean OR w.audience && $2::text[])
+  AND ((w.announced_at > $4 AND w.announced_at <= $5)
+       OR (w.starts_at > $4 + $7::interval AND w.starts_at <= $5 + $7::interval))
+ORDER BY w.starts_at, w.id
+LIMIT $1
 """
 
 # --- the activity index: which topics were most active, for many digests at once ------------------
@@ -284,10 +317,16 @@ class Digest:
     until: datetime
     topics: list[dict[str, Any]] = field(default_factory=list)
     replies: list[dict[str, Any]] = field(default_factory=list)
+    documents: list[dict[str, Any]] = field(default_factory=list)
+    webinars: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def empty(self) -> bool:
-        return not self.topics and not self.replies
+        return not self.topics and not self.replies and not self.documents and not self.webinars
+
+    @property
+    def count(self) -> int:
+        return len(self.topics) + len(self.replies) + len(self.documents) + len(self.webinars)
 
 
 def window_start(
@@ -322,6 +361,45 @@ def _reply_item(row: asyncpg.Record, base_url: str) -> dict[str, Any]:
     }
 
 
+def one_line(value: str | None) -> str:
+    """A title for a text part: on one line, so a title can never pose as a link or a new paragraph."""
+    return " ".join((value or "").split())
+
+
+def when_text(at: datetime) -> str:
+    return at.astimezone(UTC).strftime("%A %-d %B %Y, %H:%M UTC")
+
+
+def _document_item(row: asyncpg.Record, base_url: str) -> dict[str, Any]:
+    return {
+        "title": one_line(row["title"]) or "A document",
+        "folder": one_line(row["folder_name"]) or None,
+        "url": f"{base_url}/library/documents/{row['id']}",
+    }
+
+
+def _webinar_item(row: asyncpg.Record, base_url: str) -> dict[str, Any]:
+    return {
+        "title": one_line(row["title"]) or "A webinar",
+        "when": when_text(row["starts_at"]),
+        "new": bool(row["announced"]),
+        "url": f"{base_url}/webinars/{row['id']}",
+    }
+
+
+async def library_and_webinars(
+    conn: asyncpg.Connection, member: Member, *, since: datetime, until: datetime, base_url: str
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """New documents the member may see in (since, until], and the webinars to tell them of."""
+    audiences = member.audiences
+    staff = "staff" in audiences
+    documents = await conn.fetch(DOCUMENTS_SQL, DOCUMENTS_LIMIT, audiences, staff, since, until)
+    webinars = await conn.fetch(
+        WEBINARS_SQL, WEBINARS_LIMIT, audiences, staff, since, until, WEBINARS_AHEAD, WEBINAR_REMINDER
+    )
+    return [_document_item(r, base_url) for r in documents], [_webinar_item(r, base_url) for r in webinars]
+
+
 async def build_digest(
     conn: asyncpg.Connection, member: Member, *, frequency: str, since: datetime, index: ActivityIndex, base_url: str
 ) -> Digest:
@@ -332,6 +410,7 @@ async def build_digest(
     replies = await conn.fetch(
         REPLIES_SQL, member.id, since, index.until, audiences, "staff" in audiences, REPLIES_LIMIT
     )
+    documents, webinars = await library_and_webinars(conn, member, since=since, until=index.until, base_url=base_url)
     return Digest(
         member,
         frequency,
@@ -339,13 +418,15 @@ async def build_digest(
         index.until,
         topics=[_topic_item(topic, count, base_url) for topic, count in topics],
         replies=[_reply_item(row, base_url) for row in replies],
+        documents=documents,
+        webinars=webinars,
     )
 
 
 def render_digest(settings: Settings, digest: Digest) -> tuple[str, str, str]:
     """Subject, text and HTML of a digest."""
     daily = digest.frequency == "daily"
-    count = len(digest.topics) + len(digest.replies)
+    count = digest.count
     things = f"{count} thing{'s' if count != 1 else ''}"
     subject = f"Your {'daily' if daily else 'weekly'} tica summary: {things} to catch up on"
     context = {
@@ -356,6 +437,8 @@ def render_digest(settings: Settings, digest: Digest) -> tuple[str, str, str]:
         "frequency": "daily" if daily else "weekly",
         "topics": digest.topics,
         "replies": digest.replies,
+        "documents": digest.documents,
+        "webinars": digest.webinars,
         "base_url": settings.public_url,
         "list_words": unsubscribe.LISTS["digest"][1],
         "unsubscribe_url": unsubscribe.unsubscribe_url(settings, digest.member.id, "digest"),

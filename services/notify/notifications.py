@@ -6,6 +6,8 @@ One row per (member, what it is about): the unique `dedupe_key` makes an event
 handled twice write nothing twice, and reactions to a post share one row that is
 updated and marked unread again. A post that mentions, replies to and quotes a
 member makes one notification (mention first, then reply, quote, watching).
+When a webinar moves (webinar.updated changes its times) or is cancelled, the members
+registered or waiting for it (from webinar.registered) hear of it in the app, once.
 """
 
 from __future__ import annotations
@@ -383,6 +385,42 @@ async def on_sanction(
     )
 
 
+REGISTERED_SQL = """
+SELECT user_id FROM notify.webinar_registrations WHERE webinar_id = $1 AND status IN ('registered', 'waiting')
+"""
+
+
+async def on_webinar_changed(
+    conn: asyncpg.Connection, envelope: ev.Envelope, event: ev.WebinarUpdated | ev.WebinarCancelled
+) -> Outcome:
+    """Tell registered and waiting members that a webinar moved or was cancelled (in the app only).
+
+    A move is an update whose event changed the webinar's times in the projection (the projection
+    remembers which event that was, so a title-only change tells no one, and a repeat finds the same
+    event and the same key). Giving up a place sends no event: such members are still told.
+    """
+    if isinstance(event, ev.WebinarUpdated):
+        moved_by = await conn.fetchval("SELECT moved_event_id FROM notify.webinars WHERE id = $1", event.webinar_id)
+        if moved_by is None or str(moved_by) != str(envelope.id):
+            return Outcome()
+        kind = "webinar_changed"
+    else:
+        kind = "webinar_cancelled"
+    users = [row["user_id"] for row in await conn.fetch(REGISTERED_SQL, event.webinar_id)]
+    data = {"webinar_id": event.webinar_id, "webinar_title": event.title, "starts_at": event.starts_at}
+    new = await insert_notifications(
+        conn,
+        dict.fromkeys(users, kind),
+        key=f"{kind}:{event.webinar_id}:{envelope.id}",
+        topic_id=None,
+        post_id=None,
+        post_number=None,
+        actor_id=envelope.actor_id,
+        data=data,
+    )
+    return Outcome(set(new))
+
+
 async def write_notifications(conn: asyncpg.Connection, envelope: ev.Envelope, event: ev.Event) -> Outcome:
     """The notifications one event makes (after the projections took it in)."""
     if isinstance(event, ev.PostCreated):
@@ -399,6 +437,8 @@ async def write_notifications(conn: asyncpg.Connection, envelope: ev.Envelope, e
         return await on_review_resolved(conn, envelope, event)
     if isinstance(event, ev.UserSilenced | ev.UserSuspended):
         return await on_sanction(conn, envelope, event)
+    if isinstance(event, ev.WebinarUpdated | ev.WebinarCancelled):
+        return await on_webinar_changed(conn, envelope, event)
     return Outcome()
 
 
@@ -540,11 +580,21 @@ def _until(data: dict[str, Any]) -> str:
         return ""
 
 
+def _starts(data: dict[str, Any]) -> str:
+    try:
+        return " It now starts on " + datetime.fromisoformat(str(data.get("starts_at"))).strftime(
+            "%A %-d %B %Y, %H:%M UTC."
+        )
+    except ValueError:
+        return ""
+
+
 def describe(kind: str, data: dict[str, Any], title: str | None) -> str:
     """What a notification says, in plain words."""
     actor = data.get("actor_username") or "Someone"
     where = f"“{title or data.get('topic_title') or 'a topic'}”"
     reason = f" The reason given: {data['reason']}" if data.get("reason") else ""
+    webinar = f"“{data.get('webinar_title') or 'a webinar'}”"
     texts = {
         "mentioned": f"{actor} mentioned you in {where}",
         "replied": f"{actor} replied to your post in {where}",
@@ -561,12 +611,20 @@ def describe(kind: str, data: dict[str, Any], title: str | None) -> str:
         f"{reason}",
         "silenced": f"You cannot post for now{_until(data)}. You can still read.{reason}",
         "suspended": f"Your account was suspended{_until(data)}.{reason}",
+        "webinar_changed": f"The time of the webinar {webinar}, which you registered for, has changed.{_starts(data)}",
+        "webinar_cancelled": f"The webinar {webinar}, which you registered for, has been cancelled. We are sorry "
+        "for the change of plans.",
     }
     return texts.get(kind, "Something happened")
 
 
-def target_url(kind: str, topic_id: int | None, slug: str | None, post_id: int | None) -> str | None:
-    """Where a notification leads: the post (the forum's `/p/{id}` finds its page), its topic, or nowhere."""
+def target_url(
+    kind: str, topic_id: int | None, slug: str | None, post_id: int | None, data: dict[str, Any] | None = None
+) -> str | None:
+    """Where a notification leads: the post (the forum's `/p/{id}` finds its page), its topic, a webinar, or nowhere."""
+    if kind in ("webinar_changed", "webinar_cancelled"):
+        webinar_id = (data or {}).get("webinar_id")
+        return f"/webinars/{int(webinar_id)}" if webinar_id is not None else None
     if kind in ("post_rejected", "post_deleted", "silenced", "suspended"):
         return None
     if post_id is not None:
@@ -582,12 +640,16 @@ def notification_json(row: asyncpg.Record) -> dict[str, Any]:
         "kind": row["kind"],
         "read": row["read_at"] is not None,
         "text": describe(row["kind"], data, row["title"]),
-        "url": target_url(row["kind"], row["topic_id"], row["slug"], row["post_id"]),
+        "url": target_url(row["kind"], row["topic_id"], row["slug"], row["post_id"], data),
         "topic_id": row["topic_id"],
         "post_id": row["post_id"],
         "post_number": row["post_number"],
         "actor": {"id": row["actor_id"], "username": data.get("actor_username")} if row["actor_id"] else None,
-        "data": {k: v for k, v in data.items() if k in ("count", "usernames", "kinds", "reason", "until")},
+        "data": {
+            k: v
+            for k, v in data.items()
+            if k in ("count", "usernames", "kinds", "reason", "until", "webinar_id", "webinar_title", "starts_at")
+        },
         "created_at": row["created_at"].isoformat(),
         "updated_at": row["updated_at"].isoformat(),
     }
@@ -715,7 +777,8 @@ async def open_notification(request: Request) -> Response:
     if row is None:
         raise ApiError(404, "not_found", "We could not find that notification.")
     await mark_read_and_publish(runtime(request), who.user_id, [notification_id])
-    url = target_url(row["kind"], row["topic_id"], row["slug"], row["post_id"]) or "/notifications"
+    data = dict(row["data"] or {})
+    url = target_url(row["kind"], row["topic_id"], row["slug"], row["post_id"], data) or "/notifications"
     return RedirectResponse(url, status_code=303)
 
 

@@ -1,5 +1,6 @@
 """notify's projections of the forum's events: members, categories, topics, posts,
-reactions and mutes, built from the stream (notify never reads forum tables).
+reactions and mutes, library folders and documents, webinars and who registered for
+them, built from the stream (notify never reads forum tables).
 
 Every apply function is idempotent and tolerates order: two notify replicas may
 handle neighbouring events out of order, so a row remembers the id of the last
@@ -342,6 +343,125 @@ async def apply_reaction(
     return bool(changed)
 
 
+# --- the document library and webinars ------------------------------------------------------
+
+
+async def apply_folder(conn: asyncpg.Connection, envelope: ev.Envelope, event: ev.FolderUpdated) -> None:
+    await conn.execute(
+        "INSERT INTO notify.folders AS f (id, name, audience, event_id) VALUES ($1, $2, $3, $4) "
+        "ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, audience = EXCLUDED.audience, "
+        "event_id = EXCLUDED.event_id WHERE f.event_id IS NULL OR f.event_id < EXCLUDED.event_id",
+        event.folder_id,
+        event.name,
+        list(event.audience),
+        envelope.id,
+    )
+
+
+# A deleted document stays deleted: a late upload or update never brings it back. The first
+# upload's time is kept (a new version is not a new document).
+UPSERT_DOCUMENT_SQL = """
+INSERT INTO notify.documents AS d (id, folder_id, title, audience, uploaded_at, event_id)
+VALUES ($1, $2, $3, $4, $5, $6)
+ON CONFLICT (id) DO UPDATE SET
+    folder_id = EXCLUDED.folder_id, title = EXCLUDED.title, audience = EXCLUDED.audience,
+    uploaded_at = least(d.uploaded_at, EXCLUDED.uploaded_at), event_id = EXCLUDED.event_id
+WHERE NOT d.deleted AND (d.event_id IS NULL OR d.event_id < EXCLUDED.event_id)
+"""
+
+
+async def apply_document(
+    conn: asyncpg.Connection, envelope: ev.Envelope, event: ev.DocumentUploaded | ev.DocumentUpdated
+) -> None:
+    uploaded = _time(event.created_at) if isinstance(event, ev.DocumentUploaded) else None
+    await conn.execute(
+        UPSERT_DOCUMENT_SQL,
+        event.document_id,
+        event.folder_id,
+        event.title,
+        list(event.audience),
+        uploaded or _occurred(envelope),
+        envelope.id,
+    )
+
+
+async def apply_document_deleted(conn: asyncpg.Connection, envelope: ev.Envelope, event: ev.DocumentDeleted) -> None:
+    # Deleted before notify saw it uploaded: a deleted stand-in, so the upload is never shown.
+    await conn.execute(
+        "INSERT INTO notify.documents AS d (id, folder_id, title, audience, uploaded_at, deleted, event_id) "
+        "VALUES ($1, $2, '', '{}', $3, true, $4) "
+        "ON CONFLICT (id) DO UPDATE SET deleted = true, event_id = greatest(d.event_id, EXCLUDED.event_id)",
+        event.document_id,
+        event.folder_id,
+        _occurred(envelope),
+        envelope.id,
+    )
+
+
+# A document's audience: its folder's when notify knows the folder, else what its own events said.
+DOCUMENT_AUDIENCE_SQL = "coalesce((SELECT f.audience FROM notify.folders f WHERE f.id = {d}.folder_id), {d}.audience)"
+
+# `moved_event_id` names the event that changed the webinar's times (not a first scheduling), so
+# the writer can tell registered members once: a repeated event finds the same id, and its key.
+UPSERT_WEBINAR_SQL = """
+INSERT INTO notify.webinars AS w (id, title, starts_at, ends_at, status, audience, announced_at, event_id)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+ON CONFLICT (id) DO UPDATE SET
+    title = EXCLUDED.title, starts_at = EXCLUDED.starts_at, ends_at = coalesce(EXCLUDED.ends_at, w.ends_at),
+    status = EXCLUDED.status, audience = EXCLUDED.audience,
+    announced_at = CASE WHEN $9 AND (w.starts_at IS DISTINCT FROM EXCLUDED.starts_at
+                                     OR w.ends_at IS DISTINCT FROM EXCLUDED.ends_at)
+                        THEN EXCLUDED.announced_at ELSE w.announced_at END,
+    moved_event_id = CASE WHEN $9 AND (w.starts_at IS DISTINCT FROM EXCLUDED.starts_at
+                                       OR w.ends_at IS DISTINCT FROM EXCLUDED.ends_at)
+                          THEN EXCLUDED.event_id ELSE w.moved_event_id END,
+    event_id = EXCLUDED.event_id
+WHERE w.event_id IS NULL OR w.event_id < EXCLUDED.event_id
+"""
+
+
+async def apply_webinar(
+    conn: asyncpg.Connection,
+    envelope: ev.Envelope,
+    event: ev.WebinarScheduled | ev.WebinarUpdated | ev.WebinarCancelled,
+) -> None:
+    if isinstance(event, ev.WebinarCancelled):
+        status, ends_at, moves = "cancelled", None, False
+    elif isinstance(event, ev.WebinarUpdated):
+        status, ends_at, moves = event.status, _time(event.ends_at), True
+    else:
+        status, ends_at, moves = "scheduled", _time(event.ends_at), False
+    await conn.execute(
+        UPSERT_WEBINAR_SQL,
+        event.webinar_id,
+        event.title,
+        _time(event.starts_at) or _occurred(envelope),
+        ends_at,
+        status,
+        list(event.audience),
+        _occurred(envelope),
+        envelope.id,
+        moves,
+    )
+
+
+async def apply_webinar_registered(
+    conn: asyncpg.Connection, envelope: ev.Envelope, event: ev.WebinarRegistered
+) -> None:
+    """A seat or a waiting place (staff-only event: it feeds webinar notifications, never live channels)."""
+    if event.status not in ("registered", "waiting"):
+        return
+    await conn.execute(
+        "INSERT INTO notify.webinar_registrations AS r (webinar_id, user_id, status, event_id) "
+        "VALUES ($1, $2, $3, $4) ON CONFLICT (webinar_id, user_id) DO UPDATE SET status = EXCLUDED.status, "
+        "event_id = EXCLUDED.event_id WHERE r.event_id IS NULL OR r.event_id < EXCLUDED.event_id",
+        event.webinar_id,
+        event.user_id,
+        event.status,
+        envelope.id,
+    )
+
+
 # --- watch levels ------------------------------------------------------------------------
 
 
@@ -392,6 +512,14 @@ APPLY: dict[str, Apply] = {
     "post.deleted": apply_post_deleted,  # type: ignore[dict-item]
     "post.hidden": apply_post_hidden,  # type: ignore[dict-item]
     "post.restored": apply_post_restored,  # type: ignore[dict-item]
+    "folder.updated": apply_folder,  # type: ignore[dict-item]
+    "document.uploaded": apply_document,  # type: ignore[dict-item]
+    "document.updated": apply_document,  # type: ignore[dict-item]
+    "document.deleted": apply_document_deleted,  # type: ignore[dict-item]
+    "webinar.scheduled": apply_webinar,  # type: ignore[dict-item]
+    "webinar.updated": apply_webinar,  # type: ignore[dict-item]
+    "webinar.cancelled": apply_webinar,  # type: ignore[dict-item]
+    "webinar.registered": apply_webinar_registered,  # type: ignore[dict-item]
 }
 
 
