@@ -490,7 +490,7 @@ class WebinarCancelled(Event):
 
 @dataclass(frozen=True)
 class WebinarRegistered(Event):
-    """A member took a seat (registered) or a place on the waiting list (waiting)."""
+    """A member took a seat (registered), a place on the waiting list (waiting), or gave theirs up (cancelled)."""
 
     type: ClassVar[str] = "webinar.registered"
     webinar_id: int

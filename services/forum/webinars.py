@@ -531,6 +531,10 @@ async def unregister(conn: asyncpg.Connection, who: Session, webinar_id: int) ->
     )
     if deleted is None:
         raise ApiError(404, "not_registered", "You are not registered for this webinar.")
+    event = WebinarRegistered(
+        webinar_id=webinar_id, user_id=who.user_id, status="cancelled", audience=REGISTRATION_AUDIENCE
+    )
+    await write_event(conn, event, actor_id=who.user_id)
     promoted = await promote_waiting(conn, webinar_id) if row["status"] in ("scheduled", "live") else []
     return row, promoted
 

@@ -448,8 +448,9 @@ async def apply_webinar(
 async def apply_webinar_registered(
     conn: asyncpg.Connection, envelope: ev.Envelope, event: ev.WebinarRegistered
 ) -> None:
-    """A seat or a waiting place (staff-only event: it feeds webinar notifications, never live channels)."""
-    if event.status not in ("registered", "waiting"):
+    """A seat, a waiting place, or a place given up (staff-only event: it feeds webinar notifications,
+    never live channels); a later event always wins."""
+    if event.status not in ("registered", "waiting", "cancelled"):
         return
     await conn.execute(
         "INSERT INTO notify.webinar_registrations AS r (webinar_id, user_id, status, event_id) "

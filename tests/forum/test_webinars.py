@@ -189,6 +189,26 @@ async def test_cancelling_a_seat_promotes_the_first_on_the_waiting_list(admin, m
     assert [m["to"] for m in seat_mail] == ["ben@example.org"]
 
 
+async def test_every_change_of_place_is_an_event(admin, member_factory, pool):
+    """Taking, waiting for and giving up a place are webinar.registered events (notify keeps who to tell)."""
+    webinar = await schedule(admin, capacity=1)
+    url = f"/api/webinars/{webinar['id']}/registration"
+    a, b = [await member_factory(name) for name in ("ari", "bo")]
+    await a.client.post(url)
+    await b.client.post(url)
+    await a.client.delete(url)
+    rows = await pool.fetch(
+        "SELECT payload->'data'->>'user_id' AS user_id, payload->'data'->>'status' AS status "
+        "FROM forum.outbox WHERE type = 'webinar.registered' ORDER BY id"
+    )
+    assert [(int(r["user_id"]), r["status"]) for r in rows] == [
+        (a.id, "registered"),
+        (b.id, "waiting"),
+        (a.id, "cancelled"),
+        (b.id, "registered"),
+    ]
+
+
 async def test_raising_the_capacity_promotes_and_lowering_below_seats_is_refused(admin, member_factory):
     webinar = await schedule(admin, capacity=1)
     url = f"/api/webinars/{webinar['id']}"

@@ -188,6 +188,17 @@ async def test_a_moved_webinar_tells_registered_members_once(world):
     assert kinds == ["webinar_changed", "webinar_cancelled"]
 
 
+async def test_a_member_who_gave_up_their_place_is_not_told_of_a_move(world):
+    """Giving a place up (webinar.registered with status cancelled) stops the webinar's notices."""
+    await _members_a_week_old(world)
+    await world.emit(scheduled(6, title="Grounding at work", starts_in=timedelta(days=12)))
+    await world.emit(took_a_seat(6, ALICE), took_a_seat(6, CAROL))
+    await world.emit(took_a_seat(6, CAROL, "cancelled"))
+    await world.emit(moved(6, title="Grounding at work", starts_in=timedelta(days=13), sequence=1))
+    assert [n["kind"] for n in await world.notifications(ALICE)] == ["webinar_changed"]
+    assert await world.notifications(CAROL) == []
+
+
 def test_a_registration_is_never_sent_on_live_channels():
     """webinar.registered is staff-only (who registered): no live channel carries it."""
     assert live.live_messages(ev.Envelope.wrap(took_a_seat(5, ALICE), actor_id=ALICE)) == []

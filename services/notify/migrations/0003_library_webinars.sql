@@ -36,11 +36,11 @@ CREATE TABLE notify.webinars (
 );
 CREATE INDEX webinars_upcoming ON notify.webinars (starts_at) WHERE status <> 'cancelled';
 
--- Who registered (a seat) or is waiting. Giving up a place sends no event, so a row stays.
+-- Who registered (a seat), is waiting, or gave their place up (cancelled).
 CREATE TABLE notify.webinar_registrations (
     webinar_id bigint NOT NULL,
     user_id bigint NOT NULL,
-    status text NOT NULL CHECK (status IN ('registered', 'waiting')),
+    status text NOT NULL CHECK (status IN ('registered', 'waiting', 'cancelled')),
     event_id uuid,
     PRIMARY KEY (webinar_id, user_id)
 );
