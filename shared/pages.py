@@ -14,12 +14,13 @@ import secrets
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import jinja2
 from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
@@ -139,6 +140,11 @@ async def form_data(request: Request) -> FormData:
     if not valid:
         raise ApiError(403, "csrf_failed", "This form has expired. Go back, reload the page and try again.")
     return form
+
+
+def login_redirect(request: Request, target: str | None = None) -> Response:
+    """To the login page, coming back afterwards to `target` (by default this page's path)."""
+    return RedirectResponse(f"/login?next={quote(target or request.url.path)}", status_code=303)
 
 
 def wants_html(request: Request) -> bool:

@@ -53,6 +53,11 @@ class ApiError(Exception):
         self.status, self.code, self.message, self.fields, self.headers = status, code, message, fields, headers
 
 
+def invalid(field: str, message: str) -> ApiError:
+    """The 422 a form or API client gets for one bad field."""
+    return ApiError(422, "invalid", "Some fields need attention.", {field: message})
+
+
 def error_response(
     status: int, code: str, message: str, fields: dict[str, str] | None = None, headers: Mapping[str, str] | None = None
 ) -> JSONResponse:

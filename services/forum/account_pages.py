@@ -8,7 +8,6 @@ an ApiError becomes the NHS.UK error summary and inline errors on the form.
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import quote
 
 from starlette.datastructures import FormData
 from starlette.requests import Request
@@ -16,7 +15,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from services.forum import accounts
-from shared.pages import form_data, render
+from shared.pages import form_data, login_redirect, render
 from shared.sessions import Session
 from shared.web import ApiError, runtime, viewer
 
@@ -61,10 +60,6 @@ async def _form_failed(request: Request, template: str, exc: ApiError, field: st
     return await render(
         request, template, {**context, **_form_errors(exc, field)}, status=_status(exc), headers=exc.headers
     )
-
-
-def _login_redirect(request: Request) -> Response:
-    return RedirectResponse(f"/login?next={quote(request.url.path)}", status_code=303)
 
 
 async def _member(request: Request) -> Session | None:
@@ -152,7 +147,7 @@ async def resend_page(request: Request) -> Response:
     await form_data(request)
     session = await _member(request)
     if session is None:
-        return _login_redirect(request)
+        return login_redirect(request)
     rt = runtime(request)
     try:
         await accounts.resend_verification(rt, session)
@@ -254,7 +249,7 @@ async def edit_page(request: Request) -> Response:
     if session is None:
         if request.method == "POST":
             await form_data(request)
-        return _login_redirect(request)
+        return login_redirect(request)
     rt = runtime(request)
     user = await accounts.current_user(rt, session)
     if request.method == "GET":
@@ -281,7 +276,7 @@ async def tokens_page(request: Request) -> Response:
     if session is None:
         if request.method == "POST":
             await form_data(request)
-        return _login_redirect(request)
+        return login_redirect(request)
     rt = runtime(request)
     context: dict[str, Any] = {"values": {}}
     if request.method == "POST":

@@ -11,12 +11,12 @@ from urllib.parse import quote, urlencode
 
 import asyncpg
 from starlette.requests import Request
-from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from services.forum import accounts
 from shared.api import ApiRouter, Field, Schema, path_int, query_int, read_json
-from shared.pages import form_data, render
+from shared.pages import form_data, login_redirect, render
 from shared.sessions import Session
 from shared.web import ApiError, check_csrf, require_viewer, runtime, viewer
 
@@ -296,10 +296,6 @@ async def revoke_badge_endpoint(request: Request) -> Response:
 # --- pages ---------------------------------------------------------------------------------------------------------
 
 
-def _login_redirect(request: Request) -> Response:
-    return RedirectResponse(f"/login?next={quote(request.url.path)}", status_code=303)
-
-
 def _page_url(filters: dict[str, Any], page: int) -> str:
     params = {
         k: v
@@ -319,7 +315,7 @@ async def directory_page(request: Request) -> Response:
     """The member directory: search by name, organisation, interests and badge."""
     who = await viewer(request)
     if who is None:
-        return _login_redirect(request)
+        return login_redirect(request)
     filters = _filters(request)
     rt = runtime(request)
     async with rt.pool.acquire() as conn:
@@ -377,7 +373,7 @@ async def badges_page(request: Request) -> Response:
     if who is None or who.via_token:
         if request.method == "POST":
             await form_data(request)
-        return _login_redirect(request)
+        return login_redirect(request)
     if not who.is_admin:
         raise ApiError(403, "forbidden", "Only admins can manage badges.")
     rt = runtime(request)

@@ -20,7 +20,7 @@ from starlette.routing import BaseRoute, Route
 
 from services.forum import accounts, groups
 from shared.api import query_int
-from shared.pages import form_data, render
+from shared.pages import form_data, login_redirect, render
 from shared.sessions import Session
 from shared.web import ApiError, runtime, viewer
 
@@ -68,10 +68,6 @@ def day(moment: datetime) -> str:
 def text(form: FormData, name: str) -> str:
     value = form.get(name)
     return value.replace("\x00", "").strip() if isinstance(value, str) else ""
-
-
-def login_redirect(request: Request, target: str | None = None) -> Response:
-    return RedirectResponse(f"/login?next={quote(target or request.url.path)}", status_code=303)
 
 
 def form_errors(exc: ApiError, field: str) -> dict[str, Any]:

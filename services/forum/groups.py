@@ -30,7 +30,7 @@ from shared.api import ApiRouter, Field, Schema, path_int, query_int, read_json
 from shared.events import GroupMemberAdded, GroupMemberRemoved, write_event
 from shared.ratelimit import rate_key
 from shared.sessions import Session
-from shared.web import ApiError, Runtime, check_csrf, require_viewer, runtime, viewer
+from shared.web import ApiError, Runtime, check_csrf, invalid, require_viewer, runtime, viewer
 
 api = ApiRouter(tag="groups")
 
@@ -118,10 +118,6 @@ class Viewing:
 
 def not_found() -> ApiError:
     return ApiError(404, "not_found", "We could not find that group.")
-
-
-def invalid(field: str, message: str) -> ApiError:
-    return ApiError(422, "invalid", "Some fields need attention.", {field: message})
 
 
 # --- SQL ----------------------------------------------------------------------------------------------

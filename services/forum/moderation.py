@@ -25,7 +25,7 @@ from shared import markdown
 from shared.api import ApiRouter, Field, Schema, path_int, query_int, read_json
 from shared.events import PostFlagged, ReviewResolved, UserSilenced, UserSuspended, UserUpdated, write_event
 from shared.sessions import Session
-from shared.web import ApiError, Runtime, check_csrf, require_viewer, runtime
+from shared.web import ApiError, Runtime, check_csrf, invalid, require_viewer, runtime
 
 api = ApiRouter(tag="moderation")
 
@@ -98,10 +98,6 @@ SANCTION_IN = Schema(
         "reason": Field("string", required=True, min_length=1, max_length=REASON_MAX, description="the member sees it"),
     },
 )
-
-
-def invalid(field: str, message: str) -> ApiError:
-    return ApiError(422, "invalid", "Some fields need attention.", {field: message})
 
 
 # --- flags ---------------------------------------------------------------------------------------------

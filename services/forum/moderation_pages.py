@@ -26,7 +26,7 @@ from starlette.routing import BaseRoute, Route
 from services.forum import accounts, audit, categories, member_controls, moderation, posts, safety, topics
 from services.forum.topic_pages import ago, form_errors, when
 from shared.api import path_int
-from shared.pages import form_data, render
+from shared.pages import form_data, login_redirect, render
 from shared.sessions import Session
 from shared.web import ApiError, Runtime, runtime, viewer
 
@@ -85,10 +85,6 @@ def _text(form: FormData, name: str) -> str:
     return value.replace("\x00", "") if isinstance(value, str) else ""
 
 
-def _login_redirect(request: Request) -> Response:
-    return RedirectResponse(f"/login?next={quote(request.url.path)}", status_code=303)
-
-
 def _status(exc: ApiError) -> int:
     return exc.status if exc.status in (403, 404, 409, 429) else 422
 
@@ -134,7 +130,7 @@ async def flag_page(request: Request) -> Response:
     post_id = path_int(request, "id")
     who = await viewer(request)
     if who is None:
-        return _login_redirect(request)
+        return login_redirect(request)
     rt = runtime(request)
     if request.method == "GET":
         async with rt.pool.acquire() as conn:
@@ -173,7 +169,7 @@ async def appeal_page(request: Request) -> Response:
     post_id = path_int(request, "id")
     who = await viewer(request)
     if who is None:
-        return _login_redirect(request)
+        return login_redirect(request)
     pool = runtime(request).pool
     if request.method == "GET":
         async with pool.acquire() as conn:
@@ -641,7 +637,7 @@ async def controls_page(request: Request) -> Response:
     """Your safety settings: content notes folded or open, and the members you mute or ignore."""
     who = await viewer(request)
     if who is None:
-        return _login_redirect(request)
+        return login_redirect(request)
     pool = runtime(request).pool
     if request.method == "POST":
         submitted = await form_data(request)
@@ -674,7 +670,7 @@ async def mute_page(request: Request) -> Response:
     """Mute or ignore a member, or stop: a choice only you know about."""
     who = await viewer(request)
     if who is None:
-        return _login_redirect(request)
+        return login_redirect(request)
     pool = runtime(request).pool
     async with pool.acquire() as conn:
         target = await _member_by_name(conn, str(request.path_params["username"]))

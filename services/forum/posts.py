@@ -40,7 +40,7 @@ from shared.events import (
     write_event,
 )
 from shared.sessions import Session
-from shared.web import ApiError, check_csrf, require_viewer, runtime, viewer
+from shared.web import ApiError, check_csrf, invalid, require_viewer, runtime, viewer
 
 api = ApiRouter(tag="posts")
 
@@ -98,11 +98,6 @@ REACTION_IN = Schema("ReactionIn", {"kind": Field("string", required=True, enum=
 
 
 # --- input cleaning ------------------------------------------------------------------------
-
-
-def invalid(field: str, message: str) -> ApiError:
-    """The 422 a form or API client gets for one bad field."""
-    return ApiError(422, "invalid", "Some fields need attention.", {field: message})
 
 
 def clean_body(body: str) -> str:

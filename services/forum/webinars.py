@@ -37,7 +37,7 @@ from shared.api import ApiRouter, Field, Schema, path_int, query_int, read_json
 from shared.events import WebinarCancelled, WebinarRegistered, WebinarScheduled, WebinarUpdated, write_event
 from shared.jobs import job_id
 from shared.sessions import Session
-from shared.web import ApiError, check_csrf, require_viewer, runtime, viewer
+from shared.web import ApiError, check_csrf, invalid, require_viewer, runtime, viewer
 
 api = ApiRouter(tag="webinars")
 
@@ -103,10 +103,6 @@ COLUMNS = (
     "(SELECT count(*) FROM forum.webinar_registrations r WHERE r.webinar_id = w.id "
     "AND r.status = 'waiting')::int AS waiting_count"
 )
-
-
-def invalid(field: str, message: str) -> ApiError:
-    return ApiError(422, "invalid", "Some fields need attention.", {field: message})
 
 
 def not_found() -> ApiError:
