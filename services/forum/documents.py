@@ -27,11 +27,13 @@ from pathlib import Path
 from typing import IO, Any
 from urllib.parse import quote
 
+import anyio
 import asyncpg
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from services.forum import accounts, filetypes, groups, posts, visibility
 from services.forum.storage import Storage, StorageError, StorageMissing, StoredFile, storage, storage_for
@@ -979,7 +981,26 @@ async def send_file(request: Request, served: Served, *, disposition: str, csp: 
     if request.method == "HEAD":
         await served.file.aclose()
         return Response(media_type=media_type, headers=headers)
-    return StreamingResponse(served.file.chunks(), media_type=media_type, headers=headers)
+    return FileStreamResponse(served.file, media_type=media_type, headers=headers)
+
+
+class FileStreamResponse(StreamingResponse):
+    """A stored file streamed out, closed when the response ends however it ends.
+
+    When the client goes away before the first chunk, the chunk generator never starts and
+    its own cleanup never runs; closing here keeps the file handle (or storage connection) from leaking.
+    """
+
+    def __init__(self, file: StoredFile, *, media_type: str, headers: dict[str, str]) -> None:
+        super().__init__(file.chunks(), media_type=media_type, headers=headers)
+        self.file = file
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self.file.aclose()
 
 
 async def read_text(served: Served, limit: int = TEXT_PREVIEW_BYTES) -> tuple[str, bool]:

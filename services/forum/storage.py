@@ -87,8 +87,7 @@ class LocalFile:
             await self.aclose()
 
     async def aclose(self) -> None:
-        if not self.handle.closed:
-            await asyncio.to_thread(self.handle.close)
+        self.handle.close()  # a read-only file closes at once; no await, so a cancelled request still closes it
 
 
 @dataclass

@@ -11,9 +11,12 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+import anyio
 import httpx
 import pytest
+from starlette.requests import ClientDisconnect
 
+from services.forum.documents import FileStreamResponse
 from services.forum.storage import (
     EMPTY_SHA256,
     Credentials,
@@ -130,6 +133,50 @@ async def test_local_storage_keeps_reads_and_deletes_files(tmp_path):
     await storage.delete("documents/abc_123-x")  # deleting twice is fine
     with pytest.raises(StorageMissing):
         await storage.open("documents/abc_123-x")
+
+
+async def _stored(tmp_path) -> tuple[LocalStorage, str]:
+    storage = LocalStorage(tmp_path / "uploads")
+    source = tmp_path / "source"
+    source.write_bytes(b"x" * 200_000)
+    await storage.put("documents/gone", source, size=200_000, sha256="-", content_type="text/plain")
+    return storage, "documents/gone"
+
+
+@pytest.mark.parametrize("spec_version", ["2.3", "2.4"])
+async def test_a_file_response_closes_its_file_when_the_client_leaves_before_the_first_chunk(tmp_path, spec_version):
+    """The client goes away before the body starts: the chunk generator never runs, yet the file is closed."""
+    storage, key = await _stored(tmp_path)
+    opened = await storage.open(key)
+    response = FileStreamResponse(opened, media_type="text/plain", headers={})
+    scope = {"type": "http", "asgi": {"spec_version": spec_version}}
+
+    async def receive():
+        return {"type": "http.disconnect"}
+
+    async def send(message):
+        raise OSError("connection reset by peer")
+
+    with pytest.raises((OSError, ClientDisconnect)):
+        await response(scope, receive, send)
+    assert opened.handle.closed
+
+
+async def test_a_file_response_closes_its_file_after_a_whole_stream(tmp_path):
+    storage, key = await _stored(tmp_path)
+    opened = await storage.open(key)
+    response = FileStreamResponse(opened, media_type="text/plain", headers={})
+    sent: list[dict] = []
+
+    async def receive():
+        await anyio.sleep_forever()
+
+    async def send(message):
+        sent.append(message)
+
+    await response({"type": "http", "asgi": {"spec_version": "2.4"}}, receive, send)
+    assert sum(len(m.get("body", b"")) for m in sent) == 200_000
+    assert opened.handle.closed
 
 
 # --- S3-compatible storage, against a stand-in bucket -----------------------------------------------------------------
