@@ -43,9 +43,22 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
         await conn.set_type_codec(type_name, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
+async def _reset_connection(conn: asyncpg.Connection) -> None:
+    """Nothing beyond what asyncpg always does on release (roll back a transaction left open,
+    as by a cancelled request; drop listener callbacks).
+
+    Pool connections carry no session state: advisory locks, LISTEN and session-wide SET are
+    used only on dedicated connections (db.connect), and SET LOCAL ends with its transaction.
+    So asyncpg's default full reset (RESET ALL and friends: a round trip on every release, a
+    tenth of a topic page's time) has nothing to undo.
+    """
+
+
 async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 10) -> asyncpg.Pool:
     """A pool whose connections decode json/jsonb to Python objects."""
-    pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, init=_init_connection)
+    pool = await asyncpg.create_pool(
+        dsn, min_size=min_size, max_size=max_size, init=_init_connection, reset=_reset_connection
+    )
     assert pool is not None
     return pool
 

@@ -201,8 +201,17 @@ LEFT JOIN forum.users ru ON ru.id = rp.author_id
 _SHOWN_SQL = "(p.status NOT IN ('pending', 'rejected') OR $3::boolean OR p.author_id = $2::bigint)"
 
 POST_SQL = f"SELECT {_POST_COLUMNS} {_POST_FROM} WHERE p.id = $1"
+# The viewer's part in each post of a topic page ($2 the viewer, NULL for a visitor): the kinds of
+# reaction they gave, whether they flagged it, whether they appealed about it (their own post).
+VIEWER_POST_COLUMNS = """,
+    ARRAY(SELECT x.kind FROM forum.reactions x WHERE x.post_id = p.id AND x.user_id = $2::bigint ORDER BY x.kind)
+        AS given,
+    EXISTS (SELECT 1 FROM forum.flags f WHERE f.post_id = p.id AND f.user_id = $2::bigint) AS flagged,
+    EXISTS (SELECT 1 FROM forum.reviewables v
+            WHERE v.kind = 'appeal' AND v.post_id = p.id AND v.author_id = $2::bigint) AS appealed
+"""
 TOPIC_POSTS_SQL = f"""
-SELECT {_POST_COLUMNS} {_POST_FROM}
+SELECT {_POST_COLUMNS} {VIEWER_POST_COLUMNS} {_POST_FROM}
 WHERE p.topic_id = $1 AND {_SHOWN_SQL}
 ORDER BY p.post_number
 LIMIT $4 OFFSET $5
@@ -359,18 +368,35 @@ def silenced_message(until: Any, reason: str | None) -> str:
 async def check_can_post(conn: asyncpg.Connection, who: Session) -> asyncpg.Record:
     """The author's row, if they may write: a confirmed email and not silenced."""
     author = await conn.fetchrow(AUTHOR_SQL, who.user_id)
-    if author is None:
-        raise ApiError(401, "unauthorized", "Please log in again.")
-    if not author["verified"]:
-        raise ApiError(
+    refusal = posting_refusal(
+        exists=author is not None,
+        verified=author is not None and author["verified"],
+        silenced=author is not None and author["silenced"],
+        silenced_until=author["silenced_until"] if author else None,
+        silenced_reason=author["silenced_reason"] if author else None,
+    )
+    if refusal is not None:
+        raise refusal
+    assert author is not None
+    return author
+
+
+def posting_refusal(
+    *, exists: bool, verified: bool, silenced: bool, silenced_until: Any, silenced_reason: str | None
+) -> ApiError | None:
+    """Why a member may not write now (None when they may): gone, email not confirmed, or silenced."""
+    if not exists:
+        return ApiError(401, "unauthorized", "Please log in again.")
+    if not verified:
+        return ApiError(
             403,
             "email_not_verified",
             "Please confirm your email address before posting: the link is in the email we sent when "
             "you joined. You can ask for a new one from your account page.",
         )
-    if author["silenced"]:
-        raise ApiError(403, "silenced", silenced_message(author["silenced_until"], author["silenced_reason"]))
-    return author
+    if silenced:
+        return ApiError(403, "silenced", silenced_message(silenced_until, silenced_reason))
+    return None
 
 
 async def render_body(conn: asyncpg.Connection, raw: str) -> markdown.Rendered:

@@ -141,40 +141,17 @@ class Viewing:
     given: dict[int, set[str]] = field(default_factory=dict)  # the reactions they gave, by post
 
 
-# Everything viewing() needs in one round trip: it runs on every topic page. Paired arrays share an ORDER BY.
-VIEWING_SQL = """
-SELECT
-    (SELECT content_notes FROM forum.users WHERE id = $1) AS content_notes,
-    (SELECT coalesce(array_agg(post_id), '{}') FROM forum.reviewables
-     WHERE kind = 'appeal' AND author_id = $1 AND post_id = ANY($2::bigint[])) AS appealed,
-    (SELECT coalesce(array_agg(post_id), '{}') FROM forum.flags
-     WHERE user_id = $1 AND post_id = ANY($2::bigint[])) AS flagged,
-    (SELECT coalesce(array_agg(muted_user_id ORDER BY muted_user_id), '{}') FROM forum.member_mutes
-     WHERE user_id = $1) AS muted,
-    (SELECT coalesce(array_agg(level ORDER BY muted_user_id), '{}') FROM forum.member_mutes
-     WHERE user_id = $1) AS mute_levels,
-    (SELECT coalesce(array_agg(post_id ORDER BY post_id, kind), '{}') FROM forum.reactions
-     WHERE user_id = $1 AND post_id = ANY($2::bigint[])) AS reacted,
-    (SELECT coalesce(array_agg(kind ORDER BY post_id, kind), '{}') FROM forum.reactions
-     WHERE user_id = $1 AND post_id = ANY($2::bigint[])) AS reaction_kinds
-"""
-
-
-async def viewing(conn: asyncpg.Connection, who: Session | None, rows: list[asyncpg.Record]) -> Viewing:
-    """What the viewer chose and did about these posts (as member_controls.levels_for and
-    content_notes, and posts.my_reactions, tell it), in one query."""
+def viewing(who: Session | None, topic: asyncpg.Record, rows: list[asyncpg.Record]) -> Viewing:
+    """What the viewer chose and did about these posts, from what the topic row
+    (topics.VIEWER_COLUMNS) and the post rows (posts.VIEWER_POST_COLUMNS) carry: no query of its own."""
     if who is None:
         return Viewing()
-    found = await conn.fetchrow(VIEWING_SQL, who.user_id, [r["id"] for r in rows])
-    given: dict[int, set[str]] = {}
-    for post_id, kind in zip(found["reacted"], found["reaction_kinds"], strict=True):
-        given.setdefault(post_id, set()).add(kind)
     return Viewing(
-        levels=dict(zip(found["muted"], found["mute_levels"], strict=True)),
-        show_notes=(found["content_notes"] or "collapse") == "show",
-        appealed=frozenset(found["appealed"]),
-        flagged=frozenset(found["flagged"]),
-        given=given,
+        levels=dict(zip(topic["viewer_muted"], topic["viewer_mute_levels"], strict=True)),
+        show_notes=(topic["viewer_content_notes"] or "collapse") == "show",
+        appealed=frozenset(r["id"] for r in rows if r["appealed"]),
+        flagged=frozenset(r["id"] for r in rows if r["flagged"]),
+        given={r["id"]: set(r["given"]) for r in rows if r["given"]},
     )
 
 
@@ -568,19 +545,23 @@ async def _reply_defaults(
     return {"reply_to": None, "body": ""}
 
 
-async def _may_reply(conn: asyncpg.Connection, who: Session | None, topic: dict[str, Any]) -> tuple[str, str]:
-    """Why the reply form is not shown ("" when it is), and what to tell the member."""
+def _may_reply(who: Session | None, topic: dict[str, Any], row: asyncpg.Record) -> tuple[str, str]:
+    """Why the reply form is not shown ("" when it is), and what to tell the member; `row` is the
+    topic as topics.topic_row gave it, with the viewer's standing (as posts.check_can_post reads it)."""
     if who is None:
         return "login", ""
     if topic["closed"] and not who.is_staff:
         return "closed", ""
     if topic["status"] != "visible" and not who.is_staff:
         return "not_open", ""
-    try:
-        await posts.check_can_post(conn, who)
-    except ApiError as exc:
-        return exc.code, exc.message
-    return "", ""
+    refusal = posts.posting_refusal(
+        exists=row["viewer_exists"],
+        verified=row["viewer_verified"],
+        silenced=row["viewer_silenced"],
+        silenced_until=row["viewer_silenced_until"],
+        silenced_reason=row["viewer_silenced_reason"],
+    )
+    return (refusal.code, refusal.message) if refusal is not None else ("", "")
 
 
 async def _topic_context(
@@ -592,7 +573,7 @@ async def _topic_context(
     row: asyncpg.Record | None = None,
 ) -> dict[str, Any]:
     """The topic page's values; `row` is the topic as topics.topic_row gave it, when already fetched."""
-    row, rows, has_next, _ = await topics.topic_page(conn, who, topic_id, page, row, reactions=False)
+    row, rows, has_next, _ = await topics.topic_page(conn, who, topic_id, page, row)
     topic = topic_view(row, who)
     if rows and not has_next:  # the last page: no need to count
         total = (page - 1) * posts.POSTS_PER_PAGE + len(rows)
@@ -601,9 +582,9 @@ async def _topic_context(
     last_page = max(1, (total - 1) // posts.POSTS_PER_PAGE + 1)
     if page > last_page:
         raise ApiError(404, "not_found", "This topic does not have that many pages.")
-    seen = await viewing(conn, who, rows)
+    seen = viewing(who, row, rows)
     csrf = csrf_token(request, who)
-    cannot_reply, blocked_message = await _may_reply(conn, who, topic)
+    cannot_reply, blocked_message = _may_reply(who, topic, row)
     notice = request.query_params.get("notice") if who is not None else None
     form = await _reply_defaults(conn, who, topic_id, request)
     form.setdefault("anonymous", topic["anonymous"] and topic["own"])

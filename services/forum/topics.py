@@ -32,7 +32,6 @@ from services.forum.posts import (
     clean_note,
     create_post,
     invalid,
-    my_reactions,
     post_json,
     readable_topic,
     render_body,
@@ -131,7 +130,10 @@ def parse_topic_query(request: Request, *, category_id: int | None = None) -> To
     return TopicQuery(category_id=category_id, kind=kind, sort=sort, page=query_int(request, "page", 1))
 
 
-_TOPIC_SELECT = """
+def _topic_select(since: str, viewer_columns: str = "", viewer_join: str = "") -> str:
+    """A topic with its author, category and the viewer's read state ($3 the viewer's id); `since` is
+    what "new" is measured from."""
+    return f"""
 SELECT t.id, t.title, t.slug, t.category_id, t.kind, t.author_id, u.username, u.display_name,
        t.created_at, t.last_posted_at, t.posts_count, t.highest_post_number, t.pinned, t.closed, t.content_note,
        t.reactions_count, c.name AS category_name, c.slug AS category_slug, c.colour AS category_colour, c.group_ids,
@@ -141,12 +143,16 @@ SELECT t.id, t.title, t.slug, t.category_id, t.kind, t.author_id, u.username, u.
            SELECT count(*) FROM forum.posts p
            WHERE p.topic_id = t.id AND p.status = 'visible' AND p.post_number > r.last_read_post_number
        ) END AS unread,
-       (r.last_read_post_number IS NULL AND $4::timestamptz IS NOT NULL AND t.created_at > $4) AS is_new
+       (r.last_read_post_number IS NULL AND {since} IS NOT NULL AND t.created_at > {since}) AS is_new{viewer_columns}
 FROM forum.topics t
 JOIN forum.categories c ON c.id = t.category_id
 JOIN forum.users u ON u.id = t.author_id
 LEFT JOIN forum.topic_reads r ON r.topic_id = t.id AND r.user_id = $3::bigint
+{viewer_join}
 """
+
+
+_TOPIC_SELECT = _topic_select("$4::timestamptz")
 _ORDER = {
     "latest": "t.pinned DESC, t.last_posted_at DESC, t.id DESC",
     "top": "t.pinned DESC, t.reactions_count DESC, t.posts_count DESC, t.last_posted_at DESC, t.id DESC",
@@ -166,11 +172,25 @@ TOPIC_SQL = (
     + "AND (t.status = 'visible' OR $2::boolean OR t.author_id = $3::bigint) AND "
     + visibility.READABLE_SQL.format(groups="$1", staff="$2")
 )
-# One topic with the viewer's last visit looked up in the same statement ($4 is the topic id):
-# a round trip fewer on every topic page and topic JSON.
-_SINCE_SQL = "(SELECT coalesce(previous_visit_at, created_at) FROM forum.users WHERE id = $3::bigint)"
+# One topic ($4 its id) with, in the same statement, what the topic page needs to know about the viewer
+# (NULL or empty for a visitor): their last visit (what "new" is measured from), whether they may
+# post (as posts.check_can_post decides), their content-note choice and the members they mute or
+# ignore. A topic page is two statements: this and its posts.
+VIEWER_COLUMNS = """,
+       me.id IS NOT NULL AS viewer_exists, me.email_verified_at IS NOT NULL AS viewer_verified,
+       coalesce(me.silenced_until > now(), false) AS viewer_silenced,
+       me.silenced_until AS viewer_silenced_until, me.silenced_reason AS viewer_silenced_reason,
+       me.content_notes AS viewer_content_notes,
+       ARRAY(SELECT m.muted_user_id FROM forum.member_mutes m WHERE m.user_id = $3::bigint
+             ORDER BY m.muted_user_id) AS viewer_muted,
+       ARRAY(SELECT m.level FROM forum.member_mutes m WHERE m.user_id = $3::bigint
+             ORDER BY m.muted_user_id) AS viewer_mute_levels"""
 TOPIC_ROW_SQL = (
-    _TOPIC_SELECT.replace("$4::timestamptz", _SINCE_SQL).replace("t.created_at > $4", f"t.created_at > {_SINCE_SQL}")
+    _topic_select(
+        "coalesce(me.previous_visit_at, me.created_at)",
+        VIEWER_COLUMNS,
+        "LEFT JOIN forum.users me ON me.id = $3::bigint",
+    )
     + "WHERE t.id = $4 AND t.deleted_at IS NULL "
     + "AND (t.status = 'visible' OR $2::boolean OR t.author_id = $3::bigint) AND "
     + visibility.READABLE_SQL.format(groups="$1", staff="$2")
@@ -212,7 +232,8 @@ async def list_topics(
 
 
 async def topic_row(conn: asyncpg.Connection, who: Session | None, topic_id: int) -> asyncpg.Record:
-    """A topic with its author, category and the viewer's read state; 404 when missing or not readable."""
+    """A topic with its author, category, the viewer's read state and VIEWER_COLUMNS; 404 when missing
+    or not readable."""
     groups, staff = visibility.sql_params(who)
     row = await conn.fetchrow(TOPIC_ROW_SQL, groups, staff, who.user_id if who else None, topic_id)
     if row is None or not visibility.can_read(who, row["group_ids"]):
@@ -406,14 +427,13 @@ async def topic_page(
     topic_id: int,
     page: int,
     row: asyncpg.Record | None = None,
-    *,
-    reactions: bool = True,
 ) -> tuple[asyncpg.Record, list[asyncpg.Record], bool, dict[int, set[str]]]:
-    """A topic (`row` when already fetched by topic_row), one page of its posts, whether more follow,
-    and the viewer's reactions (unless `reactions` is false: the caller fetches them); marks them read."""
+    """A topic (`row` when already fetched by topic_row), one page of its posts (with the viewer's
+    part in each: posts.VIEWER_POST_COLUMNS), whether more follow, and the viewer's reactions by post;
+    marks them read."""
     row = row if row is not None else await topic_row(conn, who, topic_id)
     posts, has_next = await topic_posts(conn, who, topic_id, page)
-    given = await my_reactions(conn, who, [p["id"] for p in posts]) if reactions else {}
+    given = {p["id"]: set(p["given"]) for p in posts if p["given"]}
     if who is not None and posts:
         await mark_read_past(conn, who.user_id, row, posts[-1]["post_number"])
     return row, posts, has_next, given
