@@ -13,13 +13,14 @@ without JavaScript; shared/static/js/tica.js only adds small enhancements.
 from __future__ import annotations
 
 import difflib
+import operator
 import re
 import secrets
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import quote, urlencode
 
 import asyncpg
@@ -94,8 +95,9 @@ def author_of(row: asyncpg.Record, who: Session | None) -> dict[str, Any]:
     return person(row["author_id"], row["username"], row["display_name"])
 
 
-def when(moment: datetime) -> dict[str, str]:
-    return {"iso": moment.isoformat(), "text": ago(moment), "title": f"{moment:%d %B %Y, %H:%M} UTC"}
+def when(moment: datetime, text: str | None = None) -> dict[str, str]:
+    """A moment for a <time> element; `text` is ago(moment) when already worked out."""
+    return {"iso": moment.isoformat(), "text": text or ago(moment), "title": f"{moment:%d %B %Y, %H:%M} UTC"}
 
 
 def topic_view(row: asyncpg.Record, who: Session | None) -> dict[str, Any]:
@@ -169,8 +171,7 @@ def shown(value: Any) -> Any:
     return value
 
 
-@dataclass(frozen=True)
-class PostFacts:
+class PostFacts(NamedTuple):
     """Everything about the viewer that changes how one post shows: their role towards it, what they
     chose (mutes, content notes) and did (flags, appeals, reactions). With the post's own fields and the
     topic, it is all a post's markup depends on, so it keys the fragment cache (no viewer's state can
@@ -186,7 +187,7 @@ class PostFacts:
     notes_open: bool
     flagged: bool
     appealed: bool
-    given: frozenset[str]  # the reactions they gave
+    given: tuple[str, ...]  # the kinds of reaction they gave, in order
 
 
 def post_facts(row: asyncpg.Record, who: Session | None, seen: Viewing) -> PostFacts:
@@ -194,18 +195,18 @@ def post_facts(row: asyncpg.Record, who: Session | None, seen: Viewing) -> PostF
     own = who is not None and who.user_id == row["author_id"]
     post_id = row["id"]
     return PostFacts(
-        signed_in=who is not None,
-        own=own,
-        staff=who is not None and who.is_staff,
-        hidden=posts.text_hidden(row, who),
-        can_edit=posts.can_edit(row, who),
-        moderation_reason=posts.moderation_note(row, who),
+        who is not None,
+        own,
+        who is not None and who.is_staff,
+        posts.text_hidden(row, who),
+        posts.can_edit(row, who),
+        posts.moderation_note(row, who),
         # A pseudonymous post is never folded for its author being ignored: that would say who wrote it.
-        ignored=not own and not row["anonymous"] and seen.levels.get(row["author_id"]) == "ignored",
-        notes_open=seen.show_notes,
-        flagged=post_id in seen.flagged,
-        appealed=post_id in seen.appealed,
-        given=frozenset(seen.given.get(post_id, ())),
+        not own and not row["anonymous"] and seen.levels.get(row["author_id"]) == "ignored",
+        seen.show_notes,
+        post_id in seen.flagged,
+        post_id in seen.appealed,
+        tuple(sorted(seen.given.get(post_id, ()))),
     )
 
 
@@ -228,6 +229,8 @@ POST_FIELDS = (
     "reply_to_username",
     "reply_to_anonymous",
 )
+_POST_VALUES = operator.itemgetter(*POST_FIELDS)
+_REACTIONS_AT = POST_FIELDS.index("reactions")
 
 
 def post_view(post: dict[str, Any], facts: PostFacts, topic_url: str, created: dict[str, str]) -> dict[str, Any]:
@@ -339,27 +342,32 @@ def post_fragment(
     facts: PostFacts,
     topic: dict[str, Any],
     replies_open: bool,
-    csrf: str,
+    csrf_html: str,
 ) -> Markup:
-    """One post's markup (topics/_post.html) for a viewer with these facts, from the cache when it can."""
-    post = {name: row[name] for name in POST_FIELDS}
-    created = when(post["created_at"])
+    """One post's markup (topics/_post.html) for a viewer with these facts, from the cache when it can;
+    `csrf_html` is the viewer's CSRF token, escaped."""
+    values = _POST_VALUES(row)  # POST_FIELDS in order; reactions (a dict) keyed as sorted pairs
+    reactions = values[_REACTIONS_AT]
+    created_text = ago(row["created_at"])
     key = (
-        tuple((name, tuple(sorted(value.items())) if name == "reactions" else value) for name, value in post.items()),
+        values[:_REACTIONS_AT],
+        tuple(sorted(reactions.items())),
+        values[_REACTIONS_AT + 1 :],
         facts,
         topic["id"],
         topic["url"],
         replies_open,
-        created["text"],
+        created_text,
     )
     cache = fragment_cache(request)
     parts = cache.get(key)  # the markup split where the viewer's CSRF token goes
     if parts is None:
+        post = dict(zip(POST_FIELDS, values, strict=True))
         env: jinja2.Environment = request.app.state.templates
         parts = (
             env.get_template("topics/_post.html")
             .render(
-                post=shown(post_view(post, facts, topic["url"], created)),
+                post=shown(post_view(post, facts, topic["url"], when(post["created_at"], created_text))),
                 topic=Shown(id=topic["id"]),
                 cannot_reply=not replies_open,
                 csrf_token=CSRF_SLOT,
@@ -367,7 +375,7 @@ def post_fragment(
             .split(CSRF_SLOT)
         )
         cache.put(key, parts)
-    return Markup(str(escape(csrf)).join(parts))  # noqa: S704 - rendered with autoescape
+    return Markup(csrf_html.join(parts))  # noqa: S704 - rendered with autoescape, the token escaped
 
 
 def form_errors(exc: ApiError, default_field: str) -> dict[str, Any]:
@@ -583,14 +591,16 @@ async def _topic_context(
     if page > last_page:
         raise ApiError(404, "not_found", "This topic does not have that many pages.")
     seen = viewing(who, row, rows)
-    csrf = csrf_token(request, who)
+    csrf_html = str(escape(csrf_token(request, who)))
     cannot_reply, blocked_message = _may_reply(who, topic, row)
     notice = request.query_params.get("notice") if who is not None else None
     form = await _reply_defaults(conn, who, topic_id, request)
     form.setdefault("anonymous", topic["anonymous"] and topic["own"])
     return {
         "topic": topic,
-        "posts": [post_fragment(request, r, post_facts(r, who, seen), topic, not cannot_reply, csrf) for r in rows],
+        "posts": [
+            post_fragment(request, r, post_facts(r, who, seen), topic, not cannot_reply, csrf_html) for r in rows
+        ],
         "page": page,
         "page_links": page_items(topic["url"], page, last_page) if last_page > 1 else [],
         "previous_url": f"{topic['url']}?page={page - 1}" if page > 1 else None,
