@@ -114,14 +114,36 @@ async def wait_ready(url: str, timeout_s: float = 30) -> None:
 
 
 def run_wrk(
-    url: str, *, duration_s: int, connections: int, headers: dict[str, str], script: str | None = None
+    url: str,
+    *,
+    duration_s: int,
+    connections: int,
+    headers: dict[str, str],
+    script: str | None = None,
+    warmup_s: int = 0,
 ) -> dict[str, float]:
-    args = ["wrk", f"-t{min(2, connections)}", f"-c{connections}", f"-d{duration_s}s", "--latency", "--timeout", "5s"]
+    """wrk's figures for one URL; a warm-up run first, not measured (the workers' pools fill, their
+    templates compile and their statements are prepared), so the figures are the steady state."""
+    options = ["--timeout", "5s"]
     for name, value in headers.items():
-        args += ["-H", f"{name}: {value}"]
+        options += ["-H", f"{name}: {value}"]
     if script:
-        args += ["-s", script]
-    out = subprocess.run([*args, url], capture_output=True, text=True, timeout=duration_s + 30, check=True).stdout
+        options += ["-s", script]
+    threads = f"-t{min(2, connections)}"
+    if warmup_s:
+        subprocess.run(
+            ["wrk", threads, f"-c{connections}", f"-d{warmup_s}s", *options, url],
+            capture_output=True,
+            timeout=warmup_s + 30,
+            check=True,
+        )
+    out = subprocess.run(
+        ["wrk", threads, f"-c{connections}", f"-d{duration_s}s", "--latency", *options, url],
+        capture_output=True,
+        text=True,
+        timeout=duration_s + 30,
+        check=True,
+    ).stdout
     return parse_wrk(out)
 
 
@@ -202,6 +224,7 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=int, default=15, help="seconds per wrk run")
     parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--warmup", type=int, default=3, help="unmeasured seconds of load before each page run")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("bench/forum.py needs wrk: apt-get install wrk")
@@ -218,7 +241,7 @@ async def main() -> None:
     processes: list[subprocess.Popen[bytes]] = []
     try:
         await apply_migrations(settings)
-        _, session_id, _, token = await seed(settings)
+        _, session_id, csrf, token = await seed(settings)
         port, baseline_port = free_port(), free_port()
         env = {
             **os.environ,
@@ -261,22 +284,14 @@ async def main() -> None:
             await wait_ready(base + "/readyz")
             topic_id, topic_url = await make_topic(base, token)
             await wait_ready(f"{baseline}/baseline/topics/{topic_id}")
-            cookie = {"Cookie": f"tica_session={session_id}"}
+            # The cookies a signed-in browser sends: its session, and the CSRF cookie the first page set.
+            cookie = {"Cookie": f"tica_session={session_id}; tica_csrf={csrf}"}
+            page = {"duration_s": args.duration, "connections": args.connections, "warmup_s": args.warmup}
             runs = {
-                "topic page HTML, logged in": run_wrk(
-                    base + topic_url, duration_s=args.duration, connections=args.connections, headers=cookie
-                ),
-                "topic JSON, logged in": run_wrk(
-                    f"{base}/api/topics/{topic_id}",
-                    duration_s=args.duration,
-                    connections=args.connections,
-                    headers=cookie,
-                ),
+                "topic page HTML, logged in": run_wrk(base + topic_url, headers=cookie, **page),
+                "topic JSON, logged in": run_wrk(f"{base}/api/topics/{topic_id}", headers=cookie, **page),
                 "baseline: Starlette + asyncpg, same rows": run_wrk(
-                    f"{baseline}/baseline/topics/{topic_id}",
-                    duration_s=args.duration,
-                    connections=args.connections,
-                    headers={},
+                    f"{baseline}/baseline/topics/{topic_id}", headers={}, **page
                 ),
                 "post creation (durable 201s)": run_wrk(
                     f"{base}/api/topics/{topic_id}/posts",

@@ -107,6 +107,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
             port=args.port or ready.port,
             workers=args.workers,
             log_config=None,
+            access_log=False,  # shared.web.RequestContext writes one (JSON, with the request id)
             proxy_headers=True,
             lifespan="on",
             ws_per_message_deflate=False,

@@ -42,8 +42,15 @@ async def run_all(settings: Settings, *, host: str = "127.0.0.1") -> None:
     await demo.seed(settings)
     app = AllInOne(settings)
     # No permessage-deflate: live messages are tiny, and compression costs ~40 KiB a websocket.
+    # No uvicorn access log: shared.web.RequestContext writes one (JSON, with the request id).
     config = uvicorn.Config(
-        app, host=host, port=settings.port, log_config=None, lifespan="on", ws_per_message_deflate=False
+        app,
+        host=host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+        ws_per_message_deflate=False,
     )
     server = uvicorn.Server(config)
     worker = create_worker(settings)

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import secrets
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -45,16 +46,48 @@ def assets_dir() -> Path:
     return Path.cwd() / "node_modules"
 
 
+class CompactLoader(jinja2.BaseLoader):
+    """Another loader's page templates without the indentation at the start of their lines.
+
+    Indentation keeps templates readable, but sent on every page it was a quarter of a topic page's
+    bytes. Whitespace inside <pre> and <textarea> comes from values, never from template text, so
+    nothing shown changes.
+    """
+
+    INDENT = re.compile(r"\n[ \t]+")
+
+    def __init__(self, inner: jinja2.BaseLoader) -> None:
+        self.inner = inner
+
+    def get_source(self, environment: jinja2.Environment, template: str) -> tuple[str, str | None, Any]:
+        source, filename, uptodate = self.inner.get_source(environment, template)
+        return self.INDENT.sub("\n", source), filename, uptodate
+
+    def list_templates(self) -> list[str]:
+        return self.inner.list_templates()
+
+
+class Environment(jinja2.Environment):
+    """Jinja2's environment, with each template's globals a plain dict rather than a ChainMap over the
+    environment's: every `{% from ... import %}` compares the two key sets, and a ChainMap made that a
+    slow Python loop on each render. Our globals are all set before the first template loads."""
+
+    def make_globals(self, d: MutableMapping[str, Any] | None) -> MutableMapping[str, Any]:
+        return {**self.globals, **(d or {})}
+
+
 def environment(*template_dirs: Path) -> jinja2.Environment:
     """A Jinja2 environment: the service's templates, then the shared ones, then NHS.UK's."""
-    loader = jinja2.ChoiceLoader(
-        [
-            jinja2.FileSystemLoader([*(str(d) for d in template_dirs), str(SHARED_TEMPLATES)]),
-            jinja2.PackageLoader("nhsuk_frontend_jinja"),
-        ]
+    loader = CompactLoader(
+        jinja2.ChoiceLoader(
+            [
+                jinja2.FileSystemLoader([*(str(d) for d in template_dirs), str(SHARED_TEMPLATES)]),
+                jinja2.PackageLoader("nhsuk_frontend_jinja"),
+            ]
+        )
     )
     # auto_reload off: templates ship with the code; checking their files at every render costs time.
-    env = jinja2.Environment(
+    env = Environment(
         loader=loader,
         autoescape=True,
         undefined=jinja2.ChainableUndefined,

@@ -122,10 +122,11 @@ def create_app(settings: Settings, *, background: bool = True) -> Starlette:
         settings=settings,
         schema=SCHEMA,
         migrations_dir=MIGRATIONS_DIR,
+        # Starlette tries routes in order: the most visited pages first (no other route shares their paths).
         routes=[
+            *topic_pages.routes,
             *api_lib.routes(ROUTERS),
             *account_pages.routes,
-            *topic_pages.routes,
             *group_pages.routes,
             *directory.routes,
             *document_pages.routes,

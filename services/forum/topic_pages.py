@@ -343,9 +343,9 @@ def post_fragment(
     topic: dict[str, Any],
     replies_open: bool,
     csrf_html: str,
-) -> Markup:
-    """One post's markup (topics/_post.html) for a viewer with these facts, from the cache when it can;
-    `csrf_html` is the viewer's CSRF token, escaped."""
+) -> str:
+    """One post's markup (topics/_post.html, rendered with autoescape) for a viewer with these facts,
+    from the cache when it can; `csrf_html` is the viewer's CSRF token, escaped."""
     values = _POST_VALUES(row)  # POST_FIELDS in order; reactions (a dict) keyed as sorted pairs
     reactions = values[_REACTIONS_AT]
     created_text = ago(row["created_at"])
@@ -375,7 +375,7 @@ def post_fragment(
             .split(CSRF_SLOT)
         )
         cache.put(key, parts)
-    return Markup(csrf_html.join(parts))  # noqa: S704 - rendered with autoescape, the token escaped
+    return csrf_html.join(parts)
 
 
 def form_errors(exc: ApiError, default_field: str) -> dict[str, Any]:
@@ -598,9 +598,12 @@ async def _topic_context(
     form.setdefault("anonymous", topic["anonymous"] and topic["own"])
     return {
         "topic": topic,
-        "posts": [
-            post_fragment(request, r, post_facts(r, who, seen), topic, not cannot_reply, csrf_html) for r in rows
-        ],
+        # The posts' markup as one piece: autoescaped fragments and an escaped token.
+        "posts_html": Markup(  # noqa: S704
+            "\n".join(
+                post_fragment(request, r, post_facts(r, who, seen), topic, not cannot_reply, csrf_html) for r in rows
+            )
+        ),
         "page": page,
         "page_links": page_items(topic["url"], page, last_page) if last_page > 1 else [],
         "previous_url": f"{topic['url']}?page={page - 1}" if page > 1 else None,
