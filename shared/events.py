@@ -71,7 +71,9 @@ class Event:
             _REGISTRY[cls.type] = cls
 
     def to_data(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        # Shallow: event fields are plain values, lists and dicts (dataclasses.asdict's deep copy
+        # was a noticeable share of writing a post).
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
 
     @classmethod
     def from_data(cls, data: dict[str, Any]) -> Event:
@@ -543,7 +545,15 @@ class Envelope:
         return cls(new_event_id(), event.type, event.version, occurred_at, actor_id, event.to_data())
 
     def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), separators=(",", ":"))
+        fields = {
+            "id": self.id,
+            "type": self.type,
+            "version": self.version,
+            "occurred_at": self.occurred_at,
+            "actor_id": self.actor_id,
+            "data": self.data,
+        }
+        return json.dumps(fields, separators=(",", ":"))
 
     @classmethod
     def from_json(cls, raw: str | bytes) -> Envelope:
@@ -569,15 +579,15 @@ async def write_event(
 ) -> Envelope:
     """Record an event in the outbox, in the caller's transaction; published after commit."""
     envelope = Envelope.wrap(event, actor_id=actor_id)
+    # One statement: the row, and a NOTIFY to wake the relay (delivered at commit only, and not at all
+    # after a rollback). ::text first: a pool's jsonb codec would otherwise encode the JSON text again.
     await conn.execute(
-        # ::text first: a pool's jsonb codec would otherwise encode the JSON text again, as a string.
-        f"INSERT INTO {outbox} (event_id, type, payload) VALUES ($1, $2, $3::text::jsonb)",
+        f"WITH written AS (INSERT INTO {outbox} (event_id, type, payload) VALUES ($1, $2, $3::text::jsonb) "
+        f"RETURNING 1) SELECT pg_notify('{NOTIFY_CHANNEL}', '') FROM written",
         envelope.id,
         envelope.type,
         envelope.to_json(),
     )
-    # NOTIFY is delivered at commit only, and not at all after a rollback.
-    await conn.execute(f"SELECT pg_notify('{NOTIFY_CHANNEL}', '')")
     return envelope
 
 

@@ -423,7 +423,7 @@ async def _write_topic(
     conn: asyncpg.Connection, people: dict[str, Session], category_ids: dict[str, int], demo: DemoTopic
 ) -> int:
     author = people[demo.author]
-    topic, first = await topics.start_topic(
+    topic, (first, _) = await topics.start_topic(
         conn,
         author,
         {
@@ -443,7 +443,7 @@ async def _write_topic(
             quoted = by_number[reply.quote]
             opener = f'[quote="{quoted["username"]}, post:{quoted["id"]}, topic:{topic["id"]}"]'
             body = f"{opener}\n{reply.quote_text}\n[/quote]\n\n{body}"
-        post = await topics.reply(
+        post, _ = await topics.reply(
             conn,
             people[reply.author],
             topic["id"],

@@ -303,15 +303,16 @@ class Phrase:
 async def safeguarding_phrases(conn: asyncpg.Connection) -> list[Phrase]:
     """Built-in phrases (on or switched off) and admins' own, built-in first."""
     rows = await conn.fetch("SELECT phrase, active FROM forum.safeguarding_phrases ORDER BY lower(phrase)")
-    changes = {row["phrase"].lower(): row["active"] for row in rows}
+    return phrase_list([(row["phrase"], row["active"]) for row in rows])
+
+
+def phrase_list(stored: list[tuple[str, bool]]) -> list[Phrase]:
+    """safeguarding_phrases from the table's (phrase, active) rows, in order."""
+    changes = {phrase.lower(): active for phrase, active in stored}
     builtin = [Phrase(p, True, changes.get(p.lower(), True)) for p in DEFAULT_CRISIS_PHRASES]
     known = {p.lower() for p in DEFAULT_CRISIS_PHRASES}
-    added = [Phrase(row["phrase"], False, True) for row in rows if row["phrase"].lower() not in known and row["active"]]
+    added = [Phrase(phrase, False, True) for phrase, active in stored if phrase.lower() not in known and active]
     return builtin + added
-
-
-async def active_crisis_phrases(conn: asyncpg.Connection) -> list[str]:
-    return [p.phrase for p in await safeguarding_phrases(conn) if p.active]
 
 
 async def set_safeguarding_phrase(conn: asyncpg.Connection, who: Session, phrase: str, *, active: bool) -> Phrase:
@@ -366,19 +367,29 @@ class Screening:
     crisis: list[str] = field(default_factory=list)
 
 
+# Both lists screen() needs, in one round trip (paired arrays share an ORDER BY; lower(phrase) is unique).
+SCREEN_LISTS_SQL = """
+SELECT ARRAY(SELECT word FROM forum.watched_words ORDER BY id) AS words,
+       ARRAY(SELECT action FROM forum.watched_words ORDER BY id) AS actions,
+       ARRAY(SELECT phrase FROM forum.safeguarding_phrases ORDER BY lower(phrase)) AS phrases,
+       ARRAY(SELECT active FROM forum.safeguarding_phrases ORDER BY lower(phrase)) AS phrases_active
+"""
+
+
 async def screen(conn: asyncpg.Connection, text: str) -> Screening:
     """Check a text (title and body) against the watched words and safeguarding phrases."""
-    words = await conn.fetch("SELECT word, action FROM forum.watched_words ORDER BY id")
+    lists = await conn.fetchrow(SCREEN_LISTS_SQL)
     by_action: dict[str, list[str]] = {action: [] for action in WORD_ACTIONS}
-    for row in words:
-        by_action[row["action"]].append(row["word"])
+    for word, action in zip(lists["words"], lists["actions"], strict=True):
+        by_action[action].append(word)
     found = {action: Matcher.of(listed).find(text) for action, listed in by_action.items() if action != "censor"}
+    phrases = phrase_list(list(zip(lists["phrases"], lists["phrases_active"], strict=True)))
     return Screening(
         blocked=found["block"],
         approval=found["require_approval"],
         censored=Matcher.of(by_action["censor"]),
         flagged=found["flag"],
-        crisis=Matcher.of(await active_crisis_phrases(conn)).find(text),
+        crisis=Matcher.of([p.phrase for p in phrases if p.active]).find(text),
     )
 
 
@@ -633,16 +644,6 @@ async def _automatic_flag(
         ),
         actor_id=None,
     )
-
-
-async def offered_support(conn: asyncpg.Connection, post_id: int) -> bool:
-    """Whether a post matched a safeguarding phrase (its author is shown the support panel)."""
-    found: bool = await conn.fetchval(
-        "SELECT EXISTS (SELECT 1 FROM forum.reviewables WHERE post_id = $1 AND kind = 'safeguarding' "
-        "AND status = 'pending')",
-        post_id,
-    )
-    return found
 
 
 # --- endpoints -----------------------------------------------------------------------------------

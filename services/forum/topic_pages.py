@@ -655,12 +655,11 @@ async def _post_location(
     return f"{topics.topic_url(topic.id, topic.slug)}{'?' + query if query else ''}#post-{post['post_number']}"
 
 
-async def _notice(conn: asyncpg.Connection, post: asyncpg.Record) -> str | None:
+def _notice(written: topics.Written) -> str | None:
     """What the topic page tells the author after posting: support offered, waiting for review, or both."""
-    support = await safety.offered_support(conn, post["id"])
-    if post["status"] == "pending":
-        return "held" if support else "pending"
-    return "support" if support else None
+    if written.post["status"] == "pending":
+        return "held" if written.support else "pending"
+    return "support" if written.support else None
 
 
 def _anonymous_choice(form: FormData) -> bool | None:
@@ -697,9 +696,9 @@ async def reply_submit(request: Request) -> Response:
     try:
         clean = topics.REPLY_IN.validate(data)
         async with rt.pool.acquire() as conn, conn.transaction():
-            post = await topics.reply(conn, who, topic_id, clean, safety.PostingRules.of(rt))
+            written = await topics.reply(conn, who, topic_id, clean, safety.PostingRules.of(rt))
             topic = await posts.readable_topic(conn, who, topic_id)
-            location = await _post_location(conn, who, post, topic, await _notice(conn, post))
+            location = await _post_location(conn, who, written.post, topic, _notice(written))
     except ApiError as exc:
         if exc.status not in (409, 422, 429):
             raise
@@ -792,8 +791,8 @@ async def new_topic_page(request: Request) -> Response:
     try:
         clean = topics.TOPIC_IN.validate(data)
         async with rt.pool.acquire() as conn, conn.transaction():
-            row, post = await topics.start_topic(conn, who, clean, safety.PostingRules.of(rt))
-            notice = await _notice(conn, post)
+            row, written = await topics.start_topic(conn, who, clean, safety.PostingRules.of(rt))
+            notice = _notice(written)
     except ApiError as exc:
         if exc.status == 404:  # a category that is not (or no longer) there
             exc = ApiError(422, "invalid", exc.message, {"category_id": "must be one of the categories listed"})

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import asyncpg
 from starlette.requests import Request
@@ -321,10 +321,18 @@ def check_anonymous(allowed: bool, wanted: bool | None) -> bool:
     return bool(wanted)
 
 
+class Written(NamedTuple):
+    """A new post as written: its row, and whether it matched a safeguarding phrase (its author is
+    then shown the support panel)."""
+
+    post: asyncpg.Record
+    support: bool
+
+
 async def start_topic(
     conn: asyncpg.Connection, who: Session, data: dict[str, Any], rules: safety.PostingRules | None = None
-) -> tuple[asyncpg.Record, asyncpg.Record]:
-    """Check and start a topic (TOPIC_IN data) with its first post; returns (topic row, post row).
+) -> tuple[asyncpg.Record, Written]:
+    """Check and start a topic (TOPIC_IN data) with its first post; returns the topic row and the post.
 
     With `rules` (every request does) the safety checks run: a blocked word is 422, too many
     posts 429, and a post held for review leaves both topic and post pending, with no events
@@ -359,8 +367,8 @@ async def start_topic(
     )
     if status == "visible":
         await write_topic_created(conn, topic.id)
-    post = await _write_post(conn, topic, author, raw, note, review, rendered, anonymous=anonymous)
-    return await topic_row(conn, who, topic.id), post
+    written = await _write_post(conn, topic, author, raw, note, review, rendered, anonymous=anonymous)
+    return await topic_row(conn, who, topic.id), written
 
 
 async def _write_post(
@@ -374,7 +382,7 @@ async def _write_post(
     *,
     anonymous: bool,
     reply_to: asyncpg.Record | None = None,
-) -> asyncpg.Record:
+) -> Written:
     post = await create_post(
         conn,
         topic=topic,
@@ -389,7 +397,7 @@ async def _write_post(
         read_by=author["id"],  # the author has read their own post: in the same statement
     )
     await safety.open_reviews_for_new_post(conn, post, review, category_id=topic.category_id)
-    return post
+    return Written(post, bool(review.crisis))
 
 
 async def reply(
@@ -398,8 +406,8 @@ async def reply(
     topic_id: int,
     data: dict[str, Any],
     rules: safety.PostingRules | None = None,
-) -> asyncpg.Record:
-    """Check and write a reply (REPLY_IN data) in a topic; returns the post row (pending when held for review)."""
+) -> Written:
+    """Check and write a reply (REPLY_IN data) in a topic; returns the post (pending when held for review)."""
     topic = await readable_topic(conn, who, topic_id)
     if topic.closed and not who.is_staff:
         raise ApiError(403, "topic_closed", "This topic is closed, so it no longer takes replies.")
@@ -417,8 +425,7 @@ async def reply(
     reply_to = await check_reply_to(conn, topic, data.get("reply_to"))
     rendered = await render_body(conn, raw)
     review = await safety.review_new_post(conn, who, author, text=rendered.text, rules=rules, topic=False)
-    post = await _write_post(conn, topic, author, raw, note, review, rendered, anonymous=anonymous, reply_to=reply_to)
-    return post
+    return await _write_post(conn, topic, author, raw, note, review, rendered, anonymous=anonymous, reply_to=reply_to)
 
 
 async def topic_page(
@@ -523,12 +530,11 @@ async def list_topics_endpoint(request: Request) -> Response:
     return JSONResponse({"items": [topic_json(row, who) for row in rows], "next": query.page + 1 if has_next else None})
 
 
-async def written_json(
-    conn: asyncpg.Connection, who: Session, post: asyncpg.Record, shape: dict[str, Any]
-) -> tuple[dict[str, Any], int]:
+def written_json(written: Written, shape: dict[str, Any]) -> tuple[dict[str, Any], int]:
     """The answer to a new topic or reply: 201 with it, or 202 `pending_review`; `support` when offered."""
     body = dict(shape)
-    if await safety.offered_support(conn, post["id"]):
+    post = written.post
+    if written.support:
         body["support"] = safety.support_panel(held=post["status"] == "pending")
     if post["status"] == "pending":
         return {**body, "status": "pending_review", "message": PENDING_MESSAGE}, 202
@@ -552,10 +558,8 @@ async def create_topic_endpoint(request: Request) -> Response:
     data = await read_json(request, TOPIC_IN)
     rt = runtime(request)
     async with rt.pool.acquire() as conn, conn.transaction():
-        topic, post = await start_topic(conn, who, data, safety.PostingRules.of(rt))
-        body, status = await written_json(
-            conn, who, post, {**topic_json(topic, who), "first_post": post_json(post, who)}
-        )
+        topic, written = await start_topic(conn, who, data, safety.PostingRules.of(rt))
+        body, status = written_json(written, {**topic_json(topic, who), "first_post": post_json(written.post, who)})
     return JSONResponse(body, status_code=status)
 
 
@@ -594,8 +598,8 @@ async def reply_endpoint(request: Request) -> Response:
     data = await read_json(request, REPLY_IN)
     rt = runtime(request)
     async with rt.pool.acquire() as conn, conn.transaction():
-        post = await reply(conn, who, topic_id, data, safety.PostingRules.of(rt))
-        body, status = await written_json(conn, who, post, post_json(post, who))
+        written = await reply(conn, who, topic_id, data, safety.PostingRules.of(rt))
+        body, status = written_json(written, post_json(written.post, who))
     return JSONResponse(body, status_code=status)
 
 
