@@ -21,6 +21,7 @@ from services.notify import app as notify
 from services.search import app as search
 from shared import db, embedded, logs
 from shared.settings import Settings, SettingsError
+from shared.web import settle_gc
 
 SERVICES = {"forum": forum, "notify": notify, "search": search}
 
@@ -88,6 +89,8 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> None:
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
     import uvicorn
 
+    from services import workers
+
     with servers(settings) as ready:
         if args.migrate:
             asyncio.run(apply_migrations(ready))
@@ -100,18 +103,28 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
                 "TICA_SERVICE": args.service,
             }
         )
-        uvicorn.run(
-            "services.cli:service_app_from_env",
-            factory=True,
-            host=args.host,
-            port=args.port or ready.port,
-            workers=args.workers,
-            log_config=None,
-            access_log=False,  # shared.web.RequestContext writes one (JSON, with the request id)
-            proxy_headers=True,
-            lifespan="on",
-            ws_per_message_deflate=False,
-        )  # live messages are tiny: compression costs ~40 KiB a socket
+        options: dict[str, Any] = {
+            "factory": True,
+            "host": args.host,
+            "port": args.port or ready.port,
+            "workers": args.workers,
+            "log_config": None,
+            "access_log": False,  # shared.web.RequestContext writes one (JSON, with the request id)
+            "proxy_headers": True,
+            "lifespan": "on",
+            "ws_per_message_deflate": False,  # live messages are tiny: compression costs ~40 KiB a socket
+        }
+        if args.workers > 1 and workers.reuse_port_supported():
+            # A socket per worker, so the kernel spreads connections evenly (services/workers.py).
+            supervisor = workers.ReusePortWorkers(uvicorn.Config("services.cli:service_app_from_env", **options))
+            try:
+                supervisor.run()
+            except OSError as exc:  # the port is taken, or the address is not this machine's
+                raise CommandError(f"cannot listen on {args.host}:{options['port']}: {exc.strerror}") from None
+            except KeyboardInterrupt:
+                pass
+        else:
+            uvicorn.run("services.cli:service_app_from_env", **options)
 
 
 def service_app_from_env() -> Any:
@@ -124,6 +137,7 @@ def service_app_from_env() -> Any:
     app = SERVICES[name].create_app(settings)
     if name == "forum":  # the proxy routes /api/openapi.json to forum; the document covers all three
         app.router.routes.insert(0, openapi.route)
+    settle_gc()
     return app
 
 

@@ -18,6 +18,7 @@ from services.cli import apply_migrations
 from services.forum import demo
 from services.notify.worker import create_worker
 from shared.settings import Settings
+from shared.web import settle_gc
 
 log = logging.getLogger("tica.run")
 
@@ -41,6 +42,7 @@ async def run_all(settings: Settings, *, host: str = "127.0.0.1") -> None:
     await apply_migrations(settings)
     await demo.seed(settings)
     app = AllInOne(settings)
+    settle_gc()
     # No permessage-deflate: live messages are tiny, and compression costs ~40 KiB a websocket.
     # No uvicorn access log: shared.web.RequestContext writes one (JSON, with the request id).
     config = uvicorn.Config(

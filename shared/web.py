@@ -6,6 +6,7 @@ headers, the request body limit, and who the viewer is.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import re
 import secrets
@@ -119,6 +120,19 @@ class Runtime:
     redis: aioredis.Redis
     sessions: SessionStore
     extras: dict[str, Any] = field(default_factory=dict)
+
+
+def settle_gc() -> None:
+    """Tune the garbage collector for a serving process, once its app is built.
+
+    Everything alive now (modules, the app) lives as long as the process: frozen, the collector
+    never scans it again. Collections are rarer (gen0 every 7,000 allocations instead of 700): a
+    request allocates thousands of short-lived objects, and the full collections had paused a
+    busy worker for 20-30 ms several times a minute.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(7000, 10, 10)
 
 
 @asynccontextmanager
