@@ -463,7 +463,7 @@ async def _topic_list_context(
     rows, has_next = await topics.list_topics(conn, who, query)
     views = [topic_view(row, who) for row in rows]
     return {
-        "topics": views,
+        "topics": shown(views),  # attributes, as the templates read them (see Shown)
         "new_count": sum(1 for t in views if t["new"]),
         "topic_query": query,  # not "query": the layout's search box shows that
         "kinds": [
@@ -597,7 +597,7 @@ async def _topic_context(
     form = await _reply_defaults(conn, who, topic_id, request)
     form.setdefault("anonymous", topic["anonymous"] and topic["own"])
     return {
-        "topic": topic,
+        "topic": shown(topic),  # attributes, as the template reads them (see Shown)
         # The posts' markup as one piece: autoescaped fragments and an escaped token.
         "posts_html": Markup(  # noqa: S704
             "\n".join(
@@ -611,7 +611,7 @@ async def _topic_context(
         "last_page": last_page,
         "cannot_reply": cannot_reply,
         "blocked_message": blocked_message,
-        "form": form,
+        "form": shown(form),
         "notice": notice if notice in NOTICES else None,
         "support": safety.support_panel(held=notice == "held") if notice in ("support", "held") else None,
         "staff": who is not None and who.is_staff,
