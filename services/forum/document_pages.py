@@ -108,7 +108,7 @@ def comment_view(row: asyncpg.Record, who: Session | None, given: set[str]) -> d
             {
                 "kind": kind,
                 "label": posts.REACTION_LABELS[kind],
-                "emoji": posts.REACTION_EMOJI[kind],
+                "emoji": posts.REACTION_EMOJI_HTML[kind],
                 "count": int(counts.get(kind, 0)),
                 "given": kind in given,
             }

@@ -243,7 +243,7 @@ def post_view(post: dict[str, Any], facts: PostFacts, topic_url: str, created: d
         {
             "kind": kind,
             "label": posts.REACTION_LABELS[kind],
-            "emoji": posts.REACTION_EMOJI[kind],
+            "emoji": posts.REACTION_EMOJI_HTML[kind],
             "count": int(counts.get(kind, 0)),
             "given": kind in facts.given,
         }
