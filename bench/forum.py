@@ -82,6 +82,18 @@ POST_SCRIPT = textwrap.dedent("""
     end
     setup = function(thread) thread:set("id", math.random(1, 1000000)) end
 """)
+# The same replies spread over several topics (their ids filled in), as a community's posting is.
+SPREAD_SCRIPT = textwrap.dedent("""
+    local topics = {%s}
+    counter = 0
+    request = function()
+      counter = counter + 1
+      local body = '{"body": "Benchmark reply number ' .. counter .. ' from thread ' .. tostring(id) .. '."}'
+      return wrk.format("POST", "/api/topics/" .. topics[math.random(#topics)] .. "/posts", nil, body)
+    end
+    setup = function(thread) thread:set("id", math.random(1, 1000000)) end
+""")
+SPREAD_TOPICS = 16
 
 
 def free_port() -> int:
@@ -206,6 +218,19 @@ async def make_topic(base: str, token: str) -> tuple[int, str]:
         return topic["id"], topic["url"]
 
 
+async def make_topics(base: str, token: str, count: int) -> list[int]:
+    """More topics, one post each, for the spread post-creation run."""
+    async with httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=30) as http:
+        category = (await http.get("/api/categories")).json()["items"][0]["id"]
+        ids = []
+        for n in range(count):
+            body = {"category_id": category, "title": f"Spread topic number {n + 1}", "body": "An opening post."}
+            response = await http.post("/api/topics", json=body)
+            response.raise_for_status()
+            ids.append(response.json()["id"])
+        return ids
+
+
 def start(cmd: list[str], env: dict[str, str], log: Path | None = None) -> subprocess.Popen[bytes]:
     output = log.open("wb") if log else subprocess.DEVNULL
     return subprocess.Popen(cmd, env=env, stdout=output, stderr=output, start_new_session=True)
@@ -283,6 +308,8 @@ async def main() -> None:
             base, baseline = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{baseline_port}"
             await wait_ready(base + "/readyz")
             topic_id, topic_url = await make_topic(base, token)
+            spread = await make_topics(base, token, SPREAD_TOPICS)
+            Path(folder, "spread.lua").write_text(SPREAD_SCRIPT % ", ".join(map(str, spread)))
             await wait_ready(f"{baseline}/baseline/topics/{topic_id}")
             # The cookies a signed-in browser sends: its session, and the CSRF cookie the first page set.
             cookie = {"Cookie": f"tica_session={session_id}; tica_csrf={csrf}"}
@@ -293,12 +320,19 @@ async def main() -> None:
                 "baseline: Starlette + asyncpg, same rows": run_wrk(
                     f"{baseline}/baseline/topics/{topic_id}", headers={}, **page
                 ),
-                "post creation (durable 201s)": run_wrk(
+                "post creation, one topic (durable 201s)": run_wrk(
                     f"{base}/api/topics/{topic_id}/posts",
                     duration_s=args.duration,
                     connections=16,
                     headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
                     script=str(Path(folder, "post.lua")),
+                ),
+                f"post creation, {SPREAD_TOPICS} topics (durable 201s)": run_wrk(
+                    base,
+                    duration_s=args.duration,
+                    connections=16,
+                    headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+                    script=str(Path(folder, "spread.lua")),
                 ),
             }
         print(f"\nforum benchmark, {os.cpu_count()} cores, {args.duration} s per run, wrk -c{args.connections}")
