@@ -237,13 +237,13 @@ VARIABLES: tuple[Variable, ...] = (
         5,
         "topics a new member may start per day",
     ),
-    Variable("TICA_FLAGS_PER_DAY", "flags_per_day", _positive_int, 30, "posts a member may flag per day"),
+    Variable("TICA_FLAGS_PER_DAY", "flags_per_day", _positive_int, 30, "posts and comments a member may flag per day"),
     Variable(
         "TICA_NEW_MEMBER_FLAGS_PER_DAY",
         "new_member_flags_per_day",
         _positive_int,
         10,
-        "posts a new member may flag per day",
+        "posts and comments a new member may flag per day",
     ),
 )
 

@@ -35,7 +35,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from services.forum import accounts, filetypes, groups, posts, visibility
+from services.forum import accounts, filetypes, groups, posts, safety, visibility
 from services.forum.storage import Storage, StorageError, StorageMissing, StoredFile, storage, storage_for
 from shared import markdown
 from shared.api import ApiRouter, Field, Schema, path_int, query_int, read_json
@@ -1276,10 +1276,12 @@ async def flag_comment(
     note: str | None,
     *,
     hide_score: int | None = None,
+    rules: safety.PostingRules | None = None,
 ) -> None:
     """Flag a comment for the moderators' review queue; 409 when the viewer already flagged it.
 
     The flags (not safeguarding ones) reaching hide_score hide the comment until a moderator looks.
+    With `rules` (every request) the flag counts against the daily allowance posts' flags share.
     """
     from services.forum import comment_moderation  # imported here: it builds on this module
 
@@ -1289,6 +1291,8 @@ async def flag_comment(
         raise invalid(
             {"note": "is needed when the reason is \u201csomething else\u201d: say what a moderator should know"}
         )
+    if rules is not None:
+        await safety.enforce_flag_limit(conn, who, rules)
     await comment_moderation.flag(conn, who, comment_id, reason, text, hide_score=hide_score)
 
 
@@ -1654,9 +1658,17 @@ async def flag_comment_endpoint(request: Request) -> Response:
     """Flag a comment for the moderators (off_topic, inappropriate, spam, safeguarding, other)."""
     who = await _writer(request)
     data = await read_json(request, FLAG_IN)
-    async with runtime(request).pool.acquire() as conn, conn.transaction():
-        hide_score = runtime(request).settings.flag_hide_score
-        await flag_comment(conn, who, path_int(request, "id"), data["reason"], data.get("note"), hide_score=hide_score)
+    rt = runtime(request)
+    async with rt.pool.acquire() as conn, conn.transaction():
+        await flag_comment(
+            conn,
+            who,
+            path_int(request, "id"),
+            data["reason"],
+            data.get("note"),
+            hide_score=rt.settings.flag_hide_score,
+            rules=safety.PostingRules.of(rt),
+        )
     return JSONResponse({"status": "flagged"}, status_code=201)
 
 

@@ -139,10 +139,7 @@ async def flag_post(
     """
     reason, note = data["reason"], (data.get("note") or "").strip() or None
     await check_flag(conn, who, post_id, reason, note)
-    if not who.is_staff:
-        author = await conn.fetchrow("SELECT created_at FROM forum.users WHERE id = $1", who.user_id)
-        new_member = safety.is_new_member(rules.settings, author["created_at"])
-        await safety.enforce_limits(rules, who.user_id, [safety.flag_limit(rules.settings, new_member=new_member)])
+    await safety.enforce_flag_limit(conn, who, rules)
     post = await posts.lock_post(conn, post_id)
     topic = await posts.readable_topic(conn, who, post["topic_id"])
     weight = flag_weight(who)

@@ -474,7 +474,7 @@ def flag_limit(settings: Settings, *, new_member: bool) -> Limit:
         "flags-day",
         per_day,
         DAY_S,
-        f"You have flagged {per_day} posts today, which is the most we allow in a day. Thank you for "
+        f"You have flagged {per_day} posts or comments today, which is the most we allow in a day. Thank you for "
         "looking out for the community. You can flag again in {wait}. If someone is at risk now, "
         "please use the \u201cGet support\u201d page.",
     )
@@ -488,6 +488,17 @@ def _in_words(seconds: int) -> str:
         return f"{minutes} minute{'s' if minutes != 1 else ''}"
     hours = -(-seconds // 3600)
     return f"{hours} hour{'s' if hours != 1 else ''}"
+
+
+async def enforce_flag_limit(conn: asyncpg.Connection, who: Session, rules: PostingRules) -> None:
+    """Count one flag (on a post or a document comment: one daily allowance for both) against the
+    flagger's limit, stricter for new members; staff are not limited. 429 when it is reached."""
+    if who.is_staff:
+        return
+    joined = await conn.fetchval("SELECT created_at FROM forum.users WHERE id = $1", who.user_id)
+    await enforce_limits(
+        rules, who.user_id, [flag_limit(rules.settings, new_member=is_new_member(rules.settings, joined))]
+    )
 
 
 async def enforce_limits(rules: PostingRules, user_id: int, limits: Sequence[Limit]) -> None:

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from library_helpers import make_folder, outbox, shared_document
-from moderation_helpers import audit_actions, settings_changed
+from moderation_helpers import audit_actions, new_category, new_topic, settings_changed
+from moderation_helpers import flag as flag_post
 
 SECRET = "Here is my unkind comment about someone"
 
@@ -168,3 +169,21 @@ async def test_flag_errors(admin, member_factory):
     fresh = await member_factory()
     needs_note = await fresh.client.post(f"/api/document-comments/{c.comment['id']}/flags", json={"reason": "other"})
     assert needs_note.status_code == 422 and "note" in needs_note.json()["error"]["fields"]
+
+
+async def test_flags_on_posts_and_comments_share_one_daily_allowance(app, admin, moderator, member_factory):
+    """A member's flags per day count posts and comments together; the one past it is 429, kindly
+    worded, with Retry-After; staff are not limited."""
+    c = await commented(admin, member_factory)
+    second = await c.author.client.post(f"/api/documents/{c.document['id']}/comments", json={"body": "Another one"})
+    category = await new_category(admin)
+    topic = await new_topic(c.author, category["id"], "A topic with a post to flag")
+    bea = await member_factory("bea")
+    with settings_changed(app, new_member_flags_per_day=2, flags_per_day=2):
+        assert (await flag(bea, c.comment["id"])).status_code == 201
+        assert (await flag_post(bea, topic["first_post"]["id"])).status_code == 201
+        refused = await flag(bea, second.json()["id"])
+        assert (await flag(moderator, second.json()["id"])).status_code == 201
+    assert refused.status_code == 429 and refused.headers["retry-after"]
+    message = refused.json()["error"]["message"]
+    assert "flagged 2 posts or comments today" in message and "Get support" in message
