@@ -134,26 +134,20 @@ def topic_view(row: asyncpg.Record, who: Session | None) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Viewing:
-    """The viewer's choices and history that change how each post on a page is shown."""
+    """The viewer's choices that change how each post on a page is shown (what they did about each
+    post, its flags, appeals and reactions, comes on the post rows: posts.VIEWER_POST_COLUMNS)."""
 
     levels: dict[int, str] = field(default_factory=dict)  # members they mute or ignore
     show_notes: bool = False  # content notes open rather than folded
-    appealed: frozenset[int] = frozenset()  # their posts they already appealed about
-    flagged: frozenset[int] = frozenset()  # posts they flagged
-    given: dict[int, set[str]] = field(default_factory=dict)  # the reactions they gave, by post
 
 
-def viewing(who: Session | None, topic: asyncpg.Record, rows: list[asyncpg.Record]) -> Viewing:
-    """What the viewer chose and did about these posts, from what the topic row
-    (topics.VIEWER_COLUMNS) and the post rows (posts.VIEWER_POST_COLUMNS) carry: no query of its own."""
+def viewing(who: Session | None, topic: asyncpg.Record) -> Viewing:
+    """The viewer's choices, from what the topic row carries (topics.VIEWER_COLUMNS): no query of its own."""
     if who is None:
         return Viewing()
     return Viewing(
         levels=dict(zip(topic["viewer_muted"], topic["viewer_mute_levels"], strict=True)),
         show_notes=(topic["viewer_content_notes"] or "collapse") == "show",
-        appealed=frozenset(r["id"] for r in rows if r["appealed"]),
-        flagged=frozenset(r["id"] for r in rows if r["flagged"]),
-        given={r["id"]: set(r["given"]) for r in rows if r["given"]},
     )
 
 
@@ -193,7 +187,6 @@ class PostFacts(NamedTuple):
 def post_facts(row: asyncpg.Record, who: Session | None, seen: Viewing) -> PostFacts:
     """The viewer-specific inputs of one post's markup."""
     own = who is not None and who.user_id == row["author_id"]
-    post_id = row["id"]
     return PostFacts(
         who is not None,
         own,
@@ -204,9 +197,9 @@ def post_facts(row: asyncpg.Record, who: Session | None, seen: Viewing) -> PostF
         # A pseudonymous post is never folded for its author being ignored: that would say who wrote it.
         not own and not row["anonymous"] and seen.levels.get(row["author_id"]) == "ignored",
         seen.show_notes,
-        post_id in seen.flagged,
-        post_id in seen.appealed,
-        tuple(sorted(seen.given.get(post_id, ()))),
+        row["flagged"],
+        row["appealed"],
+        tuple(row["given"]),  # in order of kind (the statement sorts them)
     )
 
 
@@ -581,7 +574,7 @@ async def _topic_context(
     row: asyncpg.Record | None = None,
 ) -> dict[str, Any]:
     """The topic page's values; `row` is the topic as topics.topic_row gave it, when already fetched."""
-    row, rows, has_next, _ = await topics.topic_page(conn, who, topic_id, page, row)
+    row, rows, has_next = await topics.topic_page(conn, who, topic_id, page, row)
     topic = topic_view(row, who)
     if rows and not has_next:  # the last page: no need to count
         total = (page - 1) * posts.POSTS_PER_PAGE + len(rows)
@@ -590,7 +583,7 @@ async def _topic_context(
     last_page = max(1, (total - 1) // posts.POSTS_PER_PAGE + 1)
     if page > last_page:
         raise ApiError(404, "not_found", "This topic does not have that many pages.")
-    seen = viewing(who, row, rows)
+    seen = viewing(who, row)
     csrf_html = str(escape(csrf_token(request, who)))
     cannot_reply, blocked_message = _may_reply(who, topic, row)
     notice = request.query_params.get("notice") if who is not None else None

@@ -434,16 +434,15 @@ async def topic_page(
     topic_id: int,
     page: int,
     row: asyncpg.Record | None = None,
-) -> tuple[asyncpg.Record, list[asyncpg.Record], bool, dict[int, set[str]]]:
+) -> tuple[asyncpg.Record, list[asyncpg.Record], bool]:
     """A topic (`row` when already fetched by topic_row), one page of its posts (with the viewer's
-    part in each: posts.VIEWER_POST_COLUMNS), whether more follow, and the viewer's reactions by post;
+    part in each, their reactions among it: posts.VIEWER_POST_COLUMNS) and whether more follow;
     marks them read."""
     row = row if row is not None else await topic_row(conn, who, topic_id)
     posts, has_next = await topic_posts(conn, who, topic_id, page)
-    given = {p["id"]: set(p["given"]) for p in posts if p["given"]}
     if who is not None and posts:
         await mark_read_past(conn, who.user_id, row, posts[-1]["post_number"])
-    return row, posts, has_next, given
+    return row, posts, has_next
 
 
 # --- moderators: close, pin, move ---------------------------------------------------------------------
@@ -570,11 +569,11 @@ async def get_topic_endpoint(request: Request) -> Response:
     who = await viewer(request)
     page = query_int(request, "page", 1)
     async with runtime(request).pool.acquire() as conn:
-        row, posts, has_next, given = await topic_page(conn, who, topic_id, page)
+        row, posts, has_next = await topic_page(conn, who, topic_id, page)
     return JSONResponse(
         {
             **topic_json(row, who),
-            "posts": [post_json(p, who, given.get(p["id"], ())) for p in posts],
+            "posts": [post_json(p, who, p["given"]) for p in posts],
             "next": page + 1 if has_next else None,
         }
     )
