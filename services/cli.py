@@ -90,6 +90,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
     import uvicorn
 
     from services import workers
+    from services.runner import SERVER_OPTIONS
 
     with servers(settings) as ready:
         if args.migrate:
@@ -104,15 +105,12 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
             }
         )
         options: dict[str, Any] = {
+            **SERVER_OPTIONS,
             "factory": True,
             "host": args.host,
             "port": args.port or ready.port,
             "workers": args.workers,
-            "log_config": None,
-            "access_log": False,  # shared.web.RequestContext writes one (JSON, with the request id)
             "proxy_headers": True,
-            "lifespan": "on",
-            "ws_per_message_deflate": False,  # live messages are tiny: compression costs ~40 KiB a socket
         }
         if args.workers > 1 and workers.reuse_port_supported():
             # A socket per worker, so the kernel spreads connections evenly (services/workers.py).

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from typing import Any
 
 import uvicorn
 
@@ -36,6 +37,17 @@ def banner(settings: Settings, host: str) -> str:
     return "\n".join(lines)
 
 
+# How tica runs uvicorn, for `tica run` and `tica serve` alike. No uvicorn access log: shared.web.RequestContext
+# writes one (JSON, with the request id). No permessage-deflate: live messages are tiny, and
+# compression costs ~40 KiB a websocket.
+SERVER_OPTIONS: dict[str, Any] = {
+    "log_config": None,
+    "access_log": False,
+    "lifespan": "on",
+    "ws_per_message_deflate": False,
+}
+
+
 async def run_all(settings: Settings, *, host: str = "127.0.0.1") -> None:
     """Serve everything until interrupted."""
     settings = settings.replace(dev_mail=settings.smtp_url is None)
@@ -43,17 +55,7 @@ async def run_all(settings: Settings, *, host: str = "127.0.0.1") -> None:
     await demo.seed(settings)
     app = AllInOne(settings)
     settle_gc()
-    # No permessage-deflate: live messages are tiny, and compression costs ~40 KiB a websocket.
-    # No uvicorn access log: shared.web.RequestContext writes one (JSON, with the request id).
-    config = uvicorn.Config(
-        app,
-        host=host,
-        port=settings.port,
-        log_config=None,
-        access_log=False,
-        lifespan="on",
-        ws_per_message_deflate=False,
-    )
+    config = uvicorn.Config(app, host=host, port=settings.port, **SERVER_OPTIONS)
     server = uvicorn.Server(config)
     worker = create_worker(settings)
     worker_task = asyncio.create_task(worker.main(), name="arq-worker")
