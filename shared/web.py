@@ -225,6 +225,13 @@ async def require_viewer(request: Request) -> Session:
     return session
 
 
+async def require_writer(request: Request) -> Session:
+    """The viewer of a write: signed in, and with the CSRF token when the session cookie is used."""
+    session = await require_viewer(request)
+    check_csrf(request, session)
+    return session
+
+
 def check_csrf(request: Request, session: Session) -> None:
     """Cookie-authenticated writes must echo the CSRF token; API tokens need not."""
     if session.via_token:

@@ -14,27 +14,21 @@ from redis.exceptions import RedisError
 from starlette.applications import Starlette
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from services.forum import (
-    account_pages,
-    accounts,
-    audit,
-    categories,
-    directory,
-    document_pages,
-    documents,
-    export,
-    group_pages,
-    groups,
-    member_controls,
-    moderation,
-    moderation_pages,
-    posts,
-    safety,
-    topic_pages,
-    topics,
-    webinar_pages,
-    webinars,
-)
+from services.forum import export
+from services.forum.accounts import accounts
+from services.forum.accounts import controls as member_controls
+from services.forum.accounts import pages as account_pages
+from services.forum.directory import directory
+from services.forum.groups import groups
+from services.forum.groups import pages as group_pages
+from services.forum.library import documents
+from services.forum.library import pages as document_pages
+from services.forum.moderation import audit, moderation, safety
+from services.forum.moderation import pages as moderation_pages
+from services.forum.topics import categories, posts, topics
+from services.forum.topics import pages as topic_pages
+from services.forum.webinars import pages as webinar_pages
+from services.forum.webinars import webinars
 from shared import api as api_lib
 from shared import pages
 from shared.events import Relay, stream_name

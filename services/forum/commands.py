@@ -59,7 +59,7 @@ async def create_user(
     settings: Settings, *, username: str, email: str, password: str, role: str, display_name: str | None
 ) -> int:
     """Create a verified account; ValueError (one line) for anything the rules refuse."""
-    from services.forum import accounts, passwords
+    from services.forum.accounts import accounts, passwords
     from shared import db
     from shared.web import ApiError
 

@@ -13,7 +13,9 @@ from typing import Any
 
 import asyncpg
 
-from services.forum import accounts, categories, documents, passwords, posts, topics
+from services.forum.accounts import accounts, passwords
+from services.forum.library import documents
+from services.forum.topics import categories, posts, topics
 from shared import db
 from shared.sessions import Session
 from shared.settings import Settings

@@ -5,7 +5,7 @@ Internal: only tica's own services may call it (shared/service_auth.py); it is l
 the OpenAPI document under the tag "internal". Pages are cursors over ids
 (`?after=<last id>&limit=`), so a reader that runs while people post never skips or
 repeats a row. Each row carries its audience, decided by the one visibility rule
-(visibility.py), so every consumer applies the same rule the forum does. Posts waiting
+(access.py), so every consumer applies the same rule the forum does. Posts waiting
 for review or turned down are not exported (they were never published), nor are topics
 whose first post is; deleted posts come without text. A pseudonymous topic or post comes
 with the forum's "Anonymous member" as its author, never the member who wrote it. Comments
@@ -20,7 +20,9 @@ import asyncpg
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from services.forum import documents, posts, visibility
+from services.forum import access
+from services.forum.library import documents
+from services.forum.topics import posts
 from shared.api import ApiRouter, query_int
 from shared.service_auth import require_service
 from shared.web import runtime
@@ -82,7 +84,7 @@ def category_out(row: asyncpg.Record) -> dict[str, Any]:
         "id": row["id"],
         "slug": row["slug"],
         "name": row["name"],
-        "audience": visibility.audience(row["group_ids"]),
+        "audience": access.groups_audience(row["group_ids"]),
     }
 
 
@@ -96,7 +98,7 @@ def topic_out(row: asyncpg.Record) -> dict[str, Any]:
         "author": _author(row),
         "anonymous": row["anonymous"],
         "status": row["status"],
-        "audience": visibility.audience(row["group_ids"]),
+        "audience": access.groups_audience(row["group_ids"]),
         "content_note": row["content_note"],
         "created_at": row["created_at"].isoformat(),
     }
@@ -115,7 +117,7 @@ def post_out(row: asyncpg.Record) -> dict[str, Any]:
         "text": row["text"],
         "content_note": row["content_note"],
         "status": row["status"],
-        "audience": visibility.audience(row["group_ids"]),
+        "audience": access.groups_audience(row["group_ids"]),
         "created_at": row["created_at"].isoformat(),
     }
 

@@ -9,7 +9,7 @@ import struct
 import zipfile
 import zlib
 
-from services.forum.documents import tiny_pdf
+from services.forum.library.documents import tiny_pdf
 
 # --- sample files ---------------------------------------------------------------------------------------------
 

@@ -17,7 +17,7 @@ from test_accounts import (  # noqa: F401 (quick_hashing is an autouse fixture)
 )
 from xss_corpus import PAYLOADS, assert_inert
 
-from services.forum.account_pages import paragraphs, safe_next
+from services.forum.accounts.pages import paragraphs, safe_next
 from shared.sessions import CSRF_COOKIE, SESSION_COOKIE
 
 # --- helpers --------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ import pytest
 from argon2 import PasswordHasher
 from xss_corpus import PAYLOADS
 
-from services.forum import accounts, passwords
+from services.forum.accounts import accounts, passwords
 from services.notify.mail import dev_mailbox_key
 from services.notify.worker import create_worker
 from shared.events import Envelope

@@ -10,7 +10,7 @@ from moderation_helpers import (
 )
 from xss_corpus import PAYLOADS, assert_inert
 
-from services.forum import audit
+from services.forum.moderation import audit
 
 
 async def write_entry(pool, actor_id, action="user.silence", target_type="user", target_id=1, reason="why"):

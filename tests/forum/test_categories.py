@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.forum.categories import slugify
+from services.forum.topics.categories import slugify
 
 pytestmark = pytest.mark.usefixtures("numbered_groups")  # private categories name groups 1-10
 

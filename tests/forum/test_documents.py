@@ -25,8 +25,8 @@ from library_helpers import (
 )
 from xss_corpus import PAYLOADS, assert_inert
 
-from services.forum import documents
-from services.forum.storage import LocalStorage
+from services.forum.library import documents
+from services.forum.library.storage import LocalStorage
 
 MiB = 1024 * 1024
 

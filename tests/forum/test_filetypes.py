@@ -16,8 +16,8 @@ from library_helpers import (
     png_bytes,
 )
 
-from services.forum import filetypes
-from services.forum.filetypes import UnsupportedFile, clean_filename, detect, identify, name_for
+from services.forum.library import filetypes
+from services.forum.library.filetypes import UnsupportedFile, clean_filename, detect, identify, name_for
 
 
 def write(tmp_path, content: bytes):

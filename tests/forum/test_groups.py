@@ -8,7 +8,8 @@ import re
 from argon2 import PasswordHasher
 from library_helpers import deliver_mail, make_group, outbox
 
-from services.forum import groups, passwords
+from services.forum.accounts import passwords
+from services.forum.groups import groups
 from shared.sessions import SessionStore
 
 

@@ -17,7 +17,7 @@ from moderation_helpers import (
     settings_changed,
 )
 
-from services.forum import moderation
+from services.forum.moderation import moderation
 
 # --- flags -----------------------------------------------------------------------------------
 

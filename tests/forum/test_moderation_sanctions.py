@@ -13,7 +13,7 @@ from moderation_helpers import (
     reply,
 )
 
-from services.forum import passwords
+from services.forum.accounts import passwords
 from shared.sessions import SessionStore
 
 SOON = (datetime.now(UTC) + timedelta(days=3)).isoformat()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.forum import passwords
+from services.forum.accounts import passwords
 
 
 async def test_hash_is_argon2id_and_verifies():

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from services.forum.topic_pages import CSRF_SLOT
+from services.forum.topics.pages import CSRF_SLOT
 
 pytestmark = pytest.mark.usefixtures("numbered_groups")
 

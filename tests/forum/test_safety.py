@@ -14,7 +14,7 @@ from moderation_helpers import (
     settings_changed,
 )
 
-from services.forum import safety
+from services.forum.moderation import safety
 
 # --- matching ---------------------------------------------------------------------------------
 

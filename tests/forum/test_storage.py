@@ -16,8 +16,8 @@ import httpx
 import pytest
 from starlette.requests import ClientDisconnect
 
-from services.forum.documents import FileStreamResponse
-from services.forum.storage import (
+from services.forum.library.documents import FileStreamResponse
+from services.forum.library.storage import (
     EMPTY_SHA256,
     Credentials,
     LocalStorage,

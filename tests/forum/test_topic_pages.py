@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from services.forum.topic_pages import ago, diff_html, page_items
+from services.forum.topics.pages import ago, diff_html, page_items
 
 pytestmark = pytest.mark.usefixtures("numbered_groups")  # private categories name groups 1-10
 

@@ -15,7 +15,7 @@ from arq.connections import ArqRedis
 from arq.constants import job_key_prefix
 from xss_corpus import PAYLOADS, assert_inert
 
-from services.forum import webinars
+from services.forum.webinars import webinars
 from shared.jobs import job_id, open_queue
 
 JOIN = "https://meet.example.org/secret-room-42"

@@ -13,8 +13,8 @@ import asyncpg
 import httpx
 import redis.asyncio as aioredis
 
-from services.forum import visibility
-from services.forum.documents import tiny_pdf
+from services.forum import access
+from services.forum.library.documents import tiny_pdf
 from services.search import indexer
 from shared.events import (
     CategoryCreated,
@@ -75,7 +75,9 @@ class Forum:
             )
             await self._write(
                 conn,
-                CategoryCreated(category_id=category_id, slug=slug, name=name, audience=visibility.audience(group_ids)),
+                CategoryCreated(
+                    category_id=category_id, slug=slug, name=name, audience=access.groups_audience(group_ids)
+                ),
             )
         self.groups[category_id] = list(group_ids)
         return int(category_id)
@@ -90,7 +92,10 @@ class Forum:
             await self._write(
                 conn,
                 CategoryUpdated(
-                    category_id=category_id, slug=row["slug"], name=row["name"], audience=visibility.audience(group_ids)
+                    category_id=category_id,
+                    slug=row["slug"],
+                    name=row["name"],
+                    audience=access.groups_audience(group_ids),
                 ),
             )
         self.groups[category_id] = list(group_ids)
@@ -131,7 +136,7 @@ class Forum:
                     kind="discussion",
                     author_id=author_id,
                     author_username=await self._author(conn, author_id),
-                    audience=visibility.audience(self.groups.get(category_id, [])),
+                    audience=access.groups_audience(self.groups.get(category_id, [])),
                     content_note=content_note,
                     created_at=created_at.isoformat(),
                 ),
@@ -187,7 +192,7 @@ class Forum:
                 author_username=await self._author(conn, author_id),
                 text=body,
                 content_note=content_note,
-                audience=visibility.audience(self.groups.get(topic["category_id"], [])),
+                audience=access.groups_audience(self.groups.get(topic["category_id"], [])),
                 reply_to_post_id=None,
                 reply_to_user_id=None,
                 mentioned_user_ids=[],
@@ -224,7 +229,7 @@ class Forum:
                     author_username=p["username"],
                     text=body,
                     content_note=p["content_note"],
-                    audience=visibility.audience(self.groups.get(p["category_id"], [])),
+                    audience=access.groups_audience(self.groups.get(p["category_id"], [])),
                     revision=revision,
                 ),
             )
@@ -266,7 +271,7 @@ class Forum:
                     slug=t["slug"],
                     kind=t["kind"],
                     author_id=t["author_id"],
-                    audience=visibility.audience(self.groups.get(category_id, [])),
+                    audience=access.groups_audience(self.groups.get(category_id, [])),
                     content_note=t["content_note"],
                     pinned=t["pinned"],
                     closed=t["closed"],

@@ -15,7 +15,7 @@ import pytest_asyncio
 from search_helpers import Forum, api_ok, comment, found, new_folder, new_group, pipeline, share, unique
 
 from services import cli
-from services.forum import visibility
+from services.forum import access
 from services.search import reindex
 from shared import db
 from shared.service_auth import service_headers, service_token
@@ -51,7 +51,7 @@ async def truth(pool: asyncpg.Pool) -> dict[tuple[str, int], tuple[str, str, lis
         "UNION ALL SELECT 'topic', t.id, 'visible', '', c.group_ids FROM forum.topics t "
         "JOIN forum.categories c ON c.id = t.category_id"
     )
-    return {(r["kind"], r["id"]): (r["status"], r["body"], visibility.audience(r["group_ids"])) for r in rows}
+    return {(r["kind"], r["id"]): (r["status"], r["body"], access.groups_audience(r["group_ids"])) for r in rows}
 
 
 async def indexed(pool: asyncpg.Pool) -> dict[tuple[str, int], tuple[str, str, list[str]]]:

@@ -23,8 +23,11 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from services.forum import accounts, audit, categories, member_controls, moderation, posts, safety, topics
-from services.forum.topic_pages import ago, form_errors, when
+from services.forum.accounts import accounts
+from services.forum.accounts import controls as member_controls
+from services.forum.moderation import audit, moderation, safety
+from services.forum.topics import categories, posts, topics
+from services.forum.topics.pages import ago, form_errors, when
 from shared.api import path_int
 from shared.pages import form_data, login_redirect, render
 from shared.sessions import Session

@@ -25,7 +25,8 @@ from markupsafe import Markup
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from services.forum import audit, safety, visibility
+from services.forum import access
+from services.forum.moderation import audit, safety
 from shared import markdown
 from shared.api import ApiRouter, Field, Schema, path_int, read_json
 from shared.events import (
@@ -144,7 +145,7 @@ class TopicContext:
 
     @property
     def audience(self) -> list[str]:
-        return visibility.audience(self.group_ids)
+        return access.groups_audience(self.group_ids)
 
 
 TOPIC_CONTEXT_SQL = """
@@ -182,7 +183,7 @@ async def readable_topic(conn: asyncpg.Connection, who: Session | None, topic_id
     if (
         row is None
         or row["deleted"]
-        or not visibility.can_read(who, row["group_ids"])
+        or not access.groups_readable(who, row["group_ids"])
         or not topic_shown(who, row["status"], row["author_id"])
     ):
         raise ApiError(404, "not_found", "We could not find that topic. It may have been removed.")
@@ -628,7 +629,7 @@ async def write_topic_updated(conn: asyncpg.Connection, topic_id: int, *, actor_
             slug=row["slug"],
             kind=row["kind"],
             author_id=row["author_id"],
-            audience=visibility.audience(row["group_ids"]),
+            audience=access.groups_audience(row["group_ids"]),
             content_note=row["content_note"],
             pinned=row["pinned"],
             closed=row["closed"],
@@ -652,7 +653,7 @@ async def write_topic_created(conn: asyncpg.Connection, topic_id: int) -> None:
             kind=row["kind"],
             author_id=row["author_id"],
             author_username=ANONYMOUS_USERNAME if row["anonymous"] else row["username"],
-            audience=visibility.audience(row["group_ids"]),
+            audience=access.groups_audience(row["group_ids"]),
             content_note=row["content_note"],
             created_at=row["created_at"].isoformat(),
             anonymous=row["anonymous"],

@@ -31,8 +31,9 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from services.forum import categories, posts, safety, topics
-from services.forum.accounts import avatar_index, initials
+from services.forum.accounts.accounts import avatar_index, initials
+from services.forum.moderation import safety
+from services.forum.topics import categories, posts, topics
 from shared.api import path_int, query_int
 from shared.pages import csrf_token, form_data, render
 from shared.sessions import Session

@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from services.forum import accounts
+from services.forum.accounts import accounts
 from shared.api import ApiRouter, Field, Schema, path_int, query_int, read_json
 from shared.pages import form_data, login_redirect, render
 from shared.sessions import Session

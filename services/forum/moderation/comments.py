@@ -16,7 +16,9 @@ from typing import Any
 
 import asyncpg
 
-from services.forum import audit, documents, moderation, posts, safety
+from services.forum.library import documents
+from services.forum.moderation import audit, moderation, safety
+from services.forum.topics import posts
 from shared.events import DocumentCommentDeleted, DocumentCommentEdited, write_event
 from shared.sessions import Session
 from shared.web import ApiError

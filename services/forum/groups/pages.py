@@ -18,7 +18,8 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from services.forum import accounts, groups
+from services.forum.accounts import accounts
+from services.forum.groups import groups
 from shared.api import query_int
 from shared.pages import form_data, login_redirect, render
 from shared.sessions import Session

@@ -32,7 +32,7 @@ from arq.constants import job_key_prefix
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from services.forum import categories, topics
+from services.forum.topics import categories, topics
 from shared.api import ApiRouter, Field, Schema, path_int, query_int, read_json
 from shared.events import WebinarCancelled, WebinarRegistered, WebinarScheduled, WebinarUpdated, write_event
 from shared.jobs import job_id

@@ -27,7 +27,7 @@ import redis.asyncio as aioredis
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from services.forum import audit
+from services.forum.moderation import audit
 from shared import ratelimit
 from shared.api import ApiRouter, Field, Schema, path_int, read_json
 from shared.events import PostFlagged, write_event

@@ -2,7 +2,7 @@
 invisible to outsiders); their members and owners, requests to join, and invitations by
 email: the JSON API, its SQL and its rules.
 
-Categories and library folders name the groups that may read them (visibility.py). A
+Categories and library folders name the groups that may read them (access.py). A
 member's group ids live in their sessions, so every change of membership rewrites the
 member's live sessions (accounts.refresh_sessions) and records user.updated with the
 new groups, which notify keeps.
@@ -23,8 +23,8 @@ import asyncpg
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from services.forum import accounts
-from services.forum.categories import slugify
+from services.forum.accounts import accounts
+from services.forum.topics.categories import slugify
 from shared import ratelimit
 from shared.api import ApiRouter, Field, Schema, path_int, query_int, read_json
 from shared.events import GroupMemberAdded, GroupMemberRemoved, write_event

@@ -20,8 +20,10 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from services.forum import documents, filetypes, groups, posts
-from services.forum.group_pages import day, form_errors, login_redirect, member_session, page_status, person, text
+from services.forum.groups import groups
+from services.forum.groups.pages import day, form_errors, login_redirect, member_session, page_status, person, text
+from services.forum.library import documents, filetypes
+from services.forum.topics import posts
 from shared.api import path_int, query_int
 from shared.pages import form_data, render
 from shared.sessions import Session

@@ -16,7 +16,7 @@ from icalendar import Calendar, Event
 from starlette.requests import Request
 from starlette.responses import Response
 
-from services.forum import webinars
+from services.forum.webinars import webinars
 from shared.api import path_int
 from shared.web import runtime
 

@@ -15,8 +15,9 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from services.forum import webinar_calendar, webinars
-from services.forum.group_pages import form_errors, login_redirect, member_session, page_status, text
+from services.forum.groups.pages import form_errors, login_redirect, member_session, page_status, text
+from services.forum.webinars import calendar as webinar_calendar
+from services.forum.webinars import webinars
 from shared import markdown
 from shared.api import path_int
 from shared.pages import form_data, render

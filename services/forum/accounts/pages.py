@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from services.forum import accounts
+from services.forum.accounts import accounts
 from shared.pages import form_data, login_redirect, render
 from shared.sessions import Session
 from shared.web import ApiError, runtime, viewer

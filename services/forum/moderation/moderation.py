@@ -20,7 +20,8 @@ import asyncpg
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from services.forum import audit, posts, safety
+from services.forum.moderation import audit, safety
+from services.forum.topics import posts
 from shared import markdown
 from shared.api import ApiRouter, Field, Schema, path_int, query_int, read_json
 from shared.events import PostFlagged, ReviewResolved, UserSilenced, UserSuspended, UserUpdated, write_event
@@ -303,7 +304,7 @@ async def get_review(conn: asyncpg.Connection, who: Session, review_id: int) -> 
 
 async def reviews_json(conn: asyncpg.Connection, rows: list[asyncpg.Record]) -> list[dict[str, Any]]:
     """Reviewables with their flags and the posts before them (the context a moderator needs)."""
-    from services.forum import comment_moderation  # imported here: it builds on this module
+    from services.forum.moderation import comments as comment_moderation  # imported here: it builds on this module
 
     comment_rows = [row for row in rows if row["comment_id"] is not None]
     comment_items = await comment_moderation.reviews_json(conn, comment_rows) if comment_rows else {}
@@ -471,7 +472,7 @@ async def act(conn: asyncpg.Connection, who: Session, review_id: int, action: st
     if target is None:
         raise ApiError(404, "not_found", "There is no such item in the review queue.")
     if target["comment_id"] is not None:
-        from services.forum import comment_moderation  # imported here: it builds on this module
+        from services.forum.moderation import comments as comment_moderation  # imported here: it builds on this module
 
         await comment_moderation.act(conn, who, review_id, action, reason)
         return

@@ -1,4 +1,4 @@
-"""Categories: where topics live, who may read them (visibility.py), and their admin API.
+"""Categories: where topics live, who may read them (access.py), and their admin API.
 
 A category with `group_ids` is private to those groups and staff; everyone else gets
 404 for it and everything in it. Also home of `slugify`, which topics use too.
@@ -14,7 +14,7 @@ import asyncpg
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from services.forum import visibility
+from services.forum import access
 from shared.api import ApiRouter, Field, Schema, path_int, read_json
 from shared.events import CategoryCreated, CategoryUpdated, write_event
 from shared.sessions import Session
@@ -92,14 +92,14 @@ _CATEGORY_COLUMNS = """
 LIST_READABLE_SQL = f"""
 SELECT {_CATEGORY_COLUMNS}
 FROM forum.categories c
-WHERE {visibility.READABLE_SQL.format(groups="$1", staff="$2")}
+WHERE {access.READABLE_SQL.format(groups="$1", staff="$2")}
 ORDER BY c.position, lower(c.name), c.id
 """
 
 
 async def list_readable(conn: asyncpg.Connection, who: Session | None) -> list[asyncpg.Record]:
     """Every category the viewer may read, in display order."""
-    groups, staff = visibility.sql_params(who)
+    groups, staff = access.sql_params(who)
     return list(await conn.fetch(LIST_READABLE_SQL, groups, staff))
 
 
@@ -116,7 +116,7 @@ async def fetch_category_by_slug(conn: asyncpg.Connection, slug: str) -> asyncpg
 async def readable_category(conn: asyncpg.Connection, who: Session | None, category_id: int) -> asyncpg.Record:
     """The category if the viewer may read it; 404 when missing or private to others."""
     row = await fetch_category(conn, category_id)
-    if row is None or not visibility.can_read(who, row["group_ids"]):
+    if row is None or not access.groups_readable(who, row["group_ids"]):
         raise ApiError(404, "not_found", "We could not find that category.")
     return row
 
@@ -207,7 +207,10 @@ async def record_category_event(conn: asyncpg.Connection, row: asyncpg.Record, w
     """Tell search and notify about a category and its audience, in the same transaction."""
     event_type = CategoryCreated if created else CategoryUpdated
     event = event_type(
-        category_id=row["id"], slug=row["slug"], name=row["name"], audience=visibility.audience(list(row["group_ids"]))
+        category_id=row["id"],
+        slug=row["slug"],
+        name=row["name"],
+        audience=access.groups_audience(list(row["group_ids"])),
     )
     await write_event(conn, event, actor_id=who.user_id)
 

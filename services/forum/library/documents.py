@@ -3,7 +3,7 @@ may belong to groups), documents with every version ever uploaded, uploads check
 content (filetypes.py) and kept through the storage interface (storage.py), downloads
 and previews counted exactly, and comments with the posts' markdown, reactions and flags.
 
-One visibility rule (visibility.py): a folder with groups is readable by their members
+One visibility rule (access.py): a folder with groups is readable by their members
 and staff only, a subfolder also needs its parent readable, and everything in a folder
 (documents, versions, files, comments) follows it; outsiders get 404. The audience on
 every event says the same to search and notify.
@@ -35,8 +35,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from services.forum import accounts, filetypes, groups, posts, safety, visibility
-from services.forum.storage import Storage, StorageError, StorageMissing, StoredFile, storage, storage_for
+from services.forum import access
+from services.forum.accounts import accounts
+from services.forum.groups import groups
+from services.forum.library import filetypes
+from services.forum.library.storage import Storage, StorageError, StorageMissing, StoredFile, storage, storage_for
+from services.forum.moderation import safety
+from services.forum.topics import posts
 from shared import markdown
 from shared.api import ApiRouter, Field, Schema, path_int, query_int, read_json
 from shared.events import (
@@ -399,11 +404,11 @@ def folder_groups(row: asyncpg.Record) -> list[int]:
 def folder_audience(row: asyncpg.Record) -> list[str]:
     # A subfolder's groups are a subset of its parent's (checked on every change), so its own
     # groups, when it has any, are exactly who may read it.
-    return visibility.audience(folder_groups(row))
+    return access.groups_audience(folder_groups(row))
 
 
 def can_read_folder(who: Session | None, row: asyncpg.Record) -> bool:
-    return visibility.can_read(who, row["group_ids"]) and visibility.can_read(who, row["parent_group_ids"])
+    return access.groups_readable(who, row["group_ids"]) and access.groups_readable(who, row["parent_group_ids"])
 
 
 async def fetch_folder(conn: asyncpg.Connection, folder_id: int) -> asyncpg.Record | None:
@@ -421,7 +426,7 @@ async def readable_folder(conn: asyncpg.Connection, who: Session | None, folder_
 
 async def readable_folders(conn: asyncpg.Connection, who: Session | None) -> list[asyncpg.Record]:
     """Every folder the viewer may read, in display order."""
-    groups_, staff = visibility.sql_params(who)
+    groups_, staff = access.sql_params(who)
     return list(await conn.fetch(READABLE_FOLDERS_SQL, groups_, staff))
 
 
@@ -677,7 +682,7 @@ async def count_view(conn: asyncpg.Connection, document_id: int, kind: str, user
 
 
 def document_audience(row: asyncpg.Record) -> list[str]:
-    return visibility.audience(list(row["group_ids"]) or list(row["parent_group_ids"]))
+    return access.groups_audience(list(row["group_ids"]) or list(row["parent_group_ids"]))
 
 
 # --- documents: actions -------------------------------------------------------------------------------------------
@@ -1283,7 +1288,7 @@ async def flag_comment(
     The flags (not safeguarding ones) reaching hide_score hide the comment until a moderator looks.
     With `rules` (every request) the flag counts against the daily allowance posts' flags share.
     """
-    from services.forum import comment_moderation  # imported here: it builds on this module
+    from services.forum.moderation import comments as comment_moderation  # imported here: it builds on this module
 
     await readable_comment(conn, who, comment_id)
     text = _clean(note, "note", 500, multiline=True)

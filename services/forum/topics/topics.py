@@ -18,9 +18,10 @@ import asyncpg
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from services.forum import audit, safety, visibility
-from services.forum.categories import fetch_category, readable_category, slugify
-from services.forum.posts import (
+from services.forum import access
+from services.forum.moderation import audit, safety
+from services.forum.topics.categories import fetch_category, readable_category, slugify
+from services.forum.topics.posts import (
     ANONYMOUS_AUTHOR,
     BODY_FIELD,
     CONTENT_NOTE_FIELD,
@@ -170,7 +171,7 @@ TOPIC_SQL = (
     _TOPIC_SELECT
     + "WHERE t.id = $5 AND t.deleted_at IS NULL "
     + "AND (t.status = 'visible' OR $2::boolean OR t.author_id = $3::bigint) AND "
-    + visibility.READABLE_SQL.format(groups="$1", staff="$2")
+    + access.READABLE_SQL.format(groups="$1", staff="$2")
 )
 # One topic ($4 its id) with, in the same statement, what the topic page needs to know about the viewer
 # (NULL or empty for a visitor): their last visit (what "new" is measured from), whether they may
@@ -193,7 +194,7 @@ TOPIC_ROW_SQL = (
     )
     + "WHERE t.id = $4 AND t.deleted_at IS NULL "
     + "AND (t.status = 'visible' OR $2::boolean OR t.author_id = $3::bigint) AND "
-    + visibility.READABLE_SQL.format(groups="$1", staff="$2")
+    + access.READABLE_SQL.format(groups="$1", staff="$2")
 )
 
 
@@ -213,10 +214,8 @@ async def list_topics(
     """One page of the topics the viewer may read, pinned first; and whether another page follows."""
     if query.category_id is not None:
         await readable_category(conn, who, query.category_id)
-    groups, staff = visibility.sql_params(who)
-    sql = LIST_TOPICS_SQL.format(
-        readable=visibility.READABLE_SQL.format(groups="$1", staff="$2"), order=_ORDER[query.sort]
-    )
+    groups, staff = access.sql_params(who)
+    sql = LIST_TOPICS_SQL.format(readable=access.READABLE_SQL.format(groups="$1", staff="$2"), order=_ORDER[query.sort])
     rows = await conn.fetch(
         sql,
         groups,
@@ -234,9 +233,9 @@ async def list_topics(
 async def topic_row(conn: asyncpg.Connection, who: Session | None, topic_id: int) -> asyncpg.Record:
     """A topic with its author, category, the viewer's read state and VIEWER_COLUMNS; 404 when missing
     or not readable."""
-    groups, staff = visibility.sql_params(who)
+    groups, staff = access.sql_params(who)
     row = await conn.fetchrow(TOPIC_ROW_SQL, groups, staff, who.user_id if who else None, topic_id)
-    if row is None or not visibility.can_read(who, row["group_ids"]):
+    if row is None or not access.groups_readable(who, row["group_ids"]):
         raise ApiError(404, "not_found", "We could not find that topic. It may have been removed.")
     return row
 

@@ -20,7 +20,7 @@ import asyncpg
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from services.forum import passwords
+from services.forum.accounts import passwords
 from shared import ratelimit
 from shared.api import ApiRouter, Field, Schema, path_int, read_json
 from shared.events import UserRegistered, UserSeen, UserUpdated, write_event

@@ -1,0 +1,196 @@
+"""Who may see or do what in the forum: every rule once.
+
+Each rule is a Python predicate over the viewer (a Session, or None for a visitor) and the facts
+of a thing. Where lists are filtered in SQL, the fragment that says the same stands beside the
+predicate; tests/forum/test_access.py checks the two agree on the same rows. Endpoints and pages
+ask here and never re-derive a rule. Outsiders get 404, never 403, for what they may not see:
+`not_found` is the one answer for that.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from shared import audience
+from shared.sessions import Session
+from shared.web import ApiError
+
+MAX_ID = 2**62  # larger numbers cannot be ids (bigint): refused as input rather than overflowing
+
+# Writings (posts, document comments) never published: waiting for review, or rejected.
+UNPUBLISHED = ("pending", "rejected")
+
+
+def not_found(what: str = "that") -> ApiError:
+    """The answer for what does not exist or the viewer may not see (the two look the same)."""
+    return ApiError(404, "not_found", f"We could not find {what}. It may have been removed.")
+
+
+# --- roles ------------------------------------------------------------------------------------
+
+
+def is_staff(who: Session | None) -> bool:
+    """Moderators and admins."""
+    return who is not None and who.is_staff
+
+
+def is_admin(who: Session | None) -> bool:
+    return who is not None and who.is_admin
+
+
+def require_staff(who: Session) -> None:
+    """Moderators and admins only (403 for everyone else)."""
+    if not who.is_staff:
+        raise ApiError(403, "forbidden", "Only moderators can do that.")
+
+
+def require_admin(who: Session) -> None:
+    """Admins only (403 for everyone else)."""
+    if not who.is_admin:
+        raise ApiError(403, "forbidden", "Only admins can do that.")
+
+
+def own_or_staff(who: Session | None, author_id: int | None) -> bool:
+    """The viewer wrote (or uploaded) the thing, or is staff."""
+    return who is not None and (who.is_staff or who.user_id == author_id)
+
+
+# --- categories and folders: readable by groups ---------------------------------------------------
+# A category (or folder) with no groups is public; otherwise only members of one of its groups,
+# and staff, may read it and everything in it. The same rule travels on events as an audience.
+
+
+def groups_audience(group_ids: Sequence[int]) -> list[str]:
+    """The audience of what a category or folder with these groups holds."""
+    return audience.of_groups(group_ids)
+
+
+def groups_readable(who: Session | None, group_ids: Sequence[int]) -> bool:
+    """Whether the viewer may read a category or folder with these groups."""
+    if not group_ids:
+        return True
+    if who is None:
+        return False
+    return who.is_staff or bool(set(group_ids) & set(who.group_ids))
+
+
+def sql_params(who: Session | None) -> tuple[list[int], bool]:
+    """Parameters for READABLE_SQL: the viewer's group ids and whether they are staff."""
+    if who is None:
+        return [], False
+    return list(who.group_ids), who.is_staff
+
+
+# With the category aliased `c` and the two parameters from sql_params, e.g.
+# READABLE_SQL.format(groups="$2", staff="$3").
+READABLE_SQL = "(c.group_ids = '{{}}' OR c.group_ids && {groups}::bigint[] OR {staff}::boolean)"
+
+
+def folder_readable(who: Session | None, group_ids: Sequence[int], parent_group_ids: Sequence[int]) -> bool:
+    """A folder is readable when it and its parent are (a subfolder's groups narrow its parent's)."""
+    return groups_readable(who, group_ids) and groups_readable(who, parent_group_ids)
+
+
+def folder_audience(group_ids: Sequence[int], parent_group_ids: Sequence[int]) -> list[str]:
+    """A subfolder's groups are a subset of its parent's (checked on every change), so its own
+    groups, when it has any, are exactly who may read it."""
+    return audience.of_groups(list(group_ids) or list(parent_group_ids))
+
+
+# --- topics -------------------------------------------------------------------------------------
+
+
+def topic_shown(who: Session | None, status: str, author_id: int) -> bool:
+    """A topic that is not visible (its first post waits, was rejected or hidden) is for its
+    author and staff."""
+    return status == "visible" or own_or_staff(who, author_id)
+
+
+# With the topic aliased `t`, e.g. TOPIC_SHOWN_SQL.format(staff="$2", user="$3").
+TOPIC_SHOWN_SQL = "(t.status = 'visible' OR {staff}::boolean OR t.author_id = {user}::bigint)"
+
+
+def shown_params(who: Session | None) -> tuple[int | None, bool]:
+    """Parameters for TOPIC_SHOWN_SQL and POST_SHOWN_SQL: the viewer's id and whether they are staff."""
+    return (who.user_id if who else None), is_staff(who)
+
+
+def may_reply(who: Session | None, *, closed: bool, status: str) -> str:
+    """Why the viewer may not reply to a topic they can read ("" when they may): "login",
+    "closed" or "not_open". Whether their account may write at all is asked apart."""
+    if who is None:
+        return "login"
+    if closed and not who.is_staff:
+        return "closed"
+    if status != "visible" and not who.is_staff:
+        return "not_open"
+    return ""
+
+
+# --- writings: posts and document comments --------------------------------------------------------
+
+
+def writing_shown(who: Session | None, status: str, author_id: int) -> bool:
+    """Writings never published (waiting for review, or rejected) are shown only to their author
+    and staff; every other state is listed (deleted and hidden ones with their text withheld)."""
+    return status not in UNPUBLISHED or own_or_staff(who, author_id)
+
+
+# With the writing aliased `p`, e.g. POST_SHOWN_SQL.format(staff="$3", user="$2").
+POST_SHOWN_SQL = "(p.status NOT IN ('pending', 'rejected') OR {staff}::boolean OR p.author_id = {user}::bigint)"
+
+
+def text_withheld(who: Session | None, status: str, author_id: int) -> bool:
+    """Whether a writing's text is withheld from the viewer: deleted (from everyone), or hidden or
+    unpublished (from all but its author and staff)."""
+    if status == "deleted":
+        return True
+    if status in ("hidden", *UNPUBLISHED):
+        return not own_or_staff(who, author_id)
+    return False
+
+
+def may_edit(who: Session | None, status: str, author_id: int) -> bool:
+    """The author and staff may edit a writing that is not deleted."""
+    return status != "deleted" and own_or_staff(who, author_id)
+
+
+def may_react(who: Session | None, status: str) -> bool:
+    """Signed-in members react to visible writings."""
+    return who is not None and status == "visible"
+
+
+def may_flag(who: Session | None, status: str, author_id: int) -> bool:
+    """Signed-in members flag someone else's visible writing."""
+    return who is not None and status == "visible" and who.user_id != author_id
+
+
+def may_hide(who: Session | None, status: str) -> bool:
+    """Staff hide a visible writing."""
+    return is_staff(who) and status == "visible"
+
+
+def may_appeal(who: Session | None, status: str, author_id: int) -> bool:
+    """The author appeals a writing that moderators hid or rejected."""
+    return who is not None and who.user_id == author_id and status in ("hidden", "rejected")
+
+
+def may_reveal_author(who: Session | None) -> bool:
+    """Staff alone may learn who wrote a pseudonymous writing (each reveal is audited)."""
+    return is_staff(who)
+
+
+# --- the library --------------------------------------------------------------------------------
+
+
+def document_changeable(who: Session | None, uploader_id: int | None) -> bool:
+    """The uploader and staff may change a document (new version, move, rename, delete)."""
+    return own_or_staff(who, uploader_id)
+
+
+# --- webinars -----------------------------------------------------------------------------------
+
+
+def may_organise(who: Session | None, organiser_ids: Sequence[int]) -> bool:
+    """Admins and a webinar's organisers may change it."""
+    return who is not None and (who.is_admin or who.user_id in organiser_ids)
