@@ -11,7 +11,7 @@ search, notify and exports check it with these functions. No other module spells
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Protocol
 
 PUBLIC = "public"
@@ -103,6 +103,26 @@ def may_read(viewer_audiences: Iterable[str], item_audience: Iterable[str]) -> b
     """Whether a viewer with these audiences may read a thing with this audience: staff read all."""
     mine = set(viewer_audiences)
     return STAFF in mine or not mine.isdisjoint(item_audience)
+
+
+def reader(viewer_audiences: Iterable[str]) -> Callable[[Iterable[str]], bool]:
+    """may_read with the viewer fixed, for checking many things against one viewer (live fan-out,
+    digests): the viewer's audiences are gathered once, not once a thing."""
+    mine = frozenset(viewer_audiences)
+    if STAFF in mine:
+        return lambda item_audience: True
+    return lambda item_audience: not mine.isdisjoint(item_audience)
+
+
+def member_sql(user_id: str, group_ids: str, staff: str) -> str:
+    """SQL that says the same as for_member: the audiences (text[]) of a member whose id, group
+    ids (bigint[]) and standing (boolean) are these SQL expressions; for rules applied to many
+    members at once in the database (notify's "who may be told")."""
+    return (
+        f"(ARRAY['{PUBLIC}', '{MEMBERS}', '{_USER}' || {user_id}]"
+        f" || ARRAY(SELECT '{_GROUP}' || g FROM unnest({group_ids}) g)"
+        f" || CASE WHEN {staff} THEN ARRAY['{STAFF}'] ELSE '{{}}'::text[] END)"
+    )
 
 
 # SQL that says the same as may_read, for lists filtered in the database: the item's audience

@@ -13,7 +13,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 
-from services.notify import devmail, live, notifications, preferences, unsubscribe, watches
+from services.notify import devmail, live, notifications, preferences, unsubscribe, watches, writer
 from shared import api as api_lib
 from shared import pages
 from shared.events import group_lag, stream_name
@@ -31,7 +31,7 @@ ROUTERS: list[api_lib.ApiRouter] = [notifications.api, preferences.api, watches.
 
 async def notification_writer(rt: Runtime, stop: asyncio.Event) -> None:
     """Turn events into projections and notifications (a member of the consumer group)."""
-    consumer = notifications.writer(rt)
+    consumer = writer.consumer(rt)
     rt.extras["writer"] = consumer
     await consumer.run(stop)
 
@@ -48,7 +48,7 @@ async def close_job_queue(rt: Runtime) -> None:
 
 async def ready_detail(rt: Runtime) -> dict[str, Any]:
     """/readyz detail: the writer's lag and the live fan-out."""
-    lag = await group_lag(rt.redis, stream_name(rt.settings.redis_prefix), notifications.GROUP)
+    lag = await group_lag(rt.redis, stream_name(rt.settings.redis_prefix), writer.GROUP)
     return {"writer": lag, **await live.hub_detail(rt)}
 
 

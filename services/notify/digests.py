@@ -34,6 +34,7 @@ from arq.connections import ArqRedis
 
 from services.notify import mail, preferences, projections, unsubscribe
 from services.notify.projections import Member
+from shared import audience
 from shared.jobs import job_id, open_queue
 from shared.settings import Settings
 from shared.web import Runtime, open_runtime
@@ -107,7 +108,7 @@ async def enqueue_due_digests(ctx: dict[str, Any]) -> int:
 # --- what a digest holds -----------------------------------------------------------------------
 
 _VISIBLE_TO_MEMBER = f"""
-  AND ($5::boolean OR {projections.TOPIC_AUDIENCE_SQL.format(t="t")} && $4::text[])
+  AND {audience.MAY_READ_SQL.format(viewer="$4", item=projections.TOPIC_AUDIENCE_SQL.format(t="t"))}
   AND notify.effective_level(tw.level, tw.reason, cw.level) <> 'muted'
 """
 _WATCH_JOINS = """
@@ -127,16 +128,16 @@ WHERE t.author_id = $1 AND p.author_id <> $1 AND p.post_number > 1 AND p.status 
   AND NOT EXISTS (SELECT 1 FROM notify.mutes m WHERE m.user_id = $1 AND m.level <> 'none'
                   AND m.muted_user_id = p.author_id)
 ORDER BY p.created_at DESC, p.id DESC
-LIMIT $6
+LIMIT $5
 """
 
-# New documents since the window started that the member may see ($3 staff, $2 audiences).
+# New documents since the window started that the member may see ($2: their audiences).
 DOCUMENTS_SQL = f"""
 SELECT d.id, d.title, d.uploaded_at, f.name AS folder_name
 FROM notify.documents d
 LEFT JOIN notify.folders f ON f.id = d.folder_id
-WHERE NOT d.deleted AND d.uploaded_at > $4 AND d.uploaded_at <= $5
-  AND ($3::boolean OR {projections.DOCUMENT_AUDIENCE_SQL.format(d="d")} && $2::text[])
+WHERE NOT d.deleted AND d.uploaded_at > $3 AND d.uploaded_at <= $4
+  AND {audience.MAY_READ_SQL.format(viewer="$2", item=projections.DOCUMENT_AUDIENCE_SQL.format(d="d"))}
 ORDER BY d.uploaded_at DESC, d.id DESC
 LIMIT $1
 """
@@ -144,13 +145,13 @@ LIMIT $1
 # Upcoming webinars (not cancelled, starting in the next 30 days) the member may see, that were
 # scheduled or moved in the window, or came within a week of starting in it: so each webinar is
 # in a digest when announced and once more as a reminder, not in every digest until it starts.
-WEBINARS_SQL = """
-SELECT w.id, w.title, w.starts_at, w.ends_at, w.announced_at > $4 AS announced
+WEBINARS_SQL = f"""
+SELECT w.id, w.title, w.starts_at, w.ends_at, w.announced_at > $3 AS announced
 FROM notify.webinars w
-WHERE w.status <> 'cancelled' AND w.starts_at > $5 AND w.starts_at <= $5 + $6::interval
-  AND ($3::boolean OR w.audience && $2::text[])
-  AND ((w.announced_at > $4 AND w.announced_at <= $5)
-       OR (w.starts_at > $4 + $7::interval AND w.starts_at <= $5 + $7::interval))
+WHERE w.status <> 'cancelled' AND w.starts_at > $4 AND w.starts_at <= $4 + $5::interval
+  AND {audience.MAY_READ_SQL.format(viewer="$2", item="w.audience")}
+  AND ((w.announced_at > $3 AND w.announced_at <= $4)
+       OR (w.starts_at > $3 + $6::interval AND w.starts_at <= $4 + $6::interval))
 ORDER BY w.starts_at, w.id
 LIMIT $1
 """
@@ -250,8 +251,7 @@ class ActivityIndex:
         """The member's most active topics in (since, until]: ones they can see and did not mute,
         not started by them or by members they muted, counting only others' posts."""
         start = since.timestamp()
-        audiences = frozenset(member.audiences)
-        staff = "staff" in audiences
+        may_read = audience.reader(member.audiences)
         discount: Counter[int] = Counter()
         for author in (member.id, *muted_users):
             for at, topic_id in self.by_author.get(author, ()):
@@ -265,7 +265,7 @@ class ActivityIndex:
             count = len(topic.times) - bisect.bisect_right(topic.times, start) - discount[topic.id]
             if count <= 0 or topic.author_id == member.id or topic.author_id in muted_users:
                 continue
-            if not (staff or not audiences.isdisjoint(topic.audience)) or (watches and _muted(topic, watches)):
+            if not may_read(topic.audience) or (watches and _muted(topic, watches)):
                 continue
             item = (count, topic.times[-1], topic.id)
             if len(best) < limit:
@@ -392,11 +392,8 @@ async def library_and_webinars(
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """New documents the member may see in (since, until], and the webinars to tell them of."""
     audiences = member.audiences
-    staff = "staff" in audiences
-    documents = await conn.fetch(DOCUMENTS_SQL, DOCUMENTS_LIMIT, audiences, staff, since, until)
-    webinars = await conn.fetch(
-        WEBINARS_SQL, WEBINARS_LIMIT, audiences, staff, since, until, WEBINARS_AHEAD, WEBINAR_REMINDER
-    )
+    documents = await conn.fetch(DOCUMENTS_SQL, DOCUMENTS_LIMIT, audiences, since, until)
+    webinars = await conn.fetch(WEBINARS_SQL, WEBINARS_LIMIT, audiences, since, until, WEBINARS_AHEAD, WEBINAR_REMINDER)
     return [_document_item(r, base_url) for r in documents], [_webinar_item(r, base_url) for r in webinars]
 
 
@@ -407,9 +404,7 @@ async def build_digest(
     audiences = member.audiences
     muted_users, watches = await member_filters(conn, member.id)
     topics = index.most_active(member, since, muted_users=muted_users, watches=watches)
-    replies = await conn.fetch(
-        REPLIES_SQL, member.id, since, index.until, audiences, "staff" in audiences, REPLIES_LIMIT
-    )
+    replies = await conn.fetch(REPLIES_SQL, member.id, since, index.until, audiences, REPLIES_LIMIT)
     documents, webinars = await library_and_webinars(conn, member, since=since, until=index.until, base_url=base_url)
     return Digest(
         member,

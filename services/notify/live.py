@@ -5,10 +5,11 @@ counts) with plain XREAD, no group, so each sees every event and pushes it to it
 own websocket clients. A client subscribes to channels (`topic:N`, `category:N`,
 `user:N`, and `latest` for lists of every category), each checked against what the
 viewer may see; it sends the last event id it saw and gets what it missed (XRANGE,
-exclusive), or `reset` when that id is older than the stream keeps. user.* events
-never reach topic or category channels (they carry private addresses): channels get
-only what a page needs (ids, post number, author username, event type), and `user:N`
-gets only unread counts.
+exclusive), or `reset` when that id is older than the stream keeps. channels.py names
+the channels and says what each event type shows on them: user.* events never reach
+topic or category channels (they carry private addresses), channels get only what a
+page needs (ids, post number, author username, event type), and `user:N` gets only
+unread counts. An entry that is not a valid event is logged with its id and type.
 
 Each client has a bounded queue; the fan-out never waits for a client. A client
 whose queue is full is disconnected (close code 4008: reconnect and resume), so a
@@ -32,14 +33,16 @@ from redis.exceptions import RedisError, ResponseError
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket
 
+from services.notify import channels as ch
 from services.notify import notifications, projections
+from services.notify.channels import Message, live_messages
+from shared import audience as aud
 from shared import events as ev
-from shared.sessions import SESSION_COOKIE, Session, anonymous_audiences
+from shared.sessions import SESSION_COOKIE, Session
 from shared.web import Runtime
 
 log = logging.getLogger("tica.live")
 
-CHANNEL = re.compile(r"(topic|category|user):([1-9][0-9]{0,17})|latest")
 STREAM_ID = re.compile(r"[0-9]{1,20}-[0-9]{1,20}")
 QUEUE_SIZE = 256  # messages waiting for one client before it is disconnected
 XREAD_COUNT = 100  # entries fanned out at once: below QUEUE_SIZE, so a burst alone never overflows
@@ -70,50 +73,52 @@ def dumps(value: dict[str, Any]) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
-# --- what each event shows, on which channel ---------------------------------------------------
-
-Message = tuple[str, dict[str, Any], list[str] | None]  # channel, data, audience (None: the channel's check)
+# --- reading the stream ------------------------------------------------------------------------
 
 
-def live_messages(envelope: ev.Envelope) -> list[Message]:
-    """The channel messages of one stream event: only page-level facts, never user.* events."""
-    d, kind = envelope.data, envelope.type
-    topic, category = f"topic:{d.get('topic_id')}", f"category:{d.get('category_id')}"
-    audience = list(d["audience"]) if isinstance(d.get("audience"), list) else None
-    if kind == "post.created":
-        data = {
-            "post_id": d["post_id"],
-            "topic_id": d["topic_id"],
-            "post_number": d["post_number"],
-            "author_username": d["author_username"],
-        }
-        return [(topic, data, audience), (category, data, audience), ("latest", data, audience)]
-    if kind == "post.edited":
-        data = {
-            "post_id": d["post_id"],
-            "topic_id": d["topic_id"],
-            "post_number": d["post_number"],
-            "revision": d["revision"],
-        }
-        return [(topic, data, audience)]
-    if kind == "post.deleted":
-        return [(topic, {"post_id": d["post_id"], "topic_id": d["topic_id"], "post_number": d["post_number"]}, None)]
-    if kind in ("post.hidden", "post.restored"):
-        return [(topic, {"post_id": d["post_id"], "topic_id": d["topic_id"]}, None)]
-    if kind in ("reaction.added", "reaction.removed"):
-        return [(topic, {"post_id": d["post_id"], "topic_id": d["topic_id"], "kind": d["kind"]}, audience)]
-    if kind == "topic.created":
-        data = {"topic_id": d["topic_id"], "category_id": d["category_id"]}
-        return [(category, data, audience), ("latest", data, audience)]
-    if kind == "topic.updated":
-        data = {
-            "topic_id": d["topic_id"],
-            "category_id": d["category_id"],
-            "closed": d["closed"],
-            "pinned": d["pinned"],
-        }
-        return [(topic, data, audience), (category, data, audience)]
-    return []
+def read_entry(entry_id: str, fields: dict[Any, Any]) -> tuple[str, list[Message]] | None:
+    """An event entry's type and channel messages; None, logged with the entry id and event type,
+    when it is not a valid event. The durable consumers dead-letter such an entry; live serves
+    the others and says which one it could not read, so a renamed field is seen, not silent."""
+    raw = fields.get(ev.STREAM_FIELD.encode()) or fields.get(ev.STREAM_FIELD)
+    try:
+        envelope = ev.Envelope.from_json(raw or b"")
+    except ev.EventError as exc:
+        log.warning(
+            "live: stream entry %s (type %s) is not an event, not forwarded: %s", entry_id, _claimed_type(raw), exc
+        )
+        return None
+    try:
+        return envelope.type, live_messages(envelope)
+    except ev.EventError as exc:
+        log.warning(
+            "live: stream entry %s (type %s) does not match its definition, not forwarded: %s",
+            entry_id,
+            envelope.type,
+            exc,
+        )
+    except Exception:  # a handler bug must not stop the fan-out for everyone else
+        log.exception("live: stream entry %s (type %s) could not be forwarded", entry_id, envelope.type)
+    return None
+
+
+def _claimed_type(raw: Any) -> str:
+    """The type an unreadable entry says it has, for the log ("?" when it says none)."""
+    try:
+        value = json.loads(raw or b"")
+    except (TypeError, ValueError):
+        return "?"
+    return str(value.get("type", "?")) if isinstance(value, dict) else "?"
+
+
+def event_message(entry_id: str, channel: str, event_type: str, data: dict[str, Any]) -> str:
+    """The text of one event on one channel, as clients receive it."""
+    return dumps({"type": "event", "id": entry_id, "channel": channel, "event": event_type, "data": data})
+
+
+def count_message(entry_id: str, channel: str, unread: int) -> str:
+    """A member's unread count on their `user:N` channel."""
+    return event_message(entry_id, channel, "notification.count", {"unread": unread})
 
 
 def error(code: str, message: str, channel: str | None = None) -> dict[str, Any]:
@@ -134,12 +139,12 @@ class Client:
         "channels",
         "closing",
         "hub",
+        "may_read",
         "pending",
         "queue",
         "replayed_upto",
         "sender",
         "session",
-        "staff",
         "websocket",
     )
 
@@ -147,7 +152,7 @@ class Client:
         self.hub = hub
         self.websocket = websocket
         self.session = session
-        self.set_audiences(session.audiences() if session else anonymous_audiences())
+        self.set_audiences(aud.for_viewer(session))
         self.queue: asyncio.Queue[str] = asyncio.Queue(queue_size)
         self.channels: set[str] = set()
         # Channels being replayed: live messages wait here so none is lost or sent twice.
@@ -158,10 +163,11 @@ class Client:
 
     def set_audiences(self, audiences: list[str]) -> None:
         self.audiences = frozenset(audiences)
-        self.staff = "staff" in self.audiences
+        self.may_read = aud.reader(self.audiences)
 
     def sees(self, audience: Iterable[str] | None) -> bool:
-        return audience is None or self.staff or not self.audiences.isdisjoint(audience)
+        """Whether the viewer may see a message (None: the channel's check at subscribe decided)."""
+        return audience is None or self.may_read(audience)
 
     def push(self, text: str) -> None:
         """Queue a message; a full queue disconnects the client rather than wait for it."""
@@ -272,37 +278,30 @@ class Hub:
         if stream == self.live_stream:
             self._dispatch_count(entry_id, fields)
             return
-        raw = fields.get(ev.STREAM_FIELD.encode()) or fields.get(ev.STREAM_FIELD)
-        try:
-            envelope = ev.Envelope.from_json(raw or b"")
-            messages = live_messages(envelope)
-        except (ev.EventError, KeyError, TypeError):
-            return  # the durable consumers dead-letter what is malformed; live just skips it
+        read = read_entry(entry_id, fields)
+        if read is None:
+            return
+        event_type, messages = read
         key = stream_key(entry_id)
         for channel, data, audience in messages:
             subscribers = self.channels.get(channel)
             if not subscribers:
                 continue
-            text = dumps({"type": "event", "id": entry_id, "channel": channel, "event": envelope.type, "data": data})
+            text = event_message(entry_id, channel, event_type, data)
             for client in tuple(subscribers):
                 client.deliver(channel, key, text, audience)
             self.stats.delivered_events += 1
 
     def _dispatch_count(self, entry_id: str, fields: dict[Any, Any]) -> None:
         values = {_str(k): _str(v) for k, v in fields.items()}
-        channel = f"user:{values.get('u')}"
-        subscribers = self.channels.get(channel)
-        if not subscribers or not values.get("n", "").isdigit():
+        user_id, unread = values.get("u", ""), values.get("n", "")
+        if not user_id.isdigit() or not unread.isdigit():
             return
-        text = dumps(
-            {
-                "type": "event",
-                "id": entry_id,
-                "channel": channel,
-                "event": "notification.count",
-                "data": {"unread": int(values["n"])},
-            }
-        )
+        channel = ch.user_channel(int(user_id))
+        subscribers = self.channels.get(channel)
+        if not subscribers:
+            return
+        text = count_message(entry_id, channel, int(unread))
         for client in tuple(subscribers):
             client.push(text)
 
@@ -369,7 +368,7 @@ class Hub:
                     self.kick(client, CLOSE_SESSION_ENDED)
                     continue
                 client.session = session
-                client.set_audiences(session.audiences())
+                client.set_audiences(aud.for_viewer(session))
                 present.add(session.user_id)
         if present:
             async with self.rt.pool.acquire() as conn:
@@ -382,12 +381,12 @@ class Hub:
         now = time.monotonic()
         if cached is not None and cached[0] > now:
             return cached[1]
-        kind, _, number = channel.partition(":")
+        kind, number = ch.parse(channel) or ("", 0)
         async with self.rt.pool.acquire() as conn:
             if kind == "topic":
-                audience = await projections.topic_audience(conn, int(number))
+                audience = await projections.topic_audience(conn, number)
             else:
-                audience = await projections.category_audience(conn, int(number))
+                audience = await projections.category_audience(conn, number)
         if len(self._audience_cache) > 10_000:
             self._audience_cache.clear()
         self._audience_cache[channel] = (now + AUDIENCE_CACHE_S, audience)
@@ -395,19 +394,20 @@ class Hub:
 
     async def check_channel(self, client: Client, channel: Any) -> dict[str, Any] | None:
         """An error for a channel the viewer may not follow, None when they may."""
-        if not isinstance(channel, str) or not CHANNEL.fullmatch(channel):
+        if not isinstance(channel, str) or not ch.CHANNEL.fullmatch(channel):
             return error(
                 "bad_channel",
                 'Channels look like "topic:42", "category:3", "user:7" or "latest".',
                 channel if isinstance(channel, str) else None,
             )
-        if channel == "latest":
+        parsed = ch.parse(channel)
+        if parsed is None:  # latest: lists of every category, each message checked on its own
             return None
-        kind, _, number = channel.partition(":")
+        kind, number = parsed
         if kind == "user":
             if client.session is None:
                 return error("unauthorized", "Log in to get your notifications.", channel)
-            if client.session.user_id != int(number):
+            if client.session.user_id != number:
                 return error("forbidden", "You can only follow your own notifications.", channel)
             return None
         audience = await self._audience(channel)
@@ -448,11 +448,11 @@ class Hub:
             client.pending[channel] = []
         self._join(client, new)
         try:
-            streamed = [c for c in new if not c.startswith("user:")]
+            streamed = [c for c in new if not ch.is_user_channel(c)]
             if last is not None and streamed:
                 await self.replay(client, streamed, last)
             for channel in new:
-                if channel.startswith("user:"):
+                if ch.is_user_channel(channel):
                     await self._send_count(client, channel)
         finally:
             for channel in new:
@@ -464,20 +464,10 @@ class Hub:
         client.push(dumps({"type": "subscribed", "channels": new}))
 
     async def _send_count(self, client: Client, channel: str) -> None:
-        user_id = int(channel.partition(":")[2])
+        _, user_id = ch.parse(channel) or ("user", 0)
         async with self.rt.pool.acquire() as conn:
             counts = await notifications.unread_counts(conn, [user_id])
-        client.push(
-            dumps(
-                {
-                    "type": "event",
-                    "id": "0-0",
-                    "channel": channel,
-                    "event": "notification.count",
-                    "data": {"unread": counts[user_id]},
-                }
-            )
-        )
+        client.push(count_message("0-0", channel, counts[user_id]))
 
     async def trimmed_since(self, last: str) -> bool:
         """Whether events after `last` may be gone from the stream (trimmed), so a replay is not whole."""
@@ -509,17 +499,13 @@ class Hub:
         for entry_id, fields in entries:
             entry = _str(entry_id)
             upto = stream_key(entry)
-            raw = fields.get(ev.STREAM_FIELD.encode()) or fields.get(ev.STREAM_FIELD)
-            try:
-                envelope = ev.Envelope.from_json(raw or b"")
-                messages = live_messages(envelope)
-            except (ev.EventError, KeyError, TypeError):
+            read = read_entry(entry, fields)
+            if read is None:
                 continue
+            event_type, messages = read
             for channel, data, audience in messages:
                 if channel in wanted and client.sees(audience):
-                    client.push(
-                        dumps({"type": "event", "id": entry, "channel": channel, "event": envelope.type, "data": data})
-                    )
+                    client.push(event_message(entry, channel, event_type, data))
         for channel in channels:
             client.replayed_upto[channel] = upto
 

@@ -5,19 +5,21 @@ them, built from the stream (notify never reads forum tables).
 Every apply function is idempotent and tolerates order: two notify replicas may
 handle neighbouring events out of order, so a row remembers the id of the last
 event applied (UUIDv7 ids sort by time) and an older event never overwrites it.
-Also here: the one visibility rule as notify applies it (audiences).
+Also here: the one visibility rule as notify applies it to members it knows (their
+audiences, from shared/audience.py, in Python and in SQL).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 
+from shared import audience
 from shared import events as ev
 
 EXCERPT_CHARS = 280
@@ -26,24 +28,22 @@ AWAY_AFTER_S = 10 * 60
 # --- visibility --------------------------------------------------------------------
 
 
-def can_see(viewer_audiences: Collection[str], item_audience: Collection[str]) -> bool:
-    """The visibility rule on audiences: staff see everything, others need a shared audience."""
-    return "staff" in viewer_audiences or bool(set(viewer_audiences) & set(item_audience))
+STAFF_ROLES = ("moderator", "admin")
 
 
-def member_audiences(roles: Sequence[str], group_ids: Sequence[int]) -> list[str]:
-    """A member's audiences from their projected roles and groups (as Session.audiences())."""
-    audiences = ["public", *(f"group:{g}" for g in group_ids)]
-    if "moderator" in roles or "admin" in roles:
-        audiences.append("staff")
-    return audiences
+def is_staff(roles: Sequence[str]) -> bool:
+    """Whether projected roles make a member staff (as Session.is_staff)."""
+    return any(role in roles for role in STAFF_ROLES)
 
 
-# SQL fragment: may the member `u` see content with audience `aud`? Same rule as can_see.
-SEES_SQL = (
-    "('moderator' = ANY({u}.roles) OR 'admin' = ANY({u}.roles) OR {aud} && "
-    "(ARRAY['public'] || ARRAY(SELECT 'group:' || g FROM unnest({u}.group_ids) g)))"
-)
+def sees_sql(u: str, item: str) -> str:
+    """SQL: may the member row `u` (notify.users) read a thing whose audience is `item`? The rule
+    of audience.may_read, over the audiences audience.for_member gives the member."""
+    staff = " OR ".join(f"'{role}' = ANY({u}.roles)" for role in STAFF_ROLES)
+    viewer = audience.member_sql(f"{u}.id", f"{u}.group_ids", f"({staff})")
+    return audience.MAY_READ_SQL.format(viewer=viewer, item=item)
+
+
 # A topic's audience: its category's when notify knows the category (so a category made
 # private hides its old topics at once), else what the topic's own events said.
 TOPIC_AUDIENCE_SQL = "coalesce((SELECT c.audience FROM notify.categories c WHERE c.id = {t}.category_id), {t}.audience)"
@@ -89,7 +89,14 @@ WHERE u.event_id IS NULL OR u.event_id < EXCLUDED.event_id
 """
 
 
-async def apply_user_registered(conn: asyncpg.Connection, envelope: ev.Envelope, event: ev.UserRegistered) -> None:
+async def apply_user(
+    conn: asyncpg.Connection, envelope: ev.Envelope, event: ev.UserRegistered | ev.UserUpdated
+) -> None:
+    """A member registered or changed; only an update says their roles, groups and suspension."""
+    if isinstance(event, ev.UserUpdated):
+        roles, group_ids, suspended_until = event.roles, event.group_ids, _time(event.suspended_until)
+    else:
+        roles, group_ids, suspended_until = None, None, None
     await conn.execute(
         UPSERT_USER_SQL,
         event.user_id,
@@ -97,29 +104,12 @@ async def apply_user_registered(conn: asyncpg.Connection, envelope: ev.Envelope,
         event.display_name,
         event.email,
         event.email_verified,
-        None,
-        None,
-        None,
+        roles,
+        group_ids,
+        suspended_until,
         _occurred(envelope),
         envelope.id,
-        False,
-    )
-
-
-async def apply_user_updated(conn: asyncpg.Connection, envelope: ev.Envelope, event: ev.UserUpdated) -> None:
-    await conn.execute(
-        UPSERT_USER_SQL,
-        event.user_id,
-        event.username,
-        event.display_name,
-        event.email,
-        event.email_verified,
-        event.roles,
-        event.group_ids,
-        _time(event.suspended_until),
-        _occurred(envelope),
-        envelope.id,
-        True,
+        isinstance(event, ev.UserUpdated),
     )
 
 
@@ -211,7 +201,9 @@ WHERE t.event_id IS NULL OR t.event_id < EXCLUDED.event_id
 """
 
 
-async def apply_topic_created(conn: asyncpg.Connection, envelope: ev.Envelope, event: ev.TopicCreated) -> None:
+async def _upsert_topic(
+    conn: asyncpg.Connection, envelope: ev.Envelope, event: ev.TopicCreated | ev.TopicUpdated, created_at: datetime
+) -> None:
     await conn.execute(
         UPSERT_TOPIC_SQL,
         event.topic_id,
@@ -222,27 +214,20 @@ async def apply_topic_created(conn: asyncpg.Connection, envelope: ev.Envelope, e
         event.author_id,
         list(event.audience),
         event.content_note,
-        _time(event.created_at) or _occurred(envelope),
+        created_at,
         envelope.id,
     )
+
+
+async def apply_topic_created(conn: asyncpg.Connection, envelope: ev.Envelope, event: ev.TopicCreated) -> None:
+    await _upsert_topic(conn, envelope, event, _time(event.created_at) or _occurred(envelope))
     # The creator watches their topic (Discourse's default), unless they chose otherwise.
     await set_watch(conn, event.author_id, "topic", event.topic_id, "watching", reason="created", overwrite="posted")
 
 
 async def apply_topic_updated(conn: asyncpg.Connection, envelope: ev.Envelope, event: ev.TopicUpdated) -> None:
-    await conn.execute(
-        UPSERT_TOPIC_SQL,
-        event.topic_id,
-        event.category_id,
-        event.title,
-        event.slug,
-        event.kind,
-        event.author_id,
-        list(event.audience),
-        event.content_note,
-        _occurred(envelope),
-        envelope.id,
-    )
+    # An update's time only stands in until the creation is seen (created_at keeps the least).
+    await _upsert_topic(conn, envelope, event, _occurred(envelope))
 
 
 # --- posts and reactions --------------------------------------------------------------------
@@ -493,40 +478,41 @@ async def set_watch(
 
 # --- dispatch ---------------------------------------------------------------------------
 
-Apply = Callable[[asyncpg.Connection, ev.Envelope, ev.Event], Awaitable[object]]
+# Typed like search's indexer: each function takes the event type it is listed under.
+Apply = Callable[[asyncpg.Connection, ev.Envelope, Any], Awaitable[object]]
 
-APPLY: dict[str, Apply] = {
-    "user.registered": apply_user_registered,  # type: ignore[dict-item]
-    "user.updated": apply_user_updated,  # type: ignore[dict-item]
-    "user.seen": apply_user_seen,  # type: ignore[dict-item]
-    "user.suspended": apply_user_suspended,  # type: ignore[dict-item]
-    "user.silenced": apply_user_silenced,  # type: ignore[dict-item]
-    "user.muted": apply_user_muted,  # type: ignore[dict-item]
-    "group.member_added": apply_group_member,  # type: ignore[dict-item]
-    "group.member_removed": apply_group_member,  # type: ignore[dict-item]
-    "category.created": apply_category,  # type: ignore[dict-item]
-    "category.updated": apply_category,  # type: ignore[dict-item]
-    "topic.created": apply_topic_created,  # type: ignore[dict-item]
-    "topic.updated": apply_topic_updated,  # type: ignore[dict-item]
-    "post.created": apply_post_created,  # type: ignore[dict-item]
-    "post.edited": apply_post_edited,  # type: ignore[dict-item]
-    "post.deleted": apply_post_deleted,  # type: ignore[dict-item]
-    "post.hidden": apply_post_hidden,  # type: ignore[dict-item]
-    "post.restored": apply_post_restored,  # type: ignore[dict-item]
-    "folder.updated": apply_folder,  # type: ignore[dict-item]
-    "document.uploaded": apply_document,  # type: ignore[dict-item]
-    "document.updated": apply_document,  # type: ignore[dict-item]
-    "document.deleted": apply_document_deleted,  # type: ignore[dict-item]
-    "webinar.scheduled": apply_webinar,  # type: ignore[dict-item]
-    "webinar.updated": apply_webinar,  # type: ignore[dict-item]
-    "webinar.cancelled": apply_webinar,  # type: ignore[dict-item]
-    "webinar.registered": apply_webinar_registered,  # type: ignore[dict-item]
+APPLY: dict[type[ev.Event], Apply] = {
+    ev.UserRegistered: apply_user,
+    ev.UserUpdated: apply_user,
+    ev.UserSeen: apply_user_seen,
+    ev.UserSuspended: apply_user_suspended,
+    ev.UserSilenced: apply_user_silenced,
+    ev.UserMuted: apply_user_muted,
+    ev.GroupMemberAdded: apply_group_member,
+    ev.GroupMemberRemoved: apply_group_member,
+    ev.CategoryCreated: apply_category,
+    ev.CategoryUpdated: apply_category,
+    ev.TopicCreated: apply_topic_created,
+    ev.TopicUpdated: apply_topic_updated,
+    ev.PostCreated: apply_post_created,
+    ev.PostEdited: apply_post_edited,
+    ev.PostDeleted: apply_post_deleted,
+    ev.PostHidden: apply_post_hidden,
+    ev.PostRestored: apply_post_restored,
+    ev.FolderUpdated: apply_folder,
+    ev.DocumentUploaded: apply_document,
+    ev.DocumentUpdated: apply_document,
+    ev.DocumentDeleted: apply_document_deleted,
+    ev.WebinarScheduled: apply_webinar,
+    ev.WebinarUpdated: apply_webinar,
+    ev.WebinarCancelled: apply_webinar,
+    ev.WebinarRegistered: apply_webinar_registered,
 }
 
 
 async def apply(conn: asyncpg.Connection, envelope: ev.Envelope, event: ev.Event) -> None:
     """Bring the projections up to date with one event (reactions are applied by the writer)."""
-    func = APPLY.get(envelope.type)
+    func = APPLY.get(type(event))
     if func is not None:
         await func(conn, envelope, event)
 
@@ -549,8 +535,17 @@ class Member:
     last_seen_at: datetime | None
 
     @property
+    def user_id(self) -> int:
+        return self.id
+
+    @property
+    def is_staff(self) -> bool:
+        return is_staff(self.roles)
+
+    @property
     def audiences(self) -> list[str]:
-        return member_audiences(self.roles, self.group_ids)
+        """Every audience the member belongs to (shared/audience.py)."""
+        return audience.for_viewer(self)
 
     def is_suspended(self, now: datetime) -> bool:
         return self.suspended_until is not None and self.suspended_until > now

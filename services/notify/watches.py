@@ -18,6 +18,7 @@ from starlette.routing import Route
 
 from services.notify import projections
 from shared.api import ApiRouter, Field, Schema, read_json
+from shared.audience import for_viewer, may_read
 from shared.pages import form_data
 from shared.sessions import Session
 from shared.web import ApiError, check_csrf, require_viewer, runtime
@@ -85,7 +86,7 @@ async def check_target(conn: asyncpg.Connection, who: Session, kind: str, target
         audience = await projections.topic_audience(conn, target_id)
     else:
         audience = await projections.category_audience(conn, target_id)
-    if audience is None or not projections.can_see(who.audiences(), audience):
+    if audience is None or not may_read(for_viewer(who), audience):
         raise ApiError(404, "not_found", f"We could not find that {kind}.")
 
 

@@ -11,14 +11,14 @@ from typing import Any
 from arq.cron import CronJob, cron
 from arq.worker import Function, Worker, func
 
-from services.notify import digests, mail, notifications
+from services.notify import digests, mail, notification_mail
 from shared.jobs import queue_name, redis_settings
 from shared.settings import Settings
 from shared.web import open_runtime
 
 FUNCTIONS: list[Function] = [
     func(mail.send_mail, name="send_mail", max_tries=5),
-    func(notifications.send_notification_mail, name="send_notification_mail", max_tries=5),
+    func(notification_mail.send_notification_mail, name="send_notification_mail", max_tries=5),
     func(digests.send_digest, name="send_digest", max_tries=5),
 ]
 DIGEST_MINUTES = {0, 15, 30, 45}

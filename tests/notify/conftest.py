@@ -10,7 +10,7 @@ import pytest_asyncio
 from notify_helpers import MailSink, World, smtp_server
 
 from services.allinone import AllInOne
-from services.notify import notifications
+from services.notify import writer
 from shared.web import Runtime
 
 
@@ -18,7 +18,7 @@ from shared.web import Runtime
 async def world(app: AllInOne, pool, redis, settings) -> AsyncIterator[World]:
     """Events in through the forum's outbox, handled by a notification writer we drive by hand."""
     rt: Runtime = app.apps["notify"].state.runtime
-    consumer = notifications.writer(rt, name="test-writer")
+    consumer = writer.consumer(rt, name="test-writer")
     await consumer.ensure_group()
     yield World(pool, redis, settings, rt, consumer)
 

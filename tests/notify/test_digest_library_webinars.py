@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from notify_helpers import parts
 
-from services.notify import digests, live, notifications, projections
+from services.notify import channels, digests, notifications, projections, writer
 from shared import events as ev
 from shared.web import Runtime
 
@@ -170,7 +170,7 @@ async def test_a_moved_webinar_tells_registered_members_once(world):
     # The same event handled twice (redelivered): one notification each.
     async with world.pool.acquire() as conn, conn.transaction():
         await projections.apply(conn, envelope, envelope.event())
-        await notifications.write_notifications(conn, envelope, envelope.event())
+        await writer.write_notifications(conn, envelope, envelope.event())
     for user_id in (ALICE, CAROL):
         [note] = await world.notifications(user_id)
         assert note["kind"] == "webinar_changed"
@@ -201,4 +201,4 @@ async def test_a_member_who_gave_up_their_place_is_not_told_of_a_move(world):
 
 def test_a_registration_is_never_sent_on_live_channels():
     """webinar.registered is staff-only (who registered): no live channel carries it."""
-    assert live.live_messages(ev.Envelope.wrap(took_a_seat(5, ALICE), actor_id=ALICE)) == []
+    assert channels.live_messages(ev.Envelope.wrap(took_a_seat(5, ALICE), actor_id=ALICE)) == []

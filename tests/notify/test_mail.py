@@ -9,7 +9,7 @@ import pytest
 from arq import Retry
 from notify_helpers import category, free_port, parts, post, topic
 
-from services.notify import mail, notifications
+from services.notify import mail, notification_mail
 from services.notify.worker import create_worker
 from shared.web import Runtime
 
@@ -68,16 +68,16 @@ async def test_a_reply_is_emailed_when_away_with_both_parts_and_unsubscribe_head
 async def test_no_email_while_the_member_is_here_unless_always(world, smtp, mail_ctx):
     notification_id = await _reply(world)
     await world.seen(ALICE)
-    assert await notifications.send_notification_mail(mail_ctx, notification_id) is False
+    assert await notification_mail.send_notification_mail(mail_ctx, notification_id) is False
     await world.pool.execute("INSERT INTO notify.preferences (user_id, email_on_reply) VALUES ($1, 'always')", ALICE)
-    assert await notifications.send_notification_mail(mail_ctx, notification_id) is True
+    assert await notification_mail.send_notification_mail(mail_ctx, notification_id) is True
     assert len(smtp[0].messages) == 1
 
 
 async def test_away_means_not_seen_for_ten_minutes(world, smtp, mail_ctx):
     notification_id = await _reply(world)
     await world.seen(ALICE, datetime.now(UTC) - timedelta(minutes=11))
-    assert await notifications.send_notification_mail(mail_ctx, notification_id) is True
+    assert await notification_mail.send_notification_mail(mail_ctx, notification_id) is True
 
 
 async def test_never_means_no_job_and_no_mail(world, smtp, mail_settings):
@@ -93,18 +93,18 @@ async def test_never_means_no_job_and_no_mail(world, smtp, mail_settings):
 
 async def test_read_before_sending_or_sent_already_sends_nothing_more(world, smtp, mail_ctx):
     notification_id = await _reply(world, mention=True)
-    assert await notifications.send_notification_mail(mail_ctx, notification_id) is True
-    assert await notifications.send_notification_mail(mail_ctx, notification_id) is False  # the same key
+    assert await notification_mail.send_notification_mail(mail_ctx, notification_id) is True
+    assert await notification_mail.send_notification_mail(mail_ctx, notification_id) is False  # the same key
     assert len(smtp[0].messages) == 1
     assert smtp[0].messages[0]["Subject"] == "bob mentioned you in “Coping with night shifts”"
     await world.pool.execute("DELETE FROM notify.sent_mail")
     await world.pool.execute("UPDATE notify.notifications SET read_at = now()")
-    assert await notifications.send_notification_mail(mail_ctx, notification_id) is False
+    assert await notification_mail.send_notification_mail(mail_ctx, notification_id) is False
 
 
 async def test_a_content_noted_post_shows_its_note_not_its_text(world, smtp, mail_ctx):
     notification_id = await _reply(world, note="self-harm")
-    assert await notifications.send_notification_mail(mail_ctx, notification_id) is True
+    assert await notification_mail.send_notification_mail(mail_ctx, notification_id) is True
     text, html = parts(smtp[0].messages[0])
     for body in (text, html):
         assert "Content note: self-harm" in body
@@ -114,11 +114,11 @@ async def test_a_content_noted_post_shows_its_note_not_its_text(world, smtp, mai
 async def test_unverified_or_suspended_members_get_no_mail(world, smtp, mail_ctx):
     notification_id = await _reply(world)
     await world.pool.execute("UPDATE notify.users SET email_verified = false WHERE id = $1", ALICE)
-    assert await notifications.send_notification_mail(mail_ctx, notification_id) is False
+    assert await notification_mail.send_notification_mail(mail_ctx, notification_id) is False
     await world.pool.execute(
         "UPDATE notify.users SET email_verified = true, suspended_until = now() + interval '1 day' WHERE id = $1", ALICE
     )
-    assert await notifications.send_notification_mail(mail_ctx, notification_id) is False
+    assert await notification_mail.send_notification_mail(mail_ctx, notification_id) is False
     assert smtp[0].messages == []
 
 

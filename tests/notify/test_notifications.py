@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from notify_helpers import category, drain, post, reaction, topic
 
@@ -63,7 +64,7 @@ async def test_an_event_handled_twice_makes_no_second_notification(world):
     """At-least-once delivery: handling the same envelope again changes nothing."""
     await _community(world)
     [envelope] = await world.emit(post(101, topic_id=10, number=2, author_id=BOB, reply_to_user_id=ALICE))
-    from services.notify.notifications import handle_event
+    from services.notify.writer import handle_event
 
     await handle_event(world.rt, envelope)
     await handle_event(world.rt, envelope)
@@ -137,7 +138,7 @@ async def test_reactions_are_batched_per_post_and_marked_unread_again(world):
     assert first["kind"] == "reacted" and first["data"]["count"] == 1
     await world.pool.execute("UPDATE notify.notifications SET read_at = now() WHERE id = $1", first["id"])
     [envelope] = await world.emit(reaction(100, topic_id=10, post_author_id=ALICE, user_id=CAROL, kind="hug"))
-    from services.notify.notifications import handle_event
+    from services.notify.writer import handle_event
 
     await handle_event(world.rt, envelope)  # a repeat counts nothing twice
     [batched] = await world.notifications(ALICE)
@@ -165,67 +166,31 @@ async def test_a_deleted_post_takes_its_notifications_away(world):
     assert await world.notifications(ALICE) == []
 
 
+def _resolved(review_id: int, kind: str, action: str, **fields: Any) -> ev.ReviewResolved:
+    """A moderator (Carol) acted on a review item."""
+    return ev.ReviewResolved(review_id=review_id, kind=kind, action=action, moderator_id=CAROL, **fields)
+
+
 async def test_moderation_outcomes_reach_the_author_with_the_reason(world):
     """Hidden, restored, approved, rejected, silenced and suspended: each told once, with the reason."""
     await _community(world)
     await world.emit(post(101, topic_id=10, number=2, author_id=BOB))
     hidden = ev.PostHidden(post_id=101, topic_id=10, category_id=1, author_id=BOB, reason="Flagged as off topic")
     [envelope] = await world.emit(hidden, actor_id=CAROL)
-    from services.notify.notifications import describe, handle_event
+    from services.notify.notifications import describe
+    from services.notify.writer import handle_event
 
     await handle_event(world.rt, envelope)
     await world.emit(ev.PostRestored(post_id=101, topic_id=10, category_id=1, author_id=BOB))
+    on_post = {"post_id": 101, "topic_id": 10, "author_id": BOB}
+    await world.emit(_resolved(7, "queued_post", "approve", **on_post))
     await world.emit(
-        ev.ReviewResolved(
-            review_id=7,
-            kind="queued_post",
-            action="approve",
-            moderator_id=CAROL,
-            post_id=101,
-            topic_id=10,
-            author_id=BOB,
-        )
+        _resolved(8, "queued_post", "reject", topic_title="A new topic", author_id=BOB, reason="Please avoid names")
     )
-    await world.emit(
-        ev.ReviewResolved(
-            review_id=8,
-            kind="queued_post",
-            action="reject",
-            moderator_id=CAROL,
-            topic_title="A new topic",
-            author_id=BOB,
-            reason="Please avoid names",
-        )
-    )
-    await world.emit(
-        ev.ReviewResolved(
-            review_id=9,
-            kind="flagged_post",
-            action="ignore",
-            moderator_id=CAROL,
-            post_id=101,
-            topic_id=10,
-            author_id=BOB,
-        )
-    )
+    await world.emit(_resolved(9, "flagged_post", "ignore", **on_post))
     # An upheld appeal restores the post (post.restored told them); the review adds nothing more.
-    await world.emit(
-        ev.ReviewResolved(
-            review_id=10, kind="appeal", action="approve", moderator_id=CAROL, post_id=101, topic_id=10, author_id=BOB
-        )
-    )
-    await world.emit(
-        ev.ReviewResolved(
-            review_id=11,
-            kind="flagged_post",
-            action="delete",
-            moderator_id=CAROL,
-            post_id=101,
-            topic_id=10,
-            author_id=BOB,
-            reason="Personal details",
-        )
-    )
+    await world.emit(_resolved(10, "appeal", "approve", **on_post))
+    await world.emit(_resolved(11, "flagged_post", "delete", **on_post, reason="Personal details"))
     await world.emit(ev.UserSilenced(user_id=BOB, until=None, reason="Cooling off"), actor_id=CAROL)
     await world.emit(
         ev.UserSuspended(user_id=BOB, until="2030-01-01T00:00:00+00:00", reason="Repeated abuse"), actor_id=CAROL
@@ -270,7 +235,7 @@ async def test_events_out_of_order_keep_the_newest_state(world):
     older, newer = updated(ALICE, "alice_old"), updated(ALICE, "alice_new", group_ids=[3])
     [old_env] = await emit(world.pool, world.redis, world.settings, older)
     [new_env] = await emit(world.pool, world.redis, world.settings, newer)
-    from services.notify.notifications import handle_event
+    from services.notify.writer import handle_event
 
     await handle_event(world.rt, new_env)
     await handle_event(world.rt, old_env)

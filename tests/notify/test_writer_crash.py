@@ -10,7 +10,7 @@ from pathlib import Path
 
 from notify_helpers import drain, post, reaction
 
-from services.notify import notifications
+from services.notify import writer
 
 ROOT = Path(__file__).resolve().parents[2]
 AUTHOR = 1
@@ -57,7 +57,7 @@ async def test_killing_the_writer_mid_batch_loses_and_doubles_nothing(world, set
             process.kill()
             await process.wait()
 
-    survivor = notifications.writer(world.rt, name="survivor", claim_idle_ms=0)
+    survivor = writer.consumer(world.rt, name="survivor", claim_idle_ms=0)
     reclaimed = await survivor.reclaim()
     reclaimed += await drain(survivor)
     assert reclaimed >= len(events) - 25 - 1, "the survivor took over what the dead writer had not acked"
@@ -68,5 +68,5 @@ async def test_killing_the_writer_mid_batch_loses_and_doubles_nothing(world, set
     [batched] = [r for r in rows if r["kind"] == "reacted"]
     assert batched["user_id"] == AUTHOR and batched["data"]["count"] == len(REACTORS)
     assert len(rows) == len(READERS) + 1
-    lag = await world.redis.xpending(world.consumer.stream, notifications.GROUP)
+    lag = await world.redis.xpending(world.consumer.stream, writer.GROUP)
     assert lag["pending"] == 0, "everything is acked at the end"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from services.notify import notifications
+from services.notify import writer
 from shared.settings import Settings
 from shared.web import open_runtime
 
@@ -17,10 +17,10 @@ from shared.web import open_runtime
 async def main() -> None:
     settings = Settings.from_env()
     async with open_runtime(settings) as rt:
-        consumer = notifications.writer(rt, name="doomed", batch_size=200)
+        consumer = writer.consumer(rt, name="doomed", batch_size=200)
 
         async def slow_handler(envelope):  # type: ignore[no-untyped-def]
-            await notifications.handle_event(rt, envelope)
+            await writer.handle_event(rt, envelope)
             print("handled", flush=True)
             await asyncio.sleep(0.02)  # committed, not yet acked
 
