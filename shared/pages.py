@@ -1,5 +1,6 @@
 """Server-rendered pages: the Jinja2 environment with the NHS.UK frontend macros and
-tica's layout, static assets, CSRF for forms, and the page error handlers.
+tica's layout, static assets, CSRF for forms, the helpers every service's form pages share
+(the member, field text, error summaries, dates) and the page error handlers.
 
 Every service renders with `render(request, "name.html", {...})`; templates extend
 "layout.html" (shared/templates). Forms carry `{{ csrf_field() }}`; handlers call
@@ -13,6 +14,7 @@ import os
 import re
 import secrets
 from collections.abc import Mapping, MutableMapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -178,6 +180,94 @@ async def form_data(request: Request) -> FormData:
 def login_redirect(request: Request, target: str | None = None) -> Response:
     """To the login page, coming back afterwards to `target` (by default this page's path)."""
     return RedirectResponse(f"/login?next={quote(target or request.url.path)}", status_code=303)
+
+
+# --- helpers for pages with forms ---------------------------------------------------------------
+
+
+async def member_session(request: Request) -> Session | None:
+    """The viewer signed in with a session cookie (pages never act for an API token)."""
+    who = await viewer(request)
+    return who if who is not None and not who.via_token else None
+
+
+async def form_member(request: Request) -> Session | None:
+    """The member using a form page, or None for a visitor (to send to log in). A visitor's form
+    is still read, so that one with a wrong CSRF token is refused (403) like anybody's."""
+    who = await member_session(request)
+    if who is None and request.method == "POST":
+        await form_data(request)
+    return who
+
+
+def form_text(form: FormData, name: str, *, strip: bool = True) -> str:
+    """A form field's text ("" when absent); NUL is dropped, as no field has a use for it and
+    PostgreSQL refuses it."""
+    value = form.get(name)
+    if not isinstance(value, str):
+        return ""
+    value = value.replace("\x00", "")
+    return value.strip() if strip else value
+
+
+def form_errors(
+    exc: ApiError,
+    field: str,
+    *,
+    labels: Mapping[str, str] | None = None,
+    anchors: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """The layout's error summary and inline errors for a failed action.
+
+    Field problems (422, 409) go next to their fields, each message after its field's label when
+    `labels` is given (a field without one is named from its key); anything else is one message at
+    `field`. `anchors` points a field the page does not show (a hidden input) at one it does.
+    """
+    if exc.status in (409, 422) and exc.fields:
+        fields = dict(exc.fields)
+        if labels is not None:
+            fields = {
+                name: f"{labels.get(name, name.replace('_', ' ').capitalize())} {text}" for name, text in fields.items()
+            }
+    else:
+        fields = {field: exc.message}
+    to = anchors or {}
+    return {
+        "errors": fields,
+        "error_list": [{"text": text, "href": f"#{to.get(name, name)}"} for name, text in fields.items()],
+    }
+
+
+def page_status(exc: ApiError) -> int:
+    """A form page's status for a failed action: 422 for what the person can fix, 400 for a bad
+    request; refusals, missing things, size and type limits and rate limits keep their own."""
+    return exc.status if exc.status in (403, 404, 413, 415, 429) else 422 if exc.status in (409, 422) else 400
+
+
+# --- times as pages show them ----------------------------------------------------------------------
+
+
+def day(moment: datetime) -> str:
+    """A date as people write it: "4 March 2025"."""
+    moment = moment.astimezone(UTC)
+    return f"{moment.day} {moment:%B %Y}"
+
+
+def ago(moment: datetime, now: datetime | None = None) -> str:
+    """A moment as people say it: "just now", "5 minutes ago", "3 days ago", "4 March 2025"."""
+    seconds = ((now or datetime.now(UTC)) - moment).total_seconds()
+    for limit, size, unit in ((3600, 60, "minute"), (86400, 3600, "hour"), (7 * 86400, 86400, "day")):
+        if seconds < limit:
+            count = int(seconds // size)
+            if count < 1:
+                return "just now"
+            return f"{count} {unit}{'s' if count != 1 else ''} ago"
+    return f"{moment.day} {moment:%B %Y}"
+
+
+def when(moment: datetime, text: str | None = None) -> dict[str, str]:
+    """A moment for a <time> element; `text` is ago(moment) when already worked out."""
+    return {"iso": moment.isoformat(), "text": text or ago(moment), "title": f"{moment:%d %B %Y, %H:%M} UTC"}
 
 
 def wants_html(request: Request) -> bool:

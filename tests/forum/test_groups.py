@@ -8,6 +8,7 @@ import re
 from argon2 import PasswordHasher
 from library_helpers import deliver_mail, make_group, outbox
 
+from services.forum import access
 from services.forum.accounts import passwords
 from services.forum.groups import groups
 from shared.sessions import SessionStore
@@ -61,6 +62,35 @@ async def test_private_groups_are_invisible_to_outsiders(member_factory, client)
     assert (await outsider.client.post(f"/api/groups/{secret['id']}/membership", json={})).status_code == 404
     assert (await moderator.client.get(f"/api/groups/{secret['id']}")).status_code == 200
     assert len((await moderator.client.get("/api/groups")).json()["items"]) == 2
+
+
+async def test_group_visible_agrees_with_its_sql(member_factory, pool):
+    """access.group_visible and GROUP_VISIBLE_SQL (behind the list) agree for every viewer and kind of group."""
+    admin = await member_factory("ada", roles=("admin",))
+    insider = await member_factory("bea")
+    outsider = await member_factory("cai")
+    moderator = await member_factory("dee", roles=("moderator",))
+    made = [await make_group(admin, f"{kind.capitalize()} group", kind) for kind in groups.ACCESS]
+    for group in made:
+        added = await admin.client.post(f"/api/groups/{group['id']}/members", json={"username": "bea"})
+        assert added.status_code == 201
+    viewers = {"visitor": None, **{m.username: m.session for m in (admin, insider, outsider, moderator)}}
+    seen: dict[str, set[str]] = {}
+    async with pool.acquire() as conn:
+        for name, who in viewers.items():
+            listed = {row["id"] for row in await groups.list_visible(conn, who)}
+            for group in made:
+                member = who is not None and who.user_id == insider.id
+                assert (group["id"] in listed) == access.group_visible(who, group["access"], member), (name, group)
+            seen[name] = {g["access"] for g in made if g["id"] in listed}
+    everything = set(groups.ACCESS)
+    assert seen == {
+        "visitor": {"open", "request"},
+        "cai": {"open", "request"},
+        "ada": everything,
+        "bea": everything,
+        "dee": everything,
+    }
 
 
 # --- joining and leaving ----------------------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """Groups: open (anyone joins), on request (an owner approves) and private (by invitation,
 invisible to outsiders); their members and owners, requests to join, and invitations by
-email: the JSON API, its SQL and its rules.
+email: the rules, SQL, actions and events (api.py is the JSON API, pages.py the pages).
 
 Categories and library folders name the groups that may read them (access.py). A
 member's group ids live in their sessions, so every change of membership rewrites the
@@ -20,19 +20,15 @@ from typing import Any
 from urllib.parse import quote
 
 import asyncpg
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
 
-from services.forum.accounts import accounts
+from services.forum import access
+from services.forum.accounts import accounts, mails
 from services.forum.topics.categories import slugify
 from shared import ratelimit
-from shared.api import ApiRouter, Field, Schema, path_int, query_int, read_json
-from shared.events import GroupMemberAdded, GroupMemberRemoved, write_event
+from shared.events import Event, GroupMemberAdded, GroupMemberRemoved, write_event
 from shared.ratelimit import rate_key
 from shared.sessions import Session
-from shared.web import ApiError, Runtime, check_csrf, invalid, require_viewer, runtime, viewer
-
-api = ApiRouter(tag="groups")
+from shared.web import ApiError, Runtime, invalid
 
 ACCESS = ("open", "request", "private")
 ACCESS_LABELS = {
@@ -46,52 +42,6 @@ RESERVED_SLUGS = frozenset({"new", "invitations"})  # page paths under /groups/
 MEMBERS_PER_PAGE = 50
 INVITE_TTL = timedelta(days=14)
 INVITE_WINDOW_S, INVITE_LIMIT = 3600, 50  # invitations one person may send an hour
-MAX_ID = 2**62
-
-GROUP_IN = Schema(
-    "GroupIn",
-    {
-        "name": Field("string", required=True, min_length=1, max_length=NAME_MAX),
-        "slug": Field(
-            "string",
-            nullable=True,
-            max_length=60,
-            pattern=SLUG_PATTERN,
-            description="lowercase words joined by '-'; made from the name when absent",
-        ),
-        "description": Field("string", nullable=True, max_length=DESCRIPTION_MAX),
-        "access": Field(
-            "string",
-            required=True,
-            enum=ACCESS,
-            description="open: anyone joins; request: an owner approves; private: by invitation",
-        ),
-    },
-)
-GROUP_PATCH = Schema(
-    "GroupPatch",
-    {
-        "name": Field("string", min_length=1, max_length=NAME_MAX),
-        "description": Field("string", max_length=DESCRIPTION_MAX),
-        "access": Field("string", enum=ACCESS),
-    },
-)
-JOIN_IN = Schema(
-    "JoinRequest",
-    {
-        "message": Field(
-            "string", nullable=True, max_length=MESSAGE_MAX, description="for the owners of an on-request group"
-        )
-    },
-)
-ADD_MEMBER_IN = Schema(
-    "GroupMemberIn",
-    {"username": Field("string", required=True, max_length=100), "owner": Field("boolean", nullable=True)},
-)
-MEMBER_PATCH = Schema("GroupMemberPatch", {"owner": Field("boolean", required=True)})
-DECISION_IN = Schema("GroupRequestDecision", {"action": Field("string", required=True, enum=("approve", "deny"))})
-INVITE_IN = Schema("GroupInviteIn", {"email": Field("string", required=True, max_length=accounts.EMAIL_MAX)})
-ACCEPT_IN = Schema("GroupInviteAccept", {"token": Field("string", required=True, max_length=200)})
 
 
 @dataclass(frozen=True)
@@ -99,11 +49,10 @@ class Viewing:
     """A group as one viewer sees it: the row, and the viewer's place in it."""
 
     group: asyncpg.Record
+    who: Session | None
     member: bool
     owner: bool
     requested: bool
-    staff: bool
-    admin: bool
 
     @property
     def id(self) -> int:
@@ -113,11 +62,15 @@ class Viewing:
     @property
     def can_manage(self) -> bool:
         """Owners and admins approve requests, add, remove and invite members, and edit the group."""
-        return self.owner or self.admin
+        return access.may_manage_group(self.who, self.owner)
 
 
 def not_found() -> ApiError:
     return ApiError(404, "not_found", "We could not find that group.")
+
+
+def group_url(group: asyncpg.Record) -> str:
+    return f"/groups/{group['slug']}"
 
 
 # --- SQL ----------------------------------------------------------------------------------------------
@@ -127,8 +80,7 @@ _GROUP_COLUMNS = """g.id, g.name, g.slug, g.description, g.access, g.created_at,
 
 LIST_VISIBLE_SQL = f"""
 SELECT {_GROUP_COLUMNS} FROM forum.groups g
-WHERE g.access <> 'private' OR $2::boolean
-   OR EXISTS (SELECT 1 FROM forum.group_members m WHERE m.group_id = g.id AND m.user_id = $1)
+WHERE {access.GROUP_VISIBLE_SQL.format(user="$1", staff="$2")}
 ORDER BY lower(g.name), g.id
 """
 PLACE_SQL = """
@@ -169,7 +121,7 @@ async def fetch_group_by_slug(conn: asyncpg.Connection, slug: str) -> asyncpg.Re
 
 async def list_visible(conn: asyncpg.Connection, who: Session | None) -> list[asyncpg.Record]:
     """Every group the viewer may see: open and on-request ones, and private ones they are in (staff: all)."""
-    return list(await conn.fetch(LIST_VISIBLE_SQL, who.user_id if who else 0, bool(who and who.is_staff)))
+    return list(await conn.fetch(LIST_VISIBLE_SQL, *access.shown_params(who)))
 
 
 async def viewing(conn: asyncpg.Connection, who: Session | None, group: asyncpg.Record | None) -> Viewing:
@@ -178,10 +130,9 @@ async def viewing(conn: asyncpg.Connection, who: Session | None, group: asyncpg.
         raise not_found()
     place = await conn.fetchrow(PLACE_SQL, group["id"], who.user_id if who else 0)
     member = place["owner"] is not None
-    staff, admin = bool(who and who.is_staff), bool(who and who.is_admin)
-    if group["access"] == "private" and not (member or staff):
+    if not access.group_visible(who, group["access"], member):
         raise not_found()
-    return Viewing(group, member, bool(place["owner"]), bool(place["requested"]), staff, admin)
+    return Viewing(group, who, member, bool(place["owner"]), bool(place["requested"]))
 
 
 async def viewing_id(conn: asyncpg.Connection, who: Session | None, group_id: int) -> Viewing:
@@ -220,7 +171,7 @@ async def check_group_ids(
 ) -> list[int]:
     """Sorted unique group ids, 422 naming `field` when one is not a group."""
     wanted = sorted(set(group_ids or []))
-    if any(not 0 < g < MAX_ID for g in wanted) or await existing_group_ids(conn, wanted) != wanted:
+    if any(not 0 < g < access.MAX_ID for g in wanted) or await existing_group_ids(conn, wanted) != wanted:
         raise invalid(field, "must be ids of existing groups")
     return wanted
 
@@ -267,7 +218,7 @@ def _clean_text(value: str | None, field: str, limit: int, *, multiline: bool = 
 
 async def create_group(conn: asyncpg.Connection, who: Session, data: dict[str, Any]) -> asyncpg.Record:
     """A new group (admins only); 409 when its name or address is taken."""
-    if not who.is_admin:
+    if not access.is_admin(who):
         raise ApiError(403, "forbidden", "Only admins can create groups.")
     name = _clean_text(data["name"], "name", NAME_MAX)
     if not name:
@@ -329,31 +280,28 @@ async def update_group(conn: asyncpg.Connection, who: Session, group_id: int, da
     return row
 
 
+async def _record_membership(conn: asyncpg.Connection, event: Event, user_id: int, actor: int | None) -> None:
+    """A membership change's events: its own, and user.updated with the member's groups now."""
+    await write_event(conn, event, actor_id=actor)
+    user = await accounts.user_by_id(conn, user_id)
+    if user is not None:
+        await write_event(conn, accounts.updated_event(user), actor_id=actor)
+
+
 async def _record_added(
     conn: asyncpg.Connection, group: asyncpg.Record, user_id: int, how: str, actor: int | None
 ) -> None:
-    """The events of a new membership: group.member_added, and user.updated with the new groups."""
-    await write_event(
-        conn,
-        GroupMemberAdded(group_id=group["id"], group_name=group["name"], user_id=user_id, how=how, added_by=actor),
-        actor_id=actor,
-    )
-    user = await accounts.user_by_id(conn, user_id)
-    assert user is not None
-    await write_event(conn, accounts.updated_event(user), actor_id=actor)
+    added = GroupMemberAdded(group_id=group["id"], group_name=group["name"], user_id=user_id, how=how, added_by=actor)
+    await _record_membership(conn, added, user_id, actor)
 
 
 async def _record_removed(
     conn: asyncpg.Connection, group: asyncpg.Record, user_id: int, how: str, actor: int | None
 ) -> None:
-    await write_event(
-        conn,
-        GroupMemberRemoved(group_id=group["id"], group_name=group["name"], user_id=user_id, how=how, removed_by=actor),
-        actor_id=actor,
+    removed = GroupMemberRemoved(
+        group_id=group["id"], group_name=group["name"], user_id=user_id, how=how, removed_by=actor
     )
-    user = await accounts.user_by_id(conn, user_id)
-    if user is not None:
-        await write_event(conn, accounts.updated_event(user), actor_id=actor)
+    await _record_membership(conn, removed, user_id, actor)
 
 
 async def join(conn: asyncpg.Connection, who: Session, group_id: int, message: str | None = None) -> str:
@@ -396,15 +344,22 @@ async def leave(conn: asyncpg.Connection, who: Session, group_id: int) -> None:
     await _record_removed(conn, place.group, who.user_id, "left", who.user_id)
 
 
-def _require_manager(place: Viewing) -> None:
+def require_manager(place: Viewing) -> None:
+    """The group's owners and admins only (403 for its other viewers)."""
     if not place.can_manage:
         raise ApiError(403, "forbidden", "Only the group's owners and admins can do that.")
 
 
+async def managing(conn: asyncpg.Connection, who: Session, group_id: int) -> Viewing:
+    """The group as one of its owners or an admin sees it (404 when hidden from the viewer, else 403)."""
+    place = await viewing_id(conn, who, group_id)
+    require_manager(place)
+    return place
+
+
 async def decide_request(conn: asyncpg.Connection, who: Session, group_id: int, user_id: int, action: str) -> str:
     """Approve ("member") or deny ("denied") a request to join; 404 when there is no such request."""
-    place = await viewing_id(conn, who, group_id)
-    _require_manager(place)
+    place = await managing(conn, who, group_id)
     pending = await conn.fetchval(
         "DELETE FROM forum.group_requests WHERE group_id = $1 AND user_id = $2 RETURNING user_id", group_id, user_id
     )
@@ -421,8 +376,7 @@ async def add_member(
     conn: asyncpg.Connection, who: Session, group_id: int, username: str, *, owner: bool = False
 ) -> asyncpg.Record:
     """Add a member by username (owners and admins); making someone an owner needs an owner or admin too."""
-    place = await viewing_id(conn, who, group_id)
-    _require_manager(place)
+    place = await managing(conn, who, group_id)
     user = await accounts.user_by_username(conn, username.strip().lstrip("@")) if len(username) <= 100 else None
     if user is None:
         raise invalid("username", "There is no member with that username")
@@ -449,8 +403,7 @@ async def _member_row(conn: asyncpg.Connection, group_id: int, user_id: int) -> 
 
 async def set_owner(conn: asyncpg.Connection, who: Session, group_id: int, user_id: int, owner: bool) -> asyncpg.Record:
     """Make a member an owner or take it back (owners and admins)."""
-    place = await viewing_id(conn, who, group_id)
-    _require_manager(place)
+    await managing(conn, who, group_id)
     await _member_row(conn, group_id, user_id)
     await conn.execute(
         "UPDATE forum.group_members SET owner = $3 WHERE group_id = $1 AND user_id = $2", group_id, user_id, owner
@@ -463,8 +416,7 @@ async def remove_member(conn: asyncpg.Connection, who: Session, group_id: int, u
     if user_id == who.user_id:
         await leave(conn, who, group_id)
         return
-    place = await viewing_id(conn, who, group_id)
-    _require_manager(place)
+    place = await managing(conn, who, group_id)
     if not await delete_member(conn, group_id, user_id):
         raise ApiError(404, "not_found", "That person is not a member of this group.")
     await _record_removed(conn, place.group, user_id, "removed", who.user_id)
@@ -510,15 +462,14 @@ class Invitation:
 
     id: int
     email: str
-    mail: accounts.Mail
+    mail: mails.Mail
 
 
 async def create_invite(
     conn: asyncpg.Connection, who: Session, group_id: int, email: str, *, secret: bytes, base_url: str
 ) -> Invitation:
     """Record an invitation (owners and admins) and compose its mail with the signed link."""
-    place = await viewing_id(conn, who, group_id)
-    _require_manager(place)
+    place = await managing(conn, who, group_id)
     email = email.strip()
     problem = accounts.email_problem(email)
     if problem:
@@ -534,7 +485,7 @@ async def create_invite(
     link = f"{base_url}/groups/invitations/{quote(invite_token(secret, invite_id, group_id, email))}"
     inviter = await accounts.user_by_id(conn, who.user_id)
     inviter_name = inviter.display_name if inviter else who.username
-    mail = accounts.compose(
+    mail = mails.compose(
         subject=f"You are invited to join {place.group['name']} on tica",
         greeting_name=email,
         paragraphs=[
@@ -564,13 +515,13 @@ async def invite(rt: Runtime, who: Session, group_id: int, email: str) -> Invita
         invitation = await create_invite(
             conn, who, group_id, email, secret=rt.settings.key, base_url=rt.settings.public_url
         )
-    await accounts.send(rt, to=invitation.email, mail=invitation.mail, key=f"group-invite:{invitation.id}")
+    await mails.send(rt, to=invitation.email, mail=invitation.mail, key=f"group-invite:{invitation.id}")
     return invitation
 
 
 async def revoke_invite(conn: asyncpg.Connection, who: Session, group_id: int, invite_id: int) -> None:
-    place = await viewing_id(conn, who, group_id)
-    _require_manager(place)
+    """Withdraw an open invitation (owners and admins): its link stops working."""
+    await managing(conn, who, group_id)
     revoked = await conn.fetchval(
         "UPDATE forum.group_invites SET revoked_at = now() WHERE id = $1 AND group_id = $2 AND used_at IS NULL "
         "AND revoked_at IS NULL RETURNING id",
@@ -620,272 +571,3 @@ async def accept_invite(conn: asyncpg.Connection, who: Session, token: str, *, s
     if await insert_member(conn, group["id"], user.id, owner=False, added_by=who.user_id):
         await _record_added(conn, group, user.id, "invited", who.user_id)
     return group
-
-
-# --- JSON shapes ----------------------------------------------------------------------------------------------
-
-
-def group_url(group: asyncpg.Record) -> str:
-    return f"/groups/{group['slug']}"
-
-
-def group_json(group: asyncpg.Record, place: Viewing | None = None) -> dict[str, Any]:
-    """A group; with the viewer's place in it when known."""
-    out: dict[str, Any] = {
-        "id": group["id"],
-        "name": group["name"],
-        "slug": group["slug"],
-        "description": group["description"],
-        "access": group["access"],
-        "members_count": group["members_count"],
-        "created_at": group["created_at"].isoformat(),
-        "url": group_url(group),
-    }
-    if place is not None:
-        out["viewer"] = {
-            "member": place.member,
-            "owner": place.owner,
-            "requested": place.requested,
-            "can_manage": place.can_manage,
-        }
-    return out
-
-
-def member_json(row: asyncpg.Record) -> dict[str, Any]:
-    return {
-        "id": row["id"],
-        "username": row["username"],
-        "display_name": row["display_name"],
-        "owner": row["owner"],
-        "joined_at": row["created_at"].isoformat(),
-        "avatar": {
-            "initials": accounts.initials(row["display_name"], row["username"]),
-            "colour": accounts.AVATAR_PALETTE[accounts.avatar_index(row["id"])],
-        },
-    }
-
-
-def request_json(row: asyncpg.Record) -> dict[str, Any]:
-    return {
-        "user": {"id": row["id"], "username": row["username"], "display_name": row["display_name"]},
-        "message": row["message"],
-        "created_at": row["created_at"].isoformat(),
-    }
-
-
-def invite_json(row: asyncpg.Record) -> dict[str, Any]:
-    return {
-        "id": row["id"],
-        "email": row["email"],
-        "invited_by": row["invited_by"],
-        "created_at": row["created_at"].isoformat(),
-        "expires_at": row["expires_at"].isoformat(),
-    }
-
-
-# --- endpoints ------------------------------------------------------------------------------------------------
-
-
-async def _writer(request: Request) -> Session:
-    who = await require_viewer(request)
-    check_csrf(request, who)
-    return who
-
-
-async def _changed(rt: Runtime, user_id: int) -> None:
-    """After a membership change commits: the member's live sessions learn their groups."""
-    await accounts.refresh_sessions(rt, user_id)
-
-
-@api.get("/api/groups", answers={200: "{items: [group], next}"})
-async def list_groups(request: Request) -> Response:
-    """The groups the viewer may see (private ones only to their members and staff), with the viewer's place."""
-    who = await viewer(request)
-    async with runtime(request).pool.acquire() as conn:
-        items = [group_json(row, await viewing(conn, who, row)) for row in await list_visible(conn, who)]
-    return JSONResponse({"items": items, "next": None})
-
-
-@api.post("/api/groups", body=GROUP_IN, answers={201: "Group"}, auth=True)
-async def create_group_endpoint(request: Request) -> Response:
-    """Create a group (admins). Add owners with POST /api/groups/{id}/members."""
-    who = await _writer(request)
-    data = await read_json(request, GROUP_IN)
-    async with runtime(request).pool.acquire() as conn, conn.transaction():
-        row = await create_group(conn, who, data)
-        place = await viewing(conn, who, row)
-    return JSONResponse(group_json(row, place), status_code=201)
-
-
-@api.get("/api/groups/{id:int}", answers={200: "Group with owners"})
-async def get_group(request: Request) -> Response:
-    """A group, its owners and the viewer's place in it (404 for a private group the viewer is not in)."""
-    who = await viewer(request)
-    async with runtime(request).pool.acquire() as conn:
-        place = await viewing_id(conn, who, path_int(request, "id"))
-        owners, _ = await members(conn, place.id, owners=True)
-    return JSONResponse({**group_json(place.group, place), "owners": [member_json(r) for r in owners]})
-
-
-@api.patch("/api/groups/{id:int}", body=GROUP_PATCH, answers={200: "Group"}, auth=True)
-async def patch_group(request: Request) -> Response:
-    """Change a group's name, description or access (its owners and admins)."""
-    who = await _writer(request)
-    data = await read_json(request, GROUP_PATCH)
-    async with runtime(request).pool.acquire() as conn, conn.transaction():
-        row = await update_group(conn, who, path_int(request, "id"), data)
-        place = await viewing(conn, who, row)
-    return JSONResponse(group_json(row, place))
-
-
-@api.get(
-    "/api/groups/{id:int}/members",
-    answers={200: "{items: [member], next}"},
-    auth=True,
-    query={"page": "page number, from 1"},
-)
-async def list_members(request: Request) -> Response:
-    """A group's members, owners first (members who are logged in only)."""
-    who = await require_viewer(request)
-    page = query_int(request, "page", 1)
-    async with runtime(request).pool.acquire() as conn:
-        place = await viewing_id(conn, who, path_int(request, "id"))
-        rows, more = await members(conn, place.id, page=page)
-    return JSONResponse({"items": [member_json(r) for r in rows], "next": page + 1 if more else None})
-
-
-@api.post(
-    "/api/groups/{id:int}/membership",
-    body=JOIN_IN,
-    answers={201: "{status: member}", 202: "{status: requested}", 200: "Already a member"},
-    auth=True,
-)
-async def join_endpoint(request: Request) -> Response:
-    """Join an open group, or ask to join an on-request group (with an optional message for its owners)."""
-    who = await _writer(request)
-    data = await read_json(request, JOIN_IN)
-    group_id = path_int(request, "id")
-    rt = runtime(request)
-    async with rt.pool.acquire() as conn, conn.transaction():
-        was_member = (await viewing_id(conn, who, group_id)).member
-        status = await join(conn, who, group_id, data.get("message"))
-    if status == "member" and not was_member:
-        await _changed(rt, who.user_id)
-    code = 202 if status == "requested" else (200 if was_member else 201)
-    return JSONResponse({"status": status}, status_code=code)
-
-
-@api.delete("/api/groups/{id:int}/membership", answers={204: "Left (or request taken back)"}, auth=True)
-async def leave_endpoint(request: Request) -> Response:
-    """Leave a group, or take back a request to join it."""
-    who = await _writer(request)
-    rt = runtime(request)
-    async with rt.pool.acquire() as conn, conn.transaction():
-        await leave(conn, who, path_int(request, "id"))
-    await _changed(rt, who.user_id)
-    return Response(status_code=204)
-
-
-@api.post("/api/groups/{id:int}/members", body=ADD_MEMBER_IN, answers={201: "Member"}, auth=True)
-async def add_member_endpoint(request: Request) -> Response:
-    """Add a member by username, optionally as an owner (the group's owners and admins)."""
-    who = await _writer(request)
-    data = await read_json(request, ADD_MEMBER_IN)
-    rt = runtime(request)
-    async with rt.pool.acquire() as conn, conn.transaction():
-        row = await add_member(conn, who, path_int(request, "id"), data["username"], owner=bool(data.get("owner")))
-    await _changed(rt, row["id"])
-    return JSONResponse(member_json(row), status_code=201)
-
-
-@api.patch("/api/groups/{id:int}/members/{user_id:int}", body=MEMBER_PATCH, answers={200: "Member"}, auth=True)
-async def patch_member_endpoint(request: Request) -> Response:
-    """Make a member an owner, or not (the group's owners and admins)."""
-    who = await _writer(request)
-    data = await read_json(request, MEMBER_PATCH)
-    async with runtime(request).pool.acquire() as conn, conn.transaction():
-        row = await set_owner(conn, who, path_int(request, "id"), path_int(request, "user_id"), data["owner"])
-    await _changed(runtime(request), row["id"])
-    return JSONResponse(member_json(row))
-
-
-@api.delete("/api/groups/{id:int}/members/{user_id:int}", answers={204: "Removed"}, auth=True)
-async def remove_member_endpoint(request: Request) -> Response:
-    """Remove a member (the group's owners and admins; or yourself)."""
-    who = await _writer(request)
-    user_id = path_int(request, "user_id")
-    rt = runtime(request)
-    async with rt.pool.acquire() as conn, conn.transaction():
-        await remove_member(conn, who, path_int(request, "id"), user_id)
-    await _changed(rt, user_id)
-    return Response(status_code=204)
-
-
-@api.get("/api/groups/{id:int}/requests", answers={200: "{items: [request], next}"}, auth=True)
-async def list_requests(request: Request) -> Response:
-    """Requests to join waiting for an answer (the group's owners and admins)."""
-    who = await require_viewer(request)
-    async with runtime(request).pool.acquire() as conn:
-        place = await viewing_id(conn, who, path_int(request, "id"))
-        _require_manager(place)
-        rows = await pending_requests(conn, place.id)
-    return JSONResponse({"items": [request_json(r) for r in rows], "next": None})
-
-
-@api.post(
-    "/api/groups/{id:int}/requests/{user_id:int}", body=DECISION_IN, answers={200: "{status: member|denied}"}, auth=True
-)
-async def decide_request_endpoint(request: Request) -> Response:
-    """Approve or deny a request to join (the group's owners and admins)."""
-    who = await _writer(request)
-    data = await read_json(request, DECISION_IN)
-    user_id = path_int(request, "user_id")
-    rt = runtime(request)
-    async with rt.pool.acquire() as conn, conn.transaction():
-        status = await decide_request(conn, who, path_int(request, "id"), user_id, data["action"])
-    if status == "member":
-        await _changed(rt, user_id)
-    return JSONResponse({"status": status})
-
-
-@api.get("/api/groups/{id:int}/invites", answers={200: "{items: [invite], next}"}, auth=True)
-async def list_invites(request: Request) -> Response:
-    """Open invitations (the group's owners and admins)."""
-    who = await require_viewer(request)
-    async with runtime(request).pool.acquire() as conn:
-        place = await viewing_id(conn, who, path_int(request, "id"))
-        _require_manager(place)
-        rows = await pending_invites(conn, place.id)
-    return JSONResponse({"items": [invite_json(r) for r in rows], "next": None})
-
-
-@api.post("/api/groups/{id:int}/invites", body=INVITE_IN, answers={202: "{status: sent, id}"}, auth=True)
-async def invite_endpoint(request: Request) -> Response:
-    """Invite someone by email (the group's owners and admins); the mail carries a signed link valid 14 days."""
-    who = await _writer(request)
-    data = await read_json(request, INVITE_IN)
-    invitation = await invite(runtime(request), who, path_int(request, "id"), data["email"])
-    return JSONResponse({"status": "sent", "id": invitation.id}, status_code=202)
-
-
-@api.delete("/api/groups/{id:int}/invites/{invite_id:int}", answers={204: "Withdrawn"}, auth=True)
-async def revoke_invite_endpoint(request: Request) -> Response:
-    """Withdraw an open invitation: its link stops working."""
-    who = await _writer(request)
-    async with runtime(request).pool.acquire() as conn, conn.transaction():
-        await revoke_invite(conn, who, path_int(request, "id"), path_int(request, "invite_id"))
-    return Response(status_code=204)
-
-
-@api.post("/api/group-invites/accept", body=ACCEPT_IN, answers={200: "Group (now a member)"}, auth=True)
-async def accept_invite_endpoint(request: Request) -> Response:
-    """Accept an invitation with the token from its link; the viewer's confirmed email must be the one invited."""
-    who = await _writer(request)
-    data = await read_json(request, ACCEPT_IN)
-    rt = runtime(request)
-    async with rt.pool.acquire() as conn, conn.transaction():
-        group = await accept_invite(conn, who, data["token"], secret=rt.settings.key)
-    await _changed(rt, who.user_id)
-    async with rt.pool.acquire() as conn:
-        place = await viewing_id(conn, who, group["id"])
-    return JSONResponse(group_json(place.group, place))

@@ -8,7 +8,7 @@ private group is a 404 page to everyone outside it.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import quote
 
@@ -18,10 +18,22 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from services.forum import access
 from services.forum.accounts import accounts
+from services.forum.groups import api as group_api
 from services.forum.groups import groups
 from shared.api import query_int
-from shared.pages import form_data, login_redirect, render
+from shared.pages import (
+    day,
+    form_data,
+    form_errors,
+    form_member,
+    form_text,
+    login_redirect,
+    member_session,
+    page_status,
+    render,
+)
 from shared.sessions import Session
 from shared.web import ApiError, runtime, viewer
 
@@ -60,38 +72,11 @@ def person(user_id: int, username: str, display_name: str) -> dict[str, Any]:
     }
 
 
-def day(moment: datetime) -> str:
-    """A date as people write it: "4 March 2025"."""
-    moment = moment.astimezone(UTC)
-    return f"{moment.day} {moment:%B %Y}"
-
-
-def text(form: FormData, name: str) -> str:
-    value = form.get(name)
-    return value.replace("\x00", "").strip() if isinstance(value, str) else ""
-
-
-def form_errors(exc: ApiError, field: str) -> dict[str, Any]:
-    """The layout's error summary and inline errors for a failed action."""
-    fields = dict(exc.fields) if exc.status in (409, 422) and exc.fields else {field: exc.message}
-    return {"errors": fields, "error_list": [{"text": msg, "href": f"#{name}"} for name, msg in fields.items()]}
-
-
-def page_status(exc: ApiError) -> int:
-    return exc.status if exc.status in (403, 404, 413, 415, 429) else 422 if exc.status in (409, 422) else 400
-
-
-async def member_session(request: Request) -> Session | None:
-    """The viewer signed in with a session cookie (pages never act for an API token)."""
-    who = await viewer(request)
-    return who if who is not None and not who.via_token else None
-
-
 def group_view(place: groups.Viewing) -> dict[str, Any]:
     group = place.group
     label, colour = ACCESS_TAGS[group["access"]]
     return {
-        **groups.group_json(group, place),
+        **group_api.group_json(group, place),
         "access_label": label,
         "access_colour": colour,
         "access_text": groups.ACCESS_LABELS[group["access"]],
@@ -126,11 +111,11 @@ async def _group_context(
         context["next_url"] = f"{base}?page={page + 1}" if more else None
     if place.can_manage:
         context["requests"] = [
-            {**groups.request_json(r), "person": person(r["id"], r["username"], r["display_name"])}
+            {**group_api.request_json(r), "person": person(r["id"], r["username"], r["display_name"])}
             for r in await groups.pending_requests(conn, place.id)
         ]
         context["invites"] = [
-            {**groups.invite_json(r), "sent": day(r["created_at"])}
+            {**group_api.invite_json(r), "sent": day(r["created_at"])}
             for r in await groups.pending_invites(conn, place.id)
         ]
     return context
@@ -166,8 +151,13 @@ async def _place(request: Request, who: Session | None) -> groups.Viewing:
         return await groups.viewing(conn, who, await groups.fetch_group_by_slug(conn, request.path_params["slug"]))
 
 
-def _done(request: Request, what: str, anchor: str = "") -> Response:
-    return RedirectResponse(f"/groups/{quote(request.path_params['slug'])}?done={what}{anchor}", status_code=303)
+def _done_url(request: Request, what: str) -> str:
+    """This group's page, saying what was done."""
+    return f"/groups/{quote(request.path_params['slug'])}?done={what}"
+
+
+def _done(request: Request, what: str) -> Response:
+    return RedirectResponse(_done_url(request, what), status_code=303)
 
 
 async def _act(request: Request, action: Any, field: str) -> Response:
@@ -184,7 +174,7 @@ async def _act(request: Request, action: Any, field: str) -> Response:
     except ApiError as exc:
         if exc.status == 404 and exc.message == groups.not_found().message:
             raise
-        values = {k: text(form, k) for k in ("username", "email", "message")}
+        values = {k: form_text(form, k) for k in ("username", "email", "message")}
         return await _show(
             request, request.path_params["slug"], {**form_errors(exc, field), "values": values}, status=page_status(exc)
         )
@@ -197,7 +187,7 @@ async def join_submit(request: Request) -> Response:
     """Join an open group, or ask to join an on-request one."""
 
     async def action(conn: asyncpg.Connection, who: Session, place: groups.Viewing, form: FormData) -> Outcome:
-        status = await groups.join(conn, who, place.id, text(form, "message"))
+        status = await groups.join(conn, who, place.id, form_text(form, "message"))
         return ("requested", None) if status == "requested" else ("joined", who.user_id)
 
     return await _act(request, action, "message")
@@ -225,7 +215,7 @@ async def decide_submit(request: Request) -> Response:
     user_id = _user_id(request)
 
     async def action(conn: asyncpg.Connection, who: Session, place: groups.Viewing, form: FormData) -> Outcome:
-        decision = "approve" if text(form, "action") == "approve" else "deny"
+        decision = "approve" if form_text(form, "action") == "approve" else "deny"
         status = await groups.decide_request(conn, who, place.id, user_id, decision)
         return ("approved", user_id) if status == "member" else ("denied", None)
 
@@ -236,7 +226,9 @@ async def add_submit(request: Request) -> Response:
     """Add a member by username (owners and admins)."""
 
     async def action(conn: asyncpg.Connection, who: Session, place: groups.Viewing, form: FormData) -> Outcome:
-        row = await groups.add_member(conn, who, place.id, text(form, "username"), owner=text(form, "owner") == "1")
+        row = await groups.add_member(
+            conn, who, place.id, form_text(form, "username"), owner=form_text(form, "owner") == "1"
+        )
         return "added", row["id"]
 
     return await _act(request, action, "username")
@@ -258,7 +250,7 @@ async def owner_submit(request: Request) -> Response:
     user_id = _user_id(request)
 
     async def action(conn: asyncpg.Connection, who: Session, place: groups.Viewing, form: FormData) -> Outcome:
-        await groups.set_owner(conn, who, place.id, user_id, text(form, "owner") == "1")
+        await groups.set_owner(conn, who, place.id, user_id, form_text(form, "owner") == "1")
         return "owner", user_id
 
     return await _act(request, action, "members")
@@ -272,14 +264,14 @@ async def invite_submit(request: Request) -> Response:
         return login_redirect(request, f"/groups/{request.path_params['slug']}")
     try:
         place = await _place(request, who)
-        await groups.invite(runtime(request), who, place.id, text(form, "email"))
+        await groups.invite(runtime(request), who, place.id, form_text(form, "email"))
     except ApiError as exc:
         if exc.status == 404:
             raise
         return await _show(
             request,
             request.path_params["slug"],
-            {**form_errors(exc, "email"), "values": {"email": text(form, "email")}},
+            {**form_errors(exc, "email"), "values": {"email": form_text(form, "email")}},
             status=page_status(exc),
         )
     return _done(request, "invited")
@@ -300,43 +292,61 @@ async def revoke_submit(request: Request) -> Response:
 
 
 def _form_values(form: FormData) -> dict[str, Any]:
-    return {"name": text(form, "name"), "description": text(form, "description"), "access": text(form, "access")}
+    return {
+        "name": form_text(form, "name"),
+        "description": form_text(form, "description"),
+        "access": form_text(form, "access"),
+    }
+
+
+SaveForm = Callable[[asyncpg.Connection, dict[str, Any]], Awaitable[str]]  # saves; answers where to go next
+
+
+async def _group_form(request: Request, context: dict[str, Any], save: SaveForm) -> Response:
+    """The group form: shown on GET; on POST checked and saved, or shown again with what to fix."""
+    if request.method == "GET":
+        return await render(request, "groups/form.html", context)
+    values = _form_values(await form_data(request))
+    try:
+        async with runtime(request).pool.acquire() as conn, conn.transaction():
+            target = await save(conn, values)
+    except ApiError as exc:
+        context.update(values=values, **form_errors(exc, "name"))
+        return await render(request, "groups/form.html", context, status=page_status(exc))
+    return RedirectResponse(target, status_code=303)
 
 
 async def new_group_page(request: Request) -> Response:
     """Create a group (admins)."""
-    who = await member_session(request)
+    who = await form_member(request)
     if who is None:
-        if request.method == "POST":
-            await form_data(request)
         return login_redirect(request)
-    if not who.is_admin:
+    if not access.is_admin(who):
         raise ApiError(403, "forbidden", "Only admins can create groups.")
+
+    async def save(conn: asyncpg.Connection, values: dict[str, Any]) -> str:
+        data = group_api.GROUP_IN.validate({**values, "access": values["access"] or None})
+        row = await groups.create_group(conn, who, data)
+        return f"/groups/{row['slug']}?done=created"
+
     context: dict[str, Any] = {"values": {"access": "open"}, "access_options": groups.ACCESS_LABELS, "new": True}
-    if request.method == "GET":
-        return await render(request, "groups/form.html", context)
-    form = await form_data(request)
-    values = _form_values(form)
-    try:
-        data = groups.GROUP_IN.validate({**values, "access": values["access"] or None})
-        async with runtime(request).pool.acquire() as conn, conn.transaction():
-            row = await groups.create_group(conn, who, data)
-    except ApiError as exc:
-        context.update(values=values, **form_errors(exc, "name"))
-        return await render(request, "groups/form.html", context, status=page_status(exc))
-    return RedirectResponse(f"/groups/{row['slug']}?done=created", status_code=303)
+    return await _group_form(request, context, save)
 
 
 async def edit_group_page(request: Request) -> Response:
     """Change a group's name, description and access (owners and admins)."""
-    who = await member_session(request)
+    who = await form_member(request)
     if who is None:
-        if request.method == "POST":
-            await form_data(request)
         return login_redirect(request)
     place = await _place(request, who)
     if not place.can_manage:
         raise ApiError(403, "forbidden", "Only the group's owners and admins can change it.")
+
+    async def save(conn: asyncpg.Connection, values: dict[str, Any]) -> str:
+        data = group_api.GROUP_PATCH.validate({k: v for k, v in values.items() if k != "access" or v})
+        await groups.update_group(conn, who, place.id, data)
+        return _done_url(request, "saved")
+
     group = place.group
     context: dict[str, Any] = {
         "group": group_view(place),
@@ -344,18 +354,7 @@ async def edit_group_page(request: Request) -> Response:
         "new": False,
         "values": {"name": group["name"], "description": group["description"], "access": group["access"]},
     }
-    if request.method == "GET":
-        return await render(request, "groups/form.html", context)
-    form = await form_data(request)
-    values = _form_values(form)
-    try:
-        data = groups.GROUP_PATCH.validate({k: v for k, v in values.items() if k != "access" or v})
-        async with runtime(request).pool.acquire() as conn, conn.transaction():
-            await groups.update_group(conn, who, place.id, data)
-    except ApiError as exc:
-        context.update(values=values, **form_errors(exc, "name"))
-        return await render(request, "groups/form.html", context, status=page_status(exc))
-    return _done(request, "saved")
+    return await _group_form(request, context, save)
 
 
 # --- invitations ------------------------------------------------------------------------------------------------------

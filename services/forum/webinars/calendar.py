@@ -22,9 +22,14 @@ from shared.web import runtime
 
 PRODID = "-//tica//webinars//EN"
 FEED_PAST_DAYS = 30  # recent webinars stay in the feed, so a late cancellation or recording still arrives
+FEED_SQL = (
+    f"SELECT {webinars.COLUMNS} FROM forum.webinars w WHERE w.ends_at > now() - $1::interval "
+    "ORDER BY w.starts_at LIMIT 500"
+)
 
 
 def new_calendar(name: str) -> Calendar:
+    """An empty calendar with tica's PRODID, published under this name."""
     cal = Calendar()
     cal.add("prodid", PRODID)
     cal.add("version", "2.0")
@@ -55,6 +60,7 @@ def webinar_event(row: asyncpg.Record, base_url: str) -> Event:
 
 
 def ics_response(cal: Calendar, filename: str) -> Response:
+    """A calendar file, shown inline so a calendar app opens it."""
     return Response(
         cal.to_ical(),
         media_type="text/calendar; charset=utf-8",
@@ -76,11 +82,7 @@ async def feed_ics(request: Request) -> Response:
     """GET /webinars.ics: upcoming webinars (and those of the last month), to subscribe to."""
     rt = runtime(request)
     async with rt.pool.acquire() as conn:
-        rows = await conn.fetch(
-            f"SELECT {webinars.COLUMNS} FROM forum.webinars w WHERE w.ends_at > now() - $1::interval "
-            "ORDER BY w.starts_at LIMIT 500",
-            timedelta(days=FEED_PAST_DAYS),
-        )
+        rows = await conn.fetch(FEED_SQL, timedelta(days=FEED_PAST_DAYS))
     cal = new_calendar("tica webinars")
     for row in rows:
         cal.add_component(webinar_event(row, (rt.settings.base_url or "")))

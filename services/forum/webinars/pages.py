@@ -10,19 +10,21 @@ from __future__ import annotations
 from datetime import date, datetime, time
 from typing import Any
 
+import asyncpg
 from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from services.forum.groups.pages import form_errors, login_redirect, member_session, page_status, text
+from services.forum import access
+from services.forum.webinars import api as webinar_api
 from services.forum.webinars import calendar as webinar_calendar
 from services.forum.webinars import webinars
 from shared import markdown
 from shared.api import path_int
-from shared.pages import form_data, render
+from shared.pages import form_data, form_errors, form_text, login_redirect, member_session, page_status, render
 from shared.sessions import Session
-from shared.web import ApiError, runtime
+from shared.web import ApiError, invalid, runtime
 
 # Where each API field's error is shown on the form.
 FIELD_IDS = {"starts_at": "date", "ends_at": "end_time"}
@@ -30,7 +32,7 @@ FIELD_IDS = {"starts_at": "date", "ends_at": "end_time"}
 
 def view(row: Any, who: Session | None, registration: str | None, position: int | None = None) -> dict[str, Any]:
     """A webinar as its templates use it."""
-    out = webinars.webinar_json(row, who, registration)
+    out = webinar_api.webinar_json(row, who, registration)
     out["waiting_position"] = position
     out["can_register"] = row["status"] in ("scheduled", "live") and out["my_registration"] is None
     out["is_organiser"] = webinars.is_organiser(who, row)
@@ -50,7 +52,7 @@ async def list_page(request: Request) -> Response:
     return await render(
         request,
         "webinars/list.html",
-        {"webinars": items, "past": past, "can_schedule": who is not None and who.is_admin},
+        {"webinars": items, "past": past, "can_schedule": access.is_admin(who)},
     )
 
 
@@ -98,10 +100,10 @@ async def register_page(request: Request) -> Response:
         return login_redirect(request, webinars.webinar_url(webinar_id))
     await form_data(request)
     if request.url.path.endswith("/unregister"):
-        await webinars.give_up_seat(request, who, webinar_id)
+        await webinars.give_up_seat(runtime(request), who, webinar_id)
         done = "cancelled"
     else:
-        done, _ = await webinars.take_seat(request, who, webinar_id)
+        done, _ = await webinars.take_seat(runtime(request), who, webinar_id)
     return RedirectResponse(f"{webinars.webinar_url(webinar_id)}?done={done}", status_code=303)
 
 
@@ -128,7 +130,7 @@ def form_values(form: FormData | None, row: Any | None, who: Session | None) -> 
         "slides_document_id",
     ]
     if form is not None:
-        return {name: text(form, name) for name in names}
+        return {name: form_text(form, name) for name in names}
     if row is None:
         return {name: "" for name in names} | {"capacity": "100"}
     item = view(row, who, None)
@@ -173,7 +175,7 @@ def _local(day: str, clock: str, field: str) -> str:
     try:
         when = datetime.combine(date.fromisoformat(day), time.fromisoformat(clock), tzinfo=webinars.LONDON)
     except ValueError:
-        raise webinars.invalid(field, "must be a date like 2026-03-29 and a time like 18:00") from None
+        raise invalid(field, "must be a date like 2026-03-29 and a time like 18:00") from None
     return when.isoformat()
 
 
@@ -181,7 +183,7 @@ def _whole(value: str, field: str) -> int | None:
     if not value:
         return None
     if not value.isdigit() or len(value) > 9:
-        raise webinars.invalid(field, "must be a whole number")
+        raise invalid(field, "must be a whole number")
     return int(value)
 
 
@@ -204,7 +206,7 @@ def form_to_data(values: dict[str, str], *, editing: bool) -> dict[str, Any]:
         data["recording_url"] = values["recording_url"] or None
         data["slides_url"] = values["slides_url"] or None
         data["slides_document_id"] = _whole(values["slides_document_id"], "slides_document_id")
-    schema = webinars.WEBINAR_PATCH if editing else webinars.WEBINAR_IN
+    schema = webinar_api.WEBINAR_PATCH if editing else webinar_api.WEBINAR_IN
     return schema.validate({k: v for k, v in data.items() if v is not None or k == "slides_document_id"})
 
 
@@ -214,18 +216,22 @@ def _errors(exc: ApiError) -> dict[str, Any]:
     return {"errors": fields, "error_list": [{"text": m, "href": f"#{k}"} for k, m in fields.items()]}
 
 
+async def _organised(request: Request, who: Session) -> asyncpg.Record:
+    """The webinar this page is about, for its organisers and admins (403 for anyone else)."""
+    async with runtime(request).pool.acquire() as conn:
+        row = await webinars.fetch_webinar(conn, path_int(request, "id"))
+    webinars.require_organiser(who, row)
+    return row
+
+
 async def form_page(request: Request) -> Response:
     """GET/POST /webinars/new and /webinars/{id}/edit (organisers)."""
     who = await member_session(request)
     if who is None:
         return login_redirect(request)
     editing = "id" in request.path_params
-    row = None
-    if editing:
-        async with runtime(request).pool.acquire() as conn:
-            row = await webinars.fetch_webinar(conn, path_int(request, "id"))
-        webinars.require_organiser(who, row)
-    elif not who.is_admin:
+    row = await _organised(request, who) if editing else None
+    if not editing and not access.is_admin(who):
         raise ApiError(403, "forbidden", "Only admins can schedule webinars.")
     form = await form_data(request) if request.method == "POST" else None
     values = form_values(form, row, who)
@@ -235,7 +241,7 @@ async def form_page(request: Request) -> Response:
     try:
         data = form_to_data(values, editing=editing)
         if row is not None:
-            saved = await webinars.change(request, who, row["id"], data)
+            saved = await webinars.change(runtime(request), who, row["id"], data)
         else:
             async with runtime(request).pool.acquire() as conn, conn.transaction():
                 saved = await webinars.create_webinar(conn, who, data)
@@ -252,15 +258,12 @@ async def cancel_page(request: Request) -> Response:
     who = await member_session(request)
     if who is None:
         return login_redirect(request)
-    webinar_id = path_int(request, "id")
-    async with runtime(request).pool.acquire() as conn:
-        row = await webinars.fetch_webinar(conn, webinar_id)
-    webinars.require_organiser(who, row)
+    row = await _organised(request, who)
     if request.method == "GET":
         return await render(request, "webinars/cancel.html", {"webinar": view(row, who, None)})
     await form_data(request)
-    await webinars.cancel(request, who, webinar_id)
-    return RedirectResponse(f"{webinars.webinar_url(webinar_id)}?done=webinar_cancelled", status_code=303)
+    await webinars.cancel(runtime(request), who, row["id"])
+    return RedirectResponse(f"{webinars.webinar_url(row['id'])}?done=webinar_cancelled", status_code=303)
 
 
 async def registrations_page(request: Request) -> Response:
@@ -268,13 +271,11 @@ async def registrations_page(request: Request) -> Response:
     who = await member_session(request)
     if who is None:
         return login_redirect(request)
-    webinar_id = path_int(request, "id")
+    row = await _organised(request, who)
     async with runtime(request).pool.acquire() as conn:
-        row = await webinars.fetch_webinar(conn, webinar_id)
-        webinars.require_organiser(who, row)
-        rows = await webinars.registrations(conn, webinar_id)
+        rows = await webinars.registrations(conn, row["id"])
     if request.query_params.get("format") == "csv":
-        return webinars.csv_response(rows, webinar_id)
+        return webinar_api.csv_response(rows, row["id"])
     people = [{**dict(r), "registered_at": webinars.format_london(r["created_at"])} for r in rows]
     return await render(
         request, "webinars/registrations.html", {"webinar": view(row, who, None), "registrations": people}

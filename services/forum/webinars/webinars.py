@@ -1,7 +1,9 @@
 """Webinars: scheduling them (admins and each webinar's organisers), registration with
 an exact capacity and a waiting list, the join link for registered members only, email
 reminders 24 hours and 1 hour before, and what is added afterwards (attendance,
-recording, slides). Each webinar has a discussion topic in the "Webinars" category.
+recording, slides): the rules, SQL, actions, events and mail (api.py is the JSON API,
+pages.py the pages, calendar.py the .ics files). Each webinar has a discussion topic in
+the "Webinars" category.
 
 Times are stored in UTC and shown in Europe/London with the zone named (GMT or BST).
 
@@ -29,17 +31,13 @@ from zoneinfo import ZoneInfo
 import asyncpg
 from arq.connections import ArqRedis
 from arq.constants import job_key_prefix
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
 
-from services.forum.topics import categories, topics
-from shared.api import ApiRouter, Field, Schema, path_int, query_int, read_json
+from services.forum import access
+from services.forum.topics import categories, posts
 from shared.events import WebinarCancelled, WebinarRegistered, WebinarScheduled, WebinarUpdated, write_event
 from shared.jobs import job_id
 from shared.sessions import Session
-from shared.web import ApiError, check_csrf, invalid, require_viewer, runtime, viewer
-
-api = ApiRouter(tag="webinars")
+from shared.web import ApiError, Runtime, invalid
 
 LONDON = ZoneInfo("Europe/London")
 STATUSES = ("scheduled", "live", "finished", "cancelled")
@@ -51,51 +49,7 @@ SPEAKERS_MAX = 20
 THEMES_MAX = 10
 CAPACITY_MAX = 100_000
 REMINDERS = (("24h", timedelta(hours=24)), ("1h", timedelta(hours=1)))
-PUBLIC = ["public"]
-# Who registered for a webinar is personal: only staff may see that event.
-REGISTRATION_AUDIENCE = ["staff"]
 HTTPS_URL = r"https://[^\s<>\"']+"
-
-_COMMON_FIELDS: dict[str, Field] = {
-    "description": Field("string", max_length=DESCRIPTION_MAX, nullable=True, strip=False, description="Markdown"),
-    "chair": Field("string", max_length=200, nullable=True),
-    "speakers": Field(
-        "array",
-        items="object",
-        max_length=SPEAKERS_MAX,
-        nullable=True,
-        description="{name, role, organisation, expert_by_experience, user_id}",
-    ),
-    "themes": Field("array", items="string", max_length=THEMES_MAX, nullable=True),
-    "join_url": Field("string", max_length=URL_MAX, pattern=HTTPS_URL, nullable=True, description="https link"),
-    "organiser_ids": Field("array", items="integer", max_length=20, nullable=True, description="member ids"),
-}
-WEBINAR_IN = Schema(
-    "WebinarIn",
-    {
-        "title": Field("string", required=True, min_length=TITLE_MIN, max_length=TITLE_MAX),
-        "starts_at": Field("string", required=True, max_length=40, description="ISO 8601 with an offset"),
-        "ends_at": Field("string", required=True, max_length=40, description="ISO 8601 with an offset"),
-        "capacity": Field("integer", required=True, minimum=1, maximum=CAPACITY_MAX),
-        **_COMMON_FIELDS,
-    },
-)
-WEBINAR_PATCH = Schema(
-    "WebinarPatch",
-    {
-        "title": Field("string", min_length=TITLE_MIN, max_length=TITLE_MAX, nullable=True),
-        "starts_at": Field("string", max_length=40, nullable=True),
-        "ends_at": Field("string", max_length=40, nullable=True),
-        "capacity": Field("integer", minimum=1, maximum=CAPACITY_MAX, nullable=True),
-        "status": Field("string", enum=("scheduled", "live", "finished"), nullable=True, description="cancel: POST"),
-        "attendance": Field("integer", minimum=0, maximum=1_000_000, nullable=True),
-        "recording_url": Field("string", max_length=URL_MAX, pattern=HTTPS_URL, nullable=True),
-        "slides_url": Field("string", max_length=URL_MAX, pattern=HTTPS_URL, nullable=True),
-        "slides_document_id": Field("integer", minimum=1, maximum=2**62, nullable=True),
-        **_COMMON_FIELDS,
-    },
-)
-CANCEL_IN = Schema("WebinarCancel", {"reason": Field("string", max_length=500, nullable=True)})
 
 COLUMNS = (
     "w.*, (SELECT count(*) FROM forum.webinar_registrations r WHERE r.webinar_id = w.id "
@@ -124,6 +78,7 @@ def parse_time(field: str, value: str) -> datetime:
 
 
 def london(when: datetime) -> datetime:
+    """A moment in UK time (GMT or BST)."""
     return when.astimezone(LONDON)
 
 
@@ -134,6 +89,7 @@ def format_london(when: datetime) -> str:
 
 
 def iso(when: datetime) -> str:
+    """A moment in UTC as ISO 8601 with "Z", as the API and reminder ids write it."""
     return when.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
@@ -162,7 +118,7 @@ def clean_speakers(raw: list[Any]) -> list[dict[str, Any]]:
         speaker["expert_by_experience"] = expert
         user_id = item.get("user_id")
         if user_id is not None and (
-            isinstance(user_id, bool) or not isinstance(user_id, int) or not 0 < user_id < 2**62
+            isinstance(user_id, bool) or not isinstance(user_id, int) or not 0 < user_id < access.MAX_ID
         ):
             raise invalid("speakers", f"speaker {i + 1}: user_id must be a member id")
         speaker["user_id"] = user_id
@@ -171,6 +127,7 @@ def clean_speakers(raw: list[Any]) -> list[dict[str, Any]]:
 
 
 def clean_themes(raw: list[str]) -> list[str]:
+    """Themes without blanks or repeats, in the order given; 422 when one is too long."""
     themes = [t.strip() for t in raw if t.strip()]
     if any(len(t) > 60 for t in themes):
         raise invalid("themes", "each theme must be at most 60 characters")
@@ -180,7 +137,7 @@ def clean_themes(raw: list[str]) -> list[str]:
 async def check_members(conn: asyncpg.Connection, field: str, ids: list[int]) -> None:
     """422 when an id is not a member."""
     wanted = sorted({i for i in ids if i is not None})
-    if any(not 0 < i < 2**62 for i in wanted):
+    if any(not 0 < i < access.MAX_ID for i in wanted):
         raise invalid(field, "must be ids of members")
     found = await conn.fetchval("SELECT count(*) FROM forum.users WHERE id = ANY($1::bigint[])", wanted)
     if found != len(wanted):
@@ -277,10 +234,12 @@ async def waiting_position(conn: asyncpg.Connection, webinar_id: int, user_id: i
 
 
 def is_organiser(who: Session | None, row: asyncpg.Record) -> bool:
-    return who is not None and (who.is_admin or who.user_id in row["organiser_ids"])
+    """Whether the viewer may change this webinar: an admin or one of its organisers."""
+    return access.may_organise(who, row["organiser_ids"])
 
 
 def require_organiser(who: Session, row: asyncpg.Record) -> None:
+    """The webinar's organisers and admins only (403 for everyone else)."""
     if not is_organiser(who, row):
         raise ApiError(403, "forbidden", "Only the webinar's organisers and admins can do that.")
 
@@ -291,44 +250,8 @@ def may_join(who: Session | None, row: asyncpg.Record, registration: str | None)
 
 
 def webinar_url(webinar_id: int) -> str:
+    """The webinar's page."""
     return f"/webinars/{webinar_id}"
-
-
-def webinar_json(row: asyncpg.Record, who: Session | None, registration: str | None = None) -> dict[str, Any]:
-    """The public shape of a webinar; `join_url` only for registered members and organisers."""
-    out: dict[str, Any] = {
-        "id": row["id"],
-        "title": row["title"],
-        "description": row["description"],
-        "starts_at": iso(row["starts_at"]),
-        "ends_at": iso(row["ends_at"]),
-        "starts_at_local": format_london(row["starts_at"]),
-        "ends_at_local": format_london(row["ends_at"]),
-        "time_zone": "Europe/London",
-        "chair": row["chair"],
-        "speakers": row["speakers"],
-        "themes": list(row["themes"]),
-        "capacity": row["capacity"],
-        "registered_count": row["registered_count"],
-        "waiting_count": row["waiting_count"],
-        "seats_left": max(0, row["capacity"] - row["registered_count"]),
-        "status": row["status"],
-        "topic_id": row["topic_id"],
-        "topic_url": f"/t/{row['topic_id']}" if row["topic_id"] else None,
-        "url": webinar_url(row["id"]),
-        "calendar_url": f"{webinar_url(row['id'])}.ics",
-        "attendance": row["attendance"],
-        "recording_url": row["recording_url"],
-        "slides_url": row["slides_url"],
-        "slides_document_id": row["slides_document_id"],
-        "sequence": row["sequence"],
-        "my_registration": registration,
-    }
-    if may_join(who, row, registration):
-        out["join_url"] = row["join_url"]
-    if is_organiser(who, row):
-        out["organiser_ids"] = list(row["organiser_ids"])
-    return out
 
 
 # --- changes -----------------------------------------------------------------------
@@ -353,6 +276,7 @@ async def webinars_category(conn: asyncpg.Connection, who: Session) -> asyncpg.R
 
 
 def topic_body(row: asyncpg.Record) -> str:
+    """The first post of a webinar's discussion topic: when, what, and a link to its page."""
     when = format_london(row["starts_at"])
     intro = row["description"] or "Share your questions before the webinar and your thoughts after it."
     return (
@@ -362,7 +286,7 @@ def topic_body(row: asyncpg.Record) -> str:
 
 async def create_webinar(conn: asyncpg.Connection, who: Session, data: dict[str, Any]) -> asyncpg.Record:
     """Check and schedule a webinar (WEBINAR_IN data) with its discussion topic; admins only."""
-    if not who.is_admin:
+    if not access.is_admin(who):
         raise ApiError(403, "forbidden", "Only admins can schedule webinars.")
     clean = await clean_input(conn, data, None)
     webinar_id = await conn.fetchval(
@@ -383,7 +307,7 @@ async def create_webinar(conn: asyncpg.Connection, who: Session, data: dict[str,
     )
     row = await fetch_webinar(conn, webinar_id)
     category = await webinars_category(conn, who)
-    topic, _ = await topics.start_topic(
+    topic, _ = await posts.start_topic(
         conn, who, {"category_id": category["id"], "title": row["title"], "body": topic_body(row)}
     )
     await conn.execute("UPDATE forum.webinars SET topic_id = $2 WHERE id = $1", webinar_id, topic["id"])
@@ -393,7 +317,7 @@ async def create_webinar(conn: asyncpg.Connection, who: Session, data: dict[str,
         starts_at=iso(row["starts_at"]),
         ends_at=iso(row["ends_at"]),
         topic_id=topic["id"],
-        audience=PUBLIC,
+        audience=access.webinar_audience(),
     )
     await write_event(conn, event, actor_id=who.user_id)
     return await fetch_webinar(conn, webinar_id)
@@ -429,7 +353,7 @@ async def update_webinar(
     if before["status"] == "cancelled":
         raise ApiError(409, "cancelled", "This webinar was cancelled and can no longer be changed.")
     clean = await clean_input(conn, data, before)
-    if "organiser_ids" in clean and not who.is_admin:
+    if "organiser_ids" in clean and not access.is_admin(who):
         raise ApiError(403, "forbidden", "Only admins can change who organises a webinar.")
     if clean.get("capacity", before["capacity"]) < before["registered_count"]:
         raise ApiError(
@@ -457,7 +381,7 @@ async def update_webinar(
         ends_at=iso(after["ends_at"]),
         status=after["status"],
         sequence=after["sequence"],
-        audience=PUBLIC,
+        audience=access.webinar_audience(),
     )
     await write_event(conn, event, actor_id=who.user_id)
     return before, after, promoted
@@ -474,7 +398,7 @@ async def cancel_webinar(conn: asyncpg.Connection, who: Session, webinar_id: int
         webinar_id,
     )
     event = WebinarCancelled(
-        webinar_id=webinar_id, title=row["title"], starts_at=iso(row["starts_at"]), audience=PUBLIC
+        webinar_id=webinar_id, title=row["title"], starts_at=iso(row["starts_at"]), audience=access.webinar_audience()
     )
     await write_event(conn, event, actor_id=who.user_id)
     return await fetch_webinar(conn, webinar_id)
@@ -492,7 +416,7 @@ async def promote_waiting(conn: asyncpg.Connection, webinar_id: int) -> list[int
     )
     for r in rows:
         event = WebinarRegistered(
-            webinar_id=webinar_id, user_id=r["user_id"], status="registered", audience=REGISTRATION_AUDIENCE
+            webinar_id=webinar_id, user_id=r["user_id"], status="registered", audience=access.registration_audience()
         )
         await write_event(conn, event, actor_id=None)
     return [r["user_id"] for r in rows]
@@ -512,7 +436,9 @@ async def register(conn: asyncpg.Connection, who: Session, webinar_id: int) -> s
         who.user_id,
         status,
     )
-    event = WebinarRegistered(webinar_id=webinar_id, user_id=who.user_id, status=status, audience=REGISTRATION_AUDIENCE)
+    event = WebinarRegistered(
+        webinar_id=webinar_id, user_id=who.user_id, status=status, audience=access.registration_audience()
+    )
     await write_event(conn, event, actor_id=who.user_id)
     return status
 
@@ -528,7 +454,7 @@ async def unregister(conn: asyncpg.Connection, who: Session, webinar_id: int) ->
     if deleted is None:
         raise ApiError(404, "not_registered", "You are not registered for this webinar.")
     event = WebinarRegistered(
-        webinar_id=webinar_id, user_id=who.user_id, status="cancelled", audience=REGISTRATION_AUDIENCE
+        webinar_id=webinar_id, user_id=who.user_id, status="cancelled", audience=access.registration_audience()
     )
     await write_event(conn, event, actor_id=who.user_id)
     promoted = await promote_waiting(conn, webinar_id) if row["status"] in ("scheduled", "live") else []
@@ -597,6 +523,7 @@ def reminder_times(starts_at: datetime, now: datetime | None = None) -> list[tup
 
 
 def reminder_mail(row: asyncpg.Record, kind: str, base_url: str) -> tuple[str, str]:
+    """The subject and text of a reminder (kind 24h or 1h)."""
     when = "tomorrow" if kind == "24h" else "in one hour"
     subject = f"Reminder: {row['title']} starts {when}"
     text = (
@@ -653,7 +580,7 @@ async def send_notice(
 
 
 async def after_change(
-    rt: Any, before: asyncpg.Record, after: asyncpg.Record, promoted: list[int], seated: list[Recipient]
+    rt: Runtime, before: asyncpg.Record, after: asyncpg.Record, promoted: list[int], seated: list[Recipient]
 ) -> None:
     """Bring the queue in line with a committed change: move, cancel, or new seats."""
     queue: ArqRedis = rt.extras["queue"]
@@ -681,7 +608,7 @@ async def after_change(
     await notify_promoted(rt, after, [p for p in seated if p.user_id in promoted])
 
 
-async def notify_promoted(rt: Any, row: asyncpg.Record, people: list[Recipient]) -> None:
+async def notify_promoted(rt: Runtime, row: asyncpg.Record, people: list[Recipient]) -> None:
     """Tell members who moved off the waiting list that they have a seat."""
     text = (
         f'Hello,\n\nA seat has become free and it is yours: "{row["title"]}", '
@@ -693,65 +620,11 @@ async def notify_promoted(rt: Any, row: asyncpg.Record, people: list[Recipient])
     )
 
 
-# --- endpoints ---------------------------------------------------------------------
+# --- changes with their mail: after the commit, the queue follows -----------------------
 
 
-async def _json_for(conn: asyncpg.Connection, row: asyncpg.Record, who: Session | None) -> dict[str, Any]:
-    registration = await my_registration(conn, row["id"], who)
-    out = webinar_json(row, who, registration)
-    if registration == "waiting" and who is not None:
-        out["waiting_position"] = await waiting_position(conn, row["id"], who.user_id)
-    return out
-
-
-WEBINARS_PER_PAGE = 30
-
-
-@api.get(
-    "/api/webinars",
-    answers={200: "{items: [webinar], next}"},
-    query={"when": "upcoming (default) or past", "page": "1-based"},
-)
-async def list_webinars_endpoint(request: Request) -> Response:
-    """Upcoming (or past) webinars."""
-    when = request.query_params.get("when", "upcoming")
-    if when not in ("upcoming", "past"):
-        raise ApiError(400, "bad_request", "?when must be upcoming or past.", {"when": "must be upcoming or past"})
-    page = query_int(request, "page", 1)
-    who = await viewer(request)
-    async with runtime(request).pool.acquire() as conn:
-        rows = await list_webinars(
-            conn, past=when == "past", limit=WEBINARS_PER_PAGE + 1, offset=(page - 1) * WEBINARS_PER_PAGE
-        )
-        items = [await _json_for(conn, r, who) for r in rows[:WEBINARS_PER_PAGE]]
-    return JSONResponse({"items": items, "next": page + 1 if len(rows) > WEBINARS_PER_PAGE else None})
-
-
-@api.post("/api/webinars", body=WEBINAR_IN, answers={201: "Webinar"}, auth=True)
-async def create_webinar_endpoint(request: Request) -> Response:
-    """Schedule a webinar (admins), with its discussion topic."""
-    who = await require_viewer(request)
-    check_csrf(request, who)
-    data = await read_json(request, WEBINAR_IN)
-    rt = runtime(request)
-    async with rt.pool.acquire() as conn, conn.transaction():
-        row = await create_webinar(conn, who, data)
-    async with rt.pool.acquire() as conn:
-        return JSONResponse(await _json_for(conn, row, who), status_code=201)
-
-
-@api.get("/api/webinars/{id:int}", answers={200: "Webinar"})
-async def get_webinar_endpoint(request: Request) -> Response:
-    """One webinar; the join link only for registered members and organisers."""
-    who = await viewer(request)
-    async with runtime(request).pool.acquire() as conn:
-        row = await fetch_webinar(conn, path_int(request, "id"))
-        return JSONResponse(await _json_for(conn, row, who))
-
-
-async def change(request: Request, who: Session, webinar_id: int, data: dict[str, Any]) -> asyncpg.Record:
+async def change(rt: Runtime, who: Session, webinar_id: int, data: dict[str, Any]) -> asyncpg.Record:
     """Update a webinar, then move reminders and send notices (shared by the API and the pages)."""
-    rt = runtime(request)
     async with rt.pool.acquire() as conn, conn.transaction():
         before, after, promoted = await update_webinar(conn, who, webinar_id, data)
         seated = await registrants(conn, webinar_id)
@@ -759,8 +632,8 @@ async def change(request: Request, who: Session, webinar_id: int, data: dict[str
     return after
 
 
-async def cancel(request: Request, who: Session, webinar_id: int) -> asyncpg.Record:
-    rt = runtime(request)
+async def cancel(rt: Runtime, who: Session, webinar_id: int) -> asyncpg.Record:
+    """Cancel a webinar, then drop its reminders and tell those with a seat."""
     async with rt.pool.acquire() as conn, conn.transaction():
         before = await fetch_webinar(conn, webinar_id)
         after = await cancel_webinar(conn, who, webinar_id)
@@ -769,8 +642,8 @@ async def cancel(request: Request, who: Session, webinar_id: int) -> asyncpg.Rec
     return after
 
 
-async def take_seat(request: Request, who: Session, webinar_id: int) -> tuple[str, asyncpg.Record]:
-    rt = runtime(request)
+async def take_seat(rt: Runtime, who: Session, webinar_id: int) -> tuple[str, asyncpg.Record]:
+    """Register (a seat or a waiting place), then queue the reminders of a seat."""
     async with rt.pool.acquire() as conn, conn.transaction():
         status = await register(conn, who, webinar_id)
         row = await fetch_webinar(conn, webinar_id)
@@ -780,8 +653,8 @@ async def take_seat(request: Request, who: Session, webinar_id: int) -> tuple[st
     return status, row
 
 
-async def give_up_seat(request: Request, who: Session, webinar_id: int) -> asyncpg.Record:
-    rt = runtime(request)
+async def give_up_seat(rt: Runtime, who: Session, webinar_id: int) -> asyncpg.Record:
+    """Give up a seat or waiting place, then drop its reminders and tell whoever got the seat."""
     async with rt.pool.acquire() as conn, conn.transaction():
         row, promoted = await unregister(conn, who, webinar_id)
         seated = await registrants(conn, webinar_id, promoted) if promoted else []
@@ -790,93 +663,3 @@ async def give_up_seat(request: Request, who: Session, webinar_id: int) -> async
         await queue_reminders(rt.extras["queue"], row, seated, (rt.settings.base_url or ""))
         await notify_promoted(rt, row, seated)
     return row
-
-
-@api.patch("/api/webinars/{id:int}", body=WEBINAR_PATCH, answers={200: "Webinar"}, auth=True)
-async def update_webinar_endpoint(request: Request) -> Response:
-    """Change a webinar, or record attendance, recording and slides (organisers)."""
-    who = await require_viewer(request)
-    check_csrf(request, who)
-    webinar_id = path_int(request, "id")
-    data = await read_json(request, WEBINAR_PATCH)
-    row = await change(request, who, webinar_id, data)
-    async with runtime(request).pool.acquire() as conn:
-        return JSONResponse(await _json_for(conn, row, who))
-
-
-@api.post("/api/webinars/{id:int}/cancel", body=CANCEL_IN, answers={200: "Webinar"}, auth=True)
-async def cancel_webinar_endpoint(request: Request) -> Response:
-    """Cancel a webinar (organisers); registrants get a cancellation mail instead of reminders."""
-    who = await require_viewer(request)
-    check_csrf(request, who)
-    webinar_id = path_int(request, "id")
-    await read_json(request, CANCEL_IN)
-    row = await cancel(request, who, webinar_id)
-    async with runtime(request).pool.acquire() as conn:
-        return JSONResponse(await _json_for(conn, row, who))
-
-
-@api.post("/api/webinars/{id:int}/registration", answers={201: "Registration"}, auth=True)
-async def register_endpoint(request: Request) -> Response:
-    """Register: a seat, or a place on the waiting list when it is full."""
-    who = await require_viewer(request)
-    check_csrf(request, who)
-    status, row = await take_seat(request, who, path_int(request, "id"))
-    async with runtime(request).pool.acquire() as conn:
-        return JSONResponse({"status": status, "webinar": await _json_for(conn, row, who)}, status_code=201)
-
-
-@api.delete("/api/webinars/{id:int}/registration", answers={204: "Cancelled"}, auth=True)
-async def unregister_endpoint(request: Request) -> Response:
-    """Cancel your registration or waiting place; the first on the waiting list gets the seat."""
-    who = await require_viewer(request)
-    check_csrf(request, who)
-    await give_up_seat(request, who, path_int(request, "id"))
-    return Response(status_code=204)
-
-
-@api.get(
-    "/api/webinars/{id:int}/registrations",
-    answers={200: "Registrations (JSON, or CSV with ?format=csv)"},
-    auth=True,
-    query={"format": "json (default) or csv"},
-)
-async def registrations_endpoint(request: Request) -> Response:
-    """The registration list and waiting list (organisers)."""
-    who = await require_viewer(request)
-    fmt = request.query_params.get("format", "json")
-    if fmt not in ("json", "csv"):
-        raise ApiError(400, "bad_request", "?format must be json or csv.", {"format": "must be json or csv"})
-    webinar_id = path_int(request, "id")
-    async with runtime(request).pool.acquire() as conn:
-        row = await fetch_webinar(conn, webinar_id)
-        require_organiser(who, row)
-        rows = await registrations(conn, webinar_id)
-    if fmt == "csv":
-        return csv_response(rows, webinar_id)
-    return JSONResponse(
-        {
-            "registrations": [
-                {
-                    "user_id": r["user_id"],
-                    "username": r["username"],
-                    "display_name": r["display_name"],
-                    "email": r["email"],
-                    "status": r["status"],
-                    "registered_at": iso(r["created_at"]),
-                }
-                for r in rows
-            ]
-        }
-    )
-
-
-def csv_response(rows: list[asyncpg.Record], webinar_id: int) -> Response:
-    return Response(
-        registrations_csv(rows),
-        media_type="text/csv; charset=utf-8",
-        headers={
-            "content-disposition": f'attachment; filename="webinar-{webinar_id}-registrations.csv"',
-            "cache-control": "no-store",
-        },
-    )

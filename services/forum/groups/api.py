@@ -1,0 +1,326 @@
+"""The groups JSON API: its endpoints, request schemas and the `*_json` shapes the pages
+build on too. Rules and actions are in groups.py.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from services.forum.accounts import accounts
+from services.forum.groups import groups
+from services.forum.groups.groups import Viewing, group_url
+from shared.api import ApiRouter, Field, Schema, path_int, query_int, read_json
+from shared.web import Runtime, require_viewer, require_writer, runtime, viewer
+
+api = ApiRouter(tag="groups")
+
+GROUP_IN = Schema(
+    "GroupIn",
+    {
+        "name": Field("string", required=True, min_length=1, max_length=groups.NAME_MAX),
+        "slug": Field(
+            "string",
+            nullable=True,
+            max_length=60,
+            pattern=groups.SLUG_PATTERN,
+            description="lowercase words joined by '-'; made from the name when absent",
+        ),
+        "description": Field("string", nullable=True, max_length=groups.DESCRIPTION_MAX),
+        "access": Field(
+            "string",
+            required=True,
+            enum=groups.ACCESS,
+            description="open: anyone joins; request: an owner approves; private: by invitation",
+        ),
+    },
+)
+GROUP_PATCH = Schema(
+    "GroupPatch",
+    {
+        "name": Field("string", min_length=1, max_length=groups.NAME_MAX),
+        "description": Field("string", max_length=groups.DESCRIPTION_MAX),
+        "access": Field("string", enum=groups.ACCESS),
+    },
+)
+JOIN_IN = Schema(
+    "JoinRequest",
+    {
+        "message": Field(
+            "string", nullable=True, max_length=groups.MESSAGE_MAX, description="for the owners of an on-request group"
+        )
+    },
+)
+ADD_MEMBER_IN = Schema(
+    "GroupMemberIn",
+    {"username": Field("string", required=True, max_length=100), "owner": Field("boolean", nullable=True)},
+)
+MEMBER_PATCH = Schema("GroupMemberPatch", {"owner": Field("boolean", required=True)})
+DECISION_IN = Schema("GroupRequestDecision", {"action": Field("string", required=True, enum=("approve", "deny"))})
+INVITE_IN = Schema("GroupInviteIn", {"email": Field("string", required=True, max_length=accounts.EMAIL_MAX)})
+ACCEPT_IN = Schema("GroupInviteAccept", {"token": Field("string", required=True, max_length=200)})
+
+
+# --- JSON shapes ----------------------------------------------------------------------------------------------
+
+
+def group_json(group: asyncpg.Record, place: Viewing | None = None) -> dict[str, Any]:
+    """A group; with the viewer's place in it when known."""
+    out: dict[str, Any] = {
+        "id": group["id"],
+        "name": group["name"],
+        "slug": group["slug"],
+        "description": group["description"],
+        "access": group["access"],
+        "members_count": group["members_count"],
+        "created_at": group["created_at"].isoformat(),
+        "url": group_url(group),
+    }
+    if place is not None:
+        out["viewer"] = {
+            "member": place.member,
+            "owner": place.owner,
+            "requested": place.requested,
+            "can_manage": place.can_manage,
+        }
+    return out
+
+
+def member_json(row: asyncpg.Record) -> dict[str, Any]:
+    """A member of a group, with their initials avatar."""
+    return {
+        "id": row["id"],
+        "username": row["username"],
+        "display_name": row["display_name"],
+        "owner": row["owner"],
+        "joined_at": row["created_at"].isoformat(),
+        "avatar": {
+            "initials": accounts.initials(row["display_name"], row["username"]),
+            "colour": accounts.AVATAR_PALETTE[accounts.avatar_index(row["id"])],
+        },
+    }
+
+
+def request_json(row: asyncpg.Record) -> dict[str, Any]:
+    """A request to join, with who asked and their message for the owners."""
+    return {
+        "user": {"id": row["id"], "username": row["username"], "display_name": row["display_name"]},
+        "message": row["message"],
+        "created_at": row["created_at"].isoformat(),
+    }
+
+
+def invite_json(row: asyncpg.Record) -> dict[str, Any]:
+    """An open invitation (for the group's owners and admins)."""
+    return {
+        "id": row["id"],
+        "email": row["email"],
+        "invited_by": row["invited_by"],
+        "created_at": row["created_at"].isoformat(),
+        "expires_at": row["expires_at"].isoformat(),
+    }
+
+
+# --- endpoints ------------------------------------------------------------------------------------------------
+
+
+async def _changed(rt: Runtime, user_id: int) -> None:
+    """After a membership change commits: the member's live sessions learn their groups."""
+    await accounts.refresh_sessions(rt, user_id)
+
+
+@api.get("/api/groups", answers={200: "{items: [group], next}"})
+async def list_groups(request: Request) -> Response:
+    """The groups the viewer may see (private ones only to their members and staff), with the viewer's place."""
+    who = await viewer(request)
+    async with runtime(request).pool.acquire() as conn:
+        items = [group_json(row, await groups.viewing(conn, who, row)) for row in await groups.list_visible(conn, who)]
+    return JSONResponse({"items": items, "next": None})
+
+
+@api.post("/api/groups", body=GROUP_IN, answers={201: "Group"}, auth=True)
+async def create_group_endpoint(request: Request) -> Response:
+    """Create a group (admins). Add owners with POST /api/groups/{id}/members."""
+    who = await require_writer(request)
+    data = await read_json(request, GROUP_IN)
+    async with runtime(request).pool.acquire() as conn, conn.transaction():
+        row = await groups.create_group(conn, who, data)
+        place = await groups.viewing(conn, who, row)
+    return JSONResponse(group_json(row, place), status_code=201)
+
+
+@api.get("/api/groups/{id:int}", answers={200: "Group with owners"})
+async def get_group(request: Request) -> Response:
+    """A group, its owners and the viewer's place in it (404 for a private group the viewer is not in)."""
+    who = await viewer(request)
+    async with runtime(request).pool.acquire() as conn:
+        place = await groups.viewing_id(conn, who, path_int(request, "id"))
+        owners, _ = await groups.members(conn, place.id, owners=True)
+    return JSONResponse({**group_json(place.group, place), "owners": [member_json(r) for r in owners]})
+
+
+@api.patch("/api/groups/{id:int}", body=GROUP_PATCH, answers={200: "Group"}, auth=True)
+async def patch_group(request: Request) -> Response:
+    """Change a group's name, description or access (its owners and admins)."""
+    who = await require_writer(request)
+    data = await read_json(request, GROUP_PATCH)
+    async with runtime(request).pool.acquire() as conn, conn.transaction():
+        row = await groups.update_group(conn, who, path_int(request, "id"), data)
+        place = await groups.viewing(conn, who, row)
+    return JSONResponse(group_json(row, place))
+
+
+@api.get(
+    "/api/groups/{id:int}/members",
+    answers={200: "{items: [member], next}"},
+    auth=True,
+    query={"page": "page number, from 1"},
+)
+async def list_members(request: Request) -> Response:
+    """A group's members, owners first (members who are logged in only)."""
+    who = await require_viewer(request)
+    page = query_int(request, "page", 1)
+    async with runtime(request).pool.acquire() as conn:
+        place = await groups.viewing_id(conn, who, path_int(request, "id"))
+        rows, more = await groups.members(conn, place.id, page=page)
+    return JSONResponse({"items": [member_json(r) for r in rows], "next": page + 1 if more else None})
+
+
+@api.post(
+    "/api/groups/{id:int}/membership",
+    body=JOIN_IN,
+    answers={201: "{status: member}", 202: "{status: requested}", 200: "Already a member"},
+    auth=True,
+)
+async def join_endpoint(request: Request) -> Response:
+    """Join an open group, or ask to join an on-request group (with an optional message for its owners)."""
+    who = await require_writer(request)
+    data = await read_json(request, JOIN_IN)
+    group_id = path_int(request, "id")
+    rt = runtime(request)
+    async with rt.pool.acquire() as conn, conn.transaction():
+        was_member = (await groups.viewing_id(conn, who, group_id)).member
+        status = await groups.join(conn, who, group_id, data.get("message"))
+    if status == "member" and not was_member:
+        await _changed(rt, who.user_id)
+    code = 202 if status == "requested" else (200 if was_member else 201)
+    return JSONResponse({"status": status}, status_code=code)
+
+
+@api.delete("/api/groups/{id:int}/membership", answers={204: "Left (or request taken back)"}, auth=True)
+async def leave_endpoint(request: Request) -> Response:
+    """Leave a group, or take back a request to join it."""
+    who = await require_writer(request)
+    rt = runtime(request)
+    async with rt.pool.acquire() as conn, conn.transaction():
+        await groups.leave(conn, who, path_int(request, "id"))
+    await _changed(rt, who.user_id)
+    return Response(status_code=204)
+
+
+@api.post("/api/groups/{id:int}/members", body=ADD_MEMBER_IN, answers={201: "Member"}, auth=True)
+async def add_member_endpoint(request: Request) -> Response:
+    """Add a member by username, optionally as an owner (the group's owners and admins)."""
+    who = await require_writer(request)
+    data = await read_json(request, ADD_MEMBER_IN)
+    rt = runtime(request)
+    async with rt.pool.acquire() as conn, conn.transaction():
+        row = await groups.add_member(
+            conn, who, path_int(request, "id"), data["username"], owner=bool(data.get("owner"))
+        )
+    await _changed(rt, row["id"])
+    return JSONResponse(member_json(row), status_code=201)
+
+
+@api.patch("/api/groups/{id:int}/members/{user_id:int}", body=MEMBER_PATCH, answers={200: "Member"}, auth=True)
+async def patch_member_endpoint(request: Request) -> Response:
+    """Make a member an owner, or not (the group's owners and admins)."""
+    who = await require_writer(request)
+    data = await read_json(request, MEMBER_PATCH)
+    async with runtime(request).pool.acquire() as conn, conn.transaction():
+        row = await groups.set_owner(conn, who, path_int(request, "id"), path_int(request, "user_id"), data["owner"])
+    await _changed(runtime(request), row["id"])
+    return JSONResponse(member_json(row))
+
+
+@api.delete("/api/groups/{id:int}/members/{user_id:int}", answers={204: "Removed"}, auth=True)
+async def remove_member_endpoint(request: Request) -> Response:
+    """Remove a member (the group's owners and admins; or yourself)."""
+    who = await require_writer(request)
+    user_id = path_int(request, "user_id")
+    rt = runtime(request)
+    async with rt.pool.acquire() as conn, conn.transaction():
+        await groups.remove_member(conn, who, path_int(request, "id"), user_id)
+    await _changed(rt, user_id)
+    return Response(status_code=204)
+
+
+@api.get("/api/groups/{id:int}/requests", answers={200: "{items: [request], next}"}, auth=True)
+async def list_requests(request: Request) -> Response:
+    """Requests to join waiting for an answer (the group's owners and admins)."""
+    who = await require_viewer(request)
+    async with runtime(request).pool.acquire() as conn:
+        place = await groups.managing(conn, who, path_int(request, "id"))
+        rows = await groups.pending_requests(conn, place.id)
+    return JSONResponse({"items": [request_json(r) for r in rows], "next": None})
+
+
+@api.post(
+    "/api/groups/{id:int}/requests/{user_id:int}", body=DECISION_IN, answers={200: "{status: member|denied}"}, auth=True
+)
+async def decide_request_endpoint(request: Request) -> Response:
+    """Approve or deny a request to join (the group's owners and admins)."""
+    who = await require_writer(request)
+    data = await read_json(request, DECISION_IN)
+    user_id = path_int(request, "user_id")
+    rt = runtime(request)
+    async with rt.pool.acquire() as conn, conn.transaction():
+        status = await groups.decide_request(conn, who, path_int(request, "id"), user_id, data["action"])
+    if status == "member":
+        await _changed(rt, user_id)
+    return JSONResponse({"status": status})
+
+
+@api.get("/api/groups/{id:int}/invites", answers={200: "{items: [invite], next}"}, auth=True)
+async def list_invites(request: Request) -> Response:
+    """Open invitations (the group's owners and admins)."""
+    who = await require_viewer(request)
+    async with runtime(request).pool.acquire() as conn:
+        place = await groups.managing(conn, who, path_int(request, "id"))
+        rows = await groups.pending_invites(conn, place.id)
+    return JSONResponse({"items": [invite_json(r) for r in rows], "next": None})
+
+
+@api.post("/api/groups/{id:int}/invites", body=INVITE_IN, answers={202: "{status: sent, id}"}, auth=True)
+async def invite_endpoint(request: Request) -> Response:
+    """Invite someone by email (the group's owners and admins); the mail carries a signed link valid 14 days."""
+    who = await require_writer(request)
+    data = await read_json(request, INVITE_IN)
+    invitation = await groups.invite(runtime(request), who, path_int(request, "id"), data["email"])
+    return JSONResponse({"status": "sent", "id": invitation.id}, status_code=202)
+
+
+@api.delete("/api/groups/{id:int}/invites/{invite_id:int}", answers={204: "Withdrawn"}, auth=True)
+async def revoke_invite_endpoint(request: Request) -> Response:
+    """Withdraw an open invitation: its link stops working."""
+    who = await require_writer(request)
+    async with runtime(request).pool.acquire() as conn, conn.transaction():
+        await groups.revoke_invite(conn, who, path_int(request, "id"), path_int(request, "invite_id"))
+    return Response(status_code=204)
+
+
+@api.post("/api/group-invites/accept", body=ACCEPT_IN, answers={200: "Group (now a member)"}, auth=True)
+async def accept_invite_endpoint(request: Request) -> Response:
+    """Accept an invitation with the token from its link; the viewer's confirmed email must be the one invited."""
+    who = await require_writer(request)
+    data = await read_json(request, ACCEPT_IN)
+    rt = runtime(request)
+    async with rt.pool.acquire() as conn, conn.transaction():
+        group = await groups.accept_invite(conn, who, data["token"], secret=rt.settings.key)
+    await _changed(rt, who.user_id)
+    async with rt.pool.acquire() as conn:
+        place = await groups.viewing_id(conn, who, group["id"])
+    return JSONResponse(group_json(place.group, place))
