@@ -21,8 +21,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from services.forum import access
-from services.forum.library import documents
-from services.forum.topics import posts
+from services.forum.library import api as library_api
+from services.forum.library import comments as library_comments
+from services.forum.topics.topics import ANONYMOUS_AUTHOR
 from shared.api import ApiRouter, query_int
 from shared.service_auth import require_service
 from shared.web import runtime
@@ -75,7 +76,7 @@ def _paging(request: Request) -> tuple[int, int]:
 
 def _author(row: asyncpg.Record) -> dict[str, Any]:
     if row["anonymous"]:
-        return dict(posts.ANONYMOUS_AUTHOR)
+        return dict(ANONYMOUS_AUTHOR)
     return {"id": row["author_id"], "username": row["author_username"], "display_name": row["author_display_name"]}
 
 
@@ -152,4 +153,4 @@ async def export_posts(request: Request) -> Response:
 async def export_document_comments(request: Request) -> Response:
     """Internal (services only): every comment on a library document that is not deleted, with its
     document's title and folder, its author, text and audience, by id."""
-    return await _page(request, documents.EXPORT_COMMENTS_SQL, documents.export_comment_out)
+    return await _page(request, library_comments.EXPORT_COMMENTS_SQL, library_api.export_comment_out)

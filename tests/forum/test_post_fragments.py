@@ -1,4 +1,4 @@
-"""The topic page's post markup cache (topic_pages.post_fragment): one viewer's state never shows to
+"""The topic page's post markup cache (fragments.post_fragment): one viewer's state never shows to
 another, and every change shows on the next request."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from services.forum.topics.pages import CSRF_SLOT
+from services.forum.topics.fragments import CSRF_SLOT
 
 pytestmark = pytest.mark.usefixtures("numbered_groups")
 

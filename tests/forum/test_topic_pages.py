@@ -7,7 +7,8 @@ import re
 
 import pytest
 
-from services.forum.topics.pages import ago, diff_html, page_items
+from services.forum.topics.pages import diff_html, page_items
+from shared.pages import ago
 
 pytestmark = pytest.mark.usefixtures("numbered_groups")  # private categories name groups 1-10
 

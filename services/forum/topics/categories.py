@@ -1,4 +1,4 @@
-"""Categories: where topics live, who may read them (access.py), and their admin API.
+"""Categories: where topics live, who may read them (access.py), and how admins manage them.
 
 A category with `group_ids` is private to those groups and staff; everyone else gets
 404 for it and everything in it. Also home of `slugify`, which topics use too.
@@ -11,59 +11,15 @@ import unicodedata
 from typing import Any
 
 import asyncpg
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
 
 from services.forum import access
-from shared.api import ApiRouter, Field, Schema, path_int, read_json
 from shared.events import CategoryCreated, CategoryUpdated, write_event
 from shared.sessions import Session
-from shared.web import ApiError, check_csrf, require_viewer, runtime, viewer
-
-api = ApiRouter(tag="categories")
+from shared.web import ApiError
 
 SLUG_MAX = 60
 SLUG_PATTERN = r"[a-z0-9]+(?:-[a-z0-9]+)*"
 COLOUR_PATTERN = r"#?[0-9a-fA-F]{6}"
-
-CATEGORY_IN = Schema(
-    "CategoryIn",
-    {
-        "name": Field("string", required=True, min_length=1, max_length=50),
-        "slug": Field(
-            "string",
-            max_length=SLUG_MAX,
-            pattern=SLUG_PATTERN,
-            nullable=True,
-            description="lowercase words joined by '-'; made from the name when absent",
-        ),
-        "description": Field("string", max_length=500, nullable=True),
-        "colour": Field("string", pattern=COLOUR_PATTERN, nullable=True, description="hex RGB, e.g. 005eb8"),
-        "position": Field("integer", minimum=0, maximum=10_000, nullable=True),
-        "group_ids": Field(
-            "array",
-            items="integer",
-            max_length=50,
-            nullable=True,
-            description="private to these groups (and staff) when not empty",
-        ),
-        "allow_anonymous": Field("boolean", nullable=True, description='members may post as "Anonymous member"'),
-    },
-)
-
-CATEGORY_PATCH = Schema(
-    "CategoryPatch",
-    {
-        "name": Field("string", min_length=1, max_length=50),
-        "description": Field("string", max_length=500),
-        "colour": Field("string", pattern=COLOUR_PATTERN),
-        "position": Field("integer", minimum=0, maximum=10_000),
-        "allow_anonymous": Field("boolean"),
-        "group_ids": Field(
-            "array", items="integer", max_length=50, description="private to these groups (and staff); [] for public"
-        ),
-    },
-)
 
 
 def slugify(text: str, *, fallback: str = "topic") -> str:
@@ -179,12 +135,6 @@ async def update_category(conn: asyncpg.Connection, category_id: int, changes: d
 # --- rules ---------------------------------------------------------------------------------
 
 
-def require_admin(who: Session) -> None:
-    """Categories are managed by admins only."""
-    if not who.is_admin:
-        raise ApiError(403, "forbidden", "Only admins can manage categories.")
-
-
 def normal_colour(value: str) -> str:
     """Colours are kept as six lowercase hex digits, without '#'."""
     return value.lstrip("#").lower()
@@ -193,7 +143,7 @@ def normal_colour(value: str) -> str:
 async def check_group_ids(conn: asyncpg.Connection, group_ids: list[int] | None) -> list[int]:
     """Sorted unique ids of existing groups; 422 when one is not a group."""
     wanted = sorted(set(group_ids or []))
-    if any(not 0 < g < 2**62 for g in wanted):
+    if any(not 0 < g < access.MAX_ID for g in wanted):
         raise ApiError(422, "invalid", "Some fields need attention.", {"group_ids": "must be ids of groups"})
     found = await conn.fetchval(
         "SELECT coalesce(array_agg(id ORDER BY id), '{}') FROM forum.groups WHERE id = ANY($1::bigint[])", wanted
@@ -217,7 +167,7 @@ async def record_category_event(conn: asyncpg.Connection, row: asyncpg.Record, w
 
 async def create_category(conn: asyncpg.Connection, who: Session, data: dict[str, Any]) -> asyncpg.Record:
     """Check and create a category from CATEGORY_IN data."""
-    require_admin(who)
+    access.require_admin(who)
     group_ids = await check_group_ids(conn, data.get("group_ids"))
     row = await insert_category(
         conn,
@@ -237,7 +187,7 @@ async def change_category(
     conn: asyncpg.Connection, who: Session, category_id: int, data: dict[str, Any]
 ) -> asyncpg.Record:
     """Check and apply a CATEGORY_PATCH; records category.updated (search and notify re-audience)."""
-    require_admin(who)
+    access.require_admin(who)
     if "group_ids" in data:
         data["group_ids"] = await check_group_ids(conn, data["group_ids"])
     if "colour" in data:
@@ -245,58 +195,3 @@ async def change_category(
     row = await update_category(conn, category_id, data)
     await record_category_event(conn, row, who, created=False)
     return row
-
-
-def category_json(row: asyncpg.Record, who: Session | None) -> dict[str, Any]:
-    """The public shape of a category; its groups only to staff."""
-    out: dict[str, Any] = {
-        "id": row["id"],
-        "name": row["name"],
-        "slug": row["slug"],
-        "description": row["description"],
-        "colour": row["colour"],
-        "position": row["position"],
-        "topics_count": row["topics_count"],
-        "allow_anonymous": row["allow_anonymous"],
-        "url": f"/c/{row['slug']}",
-    }
-    if who is not None and who.is_staff:
-        out["group_ids"] = list(row["group_ids"])
-    return out
-
-
-# --- endpoints -----------------------------------------------------------------------------
-
-
-@api.get("/api/categories", answers={200: "Categories the viewer may read"})
-async def list_categories_endpoint(request: Request) -> Response:
-    """List the categories the viewer may read."""
-    who = await viewer(request)
-    async with runtime(request).pool.acquire() as conn:
-        rows = await list_readable(conn, who)
-    return JSONResponse({"items": [category_json(row, who) for row in rows]})
-
-
-@api.post("/api/categories", body=CATEGORY_IN, answers={201: "Category"}, auth=True)
-async def create_category_endpoint(request: Request) -> Response:
-    """Create a category (admins)."""
-    who = await require_viewer(request)
-    check_csrf(request, who)
-    require_admin(who)
-    data = await read_json(request, CATEGORY_IN)
-    async with runtime(request).pool.acquire() as conn, conn.transaction():
-        row = await create_category(conn, who, data)
-    return JSONResponse(category_json(row, who), status_code=201)
-
-
-@api.patch("/api/categories/{id}", body=CATEGORY_PATCH, answers={200: "Category"}, auth=True)
-async def update_category_endpoint(request: Request) -> Response:
-    """Change a category's name, description, colour, position, groups or anonymous posting (admins)."""
-    category_id = path_int(request, "id")
-    who = await require_viewer(request)
-    check_csrf(request, who)
-    require_admin(who)
-    data = await read_json(request, CATEGORY_PATCH)
-    async with runtime(request).pool.acquire() as conn, conn.transaction():
-        row = await change_category(conn, who, category_id, data)
-    return JSONResponse(category_json(row, who))

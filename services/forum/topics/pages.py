@@ -3,39 +3,38 @@ starting a topic, replying, reacting, editing (with revisions and their diffs) a
 Safety shows here too: the support panel after a post that matched a safeguarding phrase,
 "waiting for review" notices, hidden posts with their reason (to their author), posts of
 ignored members folded away, content notes folded or open as each member chose, and
-"Anonymous member" for pseudonymous posts. Moderation pages live in moderation_pages.py.
+"Anonymous member" for pseudonymous posts. Moderation pages live in moderation/pages.py; each
+post's markup and its cache in fragments.py.
 
-Every write calls the same check-then-do functions as the JSON API (topics.py, posts.py);
-an ApiError for a field becomes the NHS.UK error summary on the form. Pages work
-without JavaScript; shared/static/js/tica.js only adds small enhancements.
+Every write calls the same check-then-do functions as the JSON API (posts.py, revisions.py,
+moves.py) and validates with its schemas (api.py); who may do what comes from access.py. An
+ApiError for a field becomes the NHS.UK error summary on the form. Pages work without
+JavaScript; shared/static/js/tica.js only adds small enhancements.
 """
 
 from __future__ import annotations
 
 import difflib
-import operator
 import re
-import secrets
-from collections import OrderedDict
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from types import SimpleNamespace
-from typing import Any, NamedTuple
+from datetime import datetime
+from typing import Any
 from urllib.parse import quote, urlencode
 
 import asyncpg
-import jinja2
 from markupsafe import Markup, escape
 from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from services.forum.accounts.accounts import avatar_index, initials
-from services.forum.moderation import safety
-from services.forum.topics import categories, posts, topics
+from services.forum import access
+from services.forum.moderation import screening
+from services.forum.topics import api, categories, moves, posts, revisions, topics
+from services.forum.topics.fragments import author_of, person, post_facts, post_fragment, shown, viewing
+from services.forum.writings import writings
+from services.forum.writings.targets import POST
 from shared.api import path_int, query_int
-from shared.pages import csrf_token, form_data, render
+from shared.pages import csrf_token, form_data, form_errors, form_text, render, when
 from shared.sessions import Session
 from shared.web import ApiError, runtime, viewer
 
@@ -50,55 +49,9 @@ FIELD_LABELS = {
     "reply_to": "The post you reply to",
     "anonymous": "Posting anonymously",
 }
-ANONYMOUS_PERSON: dict[str, Any] = {
-    "id": None,
-    "username": None,
-    "display_name": posts.ANONYMOUS_NAME,
-    "url": None,
-    "avatar": {"initials": "AM"},
-    "avatar_class": "tica-avatar--6",
-}
+HIDDEN_FIELDS = {"reply_to": "body"}  # a hidden field's errors point at the text box instead
 # After posting, what the topic page says (?notice=): the support panel, "waiting for review", or both.
 NOTICES = ("support", "pending", "held")
-
-
-# --- small helpers ----------------------------------------------------------------------------
-
-
-def ago(moment: datetime, now: datetime | None = None) -> str:
-    """A moment as people say it: "just now", "5 minutes ago", "3 days ago", "4 March 2025"."""
-    seconds = ((now or datetime.now(UTC)) - moment).total_seconds()
-    for limit, size, unit in ((3600, 60, "minute"), (86400, 3600, "hour"), (7 * 86400, 86400, "day")):
-        if seconds < limit:
-            count = int(seconds // size)
-            if count < 1:
-                return "just now"
-            return f"{count} {unit}{'s' if count != 1 else ''} ago"
-    return f"{moment.day} {moment:%B %Y}"
-
-
-def person(user_id: int, username: str, display_name: str) -> dict[str, Any]:
-    """An author as templates show them, with the initials avatar accounts use too."""
-    return {
-        "id": user_id,
-        "username": username,
-        "display_name": display_name,
-        "url": f"/u/{quote(username)}",
-        "avatar": {"initials": initials(display_name, username)},
-        "avatar_class": f"tica-avatar--{avatar_index(user_id)}",
-    }
-
-
-def author_of(row: asyncpg.Record, who: Session | None) -> dict[str, Any]:
-    """A post's or topic's author as pages show them: "Anonymous member" for a pseudonymous one."""
-    if row["anonymous"]:
-        return {**ANONYMOUS_PERSON, "you": who is not None and who.user_id == row["author_id"]}
-    return person(row["author_id"], row["username"], row["display_name"])
-
-
-def when(moment: datetime, text: str | None = None) -> dict[str, str]:
-    """A moment for a <time> element; `text` is ago(moment) when already worked out."""
-    return {"iso": moment.isoformat(), "text": text or ago(moment), "title": f"{moment:%d %B %Y, %H:%M} UTC"}
 
 
 def topic_view(row: asyncpg.Record, who: Session | None) -> dict[str, Any]:
@@ -133,264 +86,13 @@ def topic_view(row: asyncpg.Record, who: Session | None) -> dict[str, Any]:
     }
 
 
-@dataclass(frozen=True)
-class Viewing:
-    """The viewer's choices that change how each post on a page is shown (what they did about each
-    post, its flags, appeals and reactions, comes on the post rows: posts.VIEWER_POST_COLUMNS)."""
-
-    levels: dict[int, str] = field(default_factory=dict)  # members they mute or ignore
-    show_notes: bool = False  # content notes open rather than folded
-
-
-def viewing(who: Session | None, topic: asyncpg.Record) -> Viewing:
-    """The viewer's choices, from what the topic row carries (topics.VIEWER_COLUMNS): no query of its own."""
-    if who is None:
-        return Viewing()
-    return Viewing(
-        levels=dict(zip(topic["viewer_muted"], topic["viewer_mute_levels"], strict=True)),
-        show_notes=(topic["viewer_content_notes"] or "collapse") == "show",
-    )
-
-
-class Shown(SimpleNamespace):
-    """A view's values as attributes: Jinja looks `post.number` up as an attribute first, and a
-    dict's failed attribute lookup (then an item lookup) was a large share of the topic page's time."""
-
-
-def shown(value: Any) -> Any:
-    """Dicts (also inside lists) as Shown objects, for templates that read many values from many items."""
-    if type(value) is dict:
-        return Shown(**{key: shown(item) for key, item in value.items()})
-    if type(value) is list:
-        return [shown(item) for item in value]
-    return value
-
-
-class PostFacts(NamedTuple):
-    """Everything about the viewer that changes how one post shows: their role towards it, what they
-    chose (mutes, content notes) and did (flags, appeals, reactions). With the post's own fields and the
-    topic, it is all a post's markup depends on, so it keys the fragment cache (no viewer's state can
-    reach another viewer whose facts differ)."""
-
-    signed_in: bool
-    own: bool
-    staff: bool
-    hidden: bool  # its text withheld from this viewer
-    can_edit: bool
-    moderation_reason: str | None  # shown to the author and staff only
-    ignored: bool
-    notes_open: bool
-    flagged: bool
-    appealed: bool
-    given: tuple[str, ...]  # the kinds of reaction they gave, in order
-
-
-def post_facts(row: asyncpg.Record, who: Session | None, seen: Viewing) -> PostFacts:
-    """The viewer-specific inputs of one post's markup."""
-    own = who is not None and who.user_id == row["author_id"]
-    return PostFacts(
-        who is not None,
-        own,
-        who is not None and who.is_staff,
-        posts.text_hidden(row, who),
-        posts.can_edit(row, who),
-        posts.moderation_note(row, who),
-        # A pseudonymous post is never folded for its author being ignored: that would say who wrote it.
-        not own and not row["anonymous"] and seen.levels.get(row["author_id"]) == "ignored",
-        seen.show_notes,
-        row["flagged"],
-        row["appealed"],
-        tuple(row["given"]),  # in order of kind (the statement sorts them)
-    )
-
-
-# The only post fields the topic page's post markup reads (post_view gets these and nothing else).
-POST_FIELDS = (
-    "id",
-    "post_number",
-    "author_id",
-    "username",
-    "display_name",
-    "anonymous",
-    "status",
-    "revision",
-    "cooked",
-    "content_note",
-    "created_at",
-    "reactions",
-    "reply_to_post_id",
-    "reply_to_post_number",
-    "reply_to_username",
-    "reply_to_anonymous",
-)
-_POST_VALUES = operator.itemgetter(*POST_FIELDS)
-_REACTIONS_AT = POST_FIELDS.index("reactions")
-
-
-def post_view(post: dict[str, Any], facts: PostFacts, topic_url: str, created: dict[str, str]) -> dict[str, Any]:
-    """A post (its POST_FIELDS) as the topic page shows it to a viewer with these facts; withheld
-    text never reaches the template."""
-    hidden, own, signed_in = facts.hidden, facts.own, facts.signed_in
-    status, anonymous = post["status"], post["anonymous"]
-    counts = post["reactions"] if status != "deleted" else {}
-    reactions = [
-        {
-            "kind": kind,
-            "label": posts.REACTION_LABELS[kind],
-            "emoji": posts.REACTION_EMOJI_HTML[kind],
-            "count": int(counts.get(kind, 0)),
-            "given": kind in facts.given,
-        }
-        for kind in posts.REACTION_KINDS
-    ]
-    if anonymous:
-        author = {**ANONYMOUS_PERSON, "you": own}
-    else:
-        author = person(post["author_id"], post["username"], post["display_name"])
-    return {
-        "own": own,
-        "anonymous": anonymous,
-        "moderation_reason": facts.moderation_reason,
-        "ignored": facts.ignored,
-        "notes_open": facts.notes_open,
-        "can_flag": signed_in and not own and status == "visible" and not facts.flagged,
-        "flagged": facts.flagged,
-        "can_appeal": own and status in ("hidden", "rejected") and not facts.appealed,
-        "appealed": facts.appealed,
-        "can_hide": facts.staff and status == "visible",
-        "can_restore": facts.staff and status == "hidden",
-        "can_reveal": facts.staff and anonymous,
-        "can_mute": signed_in and not own and not anonymous and status != "deleted",
-        "mute_url": None if anonymous else f"/u/{quote(post['username'])}/mute",
-        "id": post["id"],
-        "number": post["post_number"],
-        "author": author,
-        "status": status,
-        "hidden": hidden,
-        "cooked": Markup("") if hidden else Markup(post["cooked"]),  # noqa: S704 - sanitised by shared.markdown
-        "content_note": None if hidden else post["content_note"],
-        "created": created,
-        "edited": post["revision"] > 1 and status != "deleted",
-        "can_edit": facts.can_edit,
-        "can_delete": facts.can_edit and post["post_number"] > 1,
-        "reply_to": (
-            {
-                "number": post["reply_to_post_number"],
-                "username": posts.ANONYMOUS_NAME if post["reply_to_anonymous"] else post["reply_to_username"],
-                "url": f"/p/{post['reply_to_post_id']}",
-            }
-            if post["reply_to_post_id"]
-            else None
-        ),
-        "reactions": reactions,
-        "counted": [r for r in reactions if r["count"]],  # what readers who cannot react see
-        "can_react": signed_in and status == "visible",
-        "reply_url": f"{topic_url}?reply_to={post['id']}#reply",
-        "quote_url": f"{topic_url}?quote={post['id']}#reply",
-    }
-
-
-# --- the post fragment cache -------------------------------------------------------------------
-
-# Stands for the viewer's CSRF token inside cached markup (forms in a post carry it); random per process,
-# so no post text can contain it. The page puts the viewer's own token in its place.
-CSRF_SLOT = f"tica-csrf-slot-{secrets.token_hex(16)}"
-FRAGMENTS_MAX = 4096  # posts' markup per worker (a few KB each)
-
-
-class FragmentCache:
-    """Rendered post markup, least recently used first out. A fragment is a pure function of its key
-    (the post's fields, the viewer's PostFacts, the topic, the time shown), so an edit, a reaction or a
-    moderation change makes a new key on the next request in every worker: nothing to invalidate."""
-
-    def __init__(self, size: int = FRAGMENTS_MAX) -> None:
-        self.size = size
-        self.items: OrderedDict[tuple[Any, ...], list[str]] = OrderedDict()
-
-    def get(self, key: tuple[Any, ...]) -> list[str] | None:
-        """The markup for this key, if rendered before."""
-        found = self.items.get(key)
-        if found is not None:
-            self.items.move_to_end(key)
-        return found
-
-    def put(self, key: tuple[Any, ...], markup: list[str]) -> None:
-        """Keep markup for this key, forgetting the least recently used past the size."""
-        self.items[key] = markup
-        if len(self.items) > self.size:
-            self.items.popitem(last=False)
-
-
-def fragment_cache(request: Request) -> FragmentCache:
-    """This app's (this worker's) fragment cache."""
-    state = request.app.state
-    cache: FragmentCache | None = getattr(state, "post_fragments", None)
-    if cache is None:
-        cache = state.post_fragments = FragmentCache()
-    return cache
-
-
-def post_fragment(
-    request: Request,
-    row: asyncpg.Record,
-    facts: PostFacts,
-    topic: dict[str, Any],
-    replies_open: bool,
-    csrf_html: str,
-) -> str:
-    """One post's markup (topics/_post.html, rendered with autoescape) for a viewer with these facts,
-    from the cache when it can; `csrf_html` is the viewer's CSRF token, escaped."""
-    values = _POST_VALUES(row)  # POST_FIELDS in order; reactions (a dict) keyed as sorted pairs
-    reactions = values[_REACTIONS_AT]
-    created_text = ago(row["created_at"])
-    key = (
-        values[:_REACTIONS_AT],
-        tuple(sorted(reactions.items())),
-        values[_REACTIONS_AT + 1 :],
-        facts,
-        topic["id"],
-        topic["url"],
-        replies_open,
-        created_text,
-    )
-    cache = fragment_cache(request)
-    parts = cache.get(key)  # the markup split where the viewer's CSRF token goes
-    if parts is None:
-        post = dict(zip(POST_FIELDS, values, strict=True))
-        env: jinja2.Environment = request.app.state.templates
-        parts = (
-            env.get_template("topics/_post.html")
-            .render(
-                post=shown(post_view(post, facts, topic["url"], when(post["created_at"], created_text))),
-                topic=Shown(id=topic["id"]),
-                cannot_reply=not replies_open,
-                csrf_token=CSRF_SLOT,
-            )
-            .split(CSRF_SLOT)
-        )
-        cache.put(key, parts)
-    return csrf_html.join(parts)
-
-
-def form_errors(exc: ApiError, default_field: str) -> dict[str, Any]:
-    """An action's ApiError as the layout's error summary plus inline messages by field."""
-    if exc.fields and exc.status in (409, 422):
-        fields = {
-            name: f"{FIELD_LABELS.get(name, name.replace('_', ' ').capitalize())} {text}"
-            for name, text in exc.fields.items()
-        }
-    else:
-        fields = {default_field: exc.message}
-    anchors = {"reply_to": "body"}  # a hidden field: point at the text box instead
-    return {
-        "errors": fields,
-        "error_list": [{"text": text, "href": f"#{anchors.get(name, name)}"} for name, text in fields.items()],
-    }
+def _errors(exc: ApiError, field: str) -> dict[str, Any]:
+    """An action's ApiError as the form's error summary, fields named as the forms label them."""
+    return form_errors(exc, field, labels=FIELD_LABELS, anchors=HIDDEN_FIELDS)
 
 
 def _text(form: FormData, name: str) -> str:
-    value = form.get(name)
-    return value if isinstance(value, str) else ""
+    return form_text(form, name, strip=False)
 
 
 def _optional_int(form: FormData, name: str) -> int | str | None:
@@ -535,7 +237,7 @@ async def _reply_defaults(
         row = await posts.fetch_post(conn, int(value))
         if row is None or row["topic_id"] != topic_id or row["status"] != "visible":
             continue
-        said = posts.ANONYMOUS_NAME if row["anonymous"] else row["username"]
+        said = topics.ANONYMOUS_NAME if row["anonymous"] else row["username"]
         defaults: dict[str, Any] = {
             "reply_to": row["id"],
             "reply_to_label": f"#{row['post_number']} by {said}",
@@ -550,12 +252,9 @@ async def _reply_defaults(
 def _may_reply(who: Session | None, topic: dict[str, Any], row: asyncpg.Record) -> tuple[str, str]:
     """Why the reply form is not shown ("" when it is), and what to tell the member; `row` is the
     topic as topics.topic_row gave it, with the viewer's standing (as posts.check_can_post reads it)."""
-    if who is None:
-        return "login", ""
-    if topic["closed"] and not who.is_staff:
-        return "closed", ""
-    if topic["status"] != "visible" and not who.is_staff:
-        return "not_open", ""
+    reason = access.may_reply(who, closed=topic["closed"], status=topic["status"])
+    if reason:
+        return reason, ""
     refusal = posts.posting_refusal(
         exists=row["viewer_exists"],
         verified=row["viewer_verified"],
@@ -575,7 +274,7 @@ async def _topic_context(
     row: asyncpg.Record | None = None,
 ) -> dict[str, Any]:
     """The topic page's values; `row` is the topic as topics.topic_row gave it, when already fetched."""
-    row, rows, has_next = await topics.topic_page(conn, who, topic_id, page, row)
+    row, rows, has_next = await posts.topic_page(conn, who, topic_id, page, row)
     topic = topic_view(row, who)
     if rows and not has_next:  # the last page: no need to count
         total = (page - 1) * posts.POSTS_PER_PAGE + len(rows)
@@ -607,8 +306,8 @@ async def _topic_context(
         "blocked_message": blocked_message,
         "form": shown(form),
         "notice": notice if notice in NOTICES else None,
-        "support": safety.support_panel(held=notice == "held") if notice in ("support", "held") else None,
-        "staff": who is not None and who.is_staff,
+        "support": screening.support_panel(held=notice == "held") if notice in ("support", "held") else None,
+        "staff": access.is_staff(who),
     }
 
 
@@ -632,7 +331,7 @@ async def topic_without_slug(request: Request) -> Response:
     topic_id = path_int(request, "id")
     who = await viewer(request)
     async with runtime(request).pool.acquire() as conn:
-        topic = await posts.readable_topic(conn, who, topic_id)
+        topic = await topics.readable_topic(conn, who, topic_id)
     return RedirectResponse(topics.topic_url(topic.id, topic.slug), status_code=301)
 
 
@@ -640,7 +339,7 @@ async def _post_location(
     conn: asyncpg.Connection,
     who: Session | None,
     post: asyncpg.Record,
-    topic: posts.TopicContext,
+    topic: topics.TopicContext,
     notice: str | None = None,
 ) -> str:
     page = await posts.page_of_post(conn, who, post)
@@ -649,7 +348,7 @@ async def _post_location(
     return f"{topics.topic_url(topic.id, topic.slug)}{'?' + query if query else ''}#post-{post['post_number']}"
 
 
-def _notice(written: topics.Written) -> str | None:
+def _notice(written: posts.Written) -> str | None:
     """What the topic page tells the author after posting: support offered, waiting for review, or both."""
     if written.post["status"] == "pending":
         return "held" if written.support else "pending"
@@ -688,10 +387,10 @@ async def reply_submit(request: Request) -> Response:
     }
     rt = runtime(request)
     try:
-        clean = topics.REPLY_IN.validate(data)
+        clean = api.REPLY_IN.validate(data)
         async with rt.pool.acquire() as conn, conn.transaction():
-            written = await topics.reply(conn, who, topic_id, clean, safety.PostingRules.of(rt))
-            topic = await posts.readable_topic(conn, who, topic_id)
+            written = await posts.reply(conn, who, topic_id, clean, screening.PostingRules.of(rt))
+            topic = await topics.readable_topic(conn, who, topic_id)
             location = await _post_location(conn, who, written.post, topic, _notice(written))
     except ApiError as exc:
         if exc.status not in (409, 422, 429):
@@ -708,7 +407,7 @@ async def reply_submit(request: Request) -> Response:
         return await render(
             request,
             "topics/topic.html",
-            {**context, **form_errors(exc, "body")},
+            {**context, **_errors(exc, "body")},
             status=429 if exc.status == 429 else 422,
             headers=exc.headers,
         )
@@ -729,9 +428,9 @@ async def react_submit(request: Request) -> Response:
             raise ApiError(404, "not_found", "We could not find that post.")
         given = await posts.my_reactions(conn, who, [post_id])
         if kind in given.get(post_id, set()):
-            await posts.remove_reaction(conn, who, post_id, kind)
+            await writings.unreact(conn, who, POST, post_id, kind)
         else:
-            await posts.add_reaction(conn, who, post_id, kind)
+            await writings.react(conn, who, POST, post_id, kind)
         location = await _post_location(conn, who, post, topic)
     return RedirectResponse(location, status_code=303)
 
@@ -783,9 +482,9 @@ async def new_topic_page(request: Request) -> Response:
     form["anonymous"] = bool(data["anonymous"])
     rt = runtime(request)
     try:
-        clean = topics.TOPIC_IN.validate(data)
+        clean = api.TOPIC_IN.validate(data)
         async with rt.pool.acquire() as conn, conn.transaction():
-            row, written = await topics.start_topic(conn, who, clean, safety.PostingRules.of(rt))
+            row, written = await posts.start_topic(conn, who, clean, screening.PostingRules.of(rt))
             notice = _notice(written)
     except ApiError as exc:
         if exc.status == 404:  # a category that is not (or no longer) there
@@ -798,7 +497,7 @@ async def new_topic_page(request: Request) -> Response:
         return await render(
             request,
             "topics/new_topic.html",
-            {**context, **form_errors(exc, field)},
+            {**context, **_errors(exc, field)},
             status=429 if exc.status == 429 else 422,
             headers=exc.headers,
         )
@@ -818,28 +517,28 @@ async def edit_post_page(request: Request) -> Response:
     pool = runtime(request).pool
     if request.method == "GET":
         async with pool.acquire() as conn:
-            post, topic = await posts.check_edit(conn, who, post_id)
+            post, topic = await revisions.check_edit(conn, who, post_id)
         form = {"body": post["raw"], "content_note": post["content_note"] or "", "edit_reason": ""}
         return await render(request, "topics/edit_post.html", _edit_context(post, topic, form))
     submitted = await form_data(request)
     form = {name: _text(submitted, name) for name in ("body", "content_note", "edit_reason")}
     try:
-        clean = posts.POST_PATCH.validate(form)
+        clean = api.POST_PATCH.validate(form)
         async with pool.acquire() as conn, conn.transaction():
-            post = await posts.edit_post(conn, who, post_id, clean)
-            topic = await posts.readable_topic(conn, who, post["topic_id"])
+            post = await revisions.edit_post(conn, who, post_id, clean)
+            topic = await topics.readable_topic(conn, who, post["topic_id"])
             location = await _post_location(conn, who, post, topic)
     except ApiError as exc:
         if exc.status not in (409, 422):
             raise
         async with pool.acquire() as conn:
-            post, topic = await posts.check_edit(conn, who, post_id)
-        context = {**_edit_context(post, topic, form), **form_errors(exc, "body")}
+            post, topic = await revisions.check_edit(conn, who, post_id)
+        context = {**_edit_context(post, topic, form), **_errors(exc, "body")}
         return await render(request, "topics/edit_post.html", context, status=422)
     return RedirectResponse(location, status_code=303)
 
 
-def _edit_context(post: asyncpg.Record, topic: posts.TopicContext, form: dict[str, Any]) -> dict[str, Any]:
+def _edit_context(post: asyncpg.Record, topic: topics.TopicContext, form: dict[str, Any]) -> dict[str, Any]:
     return {
         "post": {"id": post["id"], "number": post["post_number"]},
         "form": form,
@@ -853,7 +552,7 @@ async def revisions_page(request: Request) -> Response:
     post_id = path_int(request, "id")
     who = await viewer(request)
     async with runtime(request).pool.acquire() as conn:
-        post, topic, items = await posts.post_revisions(conn, who, post_id)
+        post, topic, items = await revisions.post_revisions(conn, who, post_id)
     versions = []
     previous: dict[str, Any] | None = None
     for item in items:
@@ -891,7 +590,7 @@ async def delete_post_page(request: Request) -> Response:
     pool = runtime(request).pool
     if request.method == "GET":
         async with pool.acquire() as conn:
-            post, topic = await posts.check_delete(conn, who, post_id)
+            post, topic = await moves.check_delete(conn, who, post_id)
         return await render(
             request,
             "topics/delete_post.html",
@@ -903,7 +602,7 @@ async def delete_post_page(request: Request) -> Response:
     await form_data(request)
     async with pool.acquire() as conn, conn.transaction():
         post, topic = await posts.readable_post(conn, who, post_id)
-        await posts.delete_post(conn, who, post_id)
+        await moves.delete_post(conn, who, post_id)
         location = await _post_location(conn, who, post, topic)
     return RedirectResponse(location, status_code=303)
 

@@ -1,109 +1,47 @@
-"""Posts: writing them (rendering, mentions, quotes), editing with kept revisions,
-deleting, and supportive reactions; the `/api/posts/...` endpoints. Also the moves
-moderation makes on a post (publish a waiting one, hide, restore, reject, remove), each
-with its event, and what pseudonymous posting hides ("Anonymous member").
-
-Topics (topics.py) build on this module: a topic's first post and every reply are
-made by `create_post`. The rules live in `check_*` functions and the changes in
-`do_*`-style functions that also write their event in the caller's transaction,
-so the API and the pages (topic_pages.py) share one implementation.
+"""Posts: reading them (who sees which: access.writing_shown), writing them (who may write,
+rendering, mentions and quotes, the PostCreated event), and the two ways to write one: starting
+a topic with its first post, and replying. Reactions and flags: writings/.
 
 A post's status: visible; pending (waiting for a moderator, seen only by its author and
 staff, no events yet); rejected (not published; its author may appeal); hidden (by
 moderators or flags; others see a placeholder); deleted (a placeholder keeps its number).
+Editing is in revisions.py, deleting and the moderators' moves in moves.py, the JSON
+endpoints and shapes in api.py; the pages call the same functions.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import asyncpg
-from markupsafe import Markup
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
 
 from services.forum import access
-from services.forum.moderation import audit, safety
-from shared import markdown
-from shared.api import ApiRouter, Field, Schema, path_int, read_json
-from shared.events import (
-    PostCreated,
-    PostDeleted,
-    PostEdited,
-    PostHidden,
-    PostRestored,
-    ReactionAdded,
-    ReactionRemoved,
-    TopicCreated,
-    TopicUpdated,
-    write_event,
+from services.forum.moderation import screening
+from services.forum.topics.categories import readable_category, slugify
+from services.forum.topics.topics import (
+    ANONYMOUS_USERNAME,
+    TopicContext,
+    check_anonymous,
+    clean_note,
+    clean_title,
+    insert_topic,
+    mark_read_past,
+    readable_topic,
+    topic_row,
+    write_topic_created,
 )
+from services.forum.writings import reactions
+from services.forum.writings.targets import POST
+from shared import markdown
+from shared.events import PostCreated, write_event
 from shared.sessions import Session
-from shared.web import ApiError, check_csrf, invalid, require_viewer, runtime, viewer
-
-api = ApiRouter(tag="posts")
+from shared.web import ApiError, invalid
 
 BODY_MAX = 50_000
 CONTENT_NOTE_MAX = 100
 POSTS_PER_PAGE = 20
-MAX_ID = 2**62  # larger numbers cannot be ids (bigint); refused as input rather than overflowing
-# Supportive reactions only: there is deliberately no negative one.
-REACTION_KINDS = ("like", "heart", "hug", "lightbulb", "clap")
-REACTION_LABELS = {
-    "like": "Like",
-    "heart": "Thank you",
-    "hug": "Sending strength",
-    "lightbulb": "Insightful",
-    "clap": "Well said",
-}
-REACTION_EMOJI = {
-    "like": "\U0001f44d",
-    "heart": "\u2764\ufe0f",
-    "hug": "\U0001f917",
-    "lightbulb": "\U0001f4a1",
-    "clap": "\U0001f44f",
-}
-# The same as HTML character references, for pages: a page whose text is all ASCII is a quarter of the
-# memory of one holding a single emoji (Python stores a string at the width of its widest character),
-# and every join, copy and encode of a 70 KB topic page costs accordingly.
-REACTION_EMOJI_HTML = {
-    kind: Markup("".join(f"&#x{ord(ch):x};" for ch in emoji))  # noqa: S704 - digits only
-    for kind, emoji in REACTION_EMOJI.items()
-}
-
-BODY_FIELD = Field(
-    "string",
-    required=True,
-    min_length=1,
-    max_length=BODY_MAX,
-    strip=False,
-    description="Markdown, 1 to 50,000 characters",
-)
-CONTENT_NOTE_FIELD = Field(
-    "string",
-    max_length=CONTENT_NOTE_MAX,
-    nullable=True,
-    description='shown before the post, which starts collapsed; e.g. "self-harm"',
-)
-
-ANONYMOUS_NAME = "Anonymous member"
-ANONYMOUS_USERNAME = "anonymous"  # reserved: no account can have it
-ANONYMOUS_AUTHOR = {"id": None, "username": ANONYMOUS_USERNAME, "display_name": ANONYMOUS_NAME}
-EDIT_REASON_MAX = 200
-UNPUBLISHED = ("pending", "rejected")  # never published: no events were sent about them
-
-POST_PATCH = Schema(
-    "PostPatch",
-    {
-        "body": BODY_FIELD,
-        "edit_reason": Field("string", max_length=EDIT_REASON_MAX, nullable=True),
-        "content_note": CONTENT_NOTE_FIELD,
-    },
-)
-REACTION_IN = Schema("ReactionIn", {"kind": Field("string", required=True, enum=REACTION_KINDS)})
 
 
 # --- input cleaning ------------------------------------------------------------------------
@@ -115,79 +53,6 @@ def clean_body(body: str) -> str:
     if not text.strip():
         raise invalid("body", "is required")
     return text
-
-
-def clean_note(note: str | None) -> str | None:
-    """A content note as stored: one line of plain text, or None."""
-    if note is None:
-        return None
-    return " ".join(note.split()) or None
-
-
-# --- topics as posts see them ----------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class TopicContext:
-    """What writing in a topic needs to know about it and its category."""
-
-    id: int
-    title: str
-    slug: str
-    category_id: int
-    group_ids: list[int]
-    author_id: int
-    closed: bool
-    deleted: bool
-    status: str = "visible"  # pending, rejected or hidden while its first post is
-    anonymous: bool = False
-    allow_anonymous: bool = False  # its category allows pseudonymous posts
-
-    @property
-    def audience(self) -> list[str]:
-        return access.groups_audience(self.group_ids)
-
-
-TOPIC_CONTEXT_SQL = """
-SELECT t.id, t.title, t.slug, t.category_id, c.group_ids, t.author_id, t.closed, t.deleted_at IS NOT NULL AS deleted,
-       t.status, t.anonymous, c.allow_anonymous
-FROM forum.topics t JOIN forum.categories c ON c.id = t.category_id
-WHERE t.id = $1
-"""
-
-
-def _topic_context(row: asyncpg.Record) -> TopicContext:
-    return TopicContext(
-        row["id"],
-        row["title"],
-        row["slug"],
-        row["category_id"],
-        list(row["group_ids"]),
-        row["author_id"],
-        row["closed"],
-        row["deleted"],
-        row["status"],
-        row["anonymous"],
-        row["allow_anonymous"],
-    )
-
-
-def topic_shown(who: Session | None, status: str, author_id: int) -> bool:
-    """A topic that is not visible (its first post waits, was rejected or hidden) is for its author and staff."""
-    return status == "visible" or (who is not None and (who.is_staff or who.user_id == author_id))
-
-
-async def readable_topic(conn: asyncpg.Connection, who: Session | None, topic_id: int) -> TopicContext:
-    """The topic if it exists and the viewer may read it; 404 otherwise."""
-    row = await conn.fetchrow(TOPIC_CONTEXT_SQL, topic_id)
-    if (
-        row is None
-        or row["deleted"]
-        or not access.groups_readable(who, row["group_ids"])
-        or not topic_shown(who, row["status"], row["author_id"])
-    ):
-        raise ApiError(404, "not_found", "We could not find that topic. It may have been removed.")
-    return _topic_context(row)
 
 
 # --- reading posts ----------------------------------------------------------------------------
@@ -205,9 +70,8 @@ JOIN forum.users u ON u.id = p.author_id
 LEFT JOIN forum.posts rp ON rp.id = p.reply_to_post_id
 LEFT JOIN forum.users ru ON ru.id = rp.author_id
 """
-# Posts never published (waiting for review, or rejected) are shown only to their author and staff
-# ($2 user id, $3 staff).
-_SHOWN_SQL = "(p.status NOT IN ('pending', 'rejected') OR $3::boolean OR p.author_id = $2::bigint)"
+# Posts never published are shown only to their author and staff ($2 user id, $3 staff).
+_SHOWN_SQL = access.POST_SHOWN_SQL.format(staff="$3", user="$2")
 
 POST_SQL = f"SELECT {_POST_COLUMNS} {_POST_FROM} WHERE p.id = $1"
 # The viewer's part in each post of a topic page ($2 the viewer, NULL for a visitor): the kinds of
@@ -237,15 +101,12 @@ LIMIT $4 OFFSET """
 
 
 def topic_posts_sql(offset: int) -> str:
+    """The statement for the page of posts starting at this offset."""
     return _TOPIC_POSTS_SQL + str(int(offset))
 
 
 COUNT_TOPIC_POSTS_SQL = f"SELECT count(*) FROM forum.posts p WHERE p.topic_id = $1 AND {_SHOWN_SQL}"
 POSITION_SQL = f"SELECT count(*) FROM forum.posts p WHERE p.topic_id = $1 AND p.post_number <= $4 AND {_SHOWN_SQL}"
-
-
-def _shown_params(who: Session | None) -> tuple[int | None, bool]:
-    return (who.user_id if who else None), bool(who and who.is_staff)
 
 
 async def fetch_post(conn: asyncpg.Connection, post_id: int) -> asyncpg.Record | None:
@@ -261,8 +122,7 @@ async def readable_post(
     if post is None:
         raise ApiError(404, "not_found", "We could not find that post.")
     topic = await readable_topic(conn, who, post["topic_id"])
-    uid, staff = _shown_params(who)
-    if post["status"] in UNPUBLISHED and not staff and post["author_id"] != uid:
+    if not access.writing_shown(who, post["status"], post["author_id"]):
         raise ApiError(404, "not_found", "We could not find that post.")
     return post, topic
 
@@ -271,102 +131,35 @@ async def topic_posts(
     conn: asyncpg.Connection, who: Session | None, topic_id: int, page: int
 ) -> tuple[list[asyncpg.Record], bool]:
     """One page of a topic's posts (by post number) and whether another page follows."""
-    uid, staff = _shown_params(who)
+    uid, staff = access.shown_params(who)
     rows = await conn.fetch(topic_posts_sql((page - 1) * POSTS_PER_PAGE), topic_id, uid, staff, POSTS_PER_PAGE + 1)
     return list(rows[:POSTS_PER_PAGE]), len(rows) > POSTS_PER_PAGE
 
 
 async def count_topic_posts(conn: asyncpg.Connection, who: Session | None, topic_id: int) -> int:
     """How many of a topic's posts the viewer sees (deleted ones stay as placeholders)."""
-    uid, staff = _shown_params(who)
+    uid, staff = access.shown_params(who)
     count: int = await conn.fetchval(COUNT_TOPIC_POSTS_SQL, topic_id, uid, staff)
     return count
 
 
 async def page_of_post(conn: asyncpg.Connection, who: Session | None, post: asyncpg.Record) -> int:
     """The page of its topic on which the viewer finds a post."""
-    uid, staff = _shown_params(who)
+    uid, staff = access.shown_params(who)
     position: int = await conn.fetchval(POSITION_SQL, post["topic_id"], uid, staff, post["post_number"])
     return max(1, (position - 1) // POSTS_PER_PAGE + 1)
 
 
 async def my_reactions(conn: asyncpg.Connection, who: Session | None, post_ids: Sequence[int]) -> dict[int, set[str]]:
     """The kinds of reaction the viewer gave to each of these posts."""
-    if who is None or not post_ids:
-        return {}
-    rows = await conn.fetch(
-        "SELECT post_id, kind FROM forum.reactions WHERE user_id = $1 AND post_id = ANY($2::bigint[])",
-        who.user_id,
-        list(post_ids),
-    )
-    given: dict[int, set[str]] = {}
-    for row in rows:
-        given.setdefault(row["post_id"], set()).add(row["kind"])
-    return given
-
-
-def own_or_staff(row: asyncpg.Record, who: Session | None) -> bool:
-    """The viewer wrote the post, or is staff."""
-    return who is not None and (who.is_staff or who.user_id == row["author_id"])
-
-
-def text_hidden(row: asyncpg.Record, who: Session | None) -> bool:
-    """Whether a post's text is withheld from this viewer (deleted, or hidden by a moderator)."""
-    if row["status"] == "deleted":
-        return True
-    if row["status"] in ("hidden", *UNPUBLISHED):
-        return not own_or_staff(row, who)
-    return False
-
-
-def author_json(row: asyncpg.Record) -> dict[str, Any]:
-    """Who wrote a post, as everyone sees it: "Anonymous member" for a pseudonymous post.
-
-    Staff too see the pseudonym; they reveal the author with an explicit, audited action.
-    """
-    if row["anonymous"]:
-        return dict(ANONYMOUS_AUTHOR)
-    return {"id": row["author_id"], "username": row["username"], "display_name": row["display_name"]}
+    return await reactions.my_reactions(conn, who, POST, post_ids)
 
 
 def moderation_note(row: asyncpg.Record, who: Session | None) -> str | None:
     """Why a post waits, was hidden or was rejected: for its author and staff only."""
-    if row["status"] in ("hidden", *UNPUBLISHED) and own_or_staff(row, who):
+    if row["status"] in ("hidden", *access.UNPUBLISHED) and access.own_or_staff(who, row["author_id"]):
         return row["moderation_reason"]
     return None
-
-
-def can_edit(row: asyncpg.Record, who: Session | None) -> bool:
-    """The author and staff may edit a post that is not deleted."""
-    return who is not None and row["status"] != "deleted" and (who.is_staff or who.user_id == row["author_id"])
-
-
-def post_json(row: asyncpg.Record, who: Session | None, given: Iterable[str] = ()) -> dict[str, Any]:
-    """The public shape of a post, as the viewer may see it."""
-    hidden = text_hidden(row, who)
-    out: dict[str, Any] = {
-        "id": row["id"],
-        "topic_id": row["topic_id"],
-        "post_number": row["post_number"],
-        "author": author_json(row),
-        "anonymous": row["anonymous"],
-        "raw": "" if hidden else row["raw"],
-        "cooked": "" if hidden else row["cooked"],
-        "reply_to": row["reply_to_post_id"],
-        "content_note": None if hidden else row["content_note"],
-        "status": row["status"],
-        "reactions": dict(row["reactions"]) if row["status"] != "deleted" else {},
-        "revision": row["revision"],
-        "can_edit": can_edit(row, who),
-        "created_at": row["created_at"].isoformat(),
-        "updated_at": row["updated_at"].isoformat(),
-    }
-    note = moderation_note(row, who)
-    if note is not None:
-        out["moderation_reason"] = note
-    if who is not None:
-        out["my_reactions"] = sorted(given)
-    return out
 
 
 # --- writing posts ------------------------------------------------------------------------------
@@ -470,7 +263,7 @@ async def check_reply_to(conn: asyncpg.Connection, topic: TopicContext, reply_to
     row = await conn.fetchrow(
         "SELECT id, topic_id, author_id, post_number, status FROM forum.posts WHERE id = $1", reply_to
     )
-    if row is None or row["topic_id"] != topic.id or row["status"] in ("deleted", *UNPUBLISHED):
+    if row is None or row["topic_id"] != topic.id or row["status"] in ("deleted", *access.UNPUBLISHED):
         raise invalid("reply_to", "must be a post in this topic")
     return row
 
@@ -485,12 +278,6 @@ RETURNING highest_post_number
 # A post waiting for review takes its number now, and counts (and bumps the topic) when published.
 ALLOCATE_PENDING_NUMBER_SQL = """
 UPDATE forum.topics SET highest_post_number = highest_post_number + 1 WHERE id = $1 RETURNING highest_post_number
-"""
-INSERT_POST_SQL = """
-INSERT INTO forum.posts (topic_id, post_number, author_id, raw, cooked, plain, reply_to_post_id, content_note,
-                         status, anonymous)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-RETURNING id
 """
 
 # Writing a post in one round trip: take the next number (the UPDATE locks the topic row until
@@ -525,12 +312,12 @@ WRITE_PENDING_POST_SQL = _WRITE_POST_SQL.format(
 )
 
 
-def censored(rendered: markdown.Rendered, matcher: safety.Matcher | None) -> markdown.Rendered:
+def censored(rendered: markdown.Rendered, matcher: screening.Matcher | None) -> markdown.Rendered:
     """The rendered post with censored watched words blotted out (the raw text keeps them)."""
     if matcher is None or not matcher.phrases:
         return rendered
     return dataclasses.replace(
-        rendered, cooked=safety.censor_html(rendered.cooked, matcher), text=matcher.censor(rendered.text)
+        rendered, cooked=screening.censor_html(rendered.cooked, matcher), text=matcher.censor(rendered.text)
     )
 
 
@@ -544,7 +331,7 @@ async def create_post(
     reply_to: asyncpg.Record | None = None,
     status: str = "visible",
     anonymous: bool = False,
-    censor: safety.Matcher | None = None,
+    censor: screening.Matcher | None = None,
     rendered: markdown.Rendered | None = None,
     read_by: int | None = None,
 ) -> asyncpg.Record:
@@ -571,11 +358,11 @@ async def create_post(
     )
     assert post is not None
     if status == "visible":
-        await _post_created(conn, post, topic, rendered)
+        await record_post_created(conn, post, topic, rendered)
     return post
 
 
-async def _post_created(
+async def record_post_created(
     conn: asyncpg.Connection, post: asyncpg.Record, topic: TopicContext, rendered: markdown.Rendered
 ) -> None:
     """Record PostCreated for a post being published (at once, or when a moderator approves it)."""
@@ -603,592 +390,125 @@ async def _post_created(
     await write_event(conn, event, actor_id=None if post["anonymous"] else author_id)
 
 
-# --- topics as events tell them ------------------------------------------------------------------
-
-TOPIC_EVENT_SQL = """
-SELECT t.id, t.category_id, t.title, t.slug, t.kind, t.author_id, u.username, c.group_ids, t.pinned, t.closed,
-       t.content_note, t.anonymous, t.status, t.created_at, t.deleted_at IS NOT NULL AS deleted
-FROM forum.topics t JOIN forum.categories c ON c.id = t.category_id JOIN forum.users u ON u.id = t.author_id
-WHERE t.id = $1
-"""
+# --- starting topics and replying ------------------------------------------------------------------
 
 
-async def write_topic_updated(conn: asyncpg.Connection, topic_id: int, *, actor_id: int | None) -> None:
-    """Record TopicUpdated with the topic as it now is; nothing for a topic never published."""
-    row = await conn.fetchrow(TOPIC_EVENT_SQL, topic_id)
-    if row["status"] in UNPUBLISHED:
-        return
-    if row["anonymous"] and actor_id == row["author_id"]:
-        actor_id = None  # the stream must not tie a pseudonymous topic to its author
-    await write_event(
-        conn,
-        TopicUpdated(
-            topic_id=row["id"],
-            category_id=row["category_id"],
-            title=row["title"],
-            slug=row["slug"],
-            kind=row["kind"],
-            author_id=row["author_id"],
-            audience=access.groups_audience(row["group_ids"]),
-            content_note=row["content_note"],
-            pinned=row["pinned"],
-            closed=row["closed"],
-            anonymous=row["anonymous"],
-            status="deleted" if row["deleted"] else row["status"],
-        ),
-        actor_id=actor_id,
-    )
+class Written(NamedTuple):
+    """A new post as written: its row, and whether it matched a safeguarding phrase (its author is
+    then shown the support panel)."""
+
+    post: asyncpg.Record
+    support: bool
 
 
-async def write_topic_created(conn: asyncpg.Connection, topic_id: int) -> None:
-    """Record TopicCreated for a topic being published (at once, or when its first post is approved)."""
-    row = await conn.fetchrow(TOPIC_EVENT_SQL, topic_id)
-    await write_event(
-        conn,
-        TopicCreated(
-            topic_id=row["id"],
-            category_id=row["category_id"],
-            title=row["title"],
-            slug=row["slug"],
-            kind=row["kind"],
-            author_id=row["author_id"],
-            author_username=ANONYMOUS_USERNAME if row["anonymous"] else row["username"],
-            audience=access.groups_audience(row["group_ids"]),
-            content_note=row["content_note"],
-            created_at=row["created_at"].isoformat(),
-            anonymous=row["anonymous"],
-        ),
-        actor_id=None if row["anonymous"] else row["author_id"],
-    )
+async def start_topic(
+    conn: asyncpg.Connection, who: Session, data: dict[str, Any], rules: screening.PostingRules | None = None
+) -> tuple[asyncpg.Record, Written]:
+    """Check and start a topic (TOPIC_IN data) with its first post; returns the topic row and the post.
 
-
-# --- moderation moves ------------------------------------------------------------------------------
-# Each checks the post's status itself, so a move that no longer fits (another moderator acted
-# first) fails with 409 rather than doing something twice. Callers lock the post row first.
-
-SET_STATUS_SQL = """
-UPDATE forum.posts SET status = $2, moderation_reason = $3, updated_at = now() WHERE id = $1
-"""
-LOCK_POST_SQL = "SELECT id, status FROM forum.posts WHERE id = $1 FOR UPDATE"
-
-
-async def lock_post(conn: asyncpg.Connection, post_id: int) -> asyncpg.Record:
-    """The post, locked for the rest of the transaction (moderation moves lock it first, then its reviewable)."""
-    await conn.execute(LOCK_POST_SQL, post_id)
-    post = await fetch_post(conn, post_id)
-    if post is None:
-        raise ApiError(404, "not_found", "We could not find that post.")
-    return post
-
-
-def _conflict(post: asyncpg.Record, wanted: str) -> ApiError:
-    return ApiError(
-        409, "conflict", f"This post is {post['status']} now, so it cannot be {wanted}. Reload to see what changed."
-    )
-
-
-async def _set_topic_status(conn: asyncpg.Connection, post: asyncpg.Record, status: str, actor_id: int | None) -> None:
-    """A topic follows its first post: pending, rejected, hidden, or visible again."""
-    if post["post_number"] != 1:
-        return
-    await conn.execute(
-        "UPDATE forum.topics SET status = $2, updated_at = now() WHERE id = $1", post["topic_id"], status
-    )
-    if status in ("hidden", "visible"):
-        await write_topic_updated(conn, post["topic_id"], actor_id=actor_id)
-
-
-async def publish_post(
-    conn: asyncpg.Connection, post: asyncpg.Record, topic: TopicContext, *, actor_id: int
-) -> asyncpg.Record:
-    """Publish a post that waited for review (or was rejected, then appealed): its events are sent now."""
-    if post["status"] not in UNPUBLISHED:
-        raise _conflict(post, "published")
-    await conn.execute(SET_STATUS_SQL, post["id"], "visible", None)
-    await conn.execute(
-        "UPDATE forum.topics SET posts_count = posts_count + 1, last_posted_at = now(), updated_at = now(), "
-        "status = CASE WHEN $2 THEN 'visible' ELSE status END WHERE id = $1",
-        topic.id,
-        post["post_number"] == 1,
-    )
-    if post["post_number"] == 1:
-        await write_topic_created(conn, topic.id)
-    published = await fetch_post(conn, post["id"])
-    assert published is not None
-    mentions = await render_body(conn, published["raw"])
-    rendered = markdown.Rendered(published["cooked"], published["plain"], mentions.mentions, mentions.quotes)
-    await _post_created(conn, published, topic, rendered)
-    return published
-
-
-async def hide_post(
-    conn: asyncpg.Connection, post: asyncpg.Record, topic: TopicContext, *, reason: str, actor_id: int | None
-) -> None:
-    """Hide a visible post: others see a placeholder, its author sees why (PostHidden tells them too)."""
-    if post["status"] != "visible":
-        raise _conflict(post, "hidden")
-    await conn.execute(SET_STATUS_SQL, post["id"], "hidden", reason)
-    await conn.execute("UPDATE forum.topics SET posts_count = posts_count - 1 WHERE id = $1", topic.id)
-    await _set_topic_status(conn, post, "hidden", actor_id)
-    await write_event(
-        conn,
-        PostHidden(
-            post_id=post["id"],
-            topic_id=topic.id,
-            category_id=topic.category_id,
-            author_id=post["author_id"],
-            reason=reason,
-        ),
-        actor_id=actor_id,
-    )
-
-
-async def restore_post(conn: asyncpg.Connection, post: asyncpg.Record, topic: TopicContext, *, actor_id: int) -> None:
-    """Show a hidden post again (PostRestored)."""
-    if post["status"] != "hidden":
-        raise _conflict(post, "restored")
-    await conn.execute(SET_STATUS_SQL, post["id"], "visible", None)
-    await conn.execute("UPDATE forum.topics SET posts_count = posts_count + 1 WHERE id = $1", topic.id)
-    await _set_topic_status(conn, post, "visible", actor_id)
-    await write_event(
-        conn,
-        PostRestored(post_id=post["id"], topic_id=topic.id, category_id=topic.category_id, author_id=post["author_id"]),
-        actor_id=actor_id,
-    )
-
-
-async def reject_post(conn: asyncpg.Connection, post: asyncpg.Record, *, reason: str, actor_id: int) -> None:
-    """Turn down a post that waited for review: it is never published; its author sees why and may appeal."""
-    if post["status"] != "pending":
-        raise _conflict(post, "rejected")
-    await conn.execute(SET_STATUS_SQL, post["id"], "rejected", reason)
-    await _set_topic_status(conn, post, "rejected", actor_id)
-
-
-async def remove_post(conn: asyncpg.Connection, post: asyncpg.Record, topic: TopicContext, *, actor_id: int) -> None:
-    """Delete a post (moderators may delete a first post: its topic goes with it); it leaves the queue."""
-    if post["status"] == "deleted":
-        raise _conflict(post, "deleted")
-    await _remove(conn, post, topic, actor_id=actor_id)
-    if post["post_number"] == 1:
-        await conn.execute("UPDATE forum.topics SET deleted_at = now(), updated_at = now() WHERE id = $1", topic.id)
-        if post["status"] not in UNPUBLISHED:
-            await write_topic_updated(conn, topic.id, actor_id=actor_id)
-
-
-CLOSE_REVIEWS_SQL = """
-UPDATE forum.reviewables
-SET status = 'deleted', resolution = 'delete', resolved_by = $2, resolved_at = now(), updated_at = now()
-WHERE post_id = $1 AND status = 'pending'
-"""
-
-
-async def _remove(conn: asyncpg.Connection, post: asyncpg.Record, topic: TopicContext, *, actor_id: int) -> None:
-    reactions_total = sum(int(n) for n in post["reactions"].values())
-    await conn.execute(DELETE_POST_SQL, post["id"])
-    await conn.execute("DELETE FROM forum.reactions WHERE post_id = $1", post["id"])
-    await conn.execute(
-        "UPDATE forum.topics SET posts_count = posts_count - $2, reactions_count = greatest(0, reactions_count - $3), "
-        "updated_at = now() WHERE id = $1",
-        topic.id,
-        1 if post["status"] == "visible" else 0,
-        reactions_total,
-    )
-    await conn.execute(CLOSE_REVIEWS_SQL, post["id"], actor_id)
-    if post["status"] in UNPUBLISHED:
-        return  # never published: nobody was told of it, so nobody is told it went
-    await write_event(
-        conn,
-        PostDeleted(
-            post_id=post["id"],
-            topic_id=topic.id,
-            post_number=post["post_number"],
-            category_id=topic.category_id,
-            author_id=post["author_id"],
-        ),
-        actor_id=actor_id,
-    )
-
-
-# --- editing ---------------------------------------------------------------------------------------
-
-
-async def check_edit(conn: asyncpg.Connection, who: Session, post_id: int) -> tuple[asyncpg.Record, TopicContext]:
-    """The post and topic, if the viewer may edit it: its author (who may still post) or staff."""
-    post, topic = await readable_post(conn, who, post_id)
-    if post["status"] == "deleted":
-        raise ApiError(404, "not_found", "That post was deleted.")
-    if not can_edit(post, who):
-        raise ApiError(403, "forbidden", "You can only edit your own posts.")
-    if not who.is_staff:
-        await check_can_post(conn, who)
-    return post, topic
-
-
-INSERT_REVISION_SQL = """
-INSERT INTO forum.post_revisions (post_id, revision, raw, content_note, editor_id, reason)
-VALUES ($1, $2, $3, $4, $5, $6)
-"""
-UPDATE_POST_SQL = """
-UPDATE forum.posts SET raw = $2, cooked = $3, plain = $4, content_note = $5, revision = revision + 1, updated_at = now()
-WHERE id = $1
-RETURNING revision
-"""
-
-
-async def edit_post(conn: asyncpg.Connection, who: Session, post_id: int, data: dict[str, Any]) -> asyncpg.Record:
-    """Check and apply an edit (POST_PATCH data), keeping the previous version; returns the post row.
-
-    A revision row keeps a version's text together with who replaced it, when and why;
-    an edit that changes nothing makes no revision. An author's edit is screened like a new
-    post; editing a hidden or rejected post asks moderators for another look. Staff editing
-    someone else's post give a reason (the author sees it with the revisions) and are audited.
+    With `rules` (every request does) the safety checks run: a blocked word is 422, too many
+    posts 429, and a post held for review leaves both topic and post pending, with no events
+    until a moderator approves it. Without rules (demo data) nothing is screened.
     """
-    post, topic = await check_edit(conn, who, post_id)
-    post = await lock_post(conn, post_id)
+    category = await readable_category(conn, who, data["category_id"])
+    author = await check_can_post(conn, who)
+    title = clean_title(data["title"])
     raw = clean_body(data["body"])
-    note = clean_note(data["content_note"]) if "content_note" in data else post["content_note"]
-    if raw == post["raw"] and note == post["content_note"]:
-        return post
-    reason = clean_note(data.get("edit_reason"))
-    by_author = who.user_id == post["author_id"]
-    if not by_author and not reason:
-        raise invalid("edit_reason", "is needed when you edit someone else\u2019s post: its author will see it")
+    note = clean_note(data.get("content_note"))
+    anonymous = check_anonymous(category["allow_anonymous"], data.get("anonymous"))
+    kind = data.get("kind") or "discussion"
     rendered = await render_body(conn, raw)
-    review = await safety.review_edit(conn, old_text=post["plain"], new_text=rendered.text) if by_author else None
-    rendered = censored(rendered, review.censored if review else None)
-    await conn.execute(
-        INSERT_REVISION_SQL, post_id, post["revision"], post["raw"], post["content_note"], who.user_id, reason
+    review = await screening.review_new_post(
+        conn, who, author, text=f"{title}\n{rendered.text}", rules=rules, topic=True
     )
-    revision = await conn.fetchval(UPDATE_POST_SQL, post_id, raw, rendered.cooked, rendered.text, note)
-    if post["status"] not in UNPUBLISHED:
-        await _post_edited(conn, post, topic, rendered, note, revision, editor_id=who.user_id)
-    if post["post_number"] == 1 and note != post["content_note"]:
-        await _sync_topic_note(conn, who, topic.id, note)
-    if not by_author:
-        await audit.record(
-            conn,
-            actor_id=who.user_id,
-            action="post.edit",
-            target_type="post",
-            target_id=post_id,
-            reason=reason,
-            before={"raw": post["raw"], "content_note": post["content_note"], "revision": post["revision"]},
-            after={"raw": raw, "content_note": note, "revision": revision},
-        )
-    updated = await fetch_post(conn, post_id)
-    assert updated is not None
-    if review is not None:
-        await safety.open_reviews_for_new_post(conn, updated, review, category_id=topic.category_id)
-        if updated["status"] in ("hidden", "rejected"):
-            await _ask_again(conn, updated)
-            updated = await fetch_post(conn, post_id)
-            assert updated is not None
-    return updated
+    status = "pending" if review.pending else "visible"
+    topic = await insert_topic(
+        conn,
+        category,
+        title=title,
+        slug=slugify(title),
+        kind=kind,
+        author_id=author["id"],
+        note=note,
+        status=status,
+        anonymous=anonymous,
+    )
+    if status == "visible":
+        await write_topic_created(conn, topic.id)
+    written = await _write_post(conn, topic, author, raw, note, review, rendered, anonymous=anonymous)
+    return await topic_row(conn, who, topic.id), written
 
 
-async def _post_edited(
+async def _write_post(
     conn: asyncpg.Connection,
-    post: asyncpg.Record,
     topic: TopicContext,
-    rendered: markdown.Rendered,
+    author: asyncpg.Record,
+    raw: str,
     note: str | None,
-    revision: int,
+    review: screening.PostReview,
+    rendered: markdown.Rendered,
     *,
-    editor_id: int,
-) -> None:
-    hide_actor = post["anonymous"] and editor_id == post["author_id"]
-    await write_event(
+    anonymous: bool,
+    reply_to: asyncpg.Record | None = None,
+) -> Written:
+    post = await create_post(
         conn,
-        PostEdited(
-            post_id=post["id"],
-            topic_id=topic.id,
-            post_number=post["post_number"],
-            category_id=topic.category_id,
-            author_id=post["author_id"],
-            author_username=ANONYMOUS_USERNAME if post["anonymous"] else post["username"],
-            text=rendered.text,
-            content_note=note,
-            audience=topic.audience,
-            revision=revision,
-            anonymous=post["anonymous"],
-        ),
-        actor_id=None if hide_actor else editor_id,
+        topic=topic,
+        author=author,
+        raw=raw,
+        content_note=note,
+        reply_to=reply_to,
+        status="pending" if review.pending else "visible",
+        anonymous=anonymous,
+        censor=review.censored,
+        rendered=rendered,
+        read_by=author["id"],  # the author has read their own post: in the same statement
     )
+    await screening.open_reviews_for_new_post(conn, post, review, category_id=topic.category_id)
+    return Written(post, bool(review.crisis))
 
 
-ASKED_AGAIN = "The author edited the post and asks for another review"
-
-
-async def _ask_again(conn: asyncpg.Connection, post: asyncpg.Record) -> None:
-    """An author who edits a hidden or rejected post asks moderators to look again."""
-    if post["status"] == "hidden":
-        await safety.open_review(
-            conn, kind="flagged_post", post=post, reasons=[ASKED_AGAIN], priority=safety.PRIORITY_HIDDEN
-        )
-    elif post["status"] == "rejected":
-        await conn.execute(SET_STATUS_SQL, post["id"], "pending", None)
-        if post["post_number"] == 1:
-            await conn.execute("UPDATE forum.topics SET status = 'pending' WHERE id = $1", post["topic_id"])
-        await safety.open_review(conn, kind="queued_post", post=post, reasons=[ASKED_AGAIN])
-
-
-async def _sync_topic_note(conn: asyncpg.Connection, who: Session, topic_id: int, note: str | None) -> None:
-    """A topic's content note follows its first post's, so lists warn as the post does."""
-    await conn.execute("UPDATE forum.topics SET content_note = $2, updated_at = now() WHERE id = $1", topic_id, note)
-    await write_topic_updated(conn, topic_id, actor_id=who.user_id)
-
-
-REVISIONS_SQL = """
-SELECT r.revision, r.raw, r.content_note, r.reason, r.created_at, r.editor_id, u.username, u.display_name
-FROM forum.post_revisions r JOIN forum.users u ON u.id = r.editor_id
-WHERE r.post_id = $1
-ORDER BY r.revision
-"""
-
-
-async def post_revisions(
-    conn: asyncpg.Connection, who: Session | None, post_id: int
-) -> tuple[asyncpg.Record, TopicContext, list[dict[str, Any]]]:
-    """Every version of a post, oldest first, the current one last; 404 for a deleted post to non-staff.
-
-    Each item says who made that version, when, and the reason they gave.
-    """
-    post, topic = await readable_post(conn, who, post_id)
-    staff = who is not None and who.is_staff
-    if not staff and text_hidden(post, who):
-        raise ApiError(404, "not_found", "We could not find that post.")
-    rows = await conn.fetch(REVISIONS_SQL, post_id)
-
-    def editor(user_id: int, username: str, display_name: str) -> dict[str, Any]:
-        if post["anonymous"] and user_id == post["author_id"]:
-            return dict(ANONYMOUS_AUTHOR)  # the author's own edits keep the pseudonym
-        return {"id": user_id, "username": username, "display_name": display_name}
-
-    # A revision row holds version N's text and who replaced it (making N + 1), when and why.
-    made_by: dict[str, Any] = {
-        "editor": editor(post["author_id"], post["username"], post["display_name"]),
-        "reason": None,
-        "created_at": post["created_at"].isoformat(),
-    }
-    items = []
-    for row in rows:
-        items.append({"revision": row["revision"], "raw": row["raw"], "content_note": row["content_note"], **made_by})
-        made_by = {
-            "editor": editor(row["editor_id"], row["username"], row["display_name"]),
-            "reason": row["reason"],
-            "created_at": row["created_at"].isoformat(),
-        }
-    items.append({"revision": post["revision"], "raw": post["raw"], "content_note": post["content_note"], **made_by})
-    return post, topic, items
-
-
-# --- deleting --------------------------------------------------------------------------------------
-
-DELETE_POST_SQL = """
-UPDATE forum.posts
-SET status = 'deleted', raw = '', cooked = '', plain = '', content_note = NULL, reactions = '{}',
-    deleted_at = now(), updated_at = now()
-WHERE id = $1
-"""
-
-
-async def check_delete(conn: asyncpg.Connection, who: Session, post_id: int) -> tuple[asyncpg.Record, TopicContext]:
-    """The post and topic, if the viewer may delete the post (its author or staff; never the first post)."""
-    post, topic = await readable_post(conn, who, post_id)
-    if post["status"] == "deleted":
-        raise ApiError(404, "not_found", "That post was already deleted.")
-    if not (who.is_staff or who.user_id == post["author_id"]):
-        raise ApiError(403, "forbidden", "You can only delete your own posts.")
-    if post["post_number"] == 1:
+async def reply(
+    conn: asyncpg.Connection,
+    who: Session,
+    topic_id: int,
+    data: dict[str, Any],
+    rules: screening.PostingRules | None = None,
+) -> Written:
+    """Check and write a reply (REPLY_IN data) in a topic; returns the post (pending when held for review)."""
+    topic = await readable_topic(conn, who, topic_id)
+    refusal = access.may_reply(who, closed=topic.closed, status=topic.status)
+    if refusal == "closed":
+        raise ApiError(403, "topic_closed", "This topic is closed, so it no longer takes replies.")
+    if refusal == "not_open":
         raise ApiError(
-            409,
-            "first_post",
-            "This post opens the topic, so it cannot be deleted on its own: delete the topic instead, "
-            "or edit the post.",
+            409, "topic_not_open", "This topic is not open for replies yet: a moderator needs to look at it first."
         )
-    return post, topic
+    author = await check_can_post(conn, who)
+    raw = clean_body(data["body"])
+    note = clean_note(data.get("content_note"))
+    wanted = data.get("anonymous")
+    if wanted is None and topic.anonymous and topic.allow_anonymous and topic.author_id == who.user_id:
+        wanted = True  # an anonymous topic's author stays anonymous in it unless they say otherwise
+    anonymous = check_anonymous(topic.allow_anonymous, wanted)
+    reply_to = await check_reply_to(conn, topic, data.get("reply_to"))
+    rendered = await render_body(conn, raw)
+    review = await screening.review_new_post(conn, who, author, text=rendered.text, rules=rules, topic=False)
+    return await _write_post(conn, topic, author, raw, note, review, rendered, anonymous=anonymous, reply_to=reply_to)
 
 
-async def delete_post(conn: asyncpg.Connection, who: Session, post_id: int) -> None:
-    """Check and delete a post: its text and reactions go, a placeholder keeps its number."""
-    post, topic = await check_delete(conn, who, post_id)
-    await _remove(conn, post, topic, actor_id=who.user_id)
-    if who.user_id != post["author_id"]:
-        await audit.record(
-            conn,
-            actor_id=who.user_id,
-            action="post.delete",
-            target_type="post",
-            target_id=post_id,
-            before={"status": post["status"]},
-            after={"status": "deleted"},
-        )
-
-
-# --- reactions --------------------------------------------------------------------------------------
-
-ADD_REACTION_COUNT_SQL = """
-UPDATE forum.posts
-SET reactions = jsonb_set(reactions, ARRAY[$2::text], to_jsonb(coalesce((reactions->>$2)::int, 0) + 1))
-WHERE id = $1
-"""
-REMOVE_REACTION_COUNT_SQL = """
-UPDATE forum.posts SET reactions = CASE WHEN coalesce((reactions->>$2)::int, 0) > 1
-    THEN jsonb_set(reactions, ARRAY[$2::text], to_jsonb((reactions->>$2)::int - 1)) ELSE reactions - $2::text END
-WHERE id = $1
-"""
-
-
-async def _reactable(conn: asyncpg.Connection, who: Session, post_id: int) -> tuple[asyncpg.Record, TopicContext]:
-    post, topic = await readable_post(conn, who, post_id)
-    if post["status"] != "visible":
-        raise ApiError(404, "not_found", "That post cannot take reactions: it was deleted or is not shown.")
-    return post, topic
-
-
-async def _reaction_state(conn: asyncpg.Connection, who: Session, post_id: int) -> dict[str, Any]:
-    counts = await conn.fetchval("SELECT reactions FROM forum.posts WHERE id = $1", post_id)
-    given = await my_reactions(conn, who, [post_id])
-    return {"reactions": dict(counts), "my_reactions": sorted(given.get(post_id, set()))}
-
-
-async def add_reaction(conn: asyncpg.Connection, who: Session, post_id: int, kind: str) -> tuple[bool, dict[str, Any]]:
-    """Give a reaction; (False, state) when it was already given, so repeating it changes nothing."""
-    if kind not in REACTION_KINDS:
-        raise invalid("kind", f"must be one of: {', '.join(REACTION_KINDS)}")
-    post, topic = await _reactable(conn, who, post_id)
-    added = await conn.fetchval(
-        "INSERT INTO forum.reactions (post_id, user_id, kind) VALUES ($1, $2, $3) "
-        "ON CONFLICT DO NOTHING RETURNING kind",
-        post_id,
-        who.user_id,
-        kind,
-    )
-    if added is not None:
-        await conn.execute(ADD_REACTION_COUNT_SQL, post_id, kind)
-        await conn.execute("UPDATE forum.topics SET reactions_count = reactions_count + 1 WHERE id = $1", topic.id)
-        await write_event(
-            conn,
-            ReactionAdded(
-                post_id=post_id,
-                topic_id=topic.id,
-                post_author_id=post["author_id"],
-                user_id=who.user_id,
-                kind=kind,
-                audience=topic.audience,
-            ),
-            actor_id=who.user_id,
-        )
-    return added is not None, await _reaction_state(conn, who, post_id)
-
-
-async def remove_reaction(conn: asyncpg.Connection, who: Session, post_id: int, kind: str) -> dict[str, Any]:
-    """Take back a reaction; 404 when it was not given."""
-    if kind not in REACTION_KINDS:
-        raise ApiError(404, "not_found", "You have not given that reaction to this post.")
-    post, topic = await _reactable(conn, who, post_id)
-    removed = await conn.fetchval(
-        "DELETE FROM forum.reactions WHERE post_id = $1 AND user_id = $2 AND kind = $3 RETURNING kind",
-        post_id,
-        who.user_id,
-        kind,
-    )
-    if removed is None:
-        raise ApiError(404, "not_found", "You have not given that reaction to this post.")
-    await conn.execute(REMOVE_REACTION_COUNT_SQL, post_id, kind)
-    await conn.execute(
-        "UPDATE forum.topics SET reactions_count = greatest(0, reactions_count - 1) WHERE id = $1", topic.id
-    )
-    await write_event(
-        conn,
-        ReactionRemoved(
-            post_id=post_id,
-            topic_id=topic.id,
-            post_author_id=post["author_id"],
-            user_id=who.user_id,
-            kind=kind,
-            audience=topic.audience,
-        ),
-        actor_id=who.user_id,
-    )
-    return await _reaction_state(conn, who, post_id)
-
-
-# --- endpoints ----------------------------------------------------------------------------------
-
-
-async def _writer(request: Request) -> Session:
-    who = await require_viewer(request)
-    check_csrf(request, who)
-    return who
-
-
-@api.get("/api/posts/{id}", answers={200: "Post"})
-async def get_post_endpoint(request: Request) -> Response:
-    """One post."""
-    post_id = path_int(request, "id")
-    who = await viewer(request)
-    async with runtime(request).pool.acquire() as conn:
-        post, _ = await readable_post(conn, who, post_id)
-        given = await my_reactions(conn, who, [post_id])
-    return JSONResponse(post_json(post, who, given.get(post_id, ())))
-
-
-@api.patch("/api/posts/{id}", body=POST_PATCH, answers={200: "Post (the previous version is kept)"}, auth=True)
-async def edit_post_endpoint(request: Request) -> Response:
-    """Edit a post (its author or staff); the previous version is kept as a revision."""
-    post_id = path_int(request, "id")
-    who = await _writer(request)
-    data = await read_json(request, POST_PATCH)
-    async with runtime(request).pool.acquire() as conn, conn.transaction():
-        post = await edit_post(conn, who, post_id, data)
-        given = await my_reactions(conn, who, [post_id])
-    return JSONResponse(post_json(post, who, given.get(post_id, ())))
-
-
-@api.get("/api/posts/{id}/revisions", answers={200: "Every version of the post, the current one last"})
-async def revisions_endpoint(request: Request) -> Response:
-    """A post's versions: {revision, raw, content_note, editor, reason, created_at}, oldest first."""
-    post_id = path_int(request, "id")
-    who = await viewer(request)
-    async with runtime(request).pool.acquire() as conn:
-        _, _, items = await post_revisions(conn, who, post_id)
-    return JSONResponse({"items": items, "next": None})
-
-
-@api.delete("/api/posts/{id}", answers={204: "Deleted"}, auth=True)
-async def delete_post_endpoint(request: Request) -> Response:
-    """Delete a post (its author or staff). The first post of a topic answers 409: delete the topic instead."""
-    post_id = path_int(request, "id")
-    who = await _writer(request)
-    async with runtime(request).pool.acquire() as conn, conn.transaction():
-        await delete_post(conn, who, post_id)
-    return Response(status_code=204)
-
-
-@api.post(
-    "/api/posts/{id}/reactions",
-    body=REACTION_IN,
-    answers={201: "Reaction given", 200: "Already given: nothing changed"},
-    auth=True,
-)
-async def add_reaction_endpoint(request: Request) -> Response:
-    """React to a post: like, heart (thank you), hug (sending strength), lightbulb (insightful), clap (well said)."""
-    post_id = path_int(request, "id")
-    who = await _writer(request)
-    data = await read_json(request, REACTION_IN)
-    async with runtime(request).pool.acquire() as conn, conn.transaction():
-        added, state = await add_reaction(conn, who, post_id, data["kind"])
-    return JSONResponse(state, status_code=201 if added else 200)
-
-
-@api.delete("/api/posts/{id}/reactions/{kind}", answers={204: "Reaction taken back"}, auth=True)
-async def remove_reaction_endpoint(request: Request) -> Response:
-    """Take back your reaction of one kind (404 when you had not given it)."""
-    post_id = path_int(request, "id")
-    kind = str(request.path_params.get("kind", ""))
-    who = await _writer(request)
-    async with runtime(request).pool.acquire() as conn, conn.transaction():
-        await remove_reaction(conn, who, post_id, kind)
-    return Response(status_code=204)
+async def topic_page(
+    conn: asyncpg.Connection,
+    who: Session | None,
+    topic_id: int,
+    page: int,
+    row: asyncpg.Record | None = None,
+) -> tuple[asyncpg.Record, list[asyncpg.Record], bool]:
+    """A topic (`row` when already fetched by topic_row), one page of its posts (with the viewer's
+    part in each, their reactions among it: VIEWER_POST_COLUMNS) and whether more follow;
+    marks them read."""
+    row = row if row is not None else await topic_row(conn, who, topic_id)
+    posts, has_next = await topic_posts(conn, who, topic_id, page)
+    if who is not None and posts:
+        await mark_read_past(conn, who.user_id, row, posts[-1]["post_number"])
+    return row, posts, has_next

@@ -1,0 +1,413 @@
+"""The JSON API of categories, topics and posts: request schemas, the `*_json` shapes (the pages
+build on the same), and the endpoints, one router per OpenAPI tag. Reactions: posts.api.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import asyncpg
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from services.forum import access
+from services.forum.moderation import screening
+from services.forum.topics import categories, moves, posts, revisions, topics
+from shared.api import ApiRouter, Field, Schema, path_int, query_int, read_json
+from shared.sessions import Session
+from shared.web import require_writer, runtime, viewer
+
+categories_api = ApiRouter(tag="categories")
+topics_api = ApiRouter(tag="topics")
+posts_api = ApiRouter(tag="posts")
+
+PENDING_MESSAGE = (
+    "Thank you for posting. A moderator will look at it soon, and it will appear once they have. "
+    "You can see it, marked as waiting for review."
+)
+
+# --- categories ----------------------------------------------------------------------------------
+
+CATEGORY_IN = Schema(
+    "CategoryIn",
+    {
+        "name": Field("string", required=True, min_length=1, max_length=50),
+        "slug": Field(
+            "string",
+            max_length=categories.SLUG_MAX,
+            pattern=categories.SLUG_PATTERN,
+            nullable=True,
+            description="lowercase words joined by '-'; made from the name when absent",
+        ),
+        "description": Field("string", max_length=500, nullable=True),
+        "colour": Field("string", pattern=categories.COLOUR_PATTERN, nullable=True, description="hex RGB, e.g. 005eb8"),
+        "position": Field("integer", minimum=0, maximum=10_000, nullable=True),
+        "group_ids": Field(
+            "array",
+            items="integer",
+            max_length=50,
+            nullable=True,
+            description="private to these groups (and staff) when not empty",
+        ),
+        "allow_anonymous": Field("boolean", nullable=True, description='members may post as "Anonymous member"'),
+    },
+)
+
+CATEGORY_PATCH = Schema(
+    "CategoryPatch",
+    {
+        "name": Field("string", min_length=1, max_length=50),
+        "description": Field("string", max_length=500),
+        "colour": Field("string", pattern=categories.COLOUR_PATTERN),
+        "position": Field("integer", minimum=0, maximum=10_000),
+        "allow_anonymous": Field("boolean"),
+        "group_ids": Field(
+            "array", items="integer", max_length=50, description="private to these groups (and staff); [] for public"
+        ),
+    },
+)
+
+
+def category_json(row: asyncpg.Record, who: Session | None) -> dict[str, Any]:
+    """The public shape of a category; its groups only to staff."""
+    out: dict[str, Any] = {
+        "id": row["id"],
+        "name": row["name"],
+        "slug": row["slug"],
+        "description": row["description"],
+        "colour": row["colour"],
+        "position": row["position"],
+        "topics_count": row["topics_count"],
+        "allow_anonymous": row["allow_anonymous"],
+        "url": f"/c/{row['slug']}",
+    }
+    if access.is_staff(who):
+        out["group_ids"] = list(row["group_ids"])
+    return out
+
+
+@categories_api.get("/api/categories", answers={200: "Categories the viewer may read"})
+async def list_categories_endpoint(request: Request) -> Response:
+    """List the categories the viewer may read."""
+    who = await viewer(request)
+    async with runtime(request).pool.acquire() as conn:
+        rows = await categories.list_readable(conn, who)
+    return JSONResponse({"items": [category_json(row, who) for row in rows]})
+
+
+@categories_api.post("/api/categories", body=CATEGORY_IN, answers={201: "Category"}, auth=True)
+async def create_category_endpoint(request: Request) -> Response:
+    """Create a category (admins)."""
+    who = await require_writer(request)
+    access.require_admin(who)
+    data = await read_json(request, CATEGORY_IN)
+    async with runtime(request).pool.acquire() as conn, conn.transaction():
+        row = await categories.create_category(conn, who, data)
+    return JSONResponse(category_json(row, who), status_code=201)
+
+
+@categories_api.patch("/api/categories/{id}", body=CATEGORY_PATCH, answers={200: "Category"}, auth=True)
+async def update_category_endpoint(request: Request) -> Response:
+    """Change a category's name, description, colour, position, groups or anonymous posting (admins)."""
+    category_id = path_int(request, "id")
+    who = await require_writer(request)
+    access.require_admin(who)
+    data = await read_json(request, CATEGORY_PATCH)
+    async with runtime(request).pool.acquire() as conn, conn.transaction():
+        row = await categories.change_category(conn, who, category_id, data)
+    return JSONResponse(category_json(row, who))
+
+
+# --- topics ---------------------------------------------------------------------------------------
+
+BODY_FIELD = Field(
+    "string",
+    required=True,
+    min_length=1,
+    max_length=posts.BODY_MAX,
+    strip=False,
+    description="Markdown, 1 to 50,000 characters",
+)
+CONTENT_NOTE_FIELD = Field(
+    "string",
+    max_length=posts.CONTENT_NOTE_MAX,
+    nullable=True,
+    description='shown before the post, which starts collapsed; e.g. "self-harm"',
+)
+
+
+ANONYMOUS_FIELD = Field(
+    "boolean", nullable=True, description='post as "Anonymous member" (categories that allow it only)'
+)
+PENDING_MESSAGE = (
+    "Thank you for posting. A moderator will look at it soon, and it will appear once they have. "
+    "You can see it, marked as waiting for review."
+)
+
+TOPIC_IN = Schema(
+    "TopicIn",
+    {
+        "category_id": Field("integer", required=True, minimum=1, maximum=access.MAX_ID),
+        "title": Field("string", required=True, min_length=topics.TITLE_MIN, max_length=topics.TITLE_MAX),
+        "body": BODY_FIELD,
+        "kind": Field(
+            "string",
+            enum=topics.KINDS,
+            nullable=True,
+            description="discussion (default), blog, case_study or narrative",
+        ),
+        "content_note": CONTENT_NOTE_FIELD,
+        "anonymous": ANONYMOUS_FIELD,
+    },
+)
+REPLY_IN = Schema(
+    "ReplyIn",
+    {
+        "body": BODY_FIELD,
+        "reply_to": Field(
+            "integer", minimum=1, maximum=access.MAX_ID, nullable=True, description="id of the post replied to"
+        ),
+        "content_note": CONTENT_NOTE_FIELD,
+        "anonymous": ANONYMOUS_FIELD,
+    },
+)
+TOPIC_MODERATION_IN = Schema(
+    "TopicModeration",
+    {
+        "closed": Field("boolean", nullable=True, description="closed topics take replies from staff only"),
+        "pinned": Field("boolean", nullable=True, description="pinned topics come first in lists"),
+        "category_id": Field(
+            "integer", minimum=1, maximum=access.MAX_ID, nullable=True, description="move to this category"
+        ),
+        "reason": Field("string", max_length=topics.REASON_MAX, nullable=True, description="kept in the audit log"),
+    },
+)
+
+
+def topic_json(row: asyncpg.Record, who: Session | None) -> dict[str, Any]:
+    """The public shape of a topic; `unread` and `new` for a signed-in viewer."""
+    out: dict[str, Any] = {
+        "id": row["id"],
+        "title": row["title"],
+        "slug": row["slug"],
+        "category_id": row["category_id"],
+        "kind": row["kind"],
+        "author": dict(topics.ANONYMOUS_AUTHOR)
+        if row["anonymous"]
+        else {"id": row["author_id"], "username": row["username"], "display_name": row["display_name"]},
+        "anonymous": row["anonymous"],
+        "status": row["status"],
+        "created_at": row["created_at"].isoformat(),
+        "last_posted_at": row["last_posted_at"].isoformat(),
+        "posts_count": row["posts_count"],
+        "reactions_count": row["reactions_count"],
+        "pinned": row["pinned"],
+        "closed": row["closed"],
+        "content_note": row["content_note"],
+        "url": topics.topic_url(row["id"], row["slug"]),
+    }
+    if who is not None:
+        out["unread"] = row["unread"]
+        out["new"] = bool(row["is_new"])
+    return out
+
+
+@topics_api.get(
+    "/api/topics",
+    answers={200: "Topics, pinned first"},
+    query={
+        "category_id": "only this category",
+        "kind": "discussion, blog, case_study or narrative",
+        "sort": "latest (default) or top",
+        "page": "1-based page of 30",
+    },
+)
+async def list_topics_endpoint(request: Request) -> Response:
+    """List topics the viewer may read, pinned first, then latest or top."""
+    who = await viewer(request)
+    query = topics.parse_topic_query(request)
+    async with runtime(request).pool.acquire() as conn:
+        rows, has_next = await topics.list_topics(conn, who, query)
+    return JSONResponse({"items": [topic_json(row, who) for row in rows], "next": query.page + 1 if has_next else None})
+
+
+def written_json(written: posts.Written, shape: dict[str, Any]) -> tuple[dict[str, Any], int]:
+    """The answer to a new topic or reply: 201 with it, or 202 `pending_review`; `support` when offered."""
+    body = dict(shape)
+    post = written.post
+    if written.support:
+        body["support"] = screening.support_panel(held=post["status"] == "pending")
+    if post["status"] == "pending":
+        return {**body, "status": "pending_review", "message": PENDING_MESSAGE}, 202
+    return body, 201
+
+
+@topics_api.post(
+    "/api/topics",
+    body=TOPIC_IN,
+    answers={
+        201: "Topic with first_post (and `support` when the post matched a safeguarding phrase)",
+        202: "{status: pending_review, message, ...topic, first_post}: a moderator looks first",
+        429: "Too many posts or topics for now (Retry-After)",
+    },
+    auth=True,
+)
+async def create_topic_endpoint(request: Request) -> Response:
+    """Start a topic in a category the viewer may read (needs a confirmed email)."""
+    who = await require_writer(request)
+    data = await read_json(request, TOPIC_IN)
+    rt = runtime(request)
+    async with rt.pool.acquire() as conn, conn.transaction():
+        topic, written = await posts.start_topic(conn, who, data, screening.PostingRules.of(rt))
+        body, status = written_json(written, {**topic_json(topic, who), "first_post": post_json(written.post, who)})
+    return JSONResponse(body, status_code=status)
+
+
+@topics_api.get("/api/topics/{id}", answers={200: "Topic with posts (20 a page) and next"}, query={"page": "1-based"})
+async def get_topic_endpoint(request: Request) -> Response:
+    """A topic with one page of its posts; marks them read for a signed-in viewer."""
+    topic_id = path_int(request, "id")
+    who = await viewer(request)
+    page = query_int(request, "page", 1)
+    async with runtime(request).pool.acquire() as conn:
+        row, rows, has_next = await posts.topic_page(conn, who, topic_id, page)
+    return JSONResponse(
+        {
+            **topic_json(row, who),
+            "posts": [post_json(p, who, p["given"]) for p in rows],
+            "next": page + 1 if has_next else None,
+        }
+    )
+
+
+@topics_api.post(
+    "/api/topics/{id}/posts",
+    body=REPLY_IN,
+    answers={
+        201: "Post (and `support` when it matched a safeguarding phrase)",
+        202: "{status: pending_review, message, ...post}: a moderator looks first",
+        429: "Too many posts for now (Retry-After)",
+    },
+    auth=True,
+)
+async def reply_endpoint(request: Request) -> Response:
+    """Reply in a topic (closed topics take replies from staff only)."""
+    topic_id = path_int(request, "id")
+    who = await require_writer(request)
+    data = await read_json(request, REPLY_IN)
+    rt = runtime(request)
+    async with rt.pool.acquire() as conn, conn.transaction():
+        written = await posts.reply(conn, who, topic_id, data, screening.PostingRules.of(rt))
+        body, status = written_json(written, post_json(written.post, who))
+    return JSONResponse(body, status_code=status)
+
+
+@topics_api.post(
+    "/api/topics/{id}/moderate",
+    body=TOPIC_MODERATION_IN,
+    answers={200: "Topic", 422: "Nothing to change, or not a category"},
+    auth=True,
+)
+async def moderate_topic_endpoint(request: Request) -> Response:
+    """Close or open, pin or unpin, or move a topic to another category (moderators); each change is audited."""
+    topic_id = path_int(request, "id")
+    who = await require_writer(request)
+    access.require_staff(who)
+    data = await read_json(request, TOPIC_MODERATION_IN)
+    async with runtime(request).pool.acquire() as conn, conn.transaction():
+        row = await topics.moderate_topic(conn, who, topic_id, data)
+    return JSONResponse(topic_json(row, who))
+
+
+# --- posts ----------------------------------------------------------------------------------------
+
+POST_PATCH = Schema(
+    "PostPatch",
+    {
+        "body": BODY_FIELD,
+        "edit_reason": Field("string", max_length=revisions.EDIT_REASON_MAX, nullable=True),
+        "content_note": CONTENT_NOTE_FIELD,
+    },
+)
+
+
+def author_json(row: asyncpg.Record) -> dict[str, Any]:
+    """Who wrote a post, as everyone sees it: "Anonymous member" for a pseudonymous post.
+
+    Staff too see the pseudonym; they reveal the author with an explicit, audited action.
+    """
+    if row["anonymous"]:
+        return dict(topics.ANONYMOUS_AUTHOR)
+    return {"id": row["author_id"], "username": row["username"], "display_name": row["display_name"]}
+
+
+def post_json(row: asyncpg.Record, who: Session | None, given: Iterable[str] = ()) -> dict[str, Any]:
+    """The public shape of a post, as the viewer may see it."""
+    hidden = access.text_withheld(who, row["status"], row["author_id"])
+    out: dict[str, Any] = {
+        "id": row["id"],
+        "topic_id": row["topic_id"],
+        "post_number": row["post_number"],
+        "author": author_json(row),
+        "anonymous": row["anonymous"],
+        "raw": "" if hidden else row["raw"],
+        "cooked": "" if hidden else row["cooked"],
+        "reply_to": row["reply_to_post_id"],
+        "content_note": None if hidden else row["content_note"],
+        "status": row["status"],
+        "reactions": dict(row["reactions"]) if row["status"] != "deleted" else {},
+        "revision": row["revision"],
+        "can_edit": access.may_edit(who, row["status"], row["author_id"]),
+        "created_at": row["created_at"].isoformat(),
+        "updated_at": row["updated_at"].isoformat(),
+    }
+    note = posts.moderation_note(row, who)
+    if note is not None:
+        out["moderation_reason"] = note
+    if who is not None:
+        out["my_reactions"] = sorted(given)
+    return out
+
+
+@posts_api.get("/api/posts/{id}", answers={200: "Post"})
+async def get_post_endpoint(request: Request) -> Response:
+    """One post."""
+    post_id = path_int(request, "id")
+    who = await viewer(request)
+    async with runtime(request).pool.acquire() as conn:
+        post, _ = await posts.readable_post(conn, who, post_id)
+        given = await posts.my_reactions(conn, who, [post_id])
+    return JSONResponse(post_json(post, who, given.get(post_id, ())))
+
+
+@posts_api.patch("/api/posts/{id}", body=POST_PATCH, answers={200: "Post (the previous version is kept)"}, auth=True)
+async def edit_post_endpoint(request: Request) -> Response:
+    """Edit a post (its author or staff); the previous version is kept as a revision."""
+    post_id = path_int(request, "id")
+    who = await require_writer(request)
+    data = await read_json(request, POST_PATCH)
+    async with runtime(request).pool.acquire() as conn, conn.transaction():
+        post = await revisions.edit_post(conn, who, post_id, data)
+        given = await posts.my_reactions(conn, who, [post_id])
+    return JSONResponse(post_json(post, who, given.get(post_id, ())))
+
+
+@posts_api.get("/api/posts/{id}/revisions", answers={200: "Every version of the post, the current one last"})
+async def revisions_endpoint(request: Request) -> Response:
+    """A post's versions: {revision, raw, content_note, editor, reason, created_at}, oldest first."""
+    post_id = path_int(request, "id")
+    who = await viewer(request)
+    async with runtime(request).pool.acquire() as conn:
+        _, _, items = await revisions.post_revisions(conn, who, post_id)
+    return JSONResponse({"items": items, "next": None})
+
+
+@posts_api.delete("/api/posts/{id}", answers={204: "Deleted"}, auth=True)
+async def delete_post_endpoint(request: Request) -> Response:
+    """Delete a post (its author or staff). The first post of a topic answers 409: delete the topic instead."""
+    post_id = path_int(request, "id")
+    who = await require_writer(request)
+    async with runtime(request).pool.acquire() as conn, conn.transaction():
+        await moves.delete_post(conn, who, post_id)
+    return Response(status_code=204)
