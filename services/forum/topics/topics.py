@@ -340,6 +340,21 @@ WHERE t.id = $1
 """
 
 
+def _event_fields(row: asyncpg.Record) -> dict[str, Any]:
+    """The fields every topic event carries, from a TOPIC_EVENT_SQL row."""
+    return {
+        "topic_id": row["id"],
+        "category_id": row["category_id"],
+        "title": row["title"],
+        "slug": row["slug"],
+        "kind": row["kind"],
+        "author_id": row["author_id"],
+        "audience": access.groups_audience(row["group_ids"]),
+        "content_note": row["content_note"],
+        "anonymous": row["anonymous"],
+    }
+
+
 async def write_topic_updated(conn: asyncpg.Connection, topic_id: int, *, actor_id: int | None) -> None:
     """Record TopicUpdated with the topic as it now is; nothing for a topic never published."""
     row = await conn.fetchrow(TOPIC_EVENT_SQL, topic_id)
@@ -350,17 +365,9 @@ async def write_topic_updated(conn: asyncpg.Connection, topic_id: int, *, actor_
     await write_event(
         conn,
         TopicUpdated(
-            topic_id=row["id"],
-            category_id=row["category_id"],
-            title=row["title"],
-            slug=row["slug"],
-            kind=row["kind"],
-            author_id=row["author_id"],
-            audience=access.groups_audience(row["group_ids"]),
-            content_note=row["content_note"],
+            **_event_fields(row),
             pinned=row["pinned"],
             closed=row["closed"],
-            anonymous=row["anonymous"],
             status="deleted" if row["deleted"] else row["status"],
         ),
         actor_id=actor_id,
@@ -373,17 +380,9 @@ async def write_topic_created(conn: asyncpg.Connection, topic_id: int) -> None:
     await write_event(
         conn,
         TopicCreated(
-            topic_id=row["id"],
-            category_id=row["category_id"],
-            title=row["title"],
-            slug=row["slug"],
-            kind=row["kind"],
-            author_id=row["author_id"],
+            **_event_fields(row),
             author_username=ANONYMOUS_USERNAME if row["anonymous"] else row["username"],
-            audience=access.groups_audience(row["group_ids"]),
-            content_note=row["content_note"],
             created_at=row["created_at"].isoformat(),
-            anonymous=row["anonymous"],
         ),
         actor_id=None if row["anonymous"] else row["author_id"],
     )
