@@ -12,12 +12,14 @@ import asyncio
 import contextlib
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
+from services import ops
 from services.forum import app as forum
 from services.forum import commands as forum_commands
 from services.notify import app as notify
+from services.ops import CommandError, MigrationPlan, servers
 from services.search import app as search
 from shared import db, embedded, logs
 from shared.settings import Settings, SettingsError
@@ -26,39 +28,14 @@ from shared.web import settle_gc
 SERVICES = {"forum": forum, "notify": notify, "search": search}
 
 
-class CommandError(Exception):
-    """A command cannot go on; its message is shown on one line."""
-
-
-def migration_plan() -> dict[str, list[db.Migration]]:
+def migration_plan() -> MigrationPlan:
+    """Every service's migrations, by schema."""
     return {mod.SCHEMA: db.load_migrations(mod.SCHEMA, mod.MIGRATIONS_DIR) for mod in SERVICES.values()}
 
 
 async def apply_migrations(settings: Settings) -> list[str]:
-    assert settings.database_url
-    conn = await db.connect(settings.database_url)
-    try:
-        return await db.migrate(conn, migration_plan())
-    finally:
-        await conn.close()
-
-
-@contextlib.contextmanager
-def servers(settings: Settings) -> Iterator[Settings]:
-    """Settings with both URLs filled in, starting embedded servers as needed."""
-    if settings.database_url and settings.redis_url:
-        yield settings
-        return
-    try:
-        running = embedded.resolve(settings.data_dir, settings.database_url, settings.redis_url)
-    except embedded.EmbeddedError as exc:
-        raise CommandError(str(exc)) from None
-    try:
-        yield settings.replace(
-            database_url=running.database_url, redis_url=running.redis_url, embedded=True
-        ).with_local_secret()
-    finally:
-        running.stop()
+    """Apply every service's pending migrations; the names applied."""
+    return await ops.apply_migrations(settings, migration_plan())
 
 
 # --- commands --------------------------------------------------------------------
@@ -83,7 +60,7 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> None:
     from services import runner
 
     with servers(settings) as ready:
-        asyncio.run(runner.run_all(ready, host=args.host))
+        asyncio.run(runner.run_all(ready, migration_plan(), host=args.host))
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
@@ -239,7 +216,7 @@ def parser() -> argparse.ArgumentParser:
 
     sub.add_parser("migrate", help="apply every service's migrations").set_defaults(func=cmd_migrate)
     sub.add_parser("seed-demo", help="a small demo community").set_defaults(func=cmd_seed_demo)
-    forum_commands.add_commands(sub)
+    forum_commands.add_commands(sub, migration_plan)
     add_digest_commands(sub)
     add_search_commands(sub)
     return top

@@ -14,8 +14,8 @@ from typing import Any
 
 import uvicorn
 
+from services import ops
 from services.allinone import AllInOne
-from services.cli import apply_migrations
 from services.forum import demo
 from services.notify.worker import create_worker
 from shared.settings import Settings
@@ -48,10 +48,10 @@ SERVER_OPTIONS: dict[str, Any] = {
 }
 
 
-async def run_all(settings: Settings, *, host: str = "127.0.0.1") -> None:
-    """Serve everything until interrupted."""
+async def run_all(settings: Settings, migrations: ops.MigrationPlan, *, host: str = "127.0.0.1") -> None:
+    """Apply the migrations, then serve everything until interrupted."""
     settings = settings.replace(dev_mail=settings.smtp_url is None)
-    await apply_migrations(settings)
+    await ops.apply_migrations(settings, migrations)
     await demo.seed(settings)
     app = AllInOne(settings)
     settle_gc()

@@ -31,6 +31,8 @@ import asyncpg
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
 
+from shared import audience as audiences
+
 log = logging.getLogger("tica.events")
 
 NOTIFY_CHANNEL = "tica_outbox"
@@ -70,6 +72,14 @@ class Event:
                 raise TypeError(f"event type {cls.type} is defined twice")
             _REGISTRY[cls.type] = cls
 
+    def __post_init__(self) -> None:
+        # An audience outside the vocabulary would be read by nobody, or by the wrong people.
+        audience = getattr(self, "audience", None)
+        if audience is not None and (
+            isinstance(audience, str) or not all(isinstance(a, str) and audiences.is_valid(a) for a in audience)
+        ):
+            raise EventError(f"{self.type}: audience {audience!r} is not in shared/audience.py's vocabulary")
+
     def to_data(self) -> dict[str, Any]:
         # Shallow: event fields are plain values, lists and dicts (dataclasses.asdict's deep copy
         # was a noticeable share of writing a post).
@@ -96,8 +106,11 @@ def event_types() -> dict[str, type[Event]]:
     return dict(_REGISTRY)
 
 
-# Audience: who may see a thing, decided by the forum and carried on events so search
-# and notify apply the same rule: ["public"], or ["group:3", ...], plus "staff" always sees.
+# Audience: who may see a thing (shared/audience.py's vocabulary), decided by the forum and
+# carried on events so search and notify apply the same rule; an event refuses any other string.
+#
+# Types that share fields share a base (no `type`, so not an event itself): a field is declared
+# once, and what one consumer reads on post.hidden it reads the same way on post.restored.
 
 
 @dataclass(frozen=True)
@@ -135,32 +148,40 @@ class UserSeen(Event):
 
 
 @dataclass(frozen=True)
-class CategoryCreated(Event):
+class CategoryEvent(Event):
+    """A category as search and notify keep it: its slug, name and audience."""
+
+    category_id: int
+    slug: str
+    name: str
+    audience: list[str]
+
+
+@dataclass(frozen=True)
+class CategoryCreated(CategoryEvent):
     type: ClassVar[str] = "category.created"
-    category_id: int
-    slug: str
-    name: str
-    audience: list[str]
 
 
 @dataclass(frozen=True)
-class CategoryUpdated(Event):
+class CategoryUpdated(CategoryEvent):
     type: ClassVar[str] = "category.updated"
-    category_id: int
-    slug: str
-    name: str
-    audience: list[str]
 
 
 @dataclass(frozen=True)
-class TopicCreated(Event):
-    type: ClassVar[str] = "topic.created"
+class TopicEvent(Event):
+    """What every topic event says about the topic."""
+
     topic_id: int
     category_id: int
     title: str
     slug: str
     kind: str
     author_id: int
+
+
+@dataclass(frozen=True)
+class TopicCreated(TopicEvent):
+    type: ClassVar[str] = "topic.created"
     author_username: str
     audience: list[str]
     content_note: str | None
@@ -171,14 +192,8 @@ class TopicCreated(Event):
 
 
 @dataclass(frozen=True)
-class TopicUpdated(Event):
+class TopicUpdated(TopicEvent):
     type: ClassVar[str] = "topic.updated"
-    topic_id: int
-    category_id: int
-    title: str
-    slug: str
-    kind: str
-    author_id: int
     audience: list[str]
     content_note: str | None
     pinned: bool
@@ -190,18 +205,24 @@ class TopicUpdated(Event):
 
 
 @dataclass(frozen=True)
-class PostCreated(Event):
-    type: ClassVar[str] = "post.created"
+class PostTextEvent(Event):
+    """A post's words as written (created or edited), with where it stands and who may read it."""
+
     post_id: int
     topic_id: int
     post_number: int
     category_id: int
-    topic_title: str
     author_id: int
     author_username: str
     text: str
     content_note: str | None
     audience: list[str]
+
+
+@dataclass(frozen=True)
+class PostCreated(PostTextEvent):
+    type: ClassVar[str] = "post.created"
+    topic_title: str
     reply_to_post_id: int | None
     reply_to_user_id: int | None
     mentioned_user_ids: list[int]
@@ -211,51 +232,40 @@ class PostCreated(Event):
 
 
 @dataclass(frozen=True)
-class PostEdited(Event):
+class PostEdited(PostTextEvent):
     type: ClassVar[str] = "post.edited"
-    post_id: int
-    topic_id: int
-    post_number: int
-    category_id: int
-    author_id: int
-    author_username: str
-    text: str
-    content_note: str | None
-    audience: list[str]
     revision: int
     anonymous: bool = False
 
 
 @dataclass(frozen=True)
-class PostDeleted(Event):
-    type: ClassVar[str] = "post.deleted"
+class PostEvent(Event):
+    """Which post a moderation or removal event is about, and whose it is."""
+
     post_id: int
     topic_id: int
-    post_number: int
     category_id: int
     author_id: int
 
 
 @dataclass(frozen=True)
-class PostHidden(Event):
+class PostDeleted(PostEvent):
+    type: ClassVar[str] = "post.deleted"
+    post_number: int
+
+
+@dataclass(frozen=True)
+class PostHidden(PostEvent):
     type: ClassVar[str] = "post.hidden"
-    post_id: int
-    topic_id: int
-    category_id: int
-    author_id: int
     reason: str
 
 
 @dataclass(frozen=True)
-class PostFlagged(Event):
+class PostFlagged(PostEvent):
     """A post reached the review queue through a flag: a member's (flag_id), or an automatic
     one (flag_id None: a watched word or a safeguarding phrase). Staff only; never shown to the author."""
 
     type: ClassVar[str] = "post.flagged"
-    post_id: int
-    topic_id: int
-    category_id: int
-    author_id: int
     reason: str  # off_topic, inappropriate, spam, safeguarding, other
     review_id: int
     review_kind: str  # flagged_post or safeguarding
@@ -265,34 +275,30 @@ class PostFlagged(Event):
 
 
 @dataclass(frozen=True)
-class PostRestored(Event):
+class PostRestored(PostEvent):
     type: ClassVar[str] = "post.restored"
-    post_id: int
-    topic_id: int
-    category_id: int
-    author_id: int
 
 
 @dataclass(frozen=True)
-class ReactionAdded(Event):
+class ReactionEvent(Event):
+    """A member's reaction to a post, added or taken back."""
+
+    post_id: int
+    topic_id: int
+    post_author_id: int
+    user_id: int
+    kind: str
+    audience: list[str]
+
+
+@dataclass(frozen=True)
+class ReactionAdded(ReactionEvent):
     type: ClassVar[str] = "reaction.added"
-    post_id: int
-    topic_id: int
-    post_author_id: int
-    user_id: int
-    kind: str
-    audience: list[str]
 
 
 @dataclass(frozen=True)
-class ReactionRemoved(Event):
+class ReactionRemoved(ReactionEvent):
     type: ClassVar[str] = "reaction.removed"
-    post_id: int
-    topic_id: int
-    post_author_id: int
-    user_id: int
-    kind: str
-    audience: list[str]
 
 
 @dataclass(frozen=True)
@@ -306,23 +312,26 @@ class UserMuted(Event):
 
 
 @dataclass(frozen=True)
-class UserSilenced(Event):
-    """A moderator silenced a member (can read, cannot post) until a time (None: until lifted)."""
+class SanctionEvent(Event):
+    """A moderator's sanction on a member, until a time (None: until lifted), with the reason."""
 
-    type: ClassVar[str] = "user.silenced"
     user_id: int
     until: str | None
     reason: str
 
 
 @dataclass(frozen=True)
-class UserSuspended(Event):
+class UserSilenced(SanctionEvent):
+    """A moderator silenced a member (can read, cannot post) until a time (None: until lifted)."""
+
+    type: ClassVar[str] = "user.silenced"
+
+
+@dataclass(frozen=True)
+class UserSuspended(SanctionEvent):
     """A moderator suspended a member (cannot log in) until a time (None: until lifted)."""
 
     type: ClassVar[str] = "user.suspended"
-    user_id: int
-    until: str | None
-    reason: str
 
 
 @dataclass(frozen=True)
@@ -342,25 +351,28 @@ class ReviewResolved(Event):
 
 
 @dataclass(frozen=True)
-class GroupMemberAdded(Event):
-    """A member joined a group, or was approved, invited in or added by an owner or admin."""
+class GroupMemberEvent(Event):
+    """A change to who is in a group."""
 
-    type: ClassVar[str] = "group.member_added"
     group_id: int
     group_name: str
     user_id: int
+
+
+@dataclass(frozen=True)
+class GroupMemberAdded(GroupMemberEvent):
+    """A member joined a group, or was approved, invited in or added by an owner or admin."""
+
+    type: ClassVar[str] = "group.member_added"
     how: str  # joined, approved, invited, added
     added_by: int | None = None
 
 
 @dataclass(frozen=True)
-class GroupMemberRemoved(Event):
+class GroupMemberRemoved(GroupMemberEvent):
     """A member left a group or was removed from it."""
 
     type: ClassVar[str] = "group.member_removed"
-    group_id: int
-    group_name: str
-    user_id: int
     how: str  # left, removed
     removed_by: int | None = None
 
@@ -377,12 +389,18 @@ class FolderUpdated(Event):
 
 
 @dataclass(frozen=True)
-class DocumentUploaded(Event):
+class DocumentEvent(Event):
+    """Which library document an event is about, and the folder it is in."""
+
+    document_id: int
+    folder_id: int
+
+
+@dataclass(frozen=True)
+class DocumentUploaded(DocumentEvent):
     """A document was shared in the library (version 1) or a new version of it was uploaded."""
 
     type: ClassVar[str] = "document.uploaded"
-    document_id: int
-    folder_id: int
     document_version: int  # 1 for a new document ("version" is the event format's)
     title: str
     description: str
@@ -396,85 +414,84 @@ class DocumentUploaded(Event):
 
 
 @dataclass(frozen=True)
-class DocumentUpdated(Event):
+class DocumentUpdated(DocumentEvent):
     """A document's title, description or folder (and so perhaps its audience) changed."""
 
     type: ClassVar[str] = "document.updated"
-    document_id: int
-    folder_id: int
     title: str
     description: str
     audience: list[str]
 
 
 @dataclass(frozen=True)
-class DocumentDeleted(Event):
+class DocumentDeleted(DocumentEvent):
     """A document (with its comments) was removed from the library."""
 
     type: ClassVar[str] = "document.deleted"
-    document_id: int
-    folder_id: int
 
 
 @dataclass(frozen=True)
-class DocumentCommentCreated(Event):
-    type: ClassVar[str] = "document.comment_created"
+class CommentEvent(Event):
+    """Which comment on a library document an event is about, and whose it is."""
+
     comment_id: int
     document_id: int
-    document_title: str
     folder_id: int
-    document_uploader_id: int
     author_id: int
+
+
+@dataclass(frozen=True)
+class CommentTextEvent(CommentEvent):
+    """A comment's words as written (created or edited), with who may read them."""
+
+    document_title: str
     author_username: str
     text: str
     audience: list[str]
+
+
+@dataclass(frozen=True)
+class DocumentCommentCreated(CommentTextEvent):
+    type: ClassVar[str] = "document.comment_created"
+    document_uploader_id: int
     mentioned_user_ids: list[int]
     created_at: str
 
 
 @dataclass(frozen=True)
-class DocumentCommentEdited(Event):
+class DocumentCommentEdited(CommentTextEvent):
     type: ClassVar[str] = "document.comment_edited"
-    comment_id: int
-    document_id: int
-    document_title: str
-    folder_id: int
-    author_id: int
-    author_username: str
-    text: str
-    audience: list[str]
     revision: int
     status: str = "visible"  # visible, or hidden by a moderator: search keeps a hidden comment out of results
 
 
 @dataclass(frozen=True)
-class DocumentCommentDeleted(Event):
+class DocumentCommentDeleted(CommentEvent):
     type: ClassVar[str] = "document.comment_deleted"
-    comment_id: int
-    document_id: int
-    folder_id: int
-    author_id: int
 
 
 @dataclass(frozen=True)
-class WebinarScheduled(Event):
-    """A webinar was scheduled; times are ISO 8601 in UTC. The join link is never carried."""
+class WebinarEvent(Event):
+    """Which webinar an event is about; times are ISO 8601 in UTC. The join link is never carried."""
 
-    type: ClassVar[str] = "webinar.scheduled"
     webinar_id: int
     title: str
     starts_at: str
+
+
+@dataclass(frozen=True)
+class WebinarScheduled(WebinarEvent):
+    """A webinar was scheduled."""
+
+    type: ClassVar[str] = "webinar.scheduled"
     ends_at: str
     topic_id: int | None
     audience: list[str]
 
 
 @dataclass(frozen=True)
-class WebinarUpdated(Event):
+class WebinarUpdated(WebinarEvent):
     type: ClassVar[str] = "webinar.updated"
-    webinar_id: int
-    title: str
-    starts_at: str
     ends_at: str
     status: str
     sequence: int
@@ -482,11 +499,8 @@ class WebinarUpdated(Event):
 
 
 @dataclass(frozen=True)
-class WebinarCancelled(Event):
+class WebinarCancelled(WebinarEvent):
     type: ClassVar[str] = "webinar.cancelled"
-    webinar_id: int
-    title: str
-    starts_at: str
     audience: list[str]
 
 
@@ -577,7 +591,8 @@ class Envelope:
 async def write_event(
     conn: asyncpg.Connection, event: Event, *, actor_id: int | None, outbox: str = "forum.outbox"
 ) -> Envelope:
-    """Record an event in the outbox, in the caller's transaction; published after commit."""
+    """Record an event in the outbox table (the producing service's), in the caller's transaction;
+    published after commit."""
     envelope = Envelope.wrap(event, actor_id=actor_id)
     # One statement: the row, and a NOTIFY to wake the relay (delivered at commit only, and not at all
     # after a rollback). ::text first: a pool's jsonb codec would otherwise encode the JSON text again.
@@ -598,13 +613,15 @@ class Relay:
     pool: asyncpg.Pool
     redis: aioredis.Redis
     stream: str
+    # The producing service's outbox table, schema-qualified; the forum passes its own. The default
+    # stays only while callers outside the forum's app (test helpers, bench/) still lean on it.
+    outbox: str = "forum.outbox"
     maxlen: int = 200_000
     batch_size: int = 1000
     poll_interval_s: float = 1.0
     # After a wake-up, wait this long for more commits before publishing: under a burst of writes
     # one batch carries many events instead of one batch (six round trips) for each.
     gather_s: float = 0.005
-    outbox: str = "forum.outbox"
     published_total: int = 0
 
     async def publish_batch(self) -> int:

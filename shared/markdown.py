@@ -241,27 +241,29 @@ def _render_quote_close(
 _MENTION_RE = re.compile(rf"(?<![\w@.+/-])@({_USERNAME})(?![\w@-])")
 
 
+def _with_depth(tokens: Sequence[Token], opening: str, closing: str) -> Iterator[tuple[Token, int]]:
+    """Each token other than the opening and closing ones, with how deep inside such a pair it sits."""
+    depth = 0
+    for token in tokens:
+        if token.type == opening:
+            depth += 1
+        elif token.type == closing:
+            depth -= 1
+        else:
+            yield token, depth
+
+
 def _mentionable_text(children: Sequence[Token]) -> Iterator[Token]:
     """Text tokens outside links; code spans are `code_inline` tokens and never reach here."""
-    link_depth = 0
-    for child in children:
-        if child.type == "link_open":
-            link_depth += 1
-        elif child.type == "link_close":
-            link_depth -= 1
-        elif child.type == "text" and link_depth == 0 and "@" in child.content:
+    for child, link_depth in _with_depth(children, "link_open", "link_close"):
+        if child.type == "text" and link_depth == 0 and "@" in child.content:
             yield child
 
 
 def _inline_tokens(tokens: Sequence[Token]) -> Iterator[tuple[Token, bool]]:
     """Each inline token with whether it sits inside a [quote] block."""
-    quote_depth = 0
-    for token in tokens:
-        if token.type == "tica_quote_open":
-            quote_depth += 1
-        elif token.type == "tica_quote_close":
-            quote_depth -= 1
-        elif token.type == "inline" and token.children:
+    for token, quote_depth in _with_depth(tokens, "tica_quote_open", "tica_quote_close"):
+        if token.type == "inline" and token.children:
             yield token, quote_depth > 0
 
 

@@ -18,6 +18,8 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from shared import audience
+
 SESSION_COOKIE = "tica_session"
 CSRF_COOKIE = "tica_csrf"
 CSRF_HEADER = "X-CSRF-Token"
@@ -46,15 +48,13 @@ class Session:
         return "admin" in self.roles
 
     def audiences(self) -> list[str]:
-        """What this viewer may see, in the audience vocabulary carried on events."""
-        audiences = ["public", *(f"group:{g}" for g in self.group_ids)]
-        if self.is_staff:
-            audiences.append("staff")
-        return audiences
+        """Every audience this viewer belongs to (shared.audience.for_viewer)."""
+        return audience.for_viewer(self)
 
 
 def anonymous_audiences() -> list[str]:
-    return ["public"]
+    """The audiences of a visitor who is not signed in (shared.audience.for_viewer)."""
+    return audience.for_viewer(None)
 
 
 class SessionStore:

@@ -1,19 +1,26 @@
-"""The forum's `tica` subcommands (accounts); added to the parser by services/cli.py."""
+"""The forum's `tica` subcommands (accounts); added to the parser by services/cli.py.
+
+What they need from the runner (servers, migrations, command errors) comes from services/ops.py,
+never from services/cli.py: the forum must not reach the other services through the runner.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import sys
 from typing import Any
 
+from services.ops import CommandError, PlanSource, apply_migrations, servers
 from shared.settings import Settings
 
 ROLES = ("member", "moderator", "admin")
 
 
-def add_commands(sub: Any) -> None:
-    """Register the forum's subcommands on the `tica` parser."""
+def add_commands(sub: Any, migrations: PlanSource) -> None:
+    """Register the forum's subcommands on the `tica` parser; `migrations` gives every service's
+    migrations, applied before a command touches the database (as `tica migrate` would)."""
     user = sub.add_parser("user", help="manage accounts")
     actions = user.add_subparsers(dest="user_command", required=True, metavar="ACTION")
     create = actions.add_parser("create", help="an account, email already verified; prints its id")
@@ -27,18 +34,15 @@ def add_commands(sub: Any) -> None:
         required=True,
         help="read the password from the first line of standard input",
     )
-    create.set_defaults(func=cmd_user_create)
+    create.set_defaults(func=functools.partial(cmd_user_create, migrations=migrations))
 
 
-def cmd_user_create(settings: Settings, args: argparse.Namespace) -> None:
+def cmd_user_create(settings: Settings, args: argparse.Namespace, *, migrations: PlanSource) -> None:
     """`tica user create`: an account with its email already verified; prints the new user id."""
-    # Imported here: services.cli imports this module.
-    from services.cli import CommandError, apply_migrations, servers
-
     lines = sys.stdin.read().splitlines()
     password = lines[0] if lines else ""
     with servers(settings) as ready:
-        asyncio.run(apply_migrations(ready))
+        asyncio.run(apply_migrations(ready, migrations()))
         try:
             user_id = asyncio.run(
                 create_user(

@@ -24,9 +24,8 @@ QUERY_HELP = {
 async def run_search(request: Request, parsed: query.ParsedQuery, page: int) -> query.SearchResult:
     """Search as the request's viewer: anonymous people see public content, staff everything."""
     who = await viewer(request)
-    audiences = query.audiences_for(who.is_staff, who.audiences()) if who else ["public"]
     try:
-        return await query.search(runtime(request).pool, parsed, audiences, page=page)
+        return await query.search(runtime(request).pool, parsed, query.audiences_for(who), page=page)
     except asyncpg.QueryCanceledError:
         raise ApiError(
             503,

@@ -28,6 +28,7 @@ from starlette.routing import Route
 
 from services.search import store
 from services.search.store import Content, DocumentWrite, Placement, Tables
+from shared import audience
 from shared.events import (
     STREAM_FIELD,
     CategoryCreated,
@@ -109,7 +110,9 @@ async def _topic(conn: asyncpg.Connection, tables: Tables, e: TopicCreated | Top
         content=Content(body="", content_note=e.content_note, topic_kind=e.kind),
         status=status,
         # While a topic is hidden its replies are for staff only, as in the forum.
-        placement=Placement(e.category_id, e.audience if status == "visible" else ["staff"], e.title, e.slug),
+        placement=Placement(
+            e.category_id, e.audience if status == "visible" else audience.staff_only(), e.title, e.slug
+        ),
     )
     write = await store.resolve_placement(conn, tables, write)
     versions = await store.write_document(conn, tables, write)
@@ -120,29 +123,10 @@ async def _topic(conn: asyncpg.Connection, tables: Tables, e: TopicCreated | Top
         await store.erase_topic_posts(conn, tables, e.topic_id, env.id)
 
 
-async def _post_created(conn: asyncpg.Connection, tables: Tables, e: PostCreated, env: Envelope) -> None:
+async def _post(conn: asyncpg.Connection, tables: Tables, e: PostCreated | PostEdited, env: Envelope) -> None:
     if not e.anonymous:
         await store.add_author(conn, tables, user_id=e.author_id, username=e.author_username)
-    write = DocumentWrite(
-        kind="post",
-        id=e.post_id,
-        version=env.id,
-        at=_time(env.occurred_at),
-        topic_id=e.topic_id,
-        post_number=e.post_number,
-        author_id=None if e.anonymous else e.author_id,
-        anonymous=e.anonymous,
-        created_at=_time(e.created_at),
-        content=Content(e.text, e.content_note),
-        status="visible",
-        placement=Placement(e.category_id, e.audience, e.topic_title),
-    )
-    await store.write_document(conn, tables, await store.resolve_placement(conn, tables, write))
-
-
-async def _post_edited(conn: asyncpg.Connection, tables: Tables, e: PostEdited, env: Envelope) -> None:
-    if not e.anonymous:
-        await store.add_author(conn, tables, user_id=e.author_id, username=e.author_username)
+    created = isinstance(e, PostCreated)
     # Where a post is follows its topic (topic.updated, category.updated); an edit only
     # says where it is for a post the index has not seen.
     write = DocumentWrite(
@@ -154,9 +138,11 @@ async def _post_edited(conn: asyncpg.Connection, tables: Tables, e: PostEdited, 
         post_number=e.post_number,
         author_id=None if e.anonymous else e.author_id,
         anonymous=e.anonymous,
+        created_at=_time(e.created_at) if isinstance(e, PostCreated) else None,
         content=Content(e.text, e.content_note),
-        placement=Placement(e.category_id, e.audience),
-        placement_if_new=True,
+        status="visible" if created else None,
+        placement=Placement(e.category_id, e.audience, e.topic_title if isinstance(e, PostCreated) else None),
+        placement_if_new=not created,
     )
     await store.write_document(conn, tables, await store.resolve_placement(conn, tables, write))
 
@@ -274,8 +260,8 @@ APPLIERS: dict[type[Event], Apply] = {
     CategoryUpdated: _category,
     TopicCreated: _topic,
     TopicUpdated: _topic,
-    PostCreated: _post_created,
-    PostEdited: _post_edited,
+    PostCreated: _post,
+    PostEdited: _post,
     PostDeleted: _post_status,
     PostHidden: _post_status,
     PostRestored: _post_status,

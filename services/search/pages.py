@@ -82,8 +82,7 @@ def view_item(item: dict[str, Any]) -> dict[str, Any]:
 
 
 async def _categories(request: Request, who: Session | None) -> list[dict[str, str]]:
-    audiences = query.audiences_for(who.is_staff, who.audiences()) if who else ["public"]
-    rows = await runtime(request).pool.fetch(CATEGORIES_SQL, audiences)
+    rows = await runtime(request).pool.fetch(CATEGORIES_SQL, query.audiences_for(who))
     return [{"slug": row["slug"], "name": row["name"]} for row in rows]
 
 

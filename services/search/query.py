@@ -30,6 +30,9 @@ from typing import Any
 
 import asyncpg
 
+from shared import audience
+from shared.audience import Viewer
+
 PER_PAGE = 20
 CANDIDATES = 200  # ranked per search: 10 pages
 MAX_QUERY_CHARS = 500
@@ -520,9 +523,10 @@ class SearchResult:
     prepared: Prepared | None
 
 
-def audiences_for(is_staff: bool, audiences: list[str]) -> list[str] | None:
-    """The audience filter for a viewer: None for staff (they may read everything)."""
-    return None if is_staff else audiences
+def audiences_for(viewer: Viewer | None) -> list[str] | None:
+    """The audience filter for a viewer (None: a visitor): None for staff, who may read everything."""
+    audiences = audience.for_viewer(viewer)
+    return None if audience.is_staff_audience(audiences) else audiences
 
 
 async def search(

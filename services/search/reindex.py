@@ -255,40 +255,47 @@ def _status(row: dict[str, Any]) -> str:
     return status if status in store.STATUSES else "hidden"
 
 
-def topic_write(row: dict[str, Any]) -> DocumentWrite:
+def _forum_write(
+    row: dict[str, Any], *, kind: str, topic_id: int, content: Content, placement: Placement, post_number: int | None
+) -> DocumentWrite:
+    """A topic or post row as a write: a pseudonymous one keeps no author (as the indexer does)."""
     created = _time(row["created_at"])
     anonymous = bool(row.get("anonymous"))
     return DocumentWrite(
-        kind="topic",
+        kind=kind,
         id=row["id"],
         version=None,
         at=created,
-        topic_id=row["id"],
+        topic_id=topic_id,
+        post_number=post_number,
         author_id=None if anonymous else row["author"]["id"],
         anonymous=anonymous,
         created_at=created,
-        content=Content("", row["content_note"], row["kind"]),
+        content=content,
         status=_status(row),
+        placement=placement,
+    )
+
+
+def topic_write(row: dict[str, Any]) -> DocumentWrite:
+    return _forum_write(
+        row,
+        kind="topic",
+        topic_id=row["id"],
+        content=Content("", row["content_note"], row["kind"]),
         placement=Placement(row["category_id"], row["audience"], row["title"], row["slug"]),
+        post_number=None,
     )
 
 
 def post_write(row: dict[str, Any]) -> DocumentWrite:
-    created = _time(row["created_at"])
-    anonymous = bool(row.get("anonymous"))
-    return DocumentWrite(
+    return _forum_write(
+        row,
         kind="post",
-        id=row["id"],
-        version=None,
-        at=created,
         topic_id=row["topic_id"],
-        post_number=row["post_number"],
-        author_id=None if anonymous else row["author"]["id"],
-        anonymous=anonymous,
-        created_at=created,
         content=Content(row["text"] or "", row["content_note"]),
-        status=_status(row),
         placement=Placement(row["category_id"], row["audience"], row["topic_title"], row["topic_slug"]),
+        post_number=row["post_number"],
     )
 
 

@@ -14,7 +14,7 @@ import httpx
 import redis.asyncio as aioredis
 
 from services.forum import access
-from services.forum.library.documents import tiny_pdf
+from services.forum.demo import tiny_pdf
 from services.search import indexer
 from shared.events import (
     CategoryCreated,
@@ -36,6 +36,7 @@ from shared.events import (
 from shared.settings import Settings
 
 _numbers = itertools.count(1)
+OUTBOX = "forum.outbox"  # where the forum writes its events
 
 
 @dataclass
@@ -46,7 +47,7 @@ class Forum:
     groups: dict[int, list[int]] = field(default_factory=dict)  # category id -> group ids
 
     async def _write(self, conn: asyncpg.Connection, event: Event, actor_id: int | None = None) -> None:
-        await write_event(conn, event, actor_id=actor_id)
+        await write_event(conn, event, actor_id=actor_id, outbox=OUTBOX)
 
     async def user(self, username: str, display_name: str | None = None) -> int:
         async with self.pool.acquire() as conn, conn.transaction():
@@ -308,7 +309,7 @@ class Pipeline:
 def pipeline(pool: asyncpg.Pool, redis: aioredis.Redis, settings: Settings, name: str = "test") -> Pipeline:
     """The search service's own consumer (batched), under a name of its own."""
     consumer = indexer.indexer_consumer(pool, redis, settings.redis_prefix, name)
-    return Pipeline(Relay(pool, redis, stream_name(settings.redis_prefix)), consumer)
+    return Pipeline(Relay(pool, redis, stream_name(settings.redis_prefix), OUTBOX), consumer)
 
 
 # --- the library, through the forum's own API ------------------------------------------------------

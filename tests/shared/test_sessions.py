@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.sessions import SESSION_TTL_S, Session, SessionStore, csrf_ok, token_digest
+from shared.sessions import SESSION_TTL_S, Session, SessionStore, anonymous_audiences, csrf_ok, token_digest
 
 
 @pytest.fixture
@@ -115,6 +115,7 @@ def test_csrf_token_must_match():
 
 
 def test_audiences_follow_groups_and_staff_role():
-    """A viewer sees public, their groups', and as staff the staff audience."""
-    assert Session("id", 1, "a", [], [3], "c").audiences() == ["public", "group:3"]
-    assert Session("id", 1, "a", ["moderator"], [], "c").audiences() == ["public", "staff"]
+    """A member sees public, members', their groups' and their own; staff also staff's; a visitor public alone."""
+    assert Session("id", 1, "a", [], [3], "c").audiences() == ["public", "members", "group:3", "user:1"]
+    assert Session("id", 1, "a", ["moderator"], [], "c").audiences() == ["public", "members", "user:1", "staff"]
+    assert anonymous_audiences() == ["public"]
