@@ -1,21 +1,29 @@
 """Demo data: a small community to look around in on first start.
 
 Everything is written through the same functions the API uses (accounts, categories,
-topics, posts), in one transaction, so the events flow as for real activity. A marker
-row in forum.meta makes seeding happen once, even with several replicas starting.
+topics, posts, the library's folders and documents), in one transaction, so the events
+flow as for real activity. A marker row in forum.meta makes seeding happen once, even
+with several replicas starting.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
 
 from services.forum.accounts import accounts, passwords
-from services.forum.library import documents
-from services.forum.topics import categories, posts, topics
+from services.forum.library import documents, folders
+from services.forum.library.multipart import Upload
+from services.forum.library.storage import storage_for
+from services.forum.topics import categories, posts, revisions
+from services.forum.writings import writings
+from services.forum.writings.targets import POST
 from shared import db
 from shared.sessions import Session
 from shared.settings import Settings
@@ -418,14 +426,14 @@ async def _react(
 ) -> None:
     for kind, names in reactions.items():
         for name in names:
-            await posts.add_reaction(conn, people[name], post_id, kind)
+            await writings.react(conn, people[name], POST, post_id, kind)
 
 
 async def _write_topic(
     conn: asyncpg.Connection, people: dict[str, Session], category_ids: dict[str, int], demo: DemoTopic
 ) -> int:
     author = people[demo.author]
-    topic, (first, _) = await topics.start_topic(
+    topic, (first, _) = await posts.start_topic(
         conn,
         author,
         {
@@ -445,7 +453,7 @@ async def _write_topic(
             quoted = by_number[reply.quote]
             opener = f'[quote="{quoted["username"]}, post:{quoted["id"]}, topic:{topic["id"]}"]'
             body = f"{opener}\n{reply.quote_text}\n[/quote]\n\n{body}"
-        post, _ = await topics.reply(
+        post, _ = await posts.reply(
             conn,
             people[reply.author],
             topic["id"],
@@ -460,6 +468,143 @@ async def _write_topic(
     if demo.pinned:
         await conn.execute("UPDATE forum.topics SET pinned = true WHERE id = $1", topic["id"])
     return int(topic["id"])
+
+
+# --- the library ---------------------------------------------------------------------------------------
+
+
+def tiny_pdf(title: str, lines: Sequence[str]) -> bytes:
+    """A small valid PDF (one page of Helvetica text), made without any library."""
+
+    def esc(text: str) -> str:
+        return (
+            text.encode("latin-1", "replace")
+            .decode("latin-1")
+            .replace("\\", "\\\\")
+            .replace("(", "\\(")
+            .replace(")", "\\)")
+        )
+
+    text_ops = ["BT", "/F1 18 Tf", "72 740 Td", f"({esc(title)}) Tj", "/F1 11 Tf"]
+    for line in lines:
+        text_ops += ["0 -20 Td", f"({esc(line)}) Tj"]
+    stream = "\n".join([*text_ops, "ET"]).encode("latin-1")
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
+        b"/Resources << /Font << /F1 5 0 R >> >> >>",
+        b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+    out = bytearray(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    return bytes(out)
+
+
+@dataclass(frozen=True)
+class DemoDocument:
+    folder: str
+    title: str
+    filename: str
+    description: str
+    content: bytes
+
+
+DEMO_FOLDERS = (
+    ("Frameworks and guidance", "Frameworks, principles and practice guidance for trauma-informed care.", None),
+    ("Evaluation reports", "What we learned: evaluations of the community of action and its projects.", None),
+    ("Tools and templates", "Practical tools: checklists, conversation guides and templates.", None),
+    ("Reflective practice", "Prompts and exercises for reflective practice sessions.", "Tools and templates"),
+)
+
+
+def demo_documents() -> list[DemoDocument]:
+    """The demo library's documents: small PDFs and text files made in code."""
+    return [
+        DemoDocument(
+            "Frameworks and guidance",
+            "The five principles of trauma-informed care",
+            "five-principles.pdf",
+            "A one-page summary: safety, trustworthiness, choice, collaboration and empowerment.",
+            tiny_pdf(
+                "The five principles of trauma-informed care",
+                [
+                    "Safety: physical and emotional safety for everyone.",
+                    "Trustworthiness: clear expectations, consistent boundaries.",
+                    "Choice: people have a say in what happens to them.",
+                    "Collaboration: doing with, not doing to.",
+                    "Empowerment: building on strengths.",
+                ],
+            ),
+        ),
+        DemoDocument(
+            "Evaluation reports",
+            "Year one evaluation: summary",
+            "year-one-evaluation.pdf",
+            "The headline findings of our first year, in plain language.",
+            tiny_pdf(
+                "Year one evaluation: summary",
+                [
+                    "Members from 42 organisations took part.",
+                    "Most said the community helped them change one thing in their practice.",
+                ],
+            ),
+        ),
+        DemoDocument(
+            "Tools and templates",
+            "Checklist for a trauma-informed first appointment",
+            "first-appointment.txt",
+            "A short checklist to adapt for your service.",
+            b"Checklist for a trauma-informed first appointment\n\n"
+            b"- Explain who you are and what will happen.\n- Offer choices: where to sit, breaks, who is there.\n"
+            b"- Ask what helps the person feel safe.\n- Agree how you will end and what happens next.\n",
+        ),
+        DemoDocument(
+            "Reflective practice",
+            "Reflective practice prompts",
+            "reflective-prompts.txt",
+            "Questions to start a reflective practice session.",
+            b"Reflective practice prompts\n\n1. What went well this week, and why?\n"
+            b"2. When did you notice your own stress response?\n3. What would you like to try next time?\n",
+        ),
+    ]
+
+
+async def seed_library(conn: asyncpg.Connection, settings: Settings, *, uploader: Session) -> None:
+    """Demo folders and a few small documents, uploaded by `uploader` (an admin's session), in the caller's
+    transaction, through the library's own checks. Files go to the configured storage.
+    """
+    folder_ids: dict[str, int] = {}
+    for position, (name, description, parent) in enumerate(DEMO_FOLDERS):
+        data = {
+            "name": name,
+            "description": description,
+            "position": position,
+            "parent_id": folder_ids.get(parent or ""),
+        }
+        folder_ids[name] = (await folders.create_folder(conn, uploader, data))["id"]
+    scratch = documents.tmp_dir(settings)
+    scratch.mkdir(parents=True, exist_ok=True)
+    for demo in demo_documents():
+        fields = {"folder_id": str(folder_ids[demo.folder]), "title": demo.title, "description": demo.description}
+        path = scratch / f"demo-{secrets.token_hex(8)}"
+        path.write_bytes(demo.content)
+        try:
+            sha256 = hashlib.sha256(demo.content).hexdigest()
+            upload = Upload(fields, path, demo.filename, len(demo.content), sha256)
+            folder_id, checked = await documents.check_new_document(conn, uploader, upload)
+            key = await documents.store(storage_for(settings), upload, checked.filetype)
+            await documents.insert_document(conn, uploader, folder_id, documents.Stored(checked, upload, key))
+        finally:
+            path.unlink(missing_ok=True)
 
 
 # Spread the activity over the past weeks, as a community's would be (everything above
@@ -487,7 +632,7 @@ async def _edit_example(conn: asyncpg.Connection, people: dict[str, Session], to
     """One edited post, so the revisions page has something to show."""
     post_id = await conn.fetchval("SELECT id FROM forum.posts WHERE topic_id = $1 AND post_number = 1", topic_id)
     raw = await conn.fetchval("SELECT raw FROM forum.posts WHERE id = $1", post_id)
-    await posts.edit_post(
+    await revisions.edit_post(
         conn,
         people["sam"],
         post_id,
@@ -513,7 +658,7 @@ async def seed_demo(conn: asyncpg.Connection, settings: Settings) -> None:
         await conn.execute(BACKDATE_SQL, topic_id, demo.hours_ago)
         await conn.execute(BACKDATE_REVISIONS_SQL, topic_id)
         await conn.execute(BACKDATE_TOPIC_SQL, topic_id)
-    await documents.seed_library(conn, settings, uploader=people["ada"])
+    await seed_library(conn, settings, uploader=people["ada"])
 
 
 async def seed(settings: Settings, *, force: bool = False) -> bool:

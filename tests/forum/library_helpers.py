@@ -9,7 +9,7 @@ import struct
 import zipfile
 import zlib
 
-from services.forum.library.documents import tiny_pdf
+from services.forum.demo import tiny_pdf
 
 # --- sample files ---------------------------------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ import time
 from argon2 import PasswordHasher
 
 from services.forum import demo
+from services.forum.library.storage import LocalStorage, storage_for
 from shared.events import Envelope
 
 
@@ -95,3 +96,17 @@ async def test_demo_library_has_folders_and_documents(migrated, pool):
     await demo.seed(migrated)
     assert await pool.fetchval("SELECT count(*) FROM forum.folders") >= 3
     assert await pool.fetchval("SELECT count(*) FROM forum.documents") >= 3
+
+
+async def test_demo_library_seeds_folders_and_documents(member_factory, pool, settings):
+    """seed_library makes folders, a subfolder and small PDF and text documents that download."""
+    admin = await member_factory("ada", roles=("admin",))
+    async with pool.acquire() as conn, conn.transaction():
+        await demo.seed_library(conn, settings, uploader=admin.session)
+    tree = (await admin.client.get("/api/folders")).json()["items"]
+    assert [f["name"] for f in tree] == [name for name, _, parent in demo.DEMO_FOLDERS if parent is None]
+    assert sum(f["documents_count"] for f in tree) == len(demo.demo_documents())
+    first = (await admin.client.get(f"/api/folders/{tree[0]['id']}")).json()["documents"][0]
+    pdf = await admin.client.get(first["download_url"])
+    assert pdf.content.startswith(b"%PDF-") and pdf.content.rstrip().endswith(b"%%EOF")
+    assert isinstance(storage_for(settings), LocalStorage)

@@ -26,7 +26,6 @@ from library_helpers import (
 from xss_corpus import PAYLOADS, assert_inert
 
 from services.forum.library import documents
-from services.forum.library.storage import LocalStorage
 
 MiB = 1024 * 1024
 
@@ -750,17 +749,3 @@ async def test_staff_see_private_folders_groups(member_factory):
     member_view = (await insider.client.get(f"/api/folders/{p.folder['id']}")).json()
     assert staff_view["group_ids"] == [p.group["id"]] and "group_ids" not in member_view
     assert member_view["private"] is True
-
-
-async def test_demo_library_seeds_folders_and_documents(member_factory, pool, settings):
-    """seed_library makes folders, a subfolder and small PDF and text documents that download."""
-    admin = await member_factory("ada", roles=("admin",))
-    async with pool.acquire() as conn, conn.transaction():
-        await documents.seed_library(conn, settings, uploader=admin.session)
-    tree = (await admin.client.get("/api/folders")).json()["items"]
-    assert [f["name"] for f in tree] == [name for name, _, parent in documents.DEMO_FOLDERS if parent is None]
-    assert sum(f["documents_count"] for f in tree) == len(documents.demo_documents())
-    first = (await admin.client.get(f"/api/folders/{tree[0]['id']}")).json()["documents"][0]
-    pdf = await admin.client.get(first["download_url"])
-    assert pdf.content.startswith(b"%PDF-") and pdf.content.rstrip().endswith(b"%%EOF")
-    assert isinstance(documents.storage_for(settings), LocalStorage)

@@ -3,14 +3,15 @@ its preview link, versions and comments, sharing a document and uploading a new 
 (multipart forms, read as a stream within the size limit), downloads and previews, and
 the admins' folder forms.
 
-Every action calls the same functions as the JSON API (documents.py), so the visibility
-rule and the upload checks are written once. Upload forms are read by
-documents.read_upload, not shared.pages.form_data, so their CSRF token is checked here
-with the same rule.
+Every action calls the same functions as the JSON API, and every view is built from the
+API's JSON shapes (api.py) and the rules in access.py, so the visibility rule and the
+upload checks are written once. Upload forms are read by multipart.read_upload, not
+shared.pages.form_data, so their CSRF token is checked here with the same rule.
 """
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
 import asyncpg
@@ -20,110 +21,125 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from services.forum import access
 from services.forum.groups import groups
-from services.forum.groups.pages import day, form_errors, login_redirect, member_session, page_status, person, text
-from services.forum.library import documents, filetypes
+from services.forum.groups.pages import person
+from services.forum.library import api as library_api
+from services.forum.library import comments, documents, filetypes, folders
+from services.forum.library.multipart import Upload, size_text
 from services.forum.topics import posts
+from services.forum.writings import reactions, writings
+from services.forum.writings.targets import COMMENT
 from shared.api import path_int, query_int
-from shared.pages import form_data, render
-from shared.sessions import Session
+from shared.pages import (
+    day,
+    form_data,
+    form_errors,
+    form_member,
+    form_text,
+    login_redirect,
+    member_session,
+    page_status,
+    render,
+)
+from shared.sessions import CSRF_COOKIE, Session, csrf_ok
 from shared.web import ApiError, runtime, viewer
 
 UPLOAD_LABELS = {"file": "File", "folder_id": "Folder", "title": "Title", "description": "Description", "note": "Note"}
 
 
-# --- views --------------------------------------------------------------------------------------------------------
+# --- views: the API's shapes, as the pages show them ----------------------------------------------------------------
 
 
-def folder_view(node: documents.FolderNode) -> dict[str, Any]:
-    row = node.row
-    return {
-        "id": row["id"],
-        "name": row["name"],
-        "description": row["description"],
-        "url": documents.folder_url(row["id"]),
-        "private": bool(documents.folder_groups(row)),
-        "documents_count": node.documents_count,
-        "downloads_count": node.downloads_count,
-        "previews_count": node.previews_count,
-        "subfolders": [folder_view(child) for child in node.children],
-    }
+def _person(shape: dict[str, Any]) -> dict[str, Any]:
+    return person(shape["id"], shape["username"], shape["display_name"])
 
 
 def document_view(row: asyncpg.Record, who: Session | None) -> dict[str, Any]:
     """A document as the folder and document pages show it."""
-    filetype = filetypes.TYPES.get(row["kind"])
+    shape = library_api.document_json(row)
+    file, counts = shape["file"], shape["counts"]
     return {
-        "id": row["id"],
-        "title": row["title"],
-        "description": row["description"],
-        "url": documents.document_url(row["id"]),
+        "id": shape["id"],
+        "title": shape["title"],
+        "description": shape["description"],
+        "url": shape["url"],
         "download_url": f"/library/documents/{row['id']}/download",
         "preview_url": f"/library/documents/{row['id']}/preview",
-        "preview": filetype.preview if filetype else "none",
-        "type_label": filetype.label if filetype else row["kind"],
-        "filename": row["filename"],
-        "size": documents.size_text(row["size_bytes"]),
-        "uploader": person(row["uploader_id"], row["uploader_username"], row["uploader_display_name"]),
+        "preview": shape["preview"],
+        "type_label": file["label"],
+        "filename": file["filename"],
+        "size": size_text(file["size_bytes"]),
+        "uploader": _person(shape["uploader"]),
         "shared": day(row["created_at"]),
         "updated": day(row["version_created_at"]),
-        "version": row["current_version"],
-        "downloads": row["downloads_count"],
-        "previews": row["previews_count"],
-        "unique_downloads": row["unique_downloads_count"],
-        "unique_previews": row["unique_previews_count"],
-        "comments": row["comments_count"],
-        "folder": {"id": row["folder_id"], "name": row["folder_name"], "url": documents.folder_url(row["folder_id"])},
-        "can_change": who is not None and (who.is_staff or who.user_id == row["uploader_id"]),
+        "version": shape["current_version"],
+        "downloads": counts["downloads"],
+        "previews": counts["previews"],
+        "unique_downloads": counts["unique_downloads"],
+        "unique_previews": counts["unique_previews"],
+        "comments": counts["comments"],
+        "folder": shape["folder"],
+        "can_change": access.document_changeable(who, row["uploader_id"]),
     }
 
 
 def version_view(document_id: int, row: asyncpg.Record) -> dict[str, Any]:
+    """A version in the document page's list."""
+    shape = library_api.version_json(document_id, row)
     return {
-        "version": row["version"],
-        "filename": row["filename"],
-        "size": documents.size_text(row["size_bytes"]),
-        "uploader": person(row["uploader_id"], row["uploader_username"], row["uploader_display_name"]),
+        "version": shape["version"],
+        "filename": shape["filename"],
+        "size": size_text(shape["size_bytes"]),
+        "uploader": _person(shape["uploader"]),
         "uploaded": day(row["created_at"]),
-        "note": row["note"],
+        "note": shape["note"],
         "download_url": f"/library/documents/{document_id}/download?version={row['version']}",
     }
 
 
 def comment_view(row: asyncpg.Record, who: Session | None, given: set[str]) -> dict[str, Any]:
-    """A comment for the document page; a hidden one's text only to its author and staff."""
-    shown = row["status"] == "visible" or documents.can_change_comment(who, row)
-    counts = documents.json_dict(row["reactions"])
+    """A comment for the document page; its text as comment_json decides (access.text_withheld)."""
+    shape = library_api.comment_json(row, who, given)
+    withheld = shape["cooked"] is None
+    counts = shape["reactions"]
     return {
-        "id": row["id"],
-        "author": person(row["author_id"], row["author_username"], row["author_display_name"]),
-        "cooked": Markup(row["cooked"]) if shown else Markup(""),  # noqa: S704 - sanitised by shared.markdown
-        "status": row["status"],
-        "hidden": not shown,
-        # Only its author and staff see a hidden comment, and why it was hidden.
-        "moderation_reason": row["moderation_reason"] if shown and row["status"] == "hidden" else None,
+        "id": shape["id"],
+        "author": _person(shape["author"]),
+        "cooked": Markup("" if withheld else shape["cooked"]),  # noqa: S704 - sanitised by shared.markdown
+        "status": shape["status"],
+        "hidden": withheld,
+        "moderation_reason": shape["moderation_reason"],
         "written": day(row["created_at"]),
-        "edited": row["revision"] > 1,
-        "can_change": documents.can_change_comment(who, row),
-        "can_react": who is not None and row["status"] == "visible",
+        "edited": shape["revision"] > 1,
+        "can_change": access.may_edit(who, row["status"], row["author_id"]),
+        "can_react": access.may_react(who, row["status"]),
         "reactions": [
             {
                 "kind": kind,
-                "label": posts.REACTION_LABELS[kind],
-                "emoji": posts.REACTION_EMOJI_HTML[kind],
+                "label": reactions.REACTION_LABELS[kind],
+                "emoji": reactions.REACTION_EMOJI_HTML[kind],
                 "count": int(counts.get(kind, 0)),
-                "given": kind in given,
+                "given": kind in shape["my_reactions"],
             }
-            for kind in posts.REACTION_KINDS
+            for kind in reactions.REACTION_KINDS
         ],
     }
 
 
-async def _breadcrumbs(conn: asyncpg.Connection, folder: asyncpg.Record) -> list[dict[str, str]]:
+def _breadcrumbs(folder: asyncpg.Record) -> list[dict[str, str]]:
     items = [{"href": "/", "text": "Home"}, {"href": "/library", "text": "Library"}]
     if folder["parent_id"] is not None:
-        items.append({"href": documents.folder_url(folder["parent_id"]), "text": folder["parent_name"]})
+        items.append({"href": folders.folder_url(folder["parent_id"]), "text": folder["parent_name"]})
     return items
+
+
+def _pages(base: str, page: int, more: bool, anchor: str = "") -> dict[str, str | None]:
+    """The previous and next page links of a paged list."""
+    return {
+        "previous_url": f"{base}?page={page - 1}{anchor}" if page > 1 else None,
+        "next_url": f"{base}?page={page + 1}{anchor}" if more else None,
+    }
 
 
 # --- library home and folders ---------------------------------------------------------------------------------------
@@ -133,39 +149,29 @@ async def library_page(request: Request) -> Response:
     """The library: its folders (with subfolders) and how much is in them, downloaded and previewed."""
     who = await viewer(request)
     async with runtime(request).pool.acquire() as conn:
-        tree = documents.folder_tree(await documents.readable_folders(conn, who))
-    return await render(request, "documents/library.html", {"folders": [folder_view(node) for node in tree]})
+        tree = folders.folder_tree(await folders.readable_folders(conn, who))
+    return await render(
+        request, "documents/library.html", {"folders": [library_api.folder_json(node, who) for node in tree]}
+    )
 
 
 async def folder_page(request: Request) -> Response:
     """A folder: its subfolders and documents, with their counts."""
     who = await viewer(request)
-    page = query_int(request, "page", 1)
-    async with runtime(request).pool.acquire() as conn:
-        folder = await documents.readable_folder(conn, who, path_int(request, "id"))
-        nodes = [
-            n for n in documents.folder_tree(await documents.readable_folders(conn, who)) if n.row["id"] == folder["id"]
-        ]
-        rows, more = await documents.folder_documents(conn, folder["id"], page=page)
-        crumbs = await _breadcrumbs(conn, folder)
-    node = nodes[0] if nodes else documents.FolderNode(folder)
-    base = documents.folder_url(folder["id"])
-    return await render(
-        request,
-        "documents/folder.html",
-        {
-            "folder": folder_view(node),
-            "documents": [document_view(r, who) for r in rows],
-            "breadcrumbs": crumbs,
-            "is_subfolder": folder["parent_id"] is not None,
-            "previous_url": f"{base}?page={page - 1}" if page > 1 else None,
-            "next_url": f"{base}?page={page + 1}" if more else None,
-        },
-    )
+    shown = await library_api.folder_page_of(request, who)
+    folder = shown.folder
+    context = {
+        "folder": library_api.folder_json(shown.node, who),
+        "documents": [document_view(r, who) for r in shown.documents],
+        "breadcrumbs": _breadcrumbs(folder),
+        "is_subfolder": folder["parent_id"] is not None,
+        **_pages(folders.folder_url(folder["id"]), shown.page, shown.more),
+    }
+    return await render(request, "documents/folder.html", context)
 
 
 async def _folder_form_context(conn: asyncpg.Connection, who: Session) -> dict[str, Any]:
-    top = [row for row in await documents.readable_folders(conn, who) if row["parent_id"] is None]
+    top = [row for row in await folders.readable_folders(conn, who) if row["parent_id"] is None]
     all_groups = await groups.list_visible(conn, who)
     return {
         "parents": [{"id": r["id"], "name": r["name"]} for r in top],
@@ -175,11 +181,24 @@ async def _folder_form_context(conn: asyncpg.Connection, who: Session) -> dict[s
 
 def _folder_values(form: FormData) -> dict[str, Any]:
     return {
-        "name": text(form, "name"),
-        "description": text(form, "description"),
-        "position": text(form, "position"),
-        "parent_id": text(form, "parent_id"),
+        "name": form_text(form, "name"),
+        "description": form_text(form, "description"),
+        "position": form_text(form, "position"),
+        "parent_id": form_text(form, "parent_id"),
         "group_ids": [v for v in form.getlist("group_ids") if isinstance(v, str)],
+    }
+
+
+def _current_values(current: asyncpg.Record | None, request: Request) -> dict[str, Any]:
+    """The folder form's fields: an existing folder's, or a new one's (in the parent asked for)."""
+    if current is None:
+        parent = request.query_params.get("parent", "")
+        return {"parent_id": parent if parent.isdigit() else "", "group_ids": []}
+    return {
+        "name": current["name"],
+        "description": current["description"],
+        "position": str(current["position"]),
+        "group_ids": [str(g) for g in current["group_ids"]],
     }
 
 
@@ -202,57 +221,49 @@ def _folder_data(values: dict[str, Any], *, new: bool) -> dict[str, Any]:
     if not values["name"]:
         problems["name"] = "Give the folder a name"
     if problems:
-        raise documents.invalid(problems)
+        raise folders.invalid(problems)
     return data
+
+
+async def _save_folder(
+    conn: asyncpg.Connection, who: Session, current: asyncpg.Record | None, data: dict[str, Any]
+) -> int:
+    """Create the folder, or change the current one; its id."""
+    if current is None:
+        return int((await folders.create_folder(conn, who, data))["id"])
+    return int((await folders.update_folder(conn, who, current["id"], data))["id"])
 
 
 async def folder_form_page(request: Request) -> Response:
     """Create a folder or subfolder, or edit one (admins)."""
-    who = await member_session(request)
+    who = await form_member(request)
     if who is None:
-        if request.method == "POST":
-            await form_data(request)
         return login_redirect(request)
-    if not who.is_admin:
-        raise ApiError(403, "forbidden", "Only admins can manage the library's folders.")
+    folders.require_admin(who)
     rt = runtime(request)
     folder_id = path_int(request, "id") if "id" in request.path_params else None
     async with rt.pool.acquire() as conn:
         context = await _folder_form_context(conn, who)
-        current = await documents.readable_folder(conn, who, folder_id) if folder_id else None
-    context["folder"] = current
-    if current is not None:
-        context["values"] = {
-            "name": current["name"],
-            "description": current["description"],
-            "position": str(current["position"]),
-            "group_ids": [str(g) for g in current["group_ids"]],
-        }
-    else:
-        parent = request.query_params.get("parent", "")
-        context["values"] = {"parent_id": parent if parent.isdigit() else "", "group_ids": []}
+        current = await folders.readable_folder(conn, who, folder_id) if folder_id else None
+    context.update(folder=current, values=_current_values(current, request))
     if request.method == "GET":
         return await render(request, "documents/folder_form.html", context)
-    form = await form_data(request)
-    values = _folder_values(form)
+    values = _folder_values(await form_data(request))
     try:
         data = _folder_data(values, new=current is None)
         async with rt.pool.acquire() as conn, conn.transaction():
-            if current is None:
-                row = await documents.create_folder(conn, who, data)
-            else:
-                row = await documents.update_folder(conn, who, current["id"], data)
+            saved = await _save_folder(conn, who, current, data)
     except ApiError as exc:
         context.update(values=values, **form_errors(exc, "name"))
         return await render(request, "documents/folder_form.html", context, status=page_status(exc))
-    return RedirectResponse(documents.folder_url(row["id"]), status_code=303)
+    return RedirectResponse(folders.folder_url(saved), status_code=303)
 
 
 # --- uploading --------------------------------------------------------------------------------------------------------
 
 
 async def _upload_context(conn: asyncpg.Connection, who: Session, folder_id: str) -> dict[str, Any]:
-    tree = documents.folder_tree(await documents.readable_folders(conn, who))
+    tree = folders.folder_tree(await folders.readable_folders(conn, who))
     options = []
     for node in tree:
         options.append({"value": str(node.row["id"]), "text": node.row["name"]})
@@ -279,13 +290,35 @@ def _upload_errors(exc: ApiError) -> dict[str, Any]:
     }
 
 
-async def _read_upload_form(request: Request, who: Session) -> documents.Upload:
+def form_token_ok(request: Request, session: Session | None, sent: str | None) -> bool:
+    """The rule of shared.pages.form_data for a form read here: the session's token, or the CSRF cookie."""
+    if session is not None and not session.via_token:
+        return isinstance(sent, str) and csrf_ok(session, sent)
+    cookie = request.cookies.get(CSRF_COOKIE)
+    return isinstance(sent, str) and bool(cookie) and secrets.compare_digest(sent, cookie or "")
+
+
+async def _read_upload_form(request: Request, who: Session) -> Upload:
     """The upload form, streamed within the limit, with its CSRF token checked (403 otherwise)."""
     upload = await documents.receive(request)
-    if not documents.form_token_ok(request, who, upload.fields.get("csrf_token")):
+    if not form_token_ok(request, who, upload.fields.get("csrf_token")):
         upload.discard()
         raise ApiError(403, "csrf_failed", "This form has expired. Go back, reload the page and try again.")
     return upload
+
+
+async def _upload_form(request: Request, who: Session, template: str, context: dict[str, Any]) -> Response | Upload:
+    """A posted upload form read and checked, or its page again with what went wrong.
+
+    The caller sends the upload on and discards it; an expired form is refused (403) as anywhere.
+    """
+    try:
+        return await _read_upload_form(request, who)
+    except ApiError as exc:
+        if exc.status == 403 and exc.code == "csrf_failed":
+            raise
+        context.update(_upload_errors(exc))
+        return await render(request, template, context, status=page_status(exc))
 
 
 async def upload_page(request: Request) -> Response:
@@ -297,22 +330,20 @@ async def upload_page(request: Request) -> Response:
     folder = request.query_params.get("folder", "")
     async with rt.pool.acquire() as conn:
         context = await _upload_context(conn, who, folder if folder.isdigit() else "")
-    context["max_size"] = documents.size_text(rt.settings.max_upload_bytes)
+    context["max_size"] = size_text(rt.settings.max_upload_bytes)
     if request.method == "GET":
         return await render(request, "documents/upload.html", context)
-    upload: documents.Upload | None = None
+    upload = await _upload_form(request, who, "documents/upload.html", context)
+    if isinstance(upload, Response):
+        return upload
     try:
-        upload = await _read_upload_form(request, who)
         context["values"] = {k: upload.fields.get(k, "") for k in ("folder_id", "title", "description")}
         row = await documents.upload_document(rt, who, upload)
     except ApiError as exc:
-        if exc.status == 403 and exc.code == "csrf_failed":
-            raise
         context.update(_upload_errors(exc))
         return await render(request, "documents/upload.html", context, status=page_status(exc))
     finally:
-        if upload is not None:
-            upload.discard()
+        upload.discard()
     return RedirectResponse(documents.document_url(row["id"]) + "?done=uploaded", status_code=303)
 
 
@@ -325,33 +356,27 @@ async def version_page(request: Request) -> Response:
     document_id = path_int(request, "id")
     async with rt.pool.acquire() as conn:
         row = await documents.readable_document(conn, who, document_id)
-    document = document_view(row, who)
-    if not document["can_change"]:
-        raise ApiError(
-            403, "forbidden", "Only the person who shared this document, or a moderator, can upload a new version."
-        )
+    documents.require_changeable(who, row, "upload a new version")
     context: dict[str, Any] = {
-        "document": document,
+        "document": document_view(row, who),
         "values": {},
         "accept": filetypes.ACCEPT_ATTRIBUTE,
         "accepted": filetypes.ACCEPTED_TEXT,
-        "max_size": documents.size_text(rt.settings.max_upload_bytes),
+        "max_size": size_text(rt.settings.max_upload_bytes),
     }
     if request.method == "GET":
         return await render(request, "documents/version.html", context)
-    upload: documents.Upload | None = None
+    upload = await _upload_form(request, who, "documents/version.html", context)
+    if isinstance(upload, Response):
+        return upload
     try:
-        upload = await _read_upload_form(request, who)
         context["values"] = {"note": upload.fields.get("note", "")}
         await documents.upload_version(rt, who, document_id, upload)
     except ApiError as exc:
-        if exc.status == 403 and exc.code == "csrf_failed":
-            raise
         context.update(_upload_errors(exc))
         return await render(request, "documents/version.html", context, status=page_status(exc))
     finally:
-        if upload is not None:
-            upload.discard()
+        upload.discard()
     return RedirectResponse(documents.document_url(document_id) + "?done=version", status_code=303)
 
 
@@ -365,29 +390,32 @@ DONE = {
 }
 
 
+async def _cannot_comment(conn: asyncpg.Connection, who: Session | None) -> str:
+    """Why the viewer may not comment ("" when they may): "login", or the refusal of posts.check_can_post."""
+    if who is None:
+        return "login"
+    try:
+        await posts.check_can_post(conn, who)
+    except ApiError as exc:
+        return exc.code
+    return ""
+
+
 async def _document_context(
     conn: asyncpg.Connection, who: Session | None, document_id: int, page: int
 ) -> dict[str, Any]:
     row = await documents.readable_document(conn, who, document_id)
-    folder = await documents.readable_folder(conn, who, row["folder_id"])
-    crumbs = [*await _breadcrumbs(conn, folder), {"href": documents.folder_url(folder["id"]), "text": folder["name"]}]
-    rows, more = await documents.document_comments(conn, document_id, page=page)
+    folder = await folders.readable_folder(conn, who, row["folder_id"])
+    crumbs = [*_breadcrumbs(folder), {"href": folders.folder_url(folder["id"]), "text": folder["name"]}]
+    rows, more = await comments.document_comments(conn, document_id, page=page)
     given = await documents.my_reactions(conn, who, [r["id"] for r in rows])
-    may_comment = "login" if who is None else ""
-    if who is not None:
-        try:
-            await posts.check_can_post(conn, who)
-        except ApiError as exc:
-            may_comment = exc.code
-    base = documents.document_url(document_id)
     return {
         "document": document_view(row, who),
         "breadcrumbs": crumbs,
         "versions": [version_view(document_id, v) for v in await documents.versions(conn, document_id)],
         "comments": [comment_view(c, who, given.get(c["id"], set())) for c in rows],
-        "cannot_comment": may_comment,
-        "previous_url": f"{base}?page={page - 1}#comments" if page > 1 else None,
-        "next_url": f"{base}?page={page + 1}#comments" if more else None,
+        "cannot_comment": await _cannot_comment(conn, who),
+        **_pages(documents.document_url(document_id), page, more, "#comments"),
         "values": {},
     }
 
@@ -401,106 +429,85 @@ async def document_page(request: Request) -> Response:
     return await render(request, "documents/document.html", context)
 
 
-def _version(request: Request) -> int | None:
-    return query_int(request, "version", 0, minimum=0, maximum=1_000_000) or None
-
-
 async def download_page(request: Request) -> Response:
     """Download a version of a document (counted)."""
     who = await viewer(request)
-    _, served = await documents.open_version(
-        runtime(request), who, path_int(request, "id"), _version(request), "download", count=documents.counted(request)
-    )
+    document_id, version = path_int(request, "id"), library_api.version_param(request)
+    count = library_api.counted(request)
+    _, served = await documents.open_version(runtime(request), who, document_id, version, "download", count=count)
     return await documents.send_file(request, served, disposition="attachment")
 
 
 async def preview_page(request: Request) -> Response:
     """Preview: PDFs and images inline (sandboxed), text in a page, and for other kinds a way to download."""
     who = await viewer(request)
-    rt = runtime(request)
-    document_id, version = path_int(request, "id"), _version(request)
-    async with rt.pool.acquire() as conn:
-        row = await documents.readable_document(conn, who, document_id)
-        kind = (await documents.version_row(conn, row, version))["kind"]
+    row, kind = await library_api.preview_target(request, who)
     if kind == "text":
+        document_id, version = path_int(request, "id"), library_api.version_param(request)
+        count = library_api.counted(request)
         document, served = await documents.open_version(
-            rt, who, document_id, version, "preview", count=documents.counted(request)
+            runtime(request), who, document_id, version, "preview", count=count
         )
         content, cut = await documents.read_text(served)
-        return await render(
-            request,
-            "documents/preview.html",
-            {
-                "document": document_view(document, who),
-                "text": content,
-                "cut": cut,
-                "limit": documents.size_text(documents.TEXT_PREVIEW_BYTES),
-            },
-        )
+        context = {"text": content, "cut": cut, "limit": size_text(documents.TEXT_PREVIEW_BYTES)}
+        return await render(request, "documents/preview.html", {"document": document_view(document, who), **context})
     if kind not in documents.PREVIEW_CSP:
         return await render(
             request, "documents/preview.html", {"document": document_view(row, who), "no_preview": True}
         )
-    _, served = await documents.open_version(rt, who, document_id, version, "preview", count=documents.counted(request))
-    return await documents.send_file(request, served, disposition="inline", csp=documents.PREVIEW_CSP[kind])
+    return await library_api.preview_file(request, who, kind)
+
+
+async def _changeable_document(request: Request, who: Session, doing: str) -> asyncpg.Record:
+    """The document of the request, if the viewer may change it (404 or 403 otherwise)."""
+    async with runtime(request).pool.acquire() as conn:
+        row = await documents.readable_document(conn, who, path_int(request, "id"))
+    documents.require_changeable(who, row, doing)
+    return row
 
 
 async def edit_document_page(request: Request) -> Response:
     """Change a document's title, description or folder (its uploader or staff)."""
-    who = await member_session(request)
+    who = await form_member(request)
     if who is None:
-        if request.method == "POST":
-            await form_data(request)
         return login_redirect(request)
     rt = runtime(request)
-    document_id = path_int(request, "id")
+    row = await _changeable_document(request, who, "change it")
     async with rt.pool.acquire() as conn:
-        row = await documents.readable_document(conn, who, document_id)
         context = await _upload_context(conn, who, str(row["folder_id"]))
-    document = document_view(row, who)
-    if not document["can_change"]:
-        raise ApiError(403, "forbidden", "Only the person who shared this document, or a moderator, can change it.")
     context.update(
-        document=document,
+        document=document_view(row, who),
         values={"title": row["title"], "description": row["description"], "folder_id": str(row["folder_id"])},
     )
     if request.method == "GET":
         return await render(request, "documents/edit.html", context)
     form = await form_data(request)
-    values = {k: text(form, k) for k in ("title", "description", "folder_id")}
+    values = {k: form_text(form, k) for k in ("title", "description", "folder_id")}
     try:
         data: dict[str, Any] = {"title": values["title"], "description": values["description"]}
         if not values["title"]:
-            raise documents.invalid({"title": "Give the document a title"})
+            raise folders.invalid({"title": "Give the document a title"})
         data["folder_id"] = documents.parse_id(values["folder_id"], "folder_id")
         async with rt.pool.acquire() as conn, conn.transaction():
-            await documents.update_document(conn, who, document_id, data)
+            await documents.update_document(conn, who, row["id"], data)
     except ApiError as exc:
         context.update(values=values, **form_errors(exc, "title"))
         return await render(request, "documents/edit.html", context, status=page_status(exc))
-    return RedirectResponse(documents.document_url(document_id) + "?done=saved", status_code=303)
+    return RedirectResponse(documents.document_url(row["id"]) + "?done=saved", status_code=303)
 
 
 async def delete_document_page(request: Request) -> Response:
     """Ask, then remove a document from the library (its uploader or staff)."""
-    who = await member_session(request)
+    who = await form_member(request)
     if who is None:
-        if request.method == "POST":
-            await form_data(request)
         return login_redirect(request)
-    rt = runtime(request)
-    document_id = path_int(request, "id")
-    async with rt.pool.acquire() as conn:
-        row = await documents.readable_document(conn, who, document_id)
-    document = document_view(row, who)
-    if not document["can_change"]:
-        raise ApiError(403, "forbidden", "Only the person who shared this document, or a moderator, can delete it.")
+    row = await _changeable_document(request, who, "delete it")
     if request.method == "GET":
-        return await render(request, "documents/delete.html", {"document": document})
+        return await render(request, "documents/delete.html", {"document": document_view(row, who)})
     await form_data(request)
-    async with rt.pool.acquire() as conn, conn.transaction():
-        await documents.delete_document(conn, who, document_id)
-    return RedirectResponse(document["folder"]["url"], status_code=303)
+    async with runtime(request).pool.acquire() as conn, conn.transaction():
+        await documents.delete_document(conn, who, row["id"])
+    return RedirectResponse(folders.folder_url(row["folder_id"]), status_code=303)
 
 
 # --- comments ---------------------------------------------------------------------------------------------------------
@@ -514,10 +521,10 @@ async def comment_submit(request: Request) -> Response:
     if who is None:
         return login_redirect(request, documents.document_url(document_id))
     rt = runtime(request)
-    body = text(form, "body")
+    body = form_text(form, "body")
     try:
         async with rt.pool.acquire() as conn, conn.transaction():
-            row = await documents.create_comment(conn, who, document_id, body)
+            row = await comments.create_comment(conn, who, document_id, body)
     except ApiError as exc:
         if exc.status == 404:
             raise
@@ -537,22 +544,19 @@ async def _comment(request: Request, who: Session | None) -> tuple[asyncpg.Recor
 
 async def edit_comment_page(request: Request) -> Response:
     """Edit a comment (its author or staff)."""
-    who = await member_session(request)
+    who = await form_member(request)
     if who is None:
-        if request.method == "POST":
-            await form_data(request)
         return login_redirect(request)
     row, document = await _comment(request, who)
-    if not documents.can_change_comment(who, row):
-        raise ApiError(403, "forbidden", "You can only edit your own comments.")
+    comments.require_editable(who, row, "edit")
     context: dict[str, Any] = {"comment": row, "document": document_view(document, who), "values": {"body": row["raw"]}}
     if request.method == "GET":
         return await render(request, "documents/edit_comment.html", context)
     form = await form_data(request)
-    body = text(form, "body")
+    body = form_text(form, "body")
     try:
         async with runtime(request).pool.acquire() as conn, conn.transaction():
-            await documents.edit_comment(conn, who, row["id"], body)
+            await comments.edit_comment(conn, who, row["id"], body)
     except ApiError as exc:
         context.update(values={"body": body}, **form_errors(exc, "body"))
         return await render(request, "documents/edit_comment.html", context, status=page_status(exc))
@@ -567,7 +571,7 @@ async def delete_comment_submit(request: Request) -> Response:
         return login_redirect(request)
     async with runtime(request).pool.acquire() as conn, conn.transaction():
         row, document = await documents.readable_comment(conn, who, path_int(request, "id"))
-        await documents.delete_comment(conn, who, row["id"])
+        await comments.delete_comment(conn, who, row["id"])
     return RedirectResponse(f"{documents.document_url(document['id'])}#comments", status_code=303)
 
 
@@ -577,14 +581,14 @@ async def react_submit(request: Request) -> Response:
     who = await member_session(request)
     if who is None:
         return login_redirect(request)
-    kind = text(form, "kind")
+    kind = form_text(form, "kind")
     async with runtime(request).pool.acquire() as conn, conn.transaction():
         row, document = await documents.readable_comment(conn, who, path_int(request, "id"))
         given = await documents.my_reactions(conn, who, [row["id"]])
         if kind in given.get(row["id"], set()):
-            await documents.remove_reaction(conn, who, row["id"], kind)
+            await writings.unreact(conn, who, COMMENT, row["id"], kind)
         else:
-            await documents.add_reaction(conn, who, row["id"], kind)
+            await writings.react(conn, who, COMMENT, row["id"], kind)
     return RedirectResponse(f"{documents.document_url(document['id'])}#comment-{row['id']}", status_code=303)
 
 
