@@ -17,7 +17,7 @@ from moderation_helpers import (
     settings_changed,
 )
 
-from services.forum.moderation import moderation
+from services.forum.writings import flags
 
 # --- flags -----------------------------------------------------------------------------------
 
@@ -81,9 +81,9 @@ async def test_flags_reaching_the_threshold_hide_the_post_until_reviewed(sam, to
     assert "moderation_reason" not in seen
     own = (await sam.client.get(f"/api/posts/{post['id']}")).json()
     assert own["raw"] == "Something members find hurtful"
-    assert own["moderation_reason"] == moderation.AUTO_HIDE_REASON
+    assert own["moderation_reason"] == flags.AUTO_HIDE_REASON
     [hidden] = await events(pool, "post.hidden")
-    assert (hidden.post_id, hidden.author_id, hidden.reason) == (post["id"], sam.id, moderation.AUTO_HIDE_REASON)
+    assert (hidden.post_id, hidden.author_id, hidden.reason) == (post["id"], sam.id, flags.AUTO_HIDE_REASON)
     [envelope] = await envelopes(pool, "post.hidden")
     assert envelope.actor_id is None  # nobody in particular hid it
     item = await review_of(pool, post["id"], "flagged_post")

@@ -14,7 +14,7 @@ from moderation_helpers import (
     settings_changed,
 )
 
-from services.forum.moderation import safety
+from services.forum.moderation import screening
 
 # --- matching ---------------------------------------------------------------------------------
 
@@ -39,14 +39,14 @@ from services.forum.moderation import safety
     ],
 )
 def test_phrases_match_whole_and_in_any_case(phrase, text, found):
-    assert bool(safety.Matcher.of([phrase]).find(text)) is found
+    assert bool(screening.Matcher.of([phrase]).find(text)) is found
 
 
 def test_censor_blots_out_only_the_word():
-    matcher = safety.Matcher.of(["darn"])
+    matcher = screening.Matcher.of(["darn"])
     assert matcher.censor("Darn it, darned") == "\u25a0\u25a0\u25a0\u25a0 it, darned"
     html = '<p>darn <a href="https://darn.example/darn">darn link</a></p>'
-    assert safety.censor_html(html, matcher) == (
+    assert screening.censor_html(html, matcher) == (
         '<p>\u25a0\u25a0\u25a0\u25a0 <a href="https://darn.example/darn">\u25a0\u25a0\u25a0\u25a0 link</a></p>'
     )
 
@@ -191,7 +191,7 @@ async def test_safeguarding_phrases_api(admin, sam, topic, member_factory, clien
     """Built-in phrases can be switched off and on, own ones added and removed; matching follows; audited."""
     listed = (await admin.client.get("/api/admin/safeguarding-phrases")).json()["items"]
     assert {"phrase": "kill myself", "builtin": True, "active": True} in listed
-    assert len(listed) == len(safety.DEFAULT_CRISIS_PHRASES)
+    assert len(listed) == len(screening.DEFAULT_CRISIS_PHRASES)
     assert (await admin.client.delete("/api/admin/safeguarding-phrases/overdose")).status_code == 204
     assert (await admin.client.delete("/api/admin/safeguarding-phrases/overdose")).status_code == 404
     post = await reply(sam, topic["id"], "Talking about overdose awareness week")

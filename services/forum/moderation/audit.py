@@ -3,7 +3,7 @@ before and after), kept append-only by a trigger that refuses UPDATE and DELETE;
 
 Actions record themselves with `record(conn, ...)` in the transaction of the change, so an
 action that rolls back leaves no entry, and an entry never describes something that did not happen.
-Also home of `require_staff` and `require_admin`: every audited action starts with one of them.
+Every audited action starts with access.require_staff or access.require_admin.
 """
 
 from __future__ import annotations
@@ -16,14 +16,13 @@ import asyncpg
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from services.forum import access
 from shared.api import ApiRouter, query_int
-from shared.sessions import Session
 from shared.web import ApiError, require_viewer, runtime
 
 api = ApiRouter(tag="moderation")
 
 ENTRIES_PER_PAGE = 50
-MAX_ID = 2**62
 TARGET_TYPES = ("post", "topic", "user", "reviewable", "watched_word", "safeguarding_phrase", "category")
 # Every action the forum records, for the filter on the admin page (kept in sync by a test).
 ACTIONS = (
@@ -52,21 +51,6 @@ ACTIONS = (
     "safeguarding_phrase.add",
     "safeguarding_phrase.remove",
 )
-
-
-# --- who may act ----------------------------------------------------------------------------
-
-
-def require_staff(who: Session) -> None:
-    """Moderators and admins only (403 for everyone else)."""
-    if not who.is_staff:
-        raise ApiError(403, "forbidden", "Only moderators can do that.")
-
-
-def require_admin(who: Session) -> None:
-    """Admins only (403 for everyone else)."""
-    if not who.is_admin:
-        raise ApiError(403, "forbidden", "Only admins can do that.")
 
 
 # --- writing ---------------------------------------------------------------------------------
@@ -150,7 +134,9 @@ def parse_audit_query(request: Request) -> AuditQuery:
     actor = (params.get("actor") or "").strip().lstrip("@") or None
     if actor is not None and len(actor) > 100:
         raise ApiError(400, "bad_request", "?actor is too long.", {"actor": "is too long"})
-    target_id = query_int(request, "target_id", 0, minimum=1, maximum=MAX_ID) if params.get("target_id") else None
+    target_id = (
+        query_int(request, "target_id", 0, minimum=1, maximum=access.MAX_ID) if params.get("target_id") else None
+    )
     since, until = _date_param(request, "since"), _date_param(request, "until")
     if since and until and since > until:
         raise ApiError(400, "bad_request", "?since must not be after ?until.", {"since": "is after until"})
@@ -244,7 +230,7 @@ def entry_json(row: asyncpg.Record) -> dict[str, Any]:
 async def audit_log_endpoint(request: Request) -> Response:
     """The audit log (admins): every moderator and admin action, newest first, with filters."""
     who = await require_viewer(request)
-    require_admin(who)
+    access.require_admin(who)
     query = parse_audit_query(request)
     async with runtime(request).pool.acquire() as conn:
         rows, has_next = await list_entries(conn, query)

@@ -4,8 +4,7 @@ For everyone: "Get support" (/support). For members: the flag dialog, appealing 
 hidden or rejected post, muting or ignoring a member, and their safety settings (/me/controls).
 For moderators: the review queue (priority order, context, one-click actions), hiding and
 restoring a post, revealing a pseudonymous author, closing, pinning and moving a topic, and a
-member's moderation page (silence, suspend). For admins: the audit log, watched words and
-safeguarding phrases.
+member's moderation page (silence, suspend). Admins' pages: admin_pages.py.
 
 Pages call the same check-then-do functions as the JSON API. Moderator and admin pages answer
 401 to visitors and 403 to members, before anything else (CSRF included) is looked at.
@@ -23,13 +22,19 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from services.forum import access
 from services.forum.accounts import accounts
 from services.forum.accounts import controls as member_controls
-from services.forum.moderation import audit, moderation, safety
+from services.forum.moderation import api as moderation_api
+from services.forum.moderation import moderation, screening
 from services.forum.topics import categories, posts, topics
-from services.forum.topics.pages import ago, form_errors, when
+from services.forum.topics.api import TOPIC_MODERATION_IN
+from services.forum.topics.pages import FIELD_LABELS
+from services.forum.writings import api as writings_api
+from services.forum.writings import flags, reviews, writings
+from services.forum.writings.targets import FLAG_REASON_HINTS, FLAG_REASON_LABELS, FLAG_REASONS, POST
 from shared.api import path_int
-from shared.pages import form_data, login_redirect, render
+from shared.pages import ago, form_data, form_errors, login_redirect, render, when
 from shared.sessions import Session
 from shared.web import ApiError, Runtime, runtime, viewer
 
@@ -73,13 +78,13 @@ async def _signed_in(request: Request) -> Session:
 async def _staff(request: Request) -> Session:
     """Moderators only: 401 for visitors, 403 for members (before the form and its CSRF token)."""
     who = await _signed_in(request)
-    audit.require_staff(who)
+    access.require_staff(who)
     return who
 
 
 async def _admin(request: Request) -> Session:
     who = await _signed_in(request)
-    audit.require_admin(who)
+    access.require_admin(who)
     return who
 
 
@@ -93,7 +98,7 @@ def _status(exc: ApiError) -> int:
 
 
 def _errors(exc: ApiError, default_field: str) -> dict[str, Any]:
-    return form_errors(exc, default_field)
+    return form_errors(exc, default_field, labels=FIELD_LABELS)
 
 
 # --- Get support -------------------------------------------------------------------------------------
@@ -101,7 +106,7 @@ def _errors(exc: ApiError, default_field: str) -> dict[str, Any]:
 
 async def support_page(request: Request) -> Response:
     """Where to find support now: the same place on every page ("Get support")."""
-    return await render(request, "safety/support.html", {"panel": safety.SUPPORT})
+    return await render(request, "safety/support.html", {"panel": screening.SUPPORT})
 
 
 # --- flags -------------------------------------------------------------------------------------------
@@ -120,11 +125,11 @@ def _flag_reasons(selected: str) -> list[dict[str, Any]]:
     return [
         {
             "value": reason,
-            "text": moderation.FLAG_REASON_LABELS[reason],
-            "hint": {"text": moderation.FLAG_REASON_HINTS[reason]},
+            "text": FLAG_REASON_LABELS[reason],
+            "hint": {"text": FLAG_REASON_HINTS[reason]},
             "checked": reason == selected,
         }
-        for reason in moderation.FLAG_REASONS
+        for reason in FLAG_REASONS
     ]
 
 
@@ -138,14 +143,14 @@ async def flag_page(request: Request) -> Response:
     if request.method == "GET":
         async with rt.pool.acquire() as conn:
             context = await _post_context(conn, who, post_id)
-            await moderation.check_flag(conn, who, post_id, "off_topic", None)
+            await flags.check_flag(conn, who, await writings.readable_post(conn, who, post_id), "off_topic", None)
         return await render(request, "moderation/flag.html", {**context, "reasons": _flag_reasons(""), "form": {}})
     submitted = await form_data(request)
     form = {"reason": _text(submitted, "reason"), "note": _text(submitted, "note")}
     try:
-        data = moderation.FLAG_IN.validate({"reason": form["reason"] or None, "note": form["note"] or None})
+        data = writings_api.FLAG_IN.validate({"reason": form["reason"] or None, "note": form["note"] or None})
         async with rt.pool.acquire() as conn, conn.transaction():
-            await moderation.flag_post(conn, who, post_id, data, safety.PostingRules.of(rt))
+            await flags.flag(conn, who, POST, post_id, data, screening.PostingRules.of(rt))
             context = await _post_context(conn, who, post_id)
     except ApiError as exc:
         if exc.status not in (409, 422, 429):
@@ -184,7 +189,7 @@ async def appeal_page(request: Request) -> Response:
     submitted = await form_data(request)
     form = {"text": _text(submitted, "text")}
     try:
-        data = moderation.APPEAL_IN.validate(form)
+        data = moderation_api.APPEAL_IN.validate(form)
         async with pool.acquire() as conn, conn.transaction():
             await moderation.appeal(conn, who, post_id, data["text"])
             context = await _post_context(conn, who, post_id)
@@ -222,7 +227,7 @@ def _queue_links(query: moderation.ReviewQuery) -> dict[str, Any]:
             {"label": "Everything", "href": url(kind=None, page=1), "current": query.kind is None},
             *(
                 {"label": label, "href": url(kind=value, page=1), "current": value == query.kind}
-                for value, label in moderation.KIND_LABELS.items()
+                for value, label in reviews.KIND_LABELS.items()
             ),
         ],
         "previous_url": url(page=query.page - 1) if query.page > 1 else None,
@@ -296,7 +301,7 @@ async def review_action_page(request: Request) -> Response:
     action, reason = _text(submitted, "action"), _text(submitted, "reason")
     pool = runtime(request).pool
     try:
-        data = moderation.REVIEW_ACTION_IN.validate({"action": action or None, "reason": reason or None})
+        data = moderation_api.REVIEW_ACTION_IN.validate({"action": action or None, "reason": reason or None})
         async with pool.acquire() as conn, conn.transaction():
             await moderation.act(conn, who, review_id, data["action"], data.get("reason"))
     except ApiError as exc:
@@ -336,7 +341,7 @@ async def post_action_page(request: Request) -> Response:
     submitted = await form_data(request)
     reason = _text(submitted, "reason")
     try:
-        data = moderation.POST_ACTION_IN.validate({"reason": reason or None})
+        data = moderation_api.POST_ACTION_IN.validate({"reason": reason or None})
         async with pool.acquire() as conn, conn.transaction():
             await moderation.moderate_post(conn, who, post_id, action, data.get("reason"))
     except ApiError as exc:
@@ -392,7 +397,7 @@ async def topic_moderation_page(request: Request) -> Response:
         "reason": _text(submitted, "reason"),
     }
     try:
-        data = topics.TOPIC_MODERATION_IN.validate(
+        data = TOPIC_MODERATION_IN.validate(
             {
                 "closed": form["closed"],
                 "pinned": form["pinned"],
@@ -492,145 +497,8 @@ async def _sanction(rt: Runtime, conn: asyncpg.Connection, who: Session, user_id
     if form["duration"] not in DURATIONS:
         raise ApiError(422, "invalid", "Some fields need attention.", {"duration": "must be one of the choices"})
     until = datetime.now(UTC) + DURATIONS[form["duration"]][1]
-    data = moderation.SANCTION_IN.validate({"until": until.isoformat(), "reason": form["reason"] or None})
+    data = moderation_api.SANCTION_IN.validate({"until": until.isoformat(), "reason": form["reason"] or None})
     await moderation.sanction(rt, conn, who, user_id, "silenced" if action == "silence" else "suspended", data)
-
-
-# --- admin: the audit log -------------------------------------------------------------------------------------
-
-
-async def audit_log_page(request: Request) -> Response:
-    """Every moderator and admin action, newest first, filtered by who, what, target and dates."""
-    who = await _admin(request)
-    try:
-        query = audit.parse_audit_query(request)
-    except ApiError as exc:
-        query = audit.AuditQuery()
-        context = await _audit_context(request, who, query)
-        return await render(request, "moderation/audit_log.html", {**context, **_errors(exc, "actor")}, status=400)
-    return await render(request, "moderation/audit_log.html", await _audit_context(request, who, query))
-
-
-async def _audit_context(request: Request, who: Session, query: audit.AuditQuery) -> dict[str, Any]:
-    async with runtime(request).pool.acquire() as conn:
-        rows, has_next = await audit.list_entries(conn, query)
-    params = {k: v for k, v in request.query_params.items() if k != "page" and v}
-
-    def page_url(page: int) -> str:
-        return "/admin/audit-log?" + urlencode({**params, **({"page": page} if page > 1 else {})})
-
-    return {
-        "entries": [_entry_view(audit.entry_json(row)) for row in rows],
-        "filters": {
-            "actor": query.actor or "",
-            "action": query.action or "",
-            "target_type": query.target_type or "",
-            "target_id": query.target_id or "",
-            "since": query.since.isoformat() if query.since else "",
-            "until": query.until.isoformat() if query.until else "",
-        },
-        "actions": [{"value": "", "text": "Any action"}] + [{"value": a, "text": a} for a in audit.ACTIONS],
-        "target_types": [{"value": "", "text": "Anything"}] + [{"value": t, "text": t} for t in audit.TARGET_TYPES],
-        "previous_url": page_url(query.page - 1) if query.page > 1 else None,
-        "next_url": page_url(query.page + 1) if has_next else None,
-    }
-
-
-def _entry_view(entry: dict[str, Any]) -> dict[str, Any]:
-    changes = []
-    before, after = entry["before"] or {}, entry["after"] or {}
-    for key in dict.fromkeys([*before, *after]):
-        changes.append({"key": key, "before": before.get(key), "after": after.get(key)})
-    target_url = {
-        "post": f"/p/{entry['target_id']}",
-        "topic": f"/t/{entry['target_id']}",
-        "reviewable": f"/review?status=all#review-{entry['target_id']}",
-    }.get(entry["target_type"])
-    return {**entry, "when": when(datetime.fromisoformat(entry["at"])), "changes": changes, "target_url": target_url}
-
-
-# --- admin: watched words and safeguarding phrases --------------------------------------------------------------
-
-
-async def _words_context(conn: asyncpg.Connection) -> dict[str, Any]:
-    return {
-        "words": [dict(r) for r in await safety.watched_words(conn)],
-        "action_labels": safety.WORD_ACTION_LABELS,
-        "action_items": [{"value": a, "text": safety.WORD_ACTION_LABELS[a]} for a in safety.WORD_ACTIONS],
-        "form": {},
-    }
-
-
-async def watched_words_page(request: Request) -> Response:
-    """Watched words: add one with its action (block, hold for approval, censor, flag), or remove one."""
-    who = await _admin(request)
-    pool = runtime(request).pool
-    if request.method == "GET":
-        async with pool.acquire() as conn:
-            context = await _words_context(conn)
-        return await render(request, "moderation/watched_words.html", context)
-    submitted = await form_data(request)
-    form = {"word": _text(submitted, "word"), "action": _text(submitted, "action")}
-    try:
-        data = safety.WORD_IN.validate({"word": form["word"] or None, "action": form["action"] or None})
-        async with pool.acquire() as conn, conn.transaction():
-            await safety.add_watched_word(conn, who, data["word"], data["action"])
-    except ApiError as exc:
-        if exc.status not in (409, 422):
-            raise
-        async with pool.acquire() as conn:
-            context = await _words_context(conn)
-        context["form"] = form
-        return await render(
-            request, "moderation/watched_words.html", {**context, **_errors(exc, "word")}, status=_status(exc)
-        )
-    return RedirectResponse("/admin/watched-words", status_code=303)
-
-
-async def remove_word_page(request: Request) -> Response:
-    """A watched word's Remove button."""
-    word_id = path_int(request, "id")
-    who = await _admin(request)
-    await form_data(request)
-    async with runtime(request).pool.acquire() as conn, conn.transaction():
-        await safety.remove_watched_word(conn, who, word_id)
-    return RedirectResponse("/admin/watched-words", status_code=303)
-
-
-async def _phrases_context(conn: asyncpg.Connection) -> dict[str, Any]:
-    phrases = await safety.safeguarding_phrases(conn)
-    return {
-        "active": [p for p in phrases if p.active],
-        "switched_off": [p for p in phrases if not p.active],
-        "hold": False,
-        "form": {},
-    }
-
-
-async def safeguarding_page(request: Request) -> Response:
-    """Safeguarding phrases: the built-in ones (switch off or on) and your own (add or remove)."""
-    who = await _admin(request)
-    rt = runtime(request)
-    if request.method == "GET":
-        async with rt.pool.acquire() as conn:
-            context = await _phrases_context(conn)
-        return await render(request, "moderation/safeguarding.html", {**context, "hold": rt.settings.safeguarding_hold})
-    submitted = await form_data(request)
-    form = {"phrase": _text(submitted, "phrase"), "action": _text(submitted, "action")}
-    try:
-        data = safety.PHRASE_IN.validate({"phrase": form["phrase"] or None})
-        async with rt.pool.acquire() as conn, conn.transaction():
-            await safety.set_safeguarding_phrase(conn, who, data["phrase"], active=form["action"] != "remove")
-    except ApiError as exc:
-        if exc.status not in (404, 409, 422):
-            raise
-        async with rt.pool.acquire() as conn:
-            context = await _phrases_context(conn)
-        context.update(form=form, hold=rt.settings.safeguarding_hold)
-        return await render(
-            request, "moderation/safeguarding.html", {**context, **_errors(exc, "phrase")}, status=_status(exc)
-        )
-    return RedirectResponse("/admin/safeguarding", status_code=303)
 
 
 # --- members' own controls --------------------------------------------------------------------------------------
@@ -710,10 +578,6 @@ routes: list[BaseRoute] = [
     Route("/review/{id}", review_action_page, methods=["POST"]),
     Route("/review/members/{username}", member_page, methods=["GET"]),
     Route("/review/members/{username}/sanction", sanction_page, methods=["POST"]),
-    Route("/admin/audit-log", audit_log_page, methods=["GET"]),
-    Route("/admin/watched-words", watched_words_page, methods=["GET", "POST"]),
-    Route("/admin/watched-words/{id}/delete", remove_word_page, methods=["POST"]),
-    Route("/admin/safeguarding", safeguarding_page, methods=["GET", "POST"]),
     Route("/me/controls", controls_page, methods=["GET", "POST"]),
     Route("/u/{username}/mute", mute_page, methods=["GET", "POST"]),
 ]

@@ -1,4 +1,4 @@
-"""Safety checks on what members write, and the help offered to them.
+"""Screening what members write, and the help offered to them.
 
 - Watched words (managed by admins): block a post, hold it for approval, censor the word, or
   flag the post for moderators. Words and phrases match whole, case-insensitively.
@@ -8,7 +8,7 @@
 - The support panel and the "Get support" page's content.
 - Posting rules: rate limits (stricter for new members; staff are not limited) and a new
   member's first posts waiting for approval.
-- `open_review`: how any automatic check (and moderation.py's flags) puts a post in the queue.
+- The review items an automatic check opens (writings/reviews.py is the one way into the queue).
 """
 
 from __future__ import annotations
@@ -20,22 +20,18 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import unquote
 
 import asyncpg
 import redis.asyncio as aioredis
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
 
+from services.forum import access
 from services.forum.moderation import audit
+from services.forum.writings import reviews
 from shared import ratelimit
-from shared.api import ApiRouter, Field, Schema, path_int, read_json
 from shared.events import PostFlagged, write_event
 from shared.sessions import Session
 from shared.settings import Settings
-from shared.web import ApiError, Runtime, check_csrf, require_viewer, runtime
-
-api = ApiRouter(tag="moderation")
+from shared.web import ApiError, Runtime
 
 WORD_ACTIONS = ("block", "require_approval", "censor", "flag")
 WORD_ACTION_LABELS = {
@@ -48,11 +44,6 @@ WORD_MAX = 100
 # Letters, digits, spaces, hyphens and apostrophes, with * for "any ending" (e.g. "scam*").
 WORD_PATTERN = r"[\w][\w '\u2019*-]*"
 CENSOR_MARK = "\u25a0"
-
-# Priorities in the review queue: higher first.
-PRIORITY_SAFEGUARDING = 3
-PRIORITY_HIDDEN = 2  # a post hidden by flags waits, unseen, for a moderator
-PRIORITY_NORMAL = 1
 
 # Crisis phrases tica watches for out of the box. Admins can add phrases and switch any of
 # these off; matching is whole-phrase, case-insensitive, and "self harm" also matches
@@ -230,7 +221,7 @@ async def watched_words(conn: asyncpg.Connection) -> list[asyncpg.Record]:
 
 async def add_watched_word(conn: asyncpg.Connection, who: Session, word: str, action: str) -> asyncpg.Record:
     """Watch for a word (admins); 409 when it is already watched."""
-    audit.require_admin(who)
+    access.require_admin(who)
     word = check_phrase(word, "word")
     if action not in WORD_ACTIONS:
         raise ApiError(
@@ -260,7 +251,7 @@ async def add_watched_word(conn: asyncpg.Connection, who: Session, word: str, ac
 
 async def remove_watched_word(conn: asyncpg.Connection, who: Session, word_id: int) -> None:
     """Stop watching a word (admins); 404 when there is no such word."""
-    audit.require_admin(who)
+    access.require_admin(who)
     row = await conn.fetchrow("DELETE FROM forum.watched_words WHERE id = $1 RETURNING id, word, action", word_id)
     if row is None:
         raise ApiError(404, "not_found", "That word is not watched.")
@@ -317,7 +308,7 @@ def phrase_list(stored: list[tuple[str, bool]]) -> list[Phrase]:
 
 async def set_safeguarding_phrase(conn: asyncpg.Connection, who: Session, phrase: str, *, active: bool) -> Phrase:
     """Add a phrase (or switch a built-in one back on), or remove one (admins); 404 removing an unknown one."""
-    audit.require_admin(who)
+    access.require_admin(who)
     phrase = check_phrase(phrase, "phrase")
     current = {p.phrase.lower(): p for p in await safeguarding_phrases(conn)}
     found = current.get(phrase.lower())
@@ -578,38 +569,6 @@ async def review_edit(conn: asyncpg.Connection, *, old_text: str, new_text: str)
 
 # --- asking moderators to look -----------------------------------------------------------------------
 
-OPEN_REVIEW_SQL = """
-INSERT INTO forum.reviewables AS r (kind, post_id, topic_id, author_id, priority, reasons, score)
-VALUES ($1, $2, $3, $4, $5, $6, $7)
-ON CONFLICT (kind, post_id) DO UPDATE SET
-    -- still open: add the new reasons; resolved: a new round, with only the new ones
-    reasons = CASE WHEN r.status = 'pending'
-        THEN r.reasons || ARRAY(SELECT x FROM unnest(EXCLUDED.reasons) AS x WHERE x <> ALL(r.reasons))
-        ELSE EXCLUDED.reasons END,
-    priority = CASE WHEN r.status = 'pending' THEN greatest(r.priority, EXCLUDED.priority) ELSE EXCLUDED.priority END,
-    score = CASE WHEN r.status = 'pending' THEN r.score + EXCLUDED.score ELSE EXCLUDED.score END,
-    status = 'pending',
-    resolved_by = NULL, resolved_at = NULL, resolution = NULL, resolution_reason = NULL,
-    updated_at = now()
-RETURNING id, kind, status, score, priority
-"""
-
-
-async def open_review(
-    conn: asyncpg.Connection,
-    *,
-    kind: str,
-    post: asyncpg.Record,
-    reasons: Sequence[str],
-    priority: int = PRIORITY_NORMAL,
-    score: int = 0,
-) -> asyncpg.Record:
-    """Open (or add to, or reopen) the post's reviewable of this kind; the one way into the queue."""
-    row: asyncpg.Record = await conn.fetchrow(
-        OPEN_REVIEW_SQL, kind, post["id"], post["topic_id"], post["author_id"], priority, list(reasons), score
-    )
-    return row
-
 
 async def open_reviews_for_new_post(
     conn: asyncpg.Connection, post: asyncpg.Record, review: PostReview, *, category_id: int
@@ -620,20 +579,20 @@ async def open_reviews_for_new_post(
     if post["status"] == "pending" and (review.reasons or review.crisis):
         # One item holds a waiting post: safeguarding (first in the queue) when a phrase matched.
         kind = "safeguarding" if review.crisis else "queued_post"
-        priority = PRIORITY_SAFEGUARDING if review.crisis else PRIORITY_NORMAL
-        row = await open_review(
-            conn, kind=kind, post=post, reasons=[*review.reasons, *crisis_reasons, *flag_reasons], priority=priority
+        priority = reviews.PRIORITY_SAFEGUARDING if review.crisis else reviews.PRIORITY_NORMAL
+        row = await reviews.open_review(
+            conn, kind=kind, writing=post, reasons=[*review.reasons, *crisis_reasons, *flag_reasons], priority=priority
         )
         if review.crisis:
             await _automatic_flag(conn, post, row, "safeguarding", category_id)
         return
     if review.crisis:
-        row = await open_review(
-            conn, kind="safeguarding", post=post, reasons=crisis_reasons, priority=PRIORITY_SAFEGUARDING
+        row = await reviews.open_review(
+            conn, kind="safeguarding", writing=post, reasons=crisis_reasons, priority=reviews.PRIORITY_SAFEGUARDING
         )
         await _automatic_flag(conn, post, row, "safeguarding", category_id)
     if review.flagged:
-        row = await open_review(conn, kind="flagged_post", post=post, reasons=flag_reasons)
+        row = await reviews.open_review(conn, kind="flagged_post", writing=post, reasons=flag_reasons)
         await _automatic_flag(conn, post, row, "inappropriate", category_id)
 
 
@@ -655,103 +614,3 @@ async def _automatic_flag(
         ),
         actor_id=None,
     )
-
-
-# --- endpoints -----------------------------------------------------------------------------------
-
-WORD_IN = Schema(
-    "WatchedWordIn",
-    {
-        "word": Field(
-            "string", required=True, max_length=WORD_MAX, description="a word or phrase; * matches any ending"
-        ),
-        "action": Field("string", required=True, enum=WORD_ACTIONS),
-    },
-)
-PHRASE_IN = Schema("SafeguardingPhraseIn", {"phrase": Field("string", required=True, max_length=WORD_MAX)})
-
-
-def word_json(row: asyncpg.Record) -> dict[str, Any]:
-    return {"id": row["id"], "word": row["word"], "action": row["action"], "created_at": row["created_at"].isoformat()}
-
-
-def phrase_json(phrase: Phrase) -> dict[str, Any]:
-    return {"phrase": phrase.phrase, "builtin": phrase.builtin, "active": phrase.active}
-
-
-async def _admin_writer(request: Request) -> Session:
-    who = await require_viewer(request)
-    check_csrf(request, who)
-    audit.require_admin(who)
-    return who
-
-
-@api.get("/api/support", answers={200: "Where to find support now: {heading, intro, services, after}"})
-async def support_endpoint(request: Request) -> Response:
-    """Where to find support now (Samaritans, Shout, NHS 111 option 2, 999): the "Get support" content."""
-    return JSONResponse(SUPPORT)
-
-
-@api.get("/api/admin/watched-words", answers={200: "{items: [watched word]}"}, auth=True)
-async def list_words_endpoint(request: Request) -> Response:
-    """Watched words and their actions (admins)."""
-    who = await require_viewer(request)
-    audit.require_admin(who)
-    async with runtime(request).pool.acquire() as conn:
-        rows = await watched_words(conn)
-    return JSONResponse({"items": [word_json(r) for r in rows], "next": None})
-
-
-@api.post("/api/admin/watched-words", body=WORD_IN, answers={201: "Watched word"}, auth=True)
-async def add_word_endpoint(request: Request) -> Response:
-    """Watch for a word or phrase: block, require_approval, censor or flag (admins)."""
-    who = await _admin_writer(request)
-    data = await read_json(request, WORD_IN)
-    async with runtime(request).pool.acquire() as conn, conn.transaction():
-        row = await add_watched_word(conn, who, data["word"], data["action"])
-    return JSONResponse(word_json(row), status_code=201)
-
-
-@api.delete("/api/admin/watched-words/{id}", answers={204: "No longer watched"}, auth=True)
-async def remove_word_endpoint(request: Request) -> Response:
-    """Stop watching a word (admins)."""
-    word_id = path_int(request, "id")
-    who = await _admin_writer(request)
-    async with runtime(request).pool.acquire() as conn, conn.transaction():
-        await remove_watched_word(conn, who, word_id)
-    return Response(status_code=204)
-
-
-@api.get("/api/admin/safeguarding-phrases", answers={200: "{items: [{phrase, builtin, active}]}"}, auth=True)
-async def list_phrases_endpoint(request: Request) -> Response:
-    """Safeguarding phrases: the built-in ones (and whether they are on) and admins' own (admins)."""
-    who = await require_viewer(request)
-    audit.require_admin(who)
-    async with runtime(request).pool.acquire() as conn:
-        phrases = await safeguarding_phrases(conn)
-    return JSONResponse({"items": [phrase_json(p) for p in phrases], "next": None})
-
-
-@api.post("/api/admin/safeguarding-phrases", body=PHRASE_IN, answers={201: "{phrase, builtin, active}"}, auth=True)
-async def add_phrase_endpoint(request: Request) -> Response:
-    """Add a safeguarding phrase, or switch a built-in one back on (admins)."""
-    who = await _admin_writer(request)
-    data = await read_json(request, PHRASE_IN)
-    async with runtime(request).pool.acquire() as conn, conn.transaction():
-        phrase = await set_safeguarding_phrase(conn, who, data["phrase"], active=True)
-    return JSONResponse(phrase_json(phrase), status_code=201)
-
-
-@api.delete("/api/admin/safeguarding-phrases/{phrase}", answers={204: "Removed"}, auth=True)
-async def remove_phrase_endpoint(request: Request) -> Response:
-    """Remove a safeguarding phrase, or switch a built-in one off (admins); the phrase URL-encoded."""
-    who = await _admin_writer(request)
-    phrase = unquote(str(request.path_params.get("phrase", "")))
-    async with runtime(request).pool.acquire() as conn, conn.transaction():
-        try:
-            await set_safeguarding_phrase(conn, who, phrase, active=False)
-        except ApiError as exc:
-            if exc.status == 422:  # a path that cannot name a phrase names none
-                raise ApiError(404, "not_found", "That phrase is not on the list.") from None
-            raise
-    return Response(status_code=204)

@@ -1,0 +1,306 @@
+"""The moderation API: the review queue and actions on it, moving on a post directly, appeals,
+sanctions, a member's record for moderators, watched words, safeguarding phrases and support.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import unquote
+
+import asyncpg
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from services.forum import access
+from services.forum.moderation import moderation, screening
+from services.forum.topics import posts
+from services.forum.topics.api import post_json
+from services.forum.writings.reviews import REVIEW_KINDS
+from shared.api import ApiRouter, Field, Schema, path_int, read_json
+from shared.sessions import Session
+from shared.web import ApiError, require_viewer, require_writer, runtime
+
+api = ApiRouter(tag="moderation")
+
+REASON_MAX = 500
+APPEAL_MAX = 2000
+REVIEW_ACTION_IN = Schema(
+    "ReviewAction",
+    {
+        "action": Field("string", required=True, enum=moderation.ACTIONS),
+        "reason": Field(
+            "string", max_length=REASON_MAX, nullable=True, description="required for reject, hide, delete"
+        ),
+    },
+)
+POST_ACTION_IN = Schema("PostModeration", {"reason": Field("string", max_length=REASON_MAX, nullable=True)})
+APPEAL_IN = Schema("AppealIn", {"text": Field("string", required=True, min_length=1, max_length=APPEAL_MAX)})
+SANCTION_IN = Schema(
+    "SanctionIn",
+    {
+        "until": Field("string", required=True, max_length=40, description="ISO 8601 time (or date), in the future"),
+        "reason": Field("string", required=True, min_length=1, max_length=REASON_MAX, description="the member sees it"),
+    },
+)
+
+
+# --- the queue, posts, appeals, sanctions ---------------------------------------------------------
+
+
+async def _staff_writer(request: Request) -> Session:
+    who = await require_writer(request)
+    access.require_staff(who)
+    return who
+
+
+@api.get(
+    "/api/review",
+    answers={200: "{items: [reviewable], next}: pending first, safeguarding first"},
+    auth=True,
+    query={
+        "status": "pending (default), approved, rejected, ignored, deleted or all",
+        "kind": ", ".join(REVIEW_KINDS),
+        "page": f"1-based page of {moderation.REVIEWS_PER_PAGE}",
+    },
+)
+async def review_queue_endpoint(request: Request) -> Response:
+    """The review queue (moderators): pending items by priority (safeguarding first), score, then age."""
+    who = await require_viewer(request)
+    access.require_staff(who)
+    query = moderation.parse_review_query(request)
+    async with runtime(request).pool.acquire() as conn:
+        items, has_next = await moderation.list_reviews(conn, who, query)
+    return JSONResponse({"items": items, "next": query.page + 1 if has_next else None})
+
+
+@api.get("/api/review/{id}", answers={200: "Reviewable"}, auth=True)
+async def review_item_endpoint(request: Request) -> Response:
+    """One item of the review queue (moderators)."""
+    review_id = path_int(request, "id")
+    who = await require_viewer(request)
+    access.require_staff(who)
+    async with runtime(request).pool.acquire() as conn:
+        item = await moderation.get_review(conn, who, review_id)
+    return JSONResponse(item)
+
+
+@api.post(
+    "/api/review/{id}",
+    body=REVIEW_ACTION_IN,
+    answers={200: "Reviewable", 409: "Another moderator acted first", 422: "Action not possible, or reason missing"},
+    auth=True,
+)
+async def review_action_endpoint(request: Request) -> Response:
+    """Act on an item (moderators): approve, reject, hide, restore, delete or ignore; reason for reject/hide/delete."""
+    review_id = path_int(request, "id")
+    who = await _staff_writer(request)
+    data = await read_json(request, REVIEW_ACTION_IN)
+    async with runtime(request).pool.acquire() as conn:
+        async with conn.transaction():
+            await moderation.act(conn, who, review_id, data["action"], data.get("reason"))
+        item = await moderation.get_review(conn, who, review_id)
+    return JSONResponse(item)
+
+
+@api.post("/api/posts/{id}/hide", body=POST_ACTION_IN, answers={200: "Post"}, auth=True)
+async def hide_endpoint(request: Request) -> Response:
+    """Hide a post (moderators), with a reason its author sees."""
+    return await _moderate_post(request, "hide")
+
+
+@api.post("/api/posts/{id}/restore", body=POST_ACTION_IN, answers={200: "Post"}, auth=True)
+async def restore_endpoint(request: Request) -> Response:
+    """Show a hidden post again (moderators)."""
+    return await _moderate_post(request, "restore")
+
+
+async def _moderate_post(request: Request, action: str) -> Response:
+    post_id = path_int(request, "id")
+    who = await _staff_writer(request)
+    data = await read_json(request, POST_ACTION_IN)
+    async with runtime(request).pool.acquire() as conn:
+        async with conn.transaction():
+            await moderation.moderate_post(conn, who, post_id, action, data.get("reason"))
+        post, _ = await posts.readable_post(conn, who, post_id)
+    return JSONResponse(post_json(post, who))
+
+
+@api.post("/api/posts/{id}/reveal-author", answers={200: "{post_id, author}"}, auth=True)
+async def reveal_endpoint(request: Request) -> Response:
+    """Who wrote a pseudonymous post (moderators); every reveal is recorded in the audit log."""
+    post_id = path_int(request, "id")
+    who = await _staff_writer(request)
+    async with runtime(request).pool.acquire() as conn, conn.transaction():
+        revealed = await moderation.reveal_author(conn, who, post_id)
+    return JSONResponse(revealed)
+
+
+@api.post("/api/posts/{id}/appeal", body=APPEAL_IN, answers={201: "Appeal"}, auth=True)
+async def appeal_endpoint(request: Request) -> Response:
+    """Appeal about your hidden or rejected post, once, in your own words."""
+    post_id = path_int(request, "id")
+    who = await require_writer(request)
+    data = await read_json(request, APPEAL_IN)
+    async with runtime(request).pool.acquire() as conn, conn.transaction():
+        row = await moderation.appeal(conn, who, post_id, data["text"])
+    return JSONResponse(moderation.appeal_json(row), status_code=201)
+
+
+@api.get("/api/posts/{id}/appeal", answers={200: "Appeal"}, auth=True)
+async def get_appeal_endpoint(request: Request) -> Response:
+    """The appeal about a post: for its author and moderators only."""
+    post_id = path_int(request, "id")
+    who = await require_viewer(request)
+    async with runtime(request).pool.acquire() as conn:
+        row = await moderation.my_appeal(conn, who, post_id)
+    return JSONResponse(moderation.appeal_json(row))
+
+
+async def _sanction(request: Request, kind: str) -> Response:
+    user_id = path_int(request, "id")
+    who = await _staff_writer(request)
+    rt = runtime(request)
+    if request.method == "DELETE":
+        async with rt.pool.acquire() as conn, conn.transaction():
+            row = await moderation.lift(conn, who, user_id, kind)
+        return JSONResponse(moderation.standing_json(row))
+    data = await read_json(request, SANCTION_IN)
+    async with rt.pool.acquire() as conn, conn.transaction():
+        row = await moderation.sanction(rt, conn, who, user_id, kind, data)
+    if kind == "suspended":
+        await rt.sessions.delete_all(user_id)  # again after commit: a login that raced the change ends too
+    return JSONResponse(moderation.standing_json(row))
+
+
+@api.post("/api/users/{id}/suspend", body=SANCTION_IN, answers={200: "Standing"}, auth=True)
+async def suspend_endpoint(request: Request) -> Response:
+    """Suspend a member until a time, with a reason they see; their sessions and API tokens end now (moderators)."""
+    return await _sanction(request, "suspended")
+
+
+@api.delete("/api/users/{id}/suspend", answers={200: "Standing"}, auth=True)
+async def unsuspend_endpoint(request: Request) -> Response:
+    """End a suspension early (moderators)."""
+    return await _sanction(request, "suspended")
+
+
+@api.post("/api/users/{id}/silence", body=SANCTION_IN, answers={200: "Standing"}, auth=True)
+async def silence_endpoint(request: Request) -> Response:
+    """Silence a member until a time: they can read but not post (moderators)."""
+    return await _sanction(request, "silenced")
+
+
+@api.delete("/api/users/{id}/silence", answers={200: "Standing"}, auth=True)
+async def unsilence_endpoint(request: Request) -> Response:
+    """End a silence early (moderators)."""
+    return await _sanction(request, "silenced")
+
+
+@api.get("/api/users/{id}/moderation", answers={200: "{user, standing, counts, reviews, audit}"}, auth=True)
+async def member_record_endpoint(request: Request) -> Response:
+    """A member as moderators see them: standing, counts, review items and audit entries (moderators)."""
+    user_id = path_int(request, "id")
+    who = await require_viewer(request)
+    access.require_staff(who)
+    async with runtime(request).pool.acquire() as conn:
+        record = await moderation.member_record(conn, who, user_id)
+    return JSONResponse(record)
+
+
+# --- screening: watched words, safeguarding phrases, support --------------------------------------
+
+WORD_IN = Schema(
+    "WatchedWordIn",
+    {
+        "word": Field(
+            "string", required=True, max_length=screening.WORD_MAX, description="a word or phrase; * matches any ending"
+        ),
+        "action": Field("string", required=True, enum=screening.WORD_ACTIONS),
+    },
+)
+PHRASE_IN = Schema("SafeguardingPhraseIn", {"phrase": Field("string", required=True, max_length=screening.WORD_MAX)})
+
+
+def word_json(row: asyncpg.Record) -> dict[str, Any]:
+    return {"id": row["id"], "word": row["word"], "action": row["action"], "created_at": row["created_at"].isoformat()}
+
+
+def phrase_json(phrase: screening.Phrase) -> dict[str, Any]:
+    return {"phrase": phrase.phrase, "builtin": phrase.builtin, "active": phrase.active}
+
+
+async def _admin_writer(request: Request) -> Session:
+    who = await require_writer(request)
+    access.require_admin(who)
+    return who
+
+
+@api.get("/api/support", answers={200: "Where to find support now: {heading, intro, services, after}"})
+async def support_endpoint(request: Request) -> Response:
+    """Where to find support now (Samaritans, Shout, NHS 111 option 2, 999): the "Get support" content."""
+    return JSONResponse(screening.SUPPORT)
+
+
+@api.get("/api/admin/watched-words", answers={200: "{items: [watched word]}"}, auth=True)
+async def list_words_endpoint(request: Request) -> Response:
+    """Watched words and their actions (admins)."""
+    who = await require_viewer(request)
+    access.require_admin(who)
+    async with runtime(request).pool.acquire() as conn:
+        rows = await screening.watched_words(conn)
+    return JSONResponse({"items": [word_json(r) for r in rows], "next": None})
+
+
+@api.post("/api/admin/watched-words", body=WORD_IN, answers={201: "Watched word"}, auth=True)
+async def add_word_endpoint(request: Request) -> Response:
+    """Watch for a word or phrase: block, require_approval, censor or flag (admins)."""
+    who = await _admin_writer(request)
+    data = await read_json(request, WORD_IN)
+    async with runtime(request).pool.acquire() as conn, conn.transaction():
+        row = await screening.add_watched_word(conn, who, data["word"], data["action"])
+    return JSONResponse(word_json(row), status_code=201)
+
+
+@api.delete("/api/admin/watched-words/{id}", answers={204: "No longer watched"}, auth=True)
+async def remove_word_endpoint(request: Request) -> Response:
+    """Stop watching a word (admins)."""
+    word_id = path_int(request, "id")
+    who = await _admin_writer(request)
+    async with runtime(request).pool.acquire() as conn, conn.transaction():
+        await screening.remove_watched_word(conn, who, word_id)
+    return Response(status_code=204)
+
+
+@api.get("/api/admin/safeguarding-phrases", answers={200: "{items: [{phrase, builtin, active}]}"}, auth=True)
+async def list_phrases_endpoint(request: Request) -> Response:
+    """Safeguarding phrases: the built-in ones (and whether they are on) and admins' own (admins)."""
+    who = await require_viewer(request)
+    access.require_admin(who)
+    async with runtime(request).pool.acquire() as conn:
+        phrases = await screening.safeguarding_phrases(conn)
+    return JSONResponse({"items": [phrase_json(p) for p in phrases], "next": None})
+
+
+@api.post("/api/admin/safeguarding-phrases", body=PHRASE_IN, answers={201: "{phrase, builtin, active}"}, auth=True)
+async def add_phrase_endpoint(request: Request) -> Response:
+    """Add a safeguarding phrase, or switch a built-in one back on (admins)."""
+    who = await _admin_writer(request)
+    data = await read_json(request, PHRASE_IN)
+    async with runtime(request).pool.acquire() as conn, conn.transaction():
+        phrase = await screening.set_safeguarding_phrase(conn, who, data["phrase"], active=True)
+    return JSONResponse(phrase_json(phrase), status_code=201)
+
+
+@api.delete("/api/admin/safeguarding-phrases/{phrase}", answers={204: "Removed"}, auth=True)
+async def remove_phrase_endpoint(request: Request) -> Response:
+    """Remove a safeguarding phrase, or switch a built-in one off (admins); the phrase URL-encoded."""
+    who = await _admin_writer(request)
+    phrase = unquote(str(request.path_params.get("phrase", "")))
+    async with runtime(request).pool.acquire() as conn, conn.transaction():
+        try:
+            await screening.set_safeguarding_phrase(conn, who, phrase, active=False)
+        except ApiError as exc:
+            if exc.status == 422:  # a path that cannot name a phrase names none
+                raise ApiError(404, "not_found", "That phrase is not on the list.") from None
+            raise
+    return Response(status_code=204)
