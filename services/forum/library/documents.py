@@ -143,6 +143,17 @@ async def fetch_document(conn: asyncpg.Connection, document_id: int) -> asyncpg.
     return await conn.fetchrow(DOCUMENT_SQL, document_id)
 
 
+def _about(row: asyncpg.Record) -> dict[str, Any]:
+    """What document.uploaded and document.updated both say: which document, where, what it is, who may read it."""
+    return {
+        "document_id": row["id"],
+        "folder_id": row["folder_id"],
+        "title": row["title"],
+        "description": row["description"],
+        "audience": document_audience(row),
+    }
+
+
 async def _as_written(conn: asyncpg.Connection, document_id: int) -> asyncpg.Record:
     """A document just written, as it is now (for its event and the answer)."""
     row = await fetch_document(conn, document_id)
@@ -273,17 +284,13 @@ async def _insert_version(
     await write_event(
         conn,
         DocumentUploaded(
-            document_id=row["id"],
-            folder_id=row["folder_id"],
+            **_about(row),
             document_version=row["current_version"],
-            title=row["title"],
-            description=row["description"],
             filename=row["filename"],
             kind=row["kind"],
             size_bytes=row["size_bytes"],
             uploader_id=who.user_id,
             uploader_username=who.username,
-            audience=document_audience(row),
             created_at=row["version_created_at"].isoformat(),
         ),
         actor_id=who.user_id,
@@ -376,17 +383,7 @@ async def update_document(
             raise invalid({"folder_id": "must be a folder you can see"}) from None
     await conn.execute(UPDATE_DOCUMENT_SQL, document_id, title, description, folder_id)
     row = await _as_written(conn, document_id)
-    await write_event(
-        conn,
-        DocumentUpdated(
-            document_id=row["id"],
-            folder_id=row["folder_id"],
-            title=row["title"],
-            description=row["description"],
-            audience=document_audience(row),
-        ),
-        actor_id=who.user_id,
-    )
+    await write_event(conn, DocumentUpdated(**_about(row)), actor_id=who.user_id)
     return row
 
 
