@@ -194,3 +194,11 @@ def document_changeable(who: Session | None, uploader_id: int | None) -> bool:
 def may_organise(who: Session | None, organiser_ids: Sequence[int]) -> bool:
     """Admins and a webinar's organisers may change it."""
     return who is not None and (who.is_admin or who.user_id in organiser_ids)
+
+
+# --- accounts -----------------------------------------------------------------------------------
+
+
+def may_see_email(who: Session | None, user_id: int) -> bool:
+    """A member's email address, groups and directory choice are for them and admins."""
+    return who is not None and (who.user_id == user_id or who.is_admin)

@@ -15,10 +15,11 @@ from starlette.applications import Starlette
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from services.forum import export
-from services.forum.accounts import accounts
-from services.forum.accounts import controls as member_controls
+from services.forum.accounts import api as account_api
+from services.forum.accounts import login
 from services.forum.accounts import pages as account_pages
-from services.forum.directory import directory
+from services.forum.directory import api as directory_api
+from services.forum.directory import pages as directory_pages
 from services.forum.groups import groups
 from services.forum.groups import pages as group_pages
 from services.forum.library import documents
@@ -43,18 +44,18 @@ TEMPLATES_DIR = Path(__file__).parent / "templates"
 
 # Every JSON API module of the forum, in the order the OpenAPI document lists them.
 ROUTERS: list[api_lib.ApiRouter] = [
-    accounts.api,
+    account_api.api,
     categories.api,
     topics.api,
     posts.api,
     export.api,
     groups.api,
-    directory.api,
+    directory_api.api,
     documents.api,
     moderation.api,
     safety.api,
     audit.api,
-    member_controls.api,
+    account_api.controls_api,
     webinars.api,
 ]
 
@@ -72,7 +73,7 @@ class ActivityTracker:
 
     Each worker remembers for a minute which members it has already noted (or found noted) in
     Redis, so most requests skip the Redis round trip; Redis still decides across workers, and
-    the minute is well inside accounts.ACTIVITY_EVERY_S, so no visit is missed.
+    the minute is well inside login.ACTIVITY_EVERY_S, so no visit is missed.
     """
 
     REMEMBER_S = 60.0
@@ -91,7 +92,7 @@ class ActivityTracker:
         if now - self.noted.get(who.user_id, -self.REMEMBER_S) < self.REMEMBER_S:
             return
         try:
-            await accounts.note_activity(scope["app"].state.runtime, who)
+            await login.note_activity(scope["app"].state.runtime, who)
         except (OSError, RedisError, asyncpg.PostgresError) as exc:  # never fail a request for this
             log.warning("could not record activity: %s", exc)
             return
@@ -122,7 +123,7 @@ def create_app(settings: Settings, *, background: bool = True) -> Starlette:
             *api_lib.routes(ROUTERS),
             *account_pages.routes,
             *group_pages.routes,
-            *directory.routes,
+            *directory_pages.routes,
             *document_pages.routes,
             *moderation_pages.routes,
             *webinar_pages.routes,

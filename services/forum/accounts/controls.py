@@ -5,6 +5,7 @@
 - Content notes: posts with a content note start folded (the default) or always open.
 
 These are private: nobody else, moderators included, is told who a member mutes or ignores.
+The endpoints are in api.py; the page (/me/controls) is among moderation's pages.
 """
 
 from __future__ import annotations
@@ -12,15 +13,10 @@ from __future__ import annotations
 from typing import Any
 
 import asyncpg
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
 
-from shared.api import ApiRouter, Field, Schema, path_int, read_json
 from shared.events import UserMuted, write_event
 from shared.sessions import Session
-from shared.web import ApiError, check_csrf, require_viewer, runtime
-
-api = ApiRouter(tag="member controls")
+from shared.web import ApiError
 
 LEVELS = ("muted", "ignored", "none")
 LEVEL_LABELS = {
@@ -33,9 +29,6 @@ CONTENT_NOTE_LABELS = {
     "collapse": "Fold posts with a content note, so I choose when to open them",
     "show": "Always show posts with a content note open (the note is still shown first)",
 }
-
-MUTE_IN = Schema("MuteIn", {"level": Field("string", required=True, enum=LEVELS)})
-CONTROLS_IN = Schema("MemberControlsIn", {"content_notes": Field("string", required=True, enum=CONTENT_NOTES)})
 
 
 # --- reading --------------------------------------------------------------------------------------
@@ -131,39 +124,3 @@ async def set_content_notes(conn: asyncpg.Connection, who: Session, value: str) 
             {"content_notes": f"must be one of: {', '.join(CONTENT_NOTES)}"},
         )
     await conn.execute("UPDATE forum.users SET content_notes = $2 WHERE id = $1", who.user_id, value)
-
-
-# --- endpoints ------------------------------------------------------------------------------------
-
-
-@api.get("/api/me/controls", answers={200: "{content_notes, members: [{user, level, since}]}"}, auth=True)
-async def get_controls_endpoint(request: Request) -> Response:
-    """Your safety choices: content notes folded or shown, and the members you mute or ignore."""
-    who = await require_viewer(request)
-    async with runtime(request).pool.acquire() as conn:
-        body = await controls(conn, who)
-    return JSONResponse(body)
-
-
-@api.put("/api/me/controls", body=CONTROLS_IN, answers={200: "{content_notes, members}"}, auth=True)
-async def put_controls_endpoint(request: Request) -> Response:
-    """Choose whether posts with a content note start folded (collapse) or open (show)."""
-    who = await require_viewer(request)
-    check_csrf(request, who)
-    data = await read_json(request, CONTROLS_IN)
-    async with runtime(request).pool.acquire() as conn:
-        await set_content_notes(conn, who, data["content_notes"])
-        body = await controls(conn, who)
-    return JSONResponse(body)
-
-
-@api.put("/api/users/{id}/mute", body=MUTE_IN, answers={200: "{user_id, username, level}"}, auth=True)
-async def mute_endpoint(request: Request) -> Response:
-    """Mute (no notifications), ignore (also fold their posts away) or stop muting a member: level none."""
-    user_id = path_int(request, "id")
-    who = await require_viewer(request)
-    check_csrf(request, who)
-    data = await read_json(request, MUTE_IN)
-    async with runtime(request).pool.acquire() as conn, conn.transaction():
-        body = await set_level(conn, who, user_id, data["level"])
-    return JSONResponse(body)

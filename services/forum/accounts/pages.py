@@ -1,23 +1,22 @@
 """Account pages: log in and out, create an account, confirm an email address, reset a
 password, a member's profile, editing your own profile and your API tokens.
 
-They call the actions in accounts.py, so a form and the JSON API follow the same rules;
-an ApiError becomes the NHS.UK error summary and inline errors on the form.
+They call the same actions as the JSON API (api.py) and show its shapes, so a form and the API
+follow the same rules; an ApiError becomes the NHS.UK error summary and inline errors on the form.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from services.forum.accounts import accounts
-from shared.pages import form_data, login_redirect, render
+from services.forum.accounts import accounts, api, login, password_reset, registration, tokens
+from shared.pages import form_data, form_errors, form_member, form_text, login_redirect, member_session, render
 from shared.sessions import Session
-from shared.web import ApiError, runtime, viewer
+from shared.web import ApiError, Runtime, runtime, viewer
 
 # --- helpers ---------------------------------------------------------------------------
 
@@ -31,24 +30,6 @@ def safe_next(value: str | None) -> str:
     return value
 
 
-def _text(form: FormData, name: str, *, strip: bool = True) -> str:
-    value = form.get(name)
-    if not isinstance(value, str):
-        return ""
-    value = value.replace("\x00", "")  # no field has a use for NUL, and PostgreSQL refuses it
-    return value.strip() if strip else value
-
-
-def _form_errors(exc: ApiError, field: str) -> dict[str, Any]:
-    """The layout's error summary and the inline errors for a failed action.
-
-    Field problems (422, 409) go next to their fields; anything else (wrong login,
-    suspension, rate limit, expired link) is one message at the form's first field.
-    """
-    fields = dict(exc.fields) if exc.status in (409, 422) and exc.fields else {field: exc.message}
-    return {"errors": fields, "error_list": [{"text": text, "href": f"#{name}"} for name, text in fields.items()]}
-
-
 def _status(exc: ApiError) -> int:
     """Form pages answer 400 or 422 for what the person can fix, and keep 403 and 429."""
     if exc.status in (403, 429):
@@ -58,13 +39,8 @@ def _status(exc: ApiError) -> int:
 
 async def _form_failed(request: Request, template: str, exc: ApiError, field: str, context: dict[str, Any]) -> Response:
     return await render(
-        request, template, {**context, **_form_errors(exc, field)}, status=_status(exc), headers=exc.headers
+        request, template, {**context, **form_errors(exc, field)}, status=_status(exc), headers=exc.headers
     )
-
-
-async def _member(request: Request) -> Session | None:
-    session = await viewer(request)
-    return session if session is not None and not session.via_token else None
 
 
 # --- logging in and out ------------------------------------------------------------------
@@ -74,39 +50,39 @@ async def login_page(request: Request) -> Response:
     """Log in with a username or email address; then go to `next` (a path on this site)."""
     if request.method == "GET":
         next_path = safe_next(request.query_params.get("next"))
-        if await _member(request) is not None:
+        if await member_session(request) is not None:
             return RedirectResponse(next_path, status_code=303)
         return await render(request, "accounts/login.html", {"next": next_path, "values": {}})
     form = await form_data(request)
-    next_path = safe_next(_text(form, "next"))
-    values = {"login": _text(form, "login")}
+    next_path = safe_next(form_text(form, "next"))
+    values = {"login": form_text(form, "login")}
     try:
-        _, session = await accounts.log_in(
+        _, session = await login.log_in(
             runtime(request),
             login=values["login"],
-            password=_text(form, "password", strip=False),
-            address=accounts.client_address(request),
-            previous=await _member(request),
+            password=form_text(form, "password", strip=False),
+            address=login.client_address(request),
+            previous=await member_session(request),
         )
     except ApiError as exc:
         return await _form_failed(request, "accounts/login.html", exc, "login", {"next": next_path, "values": values})
     response = RedirectResponse(next_path, status_code=303)
-    accounts.set_session_cookies(response, request, session)
+    login.set_session_cookies(response, request, session)
     return response
 
 
 async def logout_page(request: Request) -> Response:
     """Log out (the header's form), or log out on every device (`everywhere=1`)."""
     form = await form_data(request)
-    session = await _member(request)
+    session = await member_session(request)
     response = RedirectResponse("/", status_code=303)
     if session is not None:
         sessions = runtime(request).sessions
-        if _text(form, "everywhere") == "1":
+        if form_text(form, "everywhere") == "1":
             await sessions.delete_all(session.user_id)
         else:
             await sessions.delete(session)
-    accounts.clear_session_cookies(response, request)
+    login.clear_session_cookies(response, request)
     return response
 
 
@@ -118,15 +94,15 @@ async def register_page(request: Request) -> Response:
     if request.method == "GET":
         return await render(request, "accounts/register.html", {"values": {}})
     form = await form_data(request)
-    values = {name: _text(form, name) for name in ("username", "email", "display_name")}
+    values = {name: form_text(form, name) for name in ("username", "email", "display_name")}
     try:
-        await accounts.register(
+        await registration.register(
             runtime(request),
             username=values["username"],
             email=values["email"],
-            password=_text(form, "password", strip=False),
+            password=form_text(form, "password", strip=False),
             display_name=values["display_name"] or None,
-            address=accounts.client_address(request),
+            address=login.client_address(request),
         )
     except ApiError as exc:
         return await _form_failed(request, "accounts/register.html", exc, "username", {"values": values})
@@ -136,7 +112,7 @@ async def register_page(request: Request) -> Response:
 async def verify_page(request: Request) -> Response:
     """The link in the verification mail: confirms the address and says so."""
     try:
-        user = await accounts.verify_email(runtime(request), request.query_params.get("token", ""))
+        user = await registration.verify_email(runtime(request), request.query_params.get("token", ""))
     except ApiError as exc:
         return await render(request, "accounts/verify.html", {"verified": False, "message": exc.message}, status=400)
     return await render(request, "accounts/verify.html", {"verified": True, "user": user})
@@ -145,12 +121,12 @@ async def verify_page(request: Request) -> Response:
 async def resend_page(request: Request) -> Response:
     """Ask for a new verification mail (from the profile edit page)."""
     await form_data(request)
-    session = await _member(request)
+    session = await member_session(request)
     if session is None:
         return login_redirect(request)
     rt = runtime(request)
     try:
-        await accounts.resend_verification(rt, session)
+        await registration.resend_verification(rt, session)
     except ApiError as exc:
         user = await accounts.current_user(rt, session)
         return await _form_failed(request, "accounts/edit.html", exc, "resend", _edit_context(user))
@@ -166,9 +142,11 @@ async def reset_page(request: Request) -> Response:
     if request.method == "GET":
         return await render(request, "accounts/reset.html", {"values": {}})
     form = await form_data(request)
-    values = {"email": _text(form, "email")}
+    values = {"email": form_text(form, "email")}
     try:
-        await accounts.request_reset(runtime(request), email=values["email"], address=accounts.client_address(request))
+        await password_reset.request_reset(
+            runtime(request), email=values["email"], address=login.client_address(request)
+        )
     except ApiError as exc:
         return await _form_failed(request, "accounts/reset.html", exc, "email", {"values": values})
     return await render(request, "accounts/reset_sent.html", {"email": values["email"]})
@@ -179,14 +157,14 @@ async def reset_confirm_page(request: Request) -> Response:
     rt = runtime(request)
     if request.method == "GET":
         token = request.query_params.get("token", "")
-        if await accounts.reset_token_user(rt, token) is None:
+        if await password_reset.reset_token_user(rt, token) is None:
             return await render(request, "accounts/reset_confirm.html", {"expired": True}, status=400)
         return await render(request, "accounts/reset_confirm.html", {"token": token})
     form = await form_data(request)
-    token = _text(form, "token")
+    token = form_text(form, "token")
     try:
-        await accounts.confirm_reset(
-            rt, token=token, password=_text(form, "password", strip=False), address=accounts.client_address(request)
+        await password_reset.confirm_reset(
+            rt, token=token, password=form_text(form, "password", strip=False), address=login.client_address(request)
         )
     except ApiError as exc:
         if exc.code == "invalid_token":
@@ -194,7 +172,7 @@ async def reset_confirm_page(request: Request) -> Response:
         return await _form_failed(request, "accounts/reset_confirm.html", exc, "password", {"token": token})
     request.scope["viewer"] = None  # the session this request came with has just ended
     response = await render(request, "accounts/reset_done.html")
-    accounts.clear_session_cookies(response, request)  # every session ended, this browser's too
+    login.clear_session_cookies(response, request)  # every session ended, this browser's too
     return response
 
 
@@ -210,7 +188,7 @@ def paragraphs(text: str) -> list[list[str]]:
 def page_user(user: accounts.User) -> dict[str, Any]:
     """A user as profile templates use it: the public JSON plus the avatar's class and the joined date."""
     return {
-        **accounts.public_json(user),
+        **api.public_json(user),
         "avatar_class": f"tica-avatar--{accounts.avatar_index(user.id)}",
         "joined": f"{user.created_at.day} {user.created_at:%B %Y}",
         "bio_paragraphs": paragraphs(user.bio),
@@ -245,10 +223,8 @@ def _edit_context(user: accounts.User, values: dict[str, str] | None = None) -> 
 
 async def edit_page(request: Request) -> Response:
     """Edit your display name, pronouns and bio."""
-    session = await _member(request)
+    session = await form_member(request)
     if session is None:
-        if request.method == "POST":
-            await form_data(request)
         return login_redirect(request)
     rt = runtime(request)
     user = await accounts.current_user(rt, session)
@@ -256,12 +232,12 @@ async def edit_page(request: Request) -> Response:
         return await render(request, "accounts/edit.html", _edit_context(user))
     form = await form_data(request)
     values: dict[str, Any] = {
-        "display_name": _text(form, "display_name"),
-        "pronouns": _text(form, "pronouns"),
-        "bio": _text(form, "bio"),
-        "organisation": _text(form, "organisation"),
-        "interests": _text(form, "interests"),
-        "in_directory": _text(form, "in_directory") == "1",
+        "display_name": form_text(form, "display_name"),
+        "pronouns": form_text(form, "pronouns"),
+        "bio": form_text(form, "bio"),
+        "organisation": form_text(form, "organisation"),
+        "interests": form_text(form, "interests"),
+        "in_directory": form_text(form, "in_directory") == "1",
     }
     try:
         user = await accounts.update_me(rt, session, values)
@@ -272,31 +248,35 @@ async def edit_page(request: Request) -> Response:
 
 async def tokens_page(request: Request) -> Response:
     """Your personal API tokens: create one (shown once), revoke one."""
-    session = await _member(request)
+    session = await form_member(request)
     if session is None:
-        if request.method == "POST":
-            await form_data(request)
         return login_redirect(request)
     rt = runtime(request)
     context: dict[str, Any] = {"values": {}}
     if request.method == "POST":
         form = await form_data(request)
         try:
-            if _text(form, "action") == "revoke":
-                token_id = _text(form, "token_id")
+            if form_text(form, "action") == "revoke":
+                token_id = form_text(form, "token_id")
                 if not token_id.isdigit() or len(token_id) > 18:
                     raise ApiError(404, "not_found", "There is no such token.")
-                await accounts.revoke_api_token(rt, session, int(token_id))
+                await tokens.revoke_api_token(rt, session, int(token_id))
                 context["revoked"] = True
             else:
-                context["values"] = {"name": _text(form, "name")}
-                context["created"] = await accounts.create_api_token(rt, session, context["values"]["name"])
+                context["values"] = {"name": form_text(form, "name")}
+                context["created"] = api.new_token_json(
+                    *await tokens.create_api_token(rt, session, context["values"]["name"])
+                )
                 context["values"] = {}
         except ApiError as exc:
-            context["tokens"] = await accounts.list_api_tokens(rt, session)
+            context["tokens"] = await _tokens(rt, session)
             return await _form_failed(request, "accounts/tokens.html", exc, "name", context)
-    context["tokens"] = await accounts.list_api_tokens(rt, session)
+    context["tokens"] = await _tokens(rt, session)
     return await render(request, "accounts/tokens.html", context)
+
+
+async def _tokens(rt: Runtime, session: Session) -> list[dict[str, Any]]:
+    return [api.token_json(row) for row in await tokens.list_api_tokens(rt, session)]
 
 
 routes: list[BaseRoute] = [

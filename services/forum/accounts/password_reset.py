@@ -1,0 +1,100 @@
+"""Password reset: a one-time link by email to choose a new password. Asking never tells
+whether an account has the address; using the link ends every session of the account.
+"""
+
+from __future__ import annotations
+
+from services.forum.accounts import mails, passwords
+from services.forum.accounts.accounts import (
+    User,
+    email_problem,
+    invalid,
+    mark_email_verified,
+    set_password_hash,
+    updated_event,
+    user_by_email,
+)
+from services.forum.accounts.login import forget_failed_logins
+from services.forum.accounts.tokens import (
+    EXPIRED_LINK,
+    RESET_TOKEN_TTL,
+    create_email_token,
+    find_email_token,
+    unusable,
+    use_all_email_tokens,
+    use_email_token,
+)
+from shared import ratelimit
+from shared.events import write_event
+from shared.ratelimit import rate_key
+from shared.sessions import token_digest
+from shared.web import ApiError, Runtime
+
+RESET_WINDOW_S = 15 * 60
+RESET_ADDRESS_LIMIT = 10  # reset requests and confirmations per client address
+RESET_EMAIL_WINDOW_S = 60 * 60
+RESET_EMAIL_LIMIT = 3  # reset mails per address per hour
+
+
+async def request_reset(rt: Runtime, *, email: str, address: str) -> None:
+    """Mail a one-time reset link when an account has this address; the same answer either way."""
+    email = email.strip()
+    problem = email_problem(email)
+    if problem:
+        raise invalid({"email": problem})
+    prefix = rt.settings.redis_prefix
+    await ratelimit.enforce(
+        rt.redis, rate_key(prefix, "reset-address", address), limit=RESET_ADDRESS_LIMIT, window_s=RESET_WINDOW_S
+    )
+    await ratelimit.enforce(
+        rt.redis,
+        rate_key(prefix, "reset-email", email.lower()),
+        limit=RESET_EMAIL_LIMIT,
+        window_s=RESET_EMAIL_WINDOW_S,
+        message="We have sent several links to that address already. Please check your inbox "
+        "and spam folder, or try again in an hour.",
+    )
+    async with rt.pool.acquire() as conn, conn.transaction():
+        user = await user_by_email(conn, email)
+        if user is None:
+            return
+        token = await create_email_token(conn, user=user, purpose="reset", ttl=RESET_TOKEN_TTL)
+    mail = mails.reset_mail(rt.settings.public_url, user, token)
+    await mails.send(rt, to=user.email, mail=mail, key=f"reset:{token_digest(token)[:16]}")
+
+
+async def reset_token_user(rt: Runtime, token: str) -> User | None:
+    """The account a reset link is for, while the link is usable (for the page that asks for a password)."""
+    if unusable(token):
+        return None
+    async with rt.pool.acquire() as conn:
+        return await find_email_token(conn, token, "reset")
+
+
+async def confirm_reset(rt: Runtime, *, token: str, password: str, address: str) -> User:
+    """Set a new password with a reset token; every session of the account ends."""
+    await ratelimit.enforce(
+        rt.redis,
+        rate_key(rt.settings.redis_prefix, "reset-confirm-address", address),
+        limit=RESET_ADDRESS_LIMIT * 2,
+        window_s=RESET_WINDOW_S,
+    )
+    user = await reset_token_user(rt, token)
+    if user is None:
+        raise ApiError(400, "invalid_token", EXPIRED_LINK)
+    problem = passwords.password_problem(password, username=user.username, email=user.email)
+    if problem:
+        raise invalid({"password": problem})
+    password_hash = await passwords.hash_password(password)
+    async with rt.pool.acquire() as conn, conn.transaction():
+        if await use_email_token(conn, token, "reset") != user.id:
+            raise ApiError(400, "invalid_token", EXPIRED_LINK)
+        await use_all_email_tokens(conn, user.id, "reset")
+        await set_password_hash(conn, user.id, password_hash)
+        # Opening the link proved the address is theirs.
+        updated = await mark_email_verified(conn, user.id)
+        if not user.email_verified:
+            await write_event(conn, updated_event(updated), actor_id=user.id)
+    await rt.sessions.delete_all(user.id)
+    await forget_failed_logins(rt, user)
+    return updated
