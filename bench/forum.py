@@ -1,7 +1,11 @@
 """Forum benchmark: the topic page (HTML) and topic JSON under wrk, beside a bare
 Starlette + asyncpg endpoint that fetches the same rows, and durable post creation.
 
-    .venv/bin/python bench/forum.py [--duration 15] [--connections 64]
+    .venv/bin/python bench/forum.py [--duration 15] [--connections 64] [--against REV]
+
+With --against REV, a second forum server runs the code of git revision REV (a worktree of it)
+on the same database, and the topic page and post creation are measured on both, in the order
+this, REV, REV, this, so both see the same machine, data and noise.
 
 Needs wrk (Debian package `wrk`) and a PostgreSQL and Redis (TICA_BENCH_DATABASE_URL,
 TICA_BENCH_REDIS_URL; default the machine's local servers). Creates and drops its own
@@ -24,6 +28,7 @@ import sys
 import tempfile
 import textwrap
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -231,9 +236,44 @@ async def make_topics(base: str, token: str, count: int) -> list[int]:
         return ids
 
 
-def start(cmd: list[str], env: dict[str, str], log: Path | None = None) -> subprocess.Popen[bytes]:
+def start(
+    cmd: list[str], env: dict[str, str], log: Path | None = None, cwd: Path | None = None
+) -> subprocess.Popen[bytes]:
     output = log.open("wb") if log else subprocess.DEVNULL
-    return subprocess.Popen(cmd, env=env, stdout=output, stderr=output, start_new_session=True)
+    return subprocess.Popen(cmd, env=env, stdout=output, stderr=output, start_new_session=True, cwd=cwd)
+
+
+@contextlib.contextmanager
+def worktree(rev: str) -> Iterator[Path]:
+    """A detached checkout of `rev` beside this one (with this one's node_modules), removed after."""
+    folder = Path(tempfile.mkdtemp(prefix="tica-bench-rev-"))
+    subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(folder), rev], check=True)
+    try:
+        (folder / "node_modules").symlink_to(ROOT / "node_modules")
+        yield folder
+    finally:
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(folder)], check=False)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def serve_forum(port: int, env: dict[str, str], run_id: str, checkout: Path = ROOT) -> subprocess.Popen[bytes]:
+    """`tica serve forum` with two workers, running the code of `checkout`."""
+    env = {**env, "PORT": str(port), "PYTHONPATH": str(checkout)}
+    cmd = [str(BIN / "python"), "-m", "services.cli", "serve", "forum", "--workers", "2", "--port", str(port)]
+    log = Path(tempfile.gettempdir(), f"tica-bench-forum-{run_id}-{port}.log")
+    return start(cmd, env, log=log, cwd=checkout)
+
+
+def side_by_side(
+    label: str, this: Callable[[], dict[str, float]], other: Callable[[], dict[str, float]]
+) -> tuple[str, dict[str, float], dict[str, float]]:
+    """Measure this, other, other, this; the mean of each pair."""
+    first, second, third, fourth = this(), other(), other(), this()
+
+    def mean(a: dict[str, float], b: dict[str, float]) -> dict[str, float]:
+        return {key: (a[key] + b[key]) / 2 for key in a}
+
+    return label, mean(first, fourth), mean(second, third)
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
@@ -245,11 +285,47 @@ def stop(process: subprocess.Popen[bytes]) -> None:
         os.killpg(process.pid, signal.SIGKILL)
 
 
+def compare(
+    args: argparse.Namespace, base: str, other: str, topic_url: str, topic_id: int, cookie: dict[str, str], token: str
+) -> None:
+    """The topic page and post creation on this code and on --against REV, side by side."""
+    page = {"duration_s": args.duration, "connections": args.connections, "warmup_s": args.warmup}
+    writer = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    with tempfile.TemporaryDirectory() as folder:
+        Path(folder, "post.lua").write_text(POST_SCRIPT)
+        post = {
+            "duration_s": args.duration,
+            "connections": 16,
+            "headers": writer,
+            "script": str(Path(folder, "post.lua")),
+        }
+        rows = [
+            side_by_side(
+                "topic page HTML, logged in",
+                lambda: run_wrk(base + topic_url, headers=cookie, **page),
+                lambda: run_wrk(other + topic_url, headers=cookie, **page),
+            ),
+            side_by_side(
+                "post creation, one topic (durable 201s)",
+                lambda: run_wrk(f"{base}/api/topics/{topic_id}/posts", **post),
+                lambda: run_wrk(f"{other}/api/topics/{topic_id}/posts", **post),
+            ),
+        ]
+    print(f"\nside by side with {args.against} (mean of this, REV, REV, this)")
+    print(f"{'what':<44}{'this req/s':>12}{'REV req/s':>12}{'change':>9}{'this p99':>10}{'REV p99':>10}")
+    for label, mine, theirs in rows:
+        change = (mine["rps"] / theirs["rps"] - 1) * 100 if theirs["rps"] else float("nan")
+        print(
+            f"{label:<44}{mine['rps']:>12.0f}{theirs['rps']:>12.0f}{change:>8.1f}%{mine['p99']:>10.1f}{theirs['p99']:>10.1f}"
+        )
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=int, default=15, help="seconds per wrk run")
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--warmup", type=int, default=3, help="unmeasured seconds of load before each page run")
+    parser.add_argument("--against", metavar="REV", help="also measure git revision REV, side by side")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("bench/forum.py needs wrk: apt-get install wrk")
@@ -343,6 +419,13 @@ async def main() -> None:
         stored = await conn.fetchval("SELECT count(*) FROM forum.posts WHERE topic_id = $1", topic_id)
         await conn.close()
         print(f"posts stored in the topic after the run: {stored}")
+        if args.against:
+            with worktree(args.against) as checkout:
+                other_port = free_port()
+                processes.append(serve_forum(other_port, env, run_id, checkout))
+                other = f"http://127.0.0.1:{other_port}"
+                await wait_ready(other + "/readyz")
+                compare(args, base, other, topic_url, topic_id, cookie, token)
     finally:
         for process in processes:
             stop(process)

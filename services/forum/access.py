@@ -38,16 +38,16 @@ def is_admin(who: Session | None) -> bool:
     return who is not None and who.is_admin
 
 
-def require_staff(who: Session) -> None:
-    """Moderators and admins only (403 for everyone else)."""
+def require_staff(who: Session, refusal: str = "Only moderators can do that.") -> None:
+    """Moderators and admins only (403, with the refusal's words, for everyone else)."""
     if not who.is_staff:
-        raise ApiError(403, "forbidden", "Only moderators can do that.")
+        raise ApiError(403, "forbidden", refusal)
 
 
-def require_admin(who: Session) -> None:
-    """Admins only (403 for everyone else)."""
+def require_admin(who: Session, refusal: str = "Only admins can do that.") -> None:
+    """Admins only (403, with the refusal's words, for everyone else)."""
     if not who.is_admin:
-        raise ApiError(403, "forbidden", "Only admins can do that.")
+        raise ApiError(403, "forbidden", refusal)
 
 
 def own_or_staff(who: Session | None, author_id: int | None) -> bool:
@@ -188,12 +188,51 @@ def document_changeable(who: Session | None, uploader_id: int | None) -> bool:
     return own_or_staff(who, uploader_id)
 
 
+# folder_readable in SQL: with the folder aliased `f`, its parent `p` (LEFT JOIN) and the two
+# parameters from sql_params, e.g. FOLDER_READABLE_SQL.format(groups="$1", staff="$2").
+FOLDER_READABLE_SQL = """(f.group_ids = '{{}}' OR f.group_ids && {groups}::bigint[] OR {staff}::boolean)
+    AND (p.id IS NULL OR p.group_ids = '{{}}' OR p.group_ids && {groups}::bigint[] OR {staff}::boolean)"""
+
+
 # --- webinars -----------------------------------------------------------------------------------
 
 
 def may_organise(who: Session | None, organiser_ids: Sequence[int]) -> bool:
     """Admins and a webinar's organisers may change it."""
     return who is not None and (who.is_admin or who.user_id in organiser_ids)
+
+
+def webinar_audience() -> list[str]:
+    """Webinars are announced to everyone: they and their calendar files are public."""
+    return audience.public()
+
+
+def registration_audience() -> list[str]:
+    """Who registered for a webinar is personal: only staff may see that event."""
+    return audience.staff_only()
+
+
+# --- groups -------------------------------------------------------------------------------------
+# Open and on-request groups are seen by everyone; a private group only by its members and staff.
+# To everyone else it does not exist (not_found).
+
+
+def group_visible(who: Session | None, group_access: str, member: bool) -> bool:
+    """Whether the viewer may see a group with this access, being a member of it or not."""
+    return group_access != "private" or member or is_staff(who)
+
+
+# With the group aliased `g` and the parameters from shown_params, e.g.
+# GROUP_VISIBLE_SQL.format(user="$1", staff="$2").
+GROUP_VISIBLE_SQL = (
+    "(g.access <> 'private' OR {staff}::boolean OR EXISTS "
+    "(SELECT 1 FROM forum.group_members m WHERE m.group_id = g.id AND m.user_id = {user}::bigint))"
+)
+
+
+def may_manage_group(who: Session | None, owner: bool) -> bool:
+    """A group's owners and admins approve requests, add, remove and invite members, and edit it."""
+    return owner or is_admin(who)
 
 
 # --- accounts -----------------------------------------------------------------------------------

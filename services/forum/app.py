@@ -20,16 +20,19 @@ from services.forum.accounts import login
 from services.forum.accounts import pages as account_pages
 from services.forum.directory import api as directory_api
 from services.forum.directory import pages as directory_pages
-from services.forum.groups import groups
+from services.forum.groups import api as group_api
 from services.forum.groups import pages as group_pages
-from services.forum.library import documents
+from services.forum.library import api as library_api
 from services.forum.library import pages as document_pages
-from services.forum.moderation import audit, moderation, safety
+from services.forum.moderation import admin_pages as moderation_admin_pages
+from services.forum.moderation import api as moderation_api
+from services.forum.moderation import audit
 from services.forum.moderation import pages as moderation_pages
-from services.forum.topics import categories, posts, topics
 from services.forum.topics import pages as topic_pages
+from services.forum.topics.api import categories_api, posts_api, topics_api
+from services.forum.webinars import api as webinar_api
 from services.forum.webinars import pages as webinar_pages
-from services.forum.webinars import webinars
+from services.forum.writings import api as writings_api
 from shared import api as api_lib
 from shared import pages
 from shared.events import Relay, stream_name
@@ -45,25 +48,28 @@ TEMPLATES_DIR = Path(__file__).parent / "templates"
 # Every JSON API module of the forum, in the order the OpenAPI document lists them.
 ROUTERS: list[api_lib.ApiRouter] = [
     account_api.api,
-    categories.api,
-    topics.api,
-    posts.api,
+    categories_api,
+    topics_api,
+    posts_api,
+    writings_api.posts_api,
     export.api,
-    groups.api,
+    group_api.api,
     directory_api.api,
-    documents.api,
-    moderation.api,
-    safety.api,
+    library_api.api,
+    writings_api.documents_api,
+    writings_api.moderation_api,
+    moderation_api.api,
     audit.api,
     account_api.controls_api,
-    webinars.api,
+    webinar_api.api,
 ]
 
 
 async def outbox_relay(rt: Runtime, stop: asyncio.Event) -> None:
     """Publish the outbox to the event stream (safe in every replica)."""
     assert rt.settings.database_url
-    relay = Relay(rt.pool, rt.redis, stream_name(rt.settings.redis_prefix), maxlen=rt.settings.stream_maxlen)
+    stream, outbox = stream_name(rt.settings.redis_prefix), f"{SCHEMA}.outbox"
+    relay = Relay(rt.pool, rt.redis, stream, outbox, maxlen=rt.settings.stream_maxlen)
     rt.extras["relay"] = relay
     await relay.run(stop, rt.settings.database_url)
 
@@ -126,6 +132,7 @@ def create_app(settings: Settings, *, background: bool = True) -> Starlette:
             *directory_pages.routes,
             *document_pages.routes,
             *moderation_pages.routes,
+            *moderation_admin_pages.routes,
             *webinar_pages.routes,
             *pages.static_routes(),
         ],
@@ -133,7 +140,7 @@ def create_app(settings: Settings, *, background: bool = True) -> Starlette:
         startup=(open_job_queue,),
         shutdown=(close_job_queue,),
         exception_handlers=pages.ERROR_HANDLERS,
-        large_body_paths=documents.UPLOAD_PATHS,  # uploads enforce TICA_MAX_UPLOAD_BYTES themselves
+        large_body_paths=library_api.UPLOAD_PATHS,  # uploads enforce TICA_MAX_UPLOAD_BYTES themselves
     )
     app.add_middleware(ActivityTracker)
     app.state.templates = pages.environment(TEMPLATES_DIR)

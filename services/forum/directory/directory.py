@@ -95,8 +95,7 @@ async def badge_holders(conn: asyncpg.Connection, badge_id: int) -> list[asyncpg
 
 def require_badge_admin(who: Session) -> None:
     """Badges are for admins to manage (403 for everyone else)."""
-    if not access.is_admin(who):
-        raise ApiError(403, "forbidden", "Only admins can manage badges.")
+    access.require_admin(who, "Only admins can manage badges.")
 
 
 async def create_badge(conn: asyncpg.Connection, who: Session, name: str, description: str | None) -> asyncpg.Record:

@@ -156,8 +156,7 @@ async def folder_node(conn: asyncpg.Connection, who: Session | None, folder: asy
 
 def require_admin(who: Session) -> None:
     """Only admins manage folders (403 with the library's own words for everyone else)."""
-    if not access.is_admin(who):
-        raise ApiError(403, "forbidden", "Only admins can manage the library's folders.")
+    access.require_admin(who, "Only admins can manage the library's folders.")
 
 
 async def _check_parent(conn: asyncpg.Connection, parent_id: int | None, group_ids: list[int]) -> list[int]:

@@ -100,7 +100,7 @@ async def list_categories_endpoint(request: Request) -> Response:
 async def create_category_endpoint(request: Request) -> Response:
     """Create a category (admins)."""
     who = await require_writer(request)
-    access.require_admin(who)
+    access.require_admin(who, categories.MANAGERS_ONLY)
     data = await read_json(request, CATEGORY_IN)
     async with runtime(request).pool.acquire() as conn, conn.transaction():
         row = await categories.create_category(conn, who, data)
@@ -112,7 +112,7 @@ async def update_category_endpoint(request: Request) -> Response:
     """Change a category's name, description, colour, position, groups or anonymous posting (admins)."""
     category_id = path_int(request, "id")
     who = await require_writer(request)
-    access.require_admin(who)
+    access.require_admin(who, categories.MANAGERS_ONLY)
     data = await read_json(request, CATEGORY_PATCH)
     async with runtime(request).pool.acquire() as conn, conn.transaction():
         row = await categories.change_category(conn, who, category_id, data)
