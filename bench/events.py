@@ -30,6 +30,7 @@ import redis.asyncio as aioredis
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from services.cli import migration_plan
+from services.forum.outbox import OUTBOX as FORUM_OUTBOX
 from shared import db
 from shared.events import (
     STREAM_FIELD,
@@ -134,7 +135,7 @@ async def fill_outbox(pool: asyncpg.Pool, count: int) -> list[str]:
 async def relay_throughput(pool: asyncpg.Pool, redis: aioredis.Redis, prefix: str, count: int) -> Row:
     """(a) Relay.publish_all() over a full outbox."""
     stream = stream_name(prefix)
-    relay = Relay(pool, redis, stream, maxlen=max(count, 200_000))
+    relay = Relay(pool, redis, stream, FORUM_OUTBOX, maxlen=max(count, 200_000))
     started = time.perf_counter()
     published = await relay.publish_all()
     seconds = time.perf_counter() - started
@@ -194,14 +195,14 @@ async def commit_to_handler(
 
     consumer = Consumer(redis, stream, "bench", "c1", handler, dead_letter_stream(prefix, "bench"))
     await consumer.ensure_group()
-    relay = Relay(pool, redis, stream)
+    relay = Relay(pool, redis, stream, FORUM_OUTBOX)
     stop = asyncio.Event()
     tasks = [asyncio.create_task(relay.run(stop, dsn)), asyncio.create_task(consumer.run(stop))]
     await asyncio.sleep(0.5)  # the relay is listening
 
     async def send(n: int) -> None:
         async with pool.acquire() as conn, conn.transaction():
-            envelope = await write_event(conn, post_event(n), actor_id=42)
+            envelope = await write_event(conn, post_event(n), actor_id=42, outbox=FORUM_OUTBOX)
             sent[envelope.id] = time.perf_counter()
 
     took = await paced(rate, seconds, 8, send)

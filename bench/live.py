@@ -44,6 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import redis.asyncio as aioredis
 
 from bench.events import REDIS_URL, bench_database, delete_prefix
+from services.forum.outbox import OUTBOX as FORUM_OUTBOX
 from shared import db
 from shared.events import STREAM_FIELD, CategoryCreated, PostCreated, Relay, TopicCreated, stream_name, write_event
 from shared.settings import Settings
@@ -321,7 +322,7 @@ async def run_one(
         for n in range(events):
             post_id = 1_000_000 * (run_index + 1) + n
             async with pool.acquire() as conn, conn.transaction():
-                await write_event(conn, post_event(post_id), actor_id=2)
+                await write_event(conn, post_event(post_id), actor_id=2, outbox=FORUM_OUTBOX)
                 sent[post_id] = time.time()  # just before COMMIT
             await asyncio.sleep(interval_s)
         await asyncio.sleep(max(3.0, clients / 2000))
@@ -390,7 +391,7 @@ async def main(sizes: list[int], events: int, interval_s: float, processes: int,
     try:
         async with bench_database() as url:
             pool = await db.create_pool(url, min_size=2, max_size=4)
-            relay = Relay(pool, redis, stream_name(prefix))
+            relay = Relay(pool, redis, stream_name(prefix), FORUM_OUTBOX)
             stop = asyncio.Event()
             relaying = asyncio.create_task(relay.run(stop, url))
             try:
@@ -399,6 +400,7 @@ async def main(sizes: list[int], events: int, interval_s: float, processes: int,
                         conn,
                         CategoryCreated(category_id=1, slug="practice", name="Practice", audience=["public"]),
                         actor_id=1,
+                        outbox=FORUM_OUTBOX,
                     )
                     await write_event(
                         conn,
@@ -415,6 +417,7 @@ async def main(sizes: list[int], events: int, interval_s: float, processes: int,
                             created_at="2026-01-01T12:00:00+00:00",
                         ),
                         actor_id=1,
+                        outbox=FORUM_OUTBOX,
                     )
                 run_index = 0
                 for clients in sizes:

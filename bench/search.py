@@ -46,6 +46,7 @@ import redis.asyncio as aioredis
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from services.cli import migration_plan
+from services.forum.outbox import OUTBOX as FORUM_OUTBOX
 from services.search import indexer, query
 from shared import db
 from shared.events import Envelope, PostCreated, Relay, stream_name, write_event
@@ -304,7 +305,7 @@ async def lag(
             done = time.perf_counter()
             lags.extend((done - committing.pop(e.id)) * 1000 for e in envelopes if e.id in committing)
 
-    relay = Relay(pool, redis, stream)
+    relay = Relay(pool, redis, stream, FORUM_OUTBOX)
     # The search service's own consumer (indexer.make_consumer), timed.
     consumer = indexer.indexer_consumer(pool, redis, prefix, "bench")
     consumer.indexer = TimedIndexer(pool)
@@ -351,7 +352,7 @@ async def lag(
                     quoted_user_ids=[],
                     created_at=datetime.now(UTC).isoformat(),
                 )
-                envelope = await write_event(conn, event, actor_id=1)
+                envelope = await write_event(conn, event, actor_id=1, outbox=FORUM_OUTBOX)
                 committing[envelope.id] = time.perf_counter()
     elapsed = time.perf_counter() - started
     deadline = time.perf_counter() + 30

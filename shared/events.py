@@ -588,9 +588,7 @@ class Envelope:
 # --- outbox ------------------------------------------------------------------
 
 
-async def write_event(
-    conn: asyncpg.Connection, event: Event, *, actor_id: int | None, outbox: str = "forum.outbox"
-) -> Envelope:
+async def write_event(conn: asyncpg.Connection, event: Event, *, actor_id: int | None, outbox: str) -> Envelope:
     """Record an event in the outbox table (the producing service's), in the caller's transaction;
     published after commit."""
     envelope = Envelope.wrap(event, actor_id=actor_id)
@@ -613,9 +611,7 @@ class Relay:
     pool: asyncpg.Pool
     redis: aioredis.Redis
     stream: str
-    # The producing service's outbox table, schema-qualified; the forum passes its own. The default
-    # stays only while callers outside the forum's app (test helpers, bench/) still lean on it.
-    outbox: str = "forum.outbox"
+    outbox: str  # the producing service's outbox table, schema-qualified
     maxlen: int = 200_000
     batch_size: int = 1000
     poll_interval_s: float = 1.0

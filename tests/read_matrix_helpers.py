@@ -26,6 +26,7 @@ from notify_helpers import registered, serving, updated
 from websockets.asyncio.client import ClientConnection, connect
 
 from services.allinone import AllInOne
+from services.forum.outbox import OUTBOX as FORUM_OUTBOX
 from shared import events as ev
 from shared.sessions import CSRF_COOKIE, CSRF_HEADER, SESSION_COOKIE, Session, SessionStore
 from shared.settings import Settings
@@ -171,8 +172,10 @@ async def _account(pool: asyncpg.Pool, store: SessionStore, username: str, roles
             username.title(),
             list(roles),
         )
-        await ev.write_event(conn, registered(user_id, username), actor_id=user_id)
-        await ev.write_event(conn, updated(user_id, username, roles=list(roles), group_ids=[]), actor_id=user_id)
+        await ev.write_event(conn, registered(user_id, username), actor_id=user_id, outbox=FORUM_OUTBOX)
+        await ev.write_event(
+            conn, updated(user_id, username, roles=list(roles), group_ids=[]), actor_id=user_id, outbox=FORUM_OUTBOX
+        )
     return await store.create(user_id=user_id, username=username, roles=list(roles), group_ids=[])
 
 

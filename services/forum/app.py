@@ -14,7 +14,7 @@ from redis.exceptions import RedisError
 from starlette.applications import Starlette
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from services.forum import export
+from services.forum import export, outbox
 from services.forum.accounts import api as account_api
 from services.forum.accounts import login
 from services.forum.accounts import pages as account_pages
@@ -68,8 +68,8 @@ ROUTERS: list[api_lib.ApiRouter] = [
 async def outbox_relay(rt: Runtime, stop: asyncio.Event) -> None:
     """Publish the outbox to the event stream (safe in every replica)."""
     assert rt.settings.database_url
-    stream, outbox = stream_name(rt.settings.redis_prefix), f"{SCHEMA}.outbox"
-    relay = Relay(rt.pool, rt.redis, stream, outbox, maxlen=rt.settings.stream_maxlen)
+    stream = stream_name(rt.settings.redis_prefix)
+    relay = Relay(rt.pool, rt.redis, stream, outbox.OUTBOX, maxlen=rt.settings.stream_maxlen)
     rt.extras["relay"] = relay
     await relay.run(stop, rt.settings.database_url)
 

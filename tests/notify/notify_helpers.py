@@ -24,6 +24,7 @@ import redis.asyncio as aioredis
 import uvicorn
 from aiosmtpd.controller import Controller
 
+from services.forum.outbox import OUTBOX as FORUM_OUTBOX
 from services.notify import projections
 from shared import events as ev
 from shared.settings import Settings
@@ -179,8 +180,10 @@ async def emit(
     envelopes = []
     async with pool.acquire() as conn, conn.transaction():
         for event in events:
-            envelopes.append(await ev.write_event(conn, event, actor_id=actor_id))
-    await ev.Relay(pool, redis, ev.stream_name(settings.redis_prefix), maxlen=settings.stream_maxlen).publish_all()
+            envelopes.append(await ev.write_event(conn, event, actor_id=actor_id, outbox=FORUM_OUTBOX))
+    await ev.Relay(
+        pool, redis, ev.stream_name(settings.redis_prefix), FORUM_OUTBOX, maxlen=settings.stream_maxlen
+    ).publish_all()
     return envelopes
 
 

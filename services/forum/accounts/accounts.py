@@ -19,7 +19,8 @@ from typing import Any
 import asyncpg
 
 from services.forum.accounts import passwords
-from shared.events import UserRegistered, UserUpdated, write_event
+from services.forum.outbox import write_event
+from shared.events import UserRegistered, UserUpdated
 from shared.sessions import Session
 from shared.web import ApiError, Runtime
 

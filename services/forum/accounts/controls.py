@@ -14,7 +14,8 @@ from typing import Any
 
 import asyncpg
 
-from shared.events import UserMuted, write_event
+from services.forum.outbox import write_event
+from shared.events import UserMuted
 from shared.sessions import Session
 from shared.web import ApiError
 

@@ -11,8 +11,9 @@ from starlette.responses import Response
 
 from services.forum.accounts import passwords
 from services.forum.accounts.accounts import User, invalid, set_password_hash, user_by_login
+from services.forum.outbox import write_event
 from shared import ratelimit
-from shared.events import UserSeen, write_event
+from shared.events import UserSeen
 from shared.pages import set_csrf_cookie
 from shared.ratelimit import rate_key
 from shared.sessions import CSRF_COOKIE, SESSION_COOKIE, SESSION_TTL_S, Session

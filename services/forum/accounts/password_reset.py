@@ -24,8 +24,8 @@ from services.forum.accounts.tokens import (
     use_all_email_tokens,
     use_email_token,
 )
+from services.forum.outbox import write_event
 from shared import ratelimit
-from shared.events import write_event
 from shared.ratelimit import rate_key
 from shared.sessions import token_digest
 from shared.web import ApiError, Runtime

@@ -25,8 +25,8 @@ from services.forum.accounts.accounts import (
     username_taken,
 )
 from services.forum.accounts.tokens import EXPIRED_LINK, VERIFY_TOKEN_TTL, create_email_token, unusable, use_email_token
+from services.forum.outbox import write_event
 from shared import ratelimit
-from shared.events import write_event
 from shared.ratelimit import rate_key
 from shared.sessions import Session, token_digest
 from shared.web import ApiError, Runtime

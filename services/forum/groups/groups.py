@@ -23,9 +23,10 @@ import asyncpg
 
 from services.forum import access
 from services.forum.accounts import accounts, mails
+from services.forum.outbox import write_event
 from services.forum.topics.categories import slugify
 from shared import ratelimit
-from shared.events import Event, GroupMemberAdded, GroupMemberRemoved, write_event
+from shared.events import Event, GroupMemberAdded, GroupMemberRemoved
 from shared.ratelimit import rate_key
 from shared.sessions import Session
 from shared.web import ApiError, Runtime, invalid

@@ -12,9 +12,10 @@ import asyncpg
 from services.forum import access
 from services.forum.library.documents import COMMENT_SELECT, document_audience, readable_comment, readable_document
 from services.forum.library.folders import invalid
+from services.forum.outbox import write_event
 from services.forum.topics import posts
 from shared import markdown
-from shared.events import DocumentCommentCreated, DocumentCommentDeleted, DocumentCommentEdited, write_event
+from shared.events import DocumentCommentCreated, DocumentCommentDeleted, DocumentCommentEdited
 from shared.sessions import Session
 from shared.web import ApiError
 

@@ -28,10 +28,11 @@ from services.forum.library import filetypes
 from services.forum.library.folders import clean_field, given_or_current, invalid, not_found, readable, readable_folder
 from services.forum.library.multipart import Upload, read_upload
 from services.forum.library.storage import Storage, StorageError, StorageMissing, StoredFile, storage
+from services.forum.outbox import write_event
 from services.forum.topics import posts
 from services.forum.writings import reactions
 from services.forum.writings.targets import COMMENT
-from shared.events import DocumentDeleted, DocumentUpdated, DocumentUploaded, write_event
+from shared.events import DocumentDeleted, DocumentUpdated, DocumentUploaded
 from shared.sessions import Session
 from shared.settings import Settings
 from shared.web import ApiError, Runtime, runtime

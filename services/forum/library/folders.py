@@ -14,7 +14,8 @@ import asyncpg
 from services.forum import access
 from services.forum.accounts import accounts
 from services.forum.groups import groups
-from shared.events import FolderUpdated, write_event
+from services.forum.outbox import write_event
+from shared.events import FolderUpdated
 from shared.sessions import Session
 from shared.web import ApiError
 

@@ -20,12 +20,13 @@ from starlette.requests import Request
 
 from services.forum import access
 from services.forum.moderation import audit
+from services.forum.outbox import write_event
 from services.forum.topics import moves, posts, topics
 from services.forum.writings import comments, reviews, targets
 from services.forum.writings.reviews import REVIEW_KINDS
 from shared import markdown
 from shared.api import query_int
-from shared.events import ReviewResolved, UserSilenced, UserSuspended, UserUpdated, write_event
+from shared.events import ReviewResolved, UserSilenced, UserSuspended, UserUpdated
 from shared.sessions import Session
 from shared.web import ApiError, Runtime, invalid
 

@@ -26,9 +26,10 @@ import redis.asyncio as aioredis
 
 from services.forum import access
 from services.forum.moderation import audit
+from services.forum.outbox import write_event
 from services.forum.writings import reviews
 from shared import ratelimit
-from shared.events import PostFlagged, write_event
+from shared.events import PostFlagged
 from shared.sessions import Session
 from shared.settings import Settings
 from shared.web import ApiError, Runtime

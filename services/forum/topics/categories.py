@@ -13,7 +13,8 @@ from typing import Any
 import asyncpg
 
 from services.forum import access
-from shared.events import CategoryCreated, CategoryUpdated, write_event
+from services.forum.outbox import write_event
+from shared.events import CategoryCreated, CategoryUpdated
 from shared.sessions import Session
 from shared.web import ApiError
 

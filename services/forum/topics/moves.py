@@ -9,10 +9,11 @@ import asyncpg
 
 from services.forum import access
 from services.forum.moderation import audit
+from services.forum.outbox import write_event
 from services.forum.topics.posts import fetch_post, readable_post, record_post_created, render_body
 from services.forum.topics.topics import TopicContext, write_topic_created, write_topic_updated
 from shared import markdown
-from shared.events import PostDeleted, PostHidden, PostRestored, write_event
+from shared.events import PostDeleted, PostHidden, PostRestored
 from shared.sessions import Session
 from shared.web import ApiError
 

@@ -19,6 +19,7 @@ import asyncpg
 
 from services.forum import access
 from services.forum.moderation import screening
+from services.forum.outbox import write_event
 from services.forum.topics.categories import readable_category, slugify
 from services.forum.topics.topics import (
     ANONYMOUS_USERNAME,
@@ -35,7 +36,7 @@ from services.forum.topics.topics import (
 from services.forum.writings import reactions
 from services.forum.writings.targets import POST
 from shared import markdown
-from shared.events import PostCreated, write_event
+from shared.events import PostCreated
 from shared.sessions import Session
 from shared.web import ApiError, invalid
 

@@ -10,6 +10,7 @@ import asyncpg
 
 from services.forum import access
 from services.forum.moderation import audit, screening
+from services.forum.outbox import write_event
 from services.forum.topics.moves import SET_STATUS_SQL, lock_post
 from services.forum.topics.posts import censored, check_can_post, clean_body, fetch_post, readable_post, render_body
 from services.forum.topics.topics import (
@@ -21,7 +22,7 @@ from services.forum.topics.topics import (
 )
 from services.forum.writings import reviews
 from shared import markdown
-from shared.events import PostEdited, write_event
+from shared.events import PostEdited
 from shared.sessions import Session
 from shared.web import ApiError, invalid
 

@@ -19,9 +19,10 @@ from starlette.requests import Request
 
 from services.forum import access
 from services.forum.moderation import audit
+from services.forum.outbox import write_event
 from services.forum.topics.categories import fetch_category, readable_category
 from shared.api import query_int
-from shared.events import TopicCreated, TopicUpdated, write_event
+from shared.events import TopicCreated, TopicUpdated
 from shared.sessions import Session
 from shared.web import ApiError, invalid
 

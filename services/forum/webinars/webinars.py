@@ -33,8 +33,9 @@ from arq.connections import ArqRedis
 from arq.constants import job_key_prefix
 
 from services.forum import access
+from services.forum.outbox import write_event
 from services.forum.topics import categories, posts
-from shared.events import WebinarCancelled, WebinarRegistered, WebinarScheduled, WebinarUpdated, write_event
+from shared.events import WebinarCancelled, WebinarRegistered, WebinarScheduled, WebinarUpdated
 from shared.jobs import job_id
 from shared.sessions import Session
 from shared.web import ApiError, Runtime, invalid

@@ -10,7 +10,8 @@ from typing import Any
 import asyncpg
 
 from services.forum.library import documents
-from shared.events import DocumentCommentDeleted, DocumentCommentEdited, write_event
+from services.forum.outbox import write_event
+from shared.events import DocumentCommentDeleted, DocumentCommentEdited
 
 AUTO_HIDE_REASON = "Members flagged this comment, so it is hidden until a moderator has looked at it."
 NEW_STATUS = {"hide": "hidden", "restore": "visible", "delete": "deleted"}

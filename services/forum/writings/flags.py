@@ -13,10 +13,11 @@ import asyncpg
 
 from services.forum.accounts import accounts
 from services.forum.moderation import screening
+from services.forum.outbox import write_event
 from services.forum.topics import moves, topics
 from services.forum.writings import comments, reviews, writings
 from services.forum.writings.targets import COMMENT, FLAG_REASON_LABELS, POST, TARGETS, Target, Writing
-from shared.events import PostFlagged, write_event
+from shared.events import PostFlagged
 from shared.sessions import Session
 from shared.web import ApiError, invalid
 

@@ -11,8 +11,9 @@ from typing import Any
 import asyncpg
 from markupsafe import Markup
 
+from services.forum.outbox import write_event
 from services.forum.writings.targets import TARGETS, Target, Writing
-from shared.events import ReactionAdded, ReactionRemoved, write_event
+from shared.events import ReactionAdded, ReactionRemoved
 from shared.sessions import Session
 from shared.web import ApiError, invalid
 
