@@ -13,6 +13,7 @@ import hmac
 import json
 import secrets
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -24,6 +25,14 @@ SESSION_COOKIE = "tica_session"
 CSRF_COOKIE = "tica_csrf"
 CSRF_HEADER = "X-CSRF-Token"
 SESSION_TTL_S = 30 * 86400
+
+
+STAFF_ROLES = ("moderator", "admin")
+
+
+def roles_are_staff(roles: Sequence[str]) -> bool:
+    """Whether these roles make a member staff: moderators and admins."""
+    return any(role in roles for role in STAFF_ROLES)
 
 
 @dataclass
@@ -41,7 +50,7 @@ class Session:
 
     @property
     def is_staff(self) -> bool:
-        return "moderator" in self.roles or "admin" in self.roles
+        return roles_are_staff(self.roles)
 
     @property
     def is_admin(self) -> bool:

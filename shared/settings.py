@@ -185,7 +185,7 @@ VARIABLES: tuple[Variable, ...] = (
         None,
         "where uploaded files are kept; unset: DATA_DIR/uploads; s3://KEY:SECRET@host/bucket?region=R for S3",
     ),
-    # Moderation and safety (services/forum/moderation.py, safety.py).
+    # Moderation and safety (services/forum/moderation/, writings/flags.py).
     Variable(
         "TICA_FLAG_HIDE_SCORE",
         "flag_hide_score",

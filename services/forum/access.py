@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from shared import audience
-from shared.sessions import Session
+from shared.sessions import Session, roles_are_staff
 from shared.web import ApiError
 
 MAX_ID = 2**62  # larger numbers cannot be ids (bigint): refused as input rather than overflowing
@@ -48,6 +48,16 @@ def require_admin(who: Session, refusal: str = "Only admins can do that.") -> No
     """Admins only (403, with the refusal's words, for everyone else)."""
     if not who.is_admin:
         raise ApiError(403, "forbidden", refusal)
+
+
+def is_self(who: Session | None, user_id: int) -> bool:
+    """The viewer is this member."""
+    return who is not None and who.user_id == user_id
+
+
+def member_is_staff(roles: Sequence[str]) -> bool:
+    """A stored member's roles make them staff (whom nobody mutes, silences or suspends)."""
+    return roles_are_staff(roles)
 
 
 def own_or_staff(who: Session | None, author_id: int | None) -> bool:

@@ -9,7 +9,7 @@ repeats a row. Each row carries its audience, decided by the one visibility rule
 for review or turned down are not exported (they were never published), nor are topics
 whose first post is; deleted posts come without text. A pseudonymous topic or post comes
 with the forum's "Anonymous member" as its author, never the member who wrote it. Comments
-on library documents: documents.py (EXPORT_COMMENTS_SQL).
+on library documents: library/comments.py (EXPORT_COMMENTS_SQL).
 """
 
 from __future__ import annotations

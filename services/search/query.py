@@ -470,7 +470,8 @@ def excerpt(text: str, chars: int = EXCERPT_CHARS) -> str:
     return html.escape(text, quote=True)
 
 
-# How the forum shows the author of a pseudonymous topic or post, to everyone (services/forum/posts.py).
+# How the forum shows the author of a pseudonymous topic or post, to everyone
+# (ANONYMOUS_AUTHOR in services/forum/topics/topics.py).
 ANONYMOUS_AUTHOR = {"id": None, "username": "anonymous", "display_name": "Anonymous member"}
 
 

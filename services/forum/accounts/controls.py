@@ -14,6 +14,7 @@ from typing import Any
 
 import asyncpg
 
+from services.forum import access
 from services.forum.outbox import write_event
 from shared.events import UserMuted
 from shared.sessions import Session
@@ -87,7 +88,7 @@ async def set_level(conn: asyncpg.Connection, who: Session, user_id: int, level:
     target = await conn.fetchrow("SELECT id, username, roles FROM forum.users WHERE id = $1", user_id)
     if target is None:
         raise ApiError(404, "not_found", "There is no such member.")
-    if level != "none" and ("moderator" in target["roles"] or "admin" in target["roles"]):
+    if level != "none" and access.member_is_staff(target["roles"]):
         raise ApiError(
             409,
             "is_staff",

@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from services.forum import access
 from services.forum.accounts import accounts, api, login, password_reset, registration, tokens
 from shared.pages import form_data, form_errors, form_member, form_text, login_redirect, member_session, render
 from shared.sessions import Session
@@ -200,7 +201,7 @@ async def profile_page(request: Request) -> Response:
     """A member's profile: avatar, name, pronouns, roles, when they joined, their bio."""
     user = await accounts.profile(runtime(request), request.path_params["username"])
     session = await viewer(request)
-    own = session is not None and session.user_id == user.id
+    own = access.is_self(session, user.id)
     return await render(request, "accounts/profile.html", {"user": page_user(user), "own": own})
 
 

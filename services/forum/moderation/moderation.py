@@ -471,7 +471,7 @@ async def _target(conn: asyncpg.Connection, who: Session, user_id: int) -> async
     row = await conn.fetchrow(TARGET_SQL, user_id)
     if row is None:
         raise ApiError(404, "not_found", "There is no such member.")
-    if "moderator" in row["roles"] or "admin" in row["roles"]:
+    if access.member_is_staff(row["roles"]):
         raise ApiError(
             409, "is_staff", "Moderators and admins cannot be silenced or suspended. Take away their role first."
         )

@@ -447,7 +447,7 @@ async def _member_context(conn: asyncpg.Connection, who: Session, username: str)
         "standing": _standing_view(record["standing"]),
         "reviews": [_item_view(i) for i in record["reviews"]],
         "durations": [{"value": k, "text": label} for k, (label, _) in DURATIONS.items()],
-        "staff_member": "moderator" in record["user"]["roles"] or "admin" in record["user"]["roles"],
+        "staff_member": access.member_is_staff(record["user"]["roles"]),
         "form": {},
     }
 
