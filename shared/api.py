@@ -7,22 +7,26 @@ both the request validation and the OpenAPI 3.1 document are made.
     async def create_topic(request: Request) -> Response: ...
 
 `body=` schemas validate with `await read_json(request, SCHEMA)`: a 400 for a body
-that is not a JSON object, a 422 naming each bad field.
+that is not a JSON object, a 422 naming each bad field. A write endpoint's common steps
+(writer, permission, body, transaction) are `async with writing(request, SCHEMA) as w:`.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import asyncpg
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from shared.web import ApiError
+from shared.sessions import Session
+from shared.web import ApiError, require_writer, runtime
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 
@@ -175,6 +179,31 @@ async def read_json(request: Request, schema: Schema) -> dict[str, Any]:
         except (ValueError, UnicodeDecodeError):
             raise ApiError(400, "bad_json", "The request body is not valid JSON.") from None
     return schema.validate(data)
+
+
+@dataclass(frozen=True)
+class Write:
+    """A write being served: who asks, the validated JSON body, and a connection in its transaction."""
+
+    who: Session
+    data: dict[str, Any]
+    conn: asyncpg.Connection
+
+
+@asynccontextmanager
+async def writing(
+    request: Request, body: Schema | None = None, *, allowed: Callable[[Session], None] | None = None
+) -> AsyncIterator[Write]:
+    """A write endpoint's common steps, in this order: the signed-in writer (401, CSRF 403), their
+    permission (`allowed` raises to refuse), the JSON body (`{}` without a schema), then a pooled
+    connection in a transaction that commits when the block ends.
+    """
+    who = await require_writer(request)
+    if allowed is not None:
+        allowed(who)
+    data = await read_json(request, body) if body is not None else {}
+    async with runtime(request).pool.acquire() as conn, conn.transaction():
+        yield Write(who, data, conn)
 
 
 def query_int(request: Request, name: str, default: int, *, minimum: int = 1, maximum: int = 10_000) -> int:

@@ -218,10 +218,11 @@ async def viewer(request: Request) -> Session | None:
     return session
 
 
-async def require_viewer(request: Request) -> Session:
+async def require_viewer(request: Request, refusal: str = "Please log in first.") -> Session:
+    """The signed-in viewer; 401 with `refusal` for a visitor."""
     session = await viewer(request)
     if session is None:
-        raise ApiError(401, "unauthorized", "Please log in first.")
+        raise ApiError(401, "unauthorized", refusal)
     return session
 
 

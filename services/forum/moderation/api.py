@@ -16,9 +16,9 @@ from services.forum.moderation import moderation, screening
 from services.forum.topics import posts
 from services.forum.topics.api import post_json
 from services.forum.writings.reviews import REVIEW_KINDS
-from shared.api import ApiRouter, Field, Schema, path_int, read_json
+from shared.api import ApiRouter, Field, Schema, path_int, writing
 from shared.sessions import Session
-from shared.web import ApiError, require_viewer, require_writer, runtime
+from shared.web import ApiError, require_viewer, runtime
 
 api = ApiRouter(tag="moderation")
 
@@ -47,8 +47,8 @@ SANCTION_IN = Schema(
 # --- the queue, posts, appeals, sanctions ---------------------------------------------------------
 
 
-async def _staff_writer(request: Request) -> Session:
-    who = await require_writer(request)
+async def _staff_reader(request: Request) -> Session:
+    who = await require_viewer(request)
     access.require_staff(who)
     return who
 
@@ -65,8 +65,7 @@ async def _staff_writer(request: Request) -> Session:
 )
 async def review_queue_endpoint(request: Request) -> Response:
     """The review queue (moderators): pending items by priority (safeguarding first), score, then age."""
-    who = await require_viewer(request)
-    access.require_staff(who)
+    who = await _staff_reader(request)
     query = moderation.parse_review_query(request)
     async with runtime(request).pool.acquire() as conn:
         items, has_next = await moderation.list_reviews(conn, who, query)
@@ -77,8 +76,7 @@ async def review_queue_endpoint(request: Request) -> Response:
 async def review_item_endpoint(request: Request) -> Response:
     """One item of the review queue (moderators)."""
     review_id = path_int(request, "id")
-    who = await require_viewer(request)
-    access.require_staff(who)
+    who = await _staff_reader(request)
     async with runtime(request).pool.acquire() as conn:
         item = await moderation.get_review(conn, who, review_id)
     return JSONResponse(item)
@@ -93,12 +91,9 @@ async def review_item_endpoint(request: Request) -> Response:
 async def review_action_endpoint(request: Request) -> Response:
     """Act on an item (moderators): approve, reject, hide, restore, delete or ignore; reason for reject/hide/delete."""
     review_id = path_int(request, "id")
-    who = await _staff_writer(request)
-    data = await read_json(request, REVIEW_ACTION_IN)
-    async with runtime(request).pool.acquire() as conn:
-        async with conn.transaction():
-            await moderation.act(conn, who, review_id, data["action"], data.get("reason"))
-        item = await moderation.get_review(conn, who, review_id)
+    async with writing(request, REVIEW_ACTION_IN, allowed=access.require_staff) as w:
+        await moderation.act(w.conn, w.who, review_id, w.data["action"], w.data.get("reason"))
+        item = await moderation.get_review(w.conn, w.who, review_id)
     return JSONResponse(item)
 
 
@@ -116,22 +111,18 @@ async def restore_endpoint(request: Request) -> Response:
 
 async def _moderate_post(request: Request, action: str) -> Response:
     post_id = path_int(request, "id")
-    who = await _staff_writer(request)
-    data = await read_json(request, POST_ACTION_IN)
-    async with runtime(request).pool.acquire() as conn:
-        async with conn.transaction():
-            await moderation.moderate_post(conn, who, post_id, action, data.get("reason"))
-        post, _ = await posts.readable_post(conn, who, post_id)
-    return JSONResponse(post_json(post, who))
+    async with writing(request, POST_ACTION_IN, allowed=access.require_staff) as w:
+        await moderation.moderate_post(w.conn, w.who, post_id, action, w.data.get("reason"))
+        post, _ = await posts.readable_post(w.conn, w.who, post_id)
+    return JSONResponse(post_json(post, w.who))
 
 
 @api.post("/api/posts/{id}/reveal-author", answers={200: "{post_id, author}"}, auth=True)
 async def reveal_endpoint(request: Request) -> Response:
     """Who wrote a pseudonymous post (moderators); every reveal is recorded in the audit log."""
     post_id = path_int(request, "id")
-    who = await _staff_writer(request)
-    async with runtime(request).pool.acquire() as conn, conn.transaction():
-        revealed = await moderation.reveal_author(conn, who, post_id)
+    async with writing(request, allowed=access.require_staff) as w:
+        revealed = await moderation.reveal_author(w.conn, w.who, post_id)
     return JSONResponse(revealed)
 
 
@@ -139,10 +130,8 @@ async def reveal_endpoint(request: Request) -> Response:
 async def appeal_endpoint(request: Request) -> Response:
     """Appeal about your hidden or rejected post, once, in your own words."""
     post_id = path_int(request, "id")
-    who = await require_writer(request)
-    data = await read_json(request, APPEAL_IN)
-    async with runtime(request).pool.acquire() as conn, conn.transaction():
-        row = await moderation.appeal(conn, who, post_id, data["text"])
+    async with writing(request, APPEAL_IN) as w:
+        row = await moderation.appeal(w.conn, w.who, post_id, w.data["text"])
     return JSONResponse(moderation.appeal_json(row), status_code=201)
 
 
@@ -158,16 +147,14 @@ async def get_appeal_endpoint(request: Request) -> Response:
 
 async def _sanction(request: Request, kind: str) -> Response:
     user_id = path_int(request, "id")
-    who = await _staff_writer(request)
+    lifting = request.method == "DELETE"
     rt = runtime(request)
-    if request.method == "DELETE":
-        async with rt.pool.acquire() as conn, conn.transaction():
-            row = await moderation.lift(conn, who, user_id, kind)
-        return JSONResponse(moderation.standing_json(row))
-    data = await read_json(request, SANCTION_IN)
-    async with rt.pool.acquire() as conn, conn.transaction():
-        row = await moderation.sanction(rt, conn, who, user_id, kind, data)
-    if kind == "suspended":
+    async with writing(request, None if lifting else SANCTION_IN, allowed=access.require_staff) as w:
+        if lifting:
+            row = await moderation.lift(w.conn, w.who, user_id, kind)
+        else:
+            row = await moderation.sanction(rt, w.conn, w.who, user_id, kind, w.data)
+    if kind == "suspended" and not lifting:
         await rt.sessions.delete_all(user_id)  # again after commit: a login that raced the change ends too
     return JSONResponse(moderation.standing_json(row))
 
@@ -200,8 +187,7 @@ async def unsilence_endpoint(request: Request) -> Response:
 async def member_record_endpoint(request: Request) -> Response:
     """A member as moderators see them: standing, counts, review items and audit entries (moderators)."""
     user_id = path_int(request, "id")
-    who = await require_viewer(request)
-    access.require_staff(who)
+    who = await _staff_reader(request)
     async with runtime(request).pool.acquire() as conn:
         record = await moderation.member_record(conn, who, user_id)
     return JSONResponse(record)
@@ -229,12 +215,6 @@ def phrase_json(phrase: screening.Phrase) -> dict[str, Any]:
     return {"phrase": phrase.phrase, "builtin": phrase.builtin, "active": phrase.active}
 
 
-async def _admin_writer(request: Request) -> Session:
-    who = await require_writer(request)
-    access.require_admin(who)
-    return who
-
-
 @api.get("/api/support", answers={200: "Where to find support now: {heading, intro, services, after}"})
 async def support_endpoint(request: Request) -> Response:
     """Where to find support now (Samaritans, Shout, NHS 111 option 2, 999): the "Get support" content."""
@@ -244,8 +224,7 @@ async def support_endpoint(request: Request) -> Response:
 @api.get("/api/admin/watched-words", answers={200: "{items: [watched word]}"}, auth=True)
 async def list_words_endpoint(request: Request) -> Response:
     """Watched words and their actions (admins)."""
-    who = await require_viewer(request)
-    access.require_admin(who)
+    access.require_admin(await require_viewer(request))
     async with runtime(request).pool.acquire() as conn:
         rows = await screening.watched_words(conn)
     return JSONResponse({"items": [word_json(r) for r in rows], "next": None})
@@ -254,10 +233,8 @@ async def list_words_endpoint(request: Request) -> Response:
 @api.post("/api/admin/watched-words", body=WORD_IN, answers={201: "Watched word"}, auth=True)
 async def add_word_endpoint(request: Request) -> Response:
     """Watch for a word or phrase: block, require_approval, censor or flag (admins)."""
-    who = await _admin_writer(request)
-    data = await read_json(request, WORD_IN)
-    async with runtime(request).pool.acquire() as conn, conn.transaction():
-        row = await screening.add_watched_word(conn, who, data["word"], data["action"])
+    async with writing(request, WORD_IN, allowed=access.require_admin) as w:
+        row = await screening.add_watched_word(w.conn, w.who, w.data["word"], w.data["action"])
     return JSONResponse(word_json(row), status_code=201)
 
 
@@ -265,17 +242,15 @@ async def add_word_endpoint(request: Request) -> Response:
 async def remove_word_endpoint(request: Request) -> Response:
     """Stop watching a word (admins)."""
     word_id = path_int(request, "id")
-    who = await _admin_writer(request)
-    async with runtime(request).pool.acquire() as conn, conn.transaction():
-        await screening.remove_watched_word(conn, who, word_id)
+    async with writing(request, allowed=access.require_admin) as w:
+        await screening.remove_watched_word(w.conn, w.who, word_id)
     return Response(status_code=204)
 
 
 @api.get("/api/admin/safeguarding-phrases", answers={200: "{items: [{phrase, builtin, active}]}"}, auth=True)
 async def list_phrases_endpoint(request: Request) -> Response:
     """Safeguarding phrases: the built-in ones (and whether they are on) and admins' own (admins)."""
-    who = await require_viewer(request)
-    access.require_admin(who)
+    access.require_admin(await require_viewer(request))
     async with runtime(request).pool.acquire() as conn:
         phrases = await screening.safeguarding_phrases(conn)
     return JSONResponse({"items": [phrase_json(p) for p in phrases], "next": None})
@@ -284,21 +259,18 @@ async def list_phrases_endpoint(request: Request) -> Response:
 @api.post("/api/admin/safeguarding-phrases", body=PHRASE_IN, answers={201: "{phrase, builtin, active}"}, auth=True)
 async def add_phrase_endpoint(request: Request) -> Response:
     """Add a safeguarding phrase, or switch a built-in one back on (admins)."""
-    who = await _admin_writer(request)
-    data = await read_json(request, PHRASE_IN)
-    async with runtime(request).pool.acquire() as conn, conn.transaction():
-        phrase = await screening.set_safeguarding_phrase(conn, who, data["phrase"], active=True)
+    async with writing(request, PHRASE_IN, allowed=access.require_admin) as w:
+        phrase = await screening.set_safeguarding_phrase(w.conn, w.who, w.data["phrase"], active=True)
     return JSONResponse(phrase_json(phrase), status_code=201)
 
 
 @api.delete("/api/admin/safeguarding-phrases/{phrase}", answers={204: "Removed"}, auth=True)
 async def remove_phrase_endpoint(request: Request) -> Response:
     """Remove a safeguarding phrase, or switch a built-in one off (admins); the phrase URL-encoded."""
-    who = await _admin_writer(request)
     phrase = unquote(str(request.path_params.get("phrase", "")))
-    async with runtime(request).pool.acquire() as conn, conn.transaction():
+    async with writing(request, allowed=access.require_admin) as w:
         try:
-            await screening.set_safeguarding_phrase(conn, who, phrase, active=False)
+            await screening.set_safeguarding_phrase(w.conn, w.who, phrase, active=False)
         except ApiError as exc:
             if exc.status == 422:  # a path that cannot name a phrase names none
                 raise ApiError(404, "not_found", "That phrase is not on the list.") from None

@@ -36,7 +36,7 @@ from services.forum.writings.targets import FLAG_REASON_HINTS, FLAG_REASON_LABEL
 from shared.api import path_int
 from shared.pages import ago, form_data, form_errors, login_redirect, render, when
 from shared.sessions import Session
-from shared.web import ApiError, Runtime, runtime, viewer
+from shared.web import ApiError, Runtime, require_viewer, runtime, viewer
 
 DURATIONS = {
     "1d": ("1 day", timedelta(days=1)),
@@ -68,22 +68,18 @@ STATUS_LABELS = {
 # --- who may see a page ------------------------------------------------------------------------------
 
 
-async def _signed_in(request: Request) -> Session:
-    who = await viewer(request)
-    if who is None:
-        raise ApiError(401, "unauthorized", "Please log in to see this page.")
-    return who
+SIGN_IN_FIRST = "Please log in to see this page."
 
 
 async def _staff(request: Request) -> Session:
     """Moderators only: 401 for visitors, 403 for members (before the form and its CSRF token)."""
-    who = await _signed_in(request)
+    who = await require_viewer(request, SIGN_IN_FIRST)
     access.require_staff(who)
     return who
 
 
 async def _admin(request: Request) -> Session:
-    who = await _signed_in(request)
+    who = await require_viewer(request, SIGN_IN_FIRST)
     access.require_admin(who)
     return who
 

@@ -14,7 +14,7 @@ from starlette.responses import JSONResponse, Response
 from services.forum import access
 from services.forum.moderation import screening
 from services.forum.topics import categories, moves, posts, revisions, topics
-from shared.api import ApiRouter, Field, Schema, path_int, query_int, read_json
+from shared.api import ApiRouter, Field, Schema, path_int, query_int, read_json, writing
 from shared.sessions import Session
 from shared.web import require_writer, runtime, viewer
 
@@ -99,24 +99,18 @@ async def list_categories_endpoint(request: Request) -> Response:
 @categories_api.post("/api/categories", body=CATEGORY_IN, answers={201: "Category"}, auth=True)
 async def create_category_endpoint(request: Request) -> Response:
     """Create a category (admins)."""
-    who = await require_writer(request)
-    access.require_admin(who, categories.MANAGERS_ONLY)
-    data = await read_json(request, CATEGORY_IN)
-    async with runtime(request).pool.acquire() as conn, conn.transaction():
-        row = await categories.create_category(conn, who, data)
-    return JSONResponse(category_json(row, who), status_code=201)
+    async with writing(request, CATEGORY_IN, allowed=categories.require_manager) as w:
+        row = await categories.create_category(w.conn, w.who, w.data)
+    return JSONResponse(category_json(row, w.who), status_code=201)
 
 
 @categories_api.patch("/api/categories/{id}", body=CATEGORY_PATCH, answers={200: "Category"}, auth=True)
 async def update_category_endpoint(request: Request) -> Response:
     """Change a category's name, description, colour, position, groups or anonymous posting (admins)."""
     category_id = path_int(request, "id")
-    who = await require_writer(request)
-    access.require_admin(who, categories.MANAGERS_ONLY)
-    data = await read_json(request, CATEGORY_PATCH)
-    async with runtime(request).pool.acquire() as conn, conn.transaction():
-        row = await categories.change_category(conn, who, category_id, data)
-    return JSONResponse(category_json(row, who))
+    async with writing(request, CATEGORY_PATCH, allowed=categories.require_manager) as w:
+        row = await categories.change_category(w.conn, w.who, category_id, w.data)
+    return JSONResponse(category_json(row, w.who))
 
 
 # --- topics ---------------------------------------------------------------------------------------
@@ -312,12 +306,9 @@ async def reply_endpoint(request: Request) -> Response:
 async def moderate_topic_endpoint(request: Request) -> Response:
     """Close or open, pin or unpin, or move a topic to another category (moderators); each change is audited."""
     topic_id = path_int(request, "id")
-    who = await require_writer(request)
-    access.require_staff(who)
-    data = await read_json(request, TOPIC_MODERATION_IN)
-    async with runtime(request).pool.acquire() as conn, conn.transaction():
-        row = await topics.moderate_topic(conn, who, topic_id, data)
-    return JSONResponse(topic_json(row, who))
+    async with writing(request, TOPIC_MODERATION_IN, allowed=access.require_staff) as w:
+        row = await topics.moderate_topic(w.conn, w.who, topic_id, w.data)
+    return JSONResponse(topic_json(row, w.who))
 
 
 # --- posts ----------------------------------------------------------------------------------------
@@ -385,12 +376,10 @@ async def get_post_endpoint(request: Request) -> Response:
 async def edit_post_endpoint(request: Request) -> Response:
     """Edit a post (its author or staff); the previous version is kept as a revision."""
     post_id = path_int(request, "id")
-    who = await require_writer(request)
-    data = await read_json(request, POST_PATCH)
-    async with runtime(request).pool.acquire() as conn, conn.transaction():
-        post = await revisions.edit_post(conn, who, post_id, data)
-        given = await posts.my_reactions(conn, who, [post_id])
-    return JSONResponse(post_json(post, who, given.get(post_id, ())))
+    async with writing(request, POST_PATCH) as w:
+        post = await revisions.edit_post(w.conn, w.who, post_id, w.data)
+        given = await posts.my_reactions(w.conn, w.who, [post_id])
+    return JSONResponse(post_json(post, w.who, given.get(post_id, ())))
 
 
 @posts_api.get("/api/posts/{id}/revisions", answers={200: "Every version of the post, the current one last"})
@@ -407,7 +396,6 @@ async def revisions_endpoint(request: Request) -> Response:
 async def delete_post_endpoint(request: Request) -> Response:
     """Delete a post (its author or staff). The first post of a topic answers 409: delete the topic instead."""
     post_id = path_int(request, "id")
-    who = await require_writer(request)
-    async with runtime(request).pool.acquire() as conn, conn.transaction():
-        await moves.delete_post(conn, who, post_id)
+    async with writing(request) as w:
+        await moves.delete_post(w.conn, w.who, post_id)
     return Response(status_code=204)

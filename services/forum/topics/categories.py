@@ -169,9 +169,14 @@ async def record_category_event(conn: asyncpg.Connection, row: asyncpg.Record, w
 MANAGERS_ONLY = "Only admins can manage categories."
 
 
+def require_manager(who: Session) -> None:
+    """Only admins manage categories: 403 for anyone else."""
+    access.require_admin(who, MANAGERS_ONLY)
+
+
 async def create_category(conn: asyncpg.Connection, who: Session, data: dict[str, Any]) -> asyncpg.Record:
     """Check and create a category from CATEGORY_IN data."""
-    access.require_admin(who, MANAGERS_ONLY)
+    require_manager(who)
     group_ids = await check_group_ids(conn, data.get("group_ids"))
     row = await insert_category(
         conn,
@@ -191,7 +196,7 @@ async def change_category(
     conn: asyncpg.Connection, who: Session, category_id: int, data: dict[str, Any]
 ) -> asyncpg.Record:
     """Check and apply a CATEGORY_PATCH; records category.updated (search and notify re-audience)."""
-    access.require_admin(who, MANAGERS_ONLY)
+    require_manager(who)
     if "group_ids" in data:
         data["group_ids"] = await check_group_ids(conn, data["group_ids"])
     if "colour" in data:

@@ -4,6 +4,7 @@ on both (each under its old path and tag, so the OpenAPI document is unchanged).
 
 from __future__ import annotations
 
+import asyncpg
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -11,8 +12,8 @@ from services.forum.moderation import screening
 from services.forum.writings import flags, writings
 from services.forum.writings.reactions import REACTION_KINDS
 from services.forum.writings.targets import COMMENT, FLAG_REASONS, POST, Target
-from shared.api import ApiRouter, Field, Schema, path_int, read_json
-from shared.web import require_writer, runtime
+from shared.api import ApiRouter, Field, Schema, path_int, writing
+from shared.web import runtime
 
 posts_api = ApiRouter(tag="posts")
 documents_api = ApiRouter(tag="documents")
@@ -41,20 +42,24 @@ REACTED = {201: "Reaction given", 200: "Already given: nothing changed"}
 
 async def _react(request: Request, target: Target, schema: Schema) -> Response:
     writing_id = path_int(request, "id")
-    who = await require_writer(request)
-    data = await read_json(request, schema)
-    async with runtime(request).pool.acquire() as conn, conn.transaction():
-        added, state = await writings.react(conn, who, target, writing_id, data["kind"])
+    async with writing(request, schema) as w:
+        added, state = await writings.react(w.conn, w.who, target, writing_id, w.data["kind"])
     return JSONResponse(state, status_code=201 if added else 200)
 
 
 async def _unreact(request: Request, target: Target) -> Response:
     writing_id = path_int(request, "id")
     kind = str(request.path_params.get("kind", ""))
-    who = await require_writer(request)
-    async with runtime(request).pool.acquire() as conn, conn.transaction():
-        await writings.unreact(conn, who, target, writing_id, kind)
+    async with writing(request) as w:
+        await writings.unreact(w.conn, w.who, target, writing_id, kind)
     return Response(status_code=204)
+
+
+async def _flag(request: Request, target: Target, schema: Schema) -> tuple[asyncpg.Record, asyncpg.Record]:
+    writing_id = path_int(request, "id")
+    rules = screening.PostingRules.of(runtime(request))
+    async with writing(request, schema) as w:
+        return await flags.flag(w.conn, w.who, target, writing_id, w.data, rules)
 
 
 @posts_api.post("/api/posts/{id}/reactions", body=REACTION_IN, answers=REACTED, auth=True)
@@ -91,22 +96,12 @@ async def remove_comment_reaction_endpoint(request: Request) -> Response:
 )
 async def flag_endpoint(request: Request) -> Response:
     """Flag a post for moderators: off_topic, inappropriate, spam, safeguarding, or other (with a note)."""
-    post_id = path_int(request, "id")
-    who = await require_writer(request)
-    data = await read_json(request, FLAG_IN)
-    rt = runtime(request)
-    async with rt.pool.acquire() as conn, conn.transaction():
-        flag, review = await flags.flag(conn, who, POST, post_id, data, screening.PostingRules.of(rt))
+    flag, review = await _flag(request, POST, FLAG_IN)
     return JSONResponse(flags.flag_json(flag, review), status_code=201)
 
 
 @documents_api.post("/api/document-comments/{id:int}/flags", body=COMMENT_FLAG_IN, answers={201: "Flagged"}, auth=True)
 async def flag_comment_endpoint(request: Request) -> Response:
     """Flag a comment for the moderators (off_topic, inappropriate, spam, safeguarding, other)."""
-    comment_id = path_int(request, "id")
-    who = await require_writer(request)
-    data = await read_json(request, COMMENT_FLAG_IN)
-    rt = runtime(request)
-    async with rt.pool.acquire() as conn, conn.transaction():
-        await flags.flag(conn, who, COMMENT, comment_id, data, screening.PostingRules.of(rt))
+    await _flag(request, COMMENT, COMMENT_FLAG_IN)
     return JSONResponse({"status": "flagged"}, status_code=201)
