@@ -18,7 +18,7 @@ import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, overload
 
 import asyncpg
 from starlette.requests import Request
@@ -223,6 +223,50 @@ def query_int(request: Request, name: str, default: int, *, minimum: int = 1, ma
             "bad_request",
             f"?{name} must be between {minimum} and {maximum}.",
             {name: f"must be between {minimum} and {maximum}"},
+        )
+    return value
+
+
+@overload
+def query_choice(
+    request: Request,
+    name: str,
+    choices: Iterable[str],
+    *,
+    default: str,
+    message: str | None = None,
+    field_error: str = "is not known",
+) -> str: ...
+
+
+@overload
+def query_choice(
+    request: Request,
+    name: str,
+    choices: Iterable[str],
+    *,
+    default: None = None,
+    message: str | None = None,
+    field_error: str = "is not known",
+) -> str | None: ...
+
+
+def query_choice(
+    request: Request,
+    name: str,
+    choices: Iterable[str],
+    *,
+    default: str | None = None,
+    message: str | None = None,
+    field_error: str = "is not known",
+) -> str | None:
+    """A query parameter that must be one of `choices` (default when absent or empty); 400 otherwise,
+    with `message` (by default, the choices listed) and `field_error` for the field."""
+    value = request.query_params.get(name) or default
+    choices = tuple(choices)
+    if value is not None and value not in choices:
+        raise ApiError(
+            400, "bad_request", message or f"?{name} must be one of {', '.join(choices)}.", {name: field_error}
         )
     return value
 

@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from services.forum import access
-from shared.api import ApiRouter, query_int
+from shared.api import ApiRouter, query_choice, query_int
 from shared.web import ApiError, require_viewer, runtime
 
 api = ApiRouter(tag="moderation")
@@ -120,17 +120,8 @@ def _date_param(request: Request, name: str) -> date | None:
 def parse_audit_query(request: Request) -> AuditQuery:
     """The filters of a request; 400 for a value that cannot be one."""
     params = request.query_params
-    action = params.get("action") or None
-    if action is not None and action not in ACTIONS:
-        raise ApiError(400, "bad_request", "?action is not an action the log records.", {"action": "is not known"})
-    target_type = params.get("target_type") or None
-    if target_type is not None and target_type not in TARGET_TYPES:
-        raise ApiError(
-            400,
-            "bad_request",
-            f"?target_type must be one of {', '.join(TARGET_TYPES)}.",
-            {"target_type": "is not known"},
-        )
+    action = query_choice(request, "action", ACTIONS, message="?action is not an action the log records.")
+    target_type = query_choice(request, "target_type", TARGET_TYPES)
     actor = (params.get("actor") or "").strip().lstrip("@") or None
     if actor is not None and len(actor) > 100:
         raise ApiError(400, "bad_request", "?actor is too long.", {"actor": "is too long"})

@@ -25,7 +25,7 @@ from services.forum.topics import moves, posts, topics
 from services.forum.writings import comments, reviews, targets
 from services.forum.writings.reviews import REVIEW_KINDS
 from shared import markdown
-from shared.api import query_int
+from shared.api import query_choice, query_int
 from shared.events import ReviewResolved, UserSilenced, UserSuspended, UserUpdated
 from shared.sessions import Session
 from shared.web import ApiError, Runtime, invalid
@@ -87,18 +87,15 @@ class ReviewQuery:
 
 
 def parse_review_query(request: Request) -> ReviewQuery:
-    params = request.query_params
-    status = params.get("status") or "pending"
-    if status not in (*REVIEW_STATUSES, "all"):
-        raise ApiError(
-            400,
-            "bad_request",
-            f"?status must be one of {', '.join(REVIEW_STATUSES)} or all.",
-            {"status": "is not a status"},
-        )
-    kind = params.get("kind") or None
-    if kind is not None and kind not in REVIEW_KINDS:
-        raise ApiError(400, "bad_request", f"?kind must be one of {', '.join(REVIEW_KINDS)}.", {"kind": "is not known"})
+    status = query_choice(
+        request,
+        "status",
+        (*REVIEW_STATUSES, "all"),
+        default="pending",
+        message=f"?status must be one of {', '.join(REVIEW_STATUSES)} or all.",
+        field_error="is not a status",
+    )
+    kind = query_choice(request, "kind", REVIEW_KINDS)
     return ReviewQuery(None if status == "all" else status, kind, query_int(request, "page", 1))
 
 

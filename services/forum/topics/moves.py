@@ -5,6 +5,8 @@ event in the caller's transaction; moderation.py calls the moderators' moves.
 
 from __future__ import annotations
 
+from typing import Any
+
 import asyncpg
 
 from services.forum import access
@@ -80,36 +82,46 @@ async def hide_post(
     conn: asyncpg.Connection, post: asyncpg.Record, topic: TopicContext, *, reason: str, actor_id: int | None
 ) -> None:
     """Hide a visible post: others see a placeholder, its author sees why (PostHidden tells them too)."""
-    if post["status"] != "visible":
-        raise _conflict(post, "hidden")
-    await conn.execute(SET_STATUS_SQL, post["id"], "hidden", reason)
-    await conn.execute("UPDATE forum.topics SET posts_count = posts_count - 1 WHERE id = $1", topic.id)
-    await _set_topic_status(conn, post, "hidden", actor_id)
-    await write_event(
-        conn,
-        PostHidden(
-            post_id=post["id"],
-            topic_id=topic.id,
-            category_id=topic.category_id,
-            author_id=post["author_id"],
-            reason=reason,
-        ),
-        actor_id=actor_id,
-    )
+    await _switch_visibility(conn, post, topic, "hidden", reason, actor_id)
+    await write_event(conn, PostHidden(**post_about(post, topic), reason=reason), actor_id=actor_id)
 
 
 async def restore_post(conn: asyncpg.Connection, post: asyncpg.Record, topic: TopicContext, *, actor_id: int) -> None:
     """Show a hidden post again (PostRestored)."""
-    if post["status"] != "hidden":
-        raise _conflict(post, "restored")
-    await conn.execute(SET_STATUS_SQL, post["id"], "visible", None)
-    await conn.execute("UPDATE forum.topics SET posts_count = posts_count + 1 WHERE id = $1", topic.id)
-    await _set_topic_status(conn, post, "visible", actor_id)
-    await write_event(
-        conn,
-        PostRestored(post_id=post["id"], topic_id=topic.id, category_id=topic.category_id, author_id=post["author_id"]),
-        actor_id=actor_id,
-    )
+    await _switch_visibility(conn, post, topic, "visible", None, actor_id)
+    await write_event(conn, PostRestored(**post_about(post, topic)), actor_id=actor_id)
+
+
+# The other status a visibility switch starts from, the word a refusal uses, and the change to the count of
+# the topic's visible posts.
+_SWITCHES = {"hidden": ("visible", "hidden", -1), "visible": ("hidden", "restored", +1)}
+
+
+async def _switch_visibility(
+    conn: asyncpg.Connection,
+    post: asyncpg.Record,
+    topic: TopicContext,
+    status: str,
+    reason: str | None,
+    actor_id: int | None,
+) -> None:
+    """Hide a visible post or show a hidden one: 409 from any other status; its topic's count and status follow."""
+    was, wanted, count_change = _SWITCHES[status]
+    if post["status"] != was:
+        raise _conflict(post, wanted)
+    await conn.execute(SET_STATUS_SQL, post["id"], status, reason)
+    await conn.execute("UPDATE forum.topics SET posts_count = posts_count + $2 WHERE id = $1", topic.id, count_change)
+    await _set_topic_status(conn, post, status, actor_id)
+
+
+def post_about(post: asyncpg.Record, topic: TopicContext) -> dict[str, Any]:
+    """What every event about a post says: which post, in which topic and category, and whose it is."""
+    return {
+        "post_id": post["id"],
+        "topic_id": topic.id,
+        "category_id": topic.category_id,
+        "author_id": post["author_id"],
+    }
 
 
 async def reject_post(conn: asyncpg.Connection, post: asyncpg.Record, *, reason: str, actor_id: int) -> None:
@@ -154,13 +166,7 @@ async def _remove(conn: asyncpg.Connection, post: asyncpg.Record, topic: TopicCo
         return  # never published: nobody was told of it, so nobody is told it went
     await write_event(
         conn,
-        PostDeleted(
-            post_id=post["id"],
-            topic_id=topic.id,
-            post_number=post["post_number"],
-            category_id=topic.category_id,
-            author_id=post["author_id"],
-        ),
+        PostDeleted(**post_about(post, topic), post_number=post["post_number"]),
         actor_id=actor_id,
     )
 

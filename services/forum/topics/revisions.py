@@ -11,7 +11,7 @@ import asyncpg
 from services.forum import access
 from services.forum.moderation import audit, screening
 from services.forum.outbox import write_event
-from services.forum.topics.moves import SET_STATUS_SQL, lock_post
+from services.forum.topics.moves import SET_STATUS_SQL, lock_post, post_about
 from services.forum.topics.posts import censored, check_can_post, clean_body, fetch_post, readable_post, render_body
 from services.forum.topics.topics import (
     ANONYMOUS_AUTHOR,
@@ -119,11 +119,8 @@ async def _post_edited(
     await write_event(
         conn,
         PostEdited(
-            post_id=post["id"],
-            topic_id=topic.id,
+            **post_about(post, topic),
             post_number=post["post_number"],
-            category_id=topic.category_id,
-            author_id=post["author_id"],
             author_username=ANONYMOUS_USERNAME if post["anonymous"] else post["username"],
             text=rendered.text,
             content_note=note,

@@ -21,10 +21,10 @@ from services.forum import access
 from services.forum.moderation import audit
 from services.forum.outbox import write_event
 from services.forum.topics.categories import fetch_category, readable_category
-from shared.api import query_int
+from shared.api import query_choice, query_int
 from shared.events import TopicCreated, TopicUpdated
 from shared.sessions import Session
-from shared.web import ApiError, invalid
+from shared.web import invalid
 
 KINDS = ("discussion", "blog", "case_study", "narrative")
 KIND_LABELS = {
@@ -121,17 +121,15 @@ class TopicQuery:
 def parse_topic_query(request: Request, *, category_id: int | None = None) -> TopicQuery:
     """The list query of a request; 400 for values that are not allowed."""
     params = request.query_params
-    sort = params.get("sort") or "latest"
-    if sort not in SORTS:
-        raise ApiError(400, "bad_request", "?sort must be latest or top.", {"sort": "must be latest or top"})
-    kind = params.get("kind") or None
-    if kind is not None and kind not in KINDS:
-        raise ApiError(
-            400,
-            "bad_request",
-            f"?kind must be one of {', '.join(KINDS)}.",
-            {"kind": f"must be one of: {', '.join(KINDS)}"},
-        )
+    sort = query_choice(
+        request,
+        "sort",
+        SORTS,
+        default="latest",
+        message="?sort must be latest or top.",
+        field_error="must be latest or top",
+    )
+    kind = query_choice(request, "kind", KINDS, field_error=f"must be one of: {', '.join(KINDS)}")
     if category_id is None and params.get("category_id"):
         category_id = query_int(request, "category_id", 0, minimum=1, maximum=access.MAX_ID)
     return TopicQuery(category_id=category_id, kind=kind, sort=sort, page=query_int(request, "page", 1))
