@@ -29,7 +29,7 @@ from services.forum.accounts.accounts import (
     update_me,
 )
 from services.forum.accounts.password_reset import confirm_reset, request_reset
-from shared.api import ApiRouter, Field, Schema, path_int, read_json
+from shared.api import ApiRouter, Field, Schema, path_int, read_json, writing
 from shared.sessions import SESSION_COOKIE, Session
 from shared.web import ApiError, require_viewer, require_writer, runtime, viewer
 
@@ -350,11 +350,9 @@ async def get_controls_endpoint(request: Request) -> Response:
 @controls_api.put("/api/me/controls", body=CONTROLS_IN, answers={200: "{content_notes, members}"}, auth=True)
 async def put_controls_endpoint(request: Request) -> Response:
     """Choose whether posts with a content note start folded (collapse) or open (show)."""
-    who = await require_writer(request)
-    data = await read_json(request, CONTROLS_IN)
-    async with runtime(request).pool.acquire() as conn:
-        await controls.set_content_notes(conn, who, data["content_notes"])
-        body = await controls.controls(conn, who)
+    async with writing(request, CONTROLS_IN) as w:
+        await controls.set_content_notes(w.conn, w.who, w.data["content_notes"])
+        body = await controls.controls(w.conn, w.who)
     return JSONResponse(body)
 
 
@@ -362,8 +360,6 @@ async def put_controls_endpoint(request: Request) -> Response:
 async def mute_endpoint(request: Request) -> Response:
     """Mute (no notifications), ignore (also fold their posts away) or stop muting a member: level none."""
     user_id = path_int(request, "id")
-    who = await require_writer(request)
-    data = await read_json(request, MUTE_IN)
-    async with runtime(request).pool.acquire() as conn, conn.transaction():
-        body = await controls.set_level(conn, who, user_id, data["level"])
+    async with writing(request, MUTE_IN) as w:
+        body = await controls.set_level(w.conn, w.who, user_id, w.data["level"])
     return JSONResponse(body)

@@ -23,8 +23,8 @@ from services.forum.directory.directory import (
     revoke_badge,
     search,
 )
-from shared.api import ApiRouter, Field, Schema, path_int, query_int, read_json
-from shared.web import require_viewer, require_writer, runtime
+from shared.api import ApiRouter, Field, Schema, path_int, query_int, writing
+from shared.web import require_viewer, runtime
 
 api = ApiRouter(tag="directory")
 
@@ -117,10 +117,8 @@ async def badges_endpoint(request: Request) -> Response:
 @api.post("/api/badges", body=BADGE_IN, answers={201: "Badge"}, auth=True)
 async def create_badge_endpoint(request: Request) -> Response:
     """Create a badge (admins)."""
-    who = await require_writer(request)
-    data = await read_json(request, BADGE_IN)
-    async with runtime(request).pool.acquire() as conn:
-        row = await create_badge(conn, who, data["name"], data.get("description"))
+    async with writing(request, BADGE_IN) as w:
+        row = await create_badge(w.conn, w.who, w.data["name"], w.data.get("description"))
     return JSONResponse(badge_json(row), status_code=201)
 
 
@@ -129,17 +127,14 @@ async def create_badge_endpoint(request: Request) -> Response:
 )
 async def grant_badge_endpoint(request: Request) -> Response:
     """Give a member a badge (admins)."""
-    who = await require_writer(request)
-    data = await read_json(request, GRANT_IN)
-    async with runtime(request).pool.acquire() as conn, conn.transaction():
-        user = await grant_badge(conn, who, request.path_params["username"], data["badge_id"])
+    async with writing(request, GRANT_IN) as w:
+        user = await grant_badge(w.conn, w.who, request.path_params["username"], w.data["badge_id"])
     return JSONResponse(public_json(user), status_code=201)
 
 
 @api.delete("/api/users/{username}/badges/{badge_id}", answers={204: "Badge taken back"}, auth=True)
 async def revoke_badge_endpoint(request: Request) -> Response:
     """Take a badge back from a member (admins)."""
-    who = await require_writer(request)
-    async with runtime(request).pool.acquire() as conn, conn.transaction():
-        await revoke_badge(conn, who, request.path_params["username"], path_int(request, "badge_id"))
+    async with writing(request) as w:
+        await revoke_badge(w.conn, w.who, request.path_params["username"], path_int(request, "badge_id"))
     return Response(status_code=204)

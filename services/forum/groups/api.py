@@ -4,6 +4,7 @@ build on too. Rules and actions are in groups.py.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
@@ -13,8 +14,8 @@ from starlette.responses import JSONResponse, Response
 from services.forum.accounts import accounts
 from services.forum.groups import groups
 from services.forum.groups.groups import Viewing, group_url
-from shared.api import ApiRouter, Field, Schema, path_int, query_int, read_json
-from shared.web import Runtime, require_viewer, require_writer, runtime, viewer
+from shared.api import ApiRouter, Field, Schema, path_int, query_int, read_json, writing
+from shared.web import require_viewer, require_writer, runtime, viewer
 
 api = ApiRouter(tag="groups")
 
@@ -127,9 +128,22 @@ def invite_json(row: asyncpg.Record) -> dict[str, Any]:
 # --- endpoints ------------------------------------------------------------------------------------------------
 
 
-async def _changed(rt: Runtime, user_id: int) -> None:
+async def _changed(request: Request, user_id: int) -> None:
     """After a membership change commits: the member's live sessions learn their groups."""
-    await accounts.refresh_sessions(rt, user_id)
+    await accounts.refresh_sessions(runtime(request), user_id)
+
+
+async def _owners_list(
+    request: Request,
+    pending: Callable[[asyncpg.Connection, int], Awaitable[list[asyncpg.Record]]],
+    shape: Callable[[asyncpg.Record], dict[str, Any]],
+) -> Response:
+    """A list only the group's owners and admins see (requests, invitations), all in one page."""
+    who = await require_viewer(request)
+    async with runtime(request).pool.acquire() as conn:
+        place = await groups.managing(conn, who, path_int(request, "id"))
+        rows = await pending(conn, place.id)
+    return JSONResponse({"items": [shape(r) for r in rows], "next": None})
 
 
 @api.get("/api/groups", answers={200: "{items: [group], next}"})
@@ -144,11 +158,9 @@ async def list_groups(request: Request) -> Response:
 @api.post("/api/groups", body=GROUP_IN, answers={201: "Group"}, auth=True)
 async def create_group_endpoint(request: Request) -> Response:
     """Create a group (admins). Add owners with POST /api/groups/{id}/members."""
-    who = await require_writer(request)
-    data = await read_json(request, GROUP_IN)
-    async with runtime(request).pool.acquire() as conn, conn.transaction():
-        row = await groups.create_group(conn, who, data)
-        place = await groups.viewing(conn, who, row)
+    async with writing(request, GROUP_IN) as w:
+        row = await groups.create_group(w.conn, w.who, w.data)
+        place = await groups.viewing(w.conn, w.who, row)
     return JSONResponse(group_json(row, place), status_code=201)
 
 
@@ -165,11 +177,9 @@ async def get_group(request: Request) -> Response:
 @api.patch("/api/groups/{id:int}", body=GROUP_PATCH, answers={200: "Group"}, auth=True)
 async def patch_group(request: Request) -> Response:
     """Change a group's name, description or access (its owners and admins)."""
-    who = await require_writer(request)
-    data = await read_json(request, GROUP_PATCH)
-    async with runtime(request).pool.acquire() as conn, conn.transaction():
-        row = await groups.update_group(conn, who, path_int(request, "id"), data)
-        place = await groups.viewing(conn, who, row)
+    async with writing(request, GROUP_PATCH) as w:
+        row = await groups.update_group(w.conn, w.who, path_int(request, "id"), w.data)
+        place = await groups.viewing(w.conn, w.who, row)
     return JSONResponse(group_json(row, place))
 
 
@@ -197,15 +207,12 @@ async def list_members(request: Request) -> Response:
 )
 async def join_endpoint(request: Request) -> Response:
     """Join an open group, or ask to join an on-request group (with an optional message for its owners)."""
-    who = await require_writer(request)
-    data = await read_json(request, JOIN_IN)
     group_id = path_int(request, "id")
-    rt = runtime(request)
-    async with rt.pool.acquire() as conn, conn.transaction():
-        was_member = (await groups.viewing_id(conn, who, group_id)).member
-        status = await groups.join(conn, who, group_id, data.get("message"))
+    async with writing(request, JOIN_IN) as w:
+        was_member = (await groups.viewing_id(w.conn, w.who, group_id)).member
+        status = await groups.join(w.conn, w.who, group_id, w.data.get("message"))
     if status == "member" and not was_member:
-        await _changed(rt, who.user_id)
+        await _changed(request, w.who.user_id)
     code = 202 if status == "requested" else (200 if was_member else 201)
     return JSONResponse({"status": status}, status_code=code)
 
@@ -213,59 +220,48 @@ async def join_endpoint(request: Request) -> Response:
 @api.delete("/api/groups/{id:int}/membership", answers={204: "Left (or request taken back)"}, auth=True)
 async def leave_endpoint(request: Request) -> Response:
     """Leave a group, or take back a request to join it."""
-    who = await require_writer(request)
-    rt = runtime(request)
-    async with rt.pool.acquire() as conn, conn.transaction():
-        await groups.leave(conn, who, path_int(request, "id"))
-    await _changed(rt, who.user_id)
+    async with writing(request) as w:
+        await groups.leave(w.conn, w.who, path_int(request, "id"))
+    await _changed(request, w.who.user_id)
     return Response(status_code=204)
 
 
 @api.post("/api/groups/{id:int}/members", body=ADD_MEMBER_IN, answers={201: "Member"}, auth=True)
 async def add_member_endpoint(request: Request) -> Response:
     """Add a member by username, optionally as an owner (the group's owners and admins)."""
-    who = await require_writer(request)
-    data = await read_json(request, ADD_MEMBER_IN)
-    rt = runtime(request)
-    async with rt.pool.acquire() as conn, conn.transaction():
+    async with writing(request, ADD_MEMBER_IN) as w:
         row = await groups.add_member(
-            conn, who, path_int(request, "id"), data["username"], owner=bool(data.get("owner"))
+            w.conn, w.who, path_int(request, "id"), w.data["username"], owner=bool(w.data.get("owner"))
         )
-    await _changed(rt, row["id"])
+    await _changed(request, row["id"])
     return JSONResponse(member_json(row), status_code=201)
 
 
 @api.patch("/api/groups/{id:int}/members/{user_id:int}", body=MEMBER_PATCH, answers={200: "Member"}, auth=True)
 async def patch_member_endpoint(request: Request) -> Response:
     """Make a member an owner, or not (the group's owners and admins)."""
-    who = await require_writer(request)
-    data = await read_json(request, MEMBER_PATCH)
-    async with runtime(request).pool.acquire() as conn, conn.transaction():
-        row = await groups.set_owner(conn, who, path_int(request, "id"), path_int(request, "user_id"), data["owner"])
-    await _changed(runtime(request), row["id"])
+    async with writing(request, MEMBER_PATCH) as w:
+        row = await groups.set_owner(
+            w.conn, w.who, path_int(request, "id"), path_int(request, "user_id"), w.data["owner"]
+        )
+    await _changed(request, row["id"])
     return JSONResponse(member_json(row))
 
 
 @api.delete("/api/groups/{id:int}/members/{user_id:int}", answers={204: "Removed"}, auth=True)
 async def remove_member_endpoint(request: Request) -> Response:
     """Remove a member (the group's owners and admins; or yourself)."""
-    who = await require_writer(request)
     user_id = path_int(request, "user_id")
-    rt = runtime(request)
-    async with rt.pool.acquire() as conn, conn.transaction():
-        await groups.remove_member(conn, who, path_int(request, "id"), user_id)
-    await _changed(rt, user_id)
+    async with writing(request) as w:
+        await groups.remove_member(w.conn, w.who, path_int(request, "id"), user_id)
+    await _changed(request, user_id)
     return Response(status_code=204)
 
 
 @api.get("/api/groups/{id:int}/requests", answers={200: "{items: [request], next}"}, auth=True)
 async def list_requests(request: Request) -> Response:
     """Requests to join waiting for an answer (the group's owners and admins)."""
-    who = await require_viewer(request)
-    async with runtime(request).pool.acquire() as conn:
-        place = await groups.managing(conn, who, path_int(request, "id"))
-        rows = await groups.pending_requests(conn, place.id)
-    return JSONResponse({"items": [request_json(r) for r in rows], "next": None})
+    return await _owners_list(request, groups.pending_requests, request_json)
 
 
 @api.post(
@@ -273,25 +269,18 @@ async def list_requests(request: Request) -> Response:
 )
 async def decide_request_endpoint(request: Request) -> Response:
     """Approve or deny a request to join (the group's owners and admins)."""
-    who = await require_writer(request)
-    data = await read_json(request, DECISION_IN)
     user_id = path_int(request, "user_id")
-    rt = runtime(request)
-    async with rt.pool.acquire() as conn, conn.transaction():
-        status = await groups.decide_request(conn, who, path_int(request, "id"), user_id, data["action"])
+    async with writing(request, DECISION_IN) as w:
+        status = await groups.decide_request(w.conn, w.who, path_int(request, "id"), user_id, w.data["action"])
     if status == "member":
-        await _changed(rt, user_id)
+        await _changed(request, user_id)
     return JSONResponse({"status": status})
 
 
 @api.get("/api/groups/{id:int}/invites", answers={200: "{items: [invite], next}"}, auth=True)
 async def list_invites(request: Request) -> Response:
     """Open invitations (the group's owners and admins)."""
-    who = await require_viewer(request)
-    async with runtime(request).pool.acquire() as conn:
-        place = await groups.managing(conn, who, path_int(request, "id"))
-        rows = await groups.pending_invites(conn, place.id)
-    return JSONResponse({"items": [invite_json(r) for r in rows], "next": None})
+    return await _owners_list(request, groups.pending_invites, invite_json)
 
 
 @api.post("/api/groups/{id:int}/invites", body=INVITE_IN, answers={202: "{status: sent, id}"}, auth=True)
@@ -306,21 +295,17 @@ async def invite_endpoint(request: Request) -> Response:
 @api.delete("/api/groups/{id:int}/invites/{invite_id:int}", answers={204: "Withdrawn"}, auth=True)
 async def revoke_invite_endpoint(request: Request) -> Response:
     """Withdraw an open invitation: its link stops working."""
-    who = await require_writer(request)
-    async with runtime(request).pool.acquire() as conn, conn.transaction():
-        await groups.revoke_invite(conn, who, path_int(request, "id"), path_int(request, "invite_id"))
+    async with writing(request) as w:
+        await groups.revoke_invite(w.conn, w.who, path_int(request, "id"), path_int(request, "invite_id"))
     return Response(status_code=204)
 
 
 @api.post("/api/group-invites/accept", body=ACCEPT_IN, answers={200: "Group (now a member)"}, auth=True)
 async def accept_invite_endpoint(request: Request) -> Response:
     """Accept an invitation with the token from its link; the viewer's confirmed email must be the one invited."""
-    who = await require_writer(request)
-    data = await read_json(request, ACCEPT_IN)
-    rt = runtime(request)
-    async with rt.pool.acquire() as conn, conn.transaction():
-        group = await groups.accept_invite(conn, who, data["token"], secret=rt.settings.key)
-    await _changed(rt, who.user_id)
-    async with rt.pool.acquire() as conn:
-        place = await groups.viewing_id(conn, who, group["id"])
+    async with writing(request, ACCEPT_IN) as w:
+        group = await groups.accept_invite(w.conn, w.who, w.data["token"], secret=runtime(request).settings.key)
+    await _changed(request, w.who.user_id)
+    async with runtime(request).pool.acquire() as conn:
+        place = await groups.viewing_id(conn, w.who, group["id"])
     return JSONResponse(group_json(place.group, place))

@@ -22,6 +22,7 @@ from services.forum import access
 from services.forum.accounts import accounts
 from services.forum.groups import api as group_api
 from services.forum.groups import groups
+from services.forum.topics.fragments import person
 from shared.api import query_int
 from shared.pages import (
     day,
@@ -58,18 +59,6 @@ ACCESS_TAGS = {"open": ("Open", "green"), "request": ("On request", "blue"), "pr
 
 
 # --- helpers -------------------------------------------------------------------------------------------------
-
-
-def person(user_id: int, username: str, display_name: str) -> dict[str, Any]:
-    """Someone as the pages show them: name, profile link and initials avatar."""
-    return {
-        "id": user_id,
-        "username": username,
-        "display_name": display_name,
-        "url": f"/u/{quote(username)}",
-        "avatar": {"initials": accounts.initials(display_name, username)},
-        "avatar_class": f"tica-avatar--{accounts.avatar_index(user_id)}",
-    }
 
 
 def group_view(place: groups.Viewing) -> dict[str, Any]:

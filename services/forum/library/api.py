@@ -9,7 +9,8 @@ keep the app's usual limit (read_small_json).
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,7 +22,7 @@ from services.forum import access
 from services.forum.library import comments, documents, filetypes, folders
 from services.forum.library.folders import FOLDER_DESCRIPTION_MAX, FOLDER_NAME_MAX, FolderNode
 from services.forum.library.multipart import Upload
-from shared.api import ApiRouter, Field, Schema, path_int, query_int, read_json
+from shared.api import ApiRouter, Field, Schema, Write, path_int, query_int, writing
 from shared.sessions import Session
 from shared.web import ApiError, require_writer, runtime, viewer
 
@@ -99,6 +100,24 @@ async def read_small_json(request: Request, schema: Schema) -> dict[str, Any]:
     except (ValueError, UnicodeDecodeError):
         raise ApiError(400, "bad_json", "The request body is not valid JSON.") from None
     return schema.validate(data)
+
+
+@asynccontextmanager
+async def writing_small(request: Request, body: Schema) -> AsyncIterator[Write]:
+    """shared.api.writing for the JSON endpoints under UPLOAD_PATHS: the same steps, the body read
+    with read_small_json.
+    """
+    who = await require_writer(request)
+    data = await read_small_json(request, body)
+    async with runtime(request).pool.acquire() as conn, conn.transaction():
+        yield Write(who, data, conn)
+
+
+async def _deleted(request: Request, delete: Callable[[asyncpg.Connection, Session, int], Awaitable[None]]) -> Response:
+    """A delete endpoint: `delete` the request's {id} for the signed-in writer, in a transaction; 204."""
+    async with writing(request) as w:
+        await delete(w.conn, w.who, path_int(request, "id"))
+    return Response(status_code=204)
 
 
 def counted(request: Request) -> bool:
@@ -266,11 +285,9 @@ async def list_folders(request: Request) -> Response:
 @api.post("/api/folders", body=FOLDER_IN, answers={201: "Folder"}, auth=True)
 async def create_folder_endpoint(request: Request) -> Response:
     """Create a folder or, with parent_id, a subfolder (admins)."""
-    who = await require_writer(request)
-    data = await read_json(request, FOLDER_IN)
-    async with runtime(request).pool.acquire() as conn, conn.transaction():
-        row = await folders.create_folder(conn, who, data)
-    return JSONResponse(folder_json(row, who), status_code=201)
+    async with writing(request, FOLDER_IN) as w:
+        row = await folders.create_folder(w.conn, w.who, w.data)
+    return JSONResponse(folder_json(row, w.who), status_code=201)
 
 
 @api.get(
@@ -290,20 +307,15 @@ async def get_folder(request: Request) -> Response:
 @api.patch("/api/folders/{id:int}", body=FOLDER_PATCH, answers={200: "Folder"}, auth=True)
 async def patch_folder(request: Request) -> Response:
     """Change a folder's name, description, position or groups (admins)."""
-    who = await require_writer(request)
-    data = await read_json(request, FOLDER_PATCH)
-    async with runtime(request).pool.acquire() as conn, conn.transaction():
-        row = await folders.update_folder(conn, who, path_int(request, "id"), data)
-    return JSONResponse(folder_json(row, who))
+    async with writing(request, FOLDER_PATCH) as w:
+        row = await folders.update_folder(w.conn, w.who, path_int(request, "id"), w.data)
+    return JSONResponse(folder_json(row, w.who))
 
 
 @api.delete("/api/folders/{id:int}", answers={204: "Deleted"}, auth=True)
 async def delete_folder_endpoint(request: Request) -> Response:
     """Delete an empty folder (admins); 409 while it holds documents or subfolders."""
-    who = await require_writer(request)
-    async with runtime(request).pool.acquire() as conn, conn.transaction():
-        await folders.delete_folder(conn, who, path_int(request, "id"))
-    return Response(status_code=204)
+    return await _deleted(request, folders.delete_folder)
 
 
 # --- documents ------------------------------------------------------------------------------------------------------
@@ -345,20 +357,15 @@ async def get_document(request: Request) -> Response:
 @api.patch("/api/documents/{id:int}", body=DOCUMENT_PATCH, answers={200: "Document"}, auth=True)
 async def patch_document(request: Request) -> Response:
     """Change a document's title or description, or move it to another folder (its uploader or staff)."""
-    who = await require_writer(request)
-    data = await read_small_json(request, DOCUMENT_PATCH)
-    async with runtime(request).pool.acquire() as conn, conn.transaction():
-        row = await documents.update_document(conn, who, path_int(request, "id"), data)
+    async with writing_small(request, DOCUMENT_PATCH) as w:
+        row = await documents.update_document(w.conn, w.who, path_int(request, "id"), w.data)
     return JSONResponse(document_json(row))
 
 
 @api.delete("/api/documents/{id:int}", answers={204: "Deleted"}, auth=True)
 async def delete_document_endpoint(request: Request) -> Response:
     """Remove a document from the library (its uploader or staff)."""
-    who = await require_writer(request)
-    async with runtime(request).pool.acquire() as conn, conn.transaction():
-        await documents.delete_document(conn, who, path_int(request, "id"))
-    return Response(status_code=204)
+    return await _deleted(request, documents.delete_document)
 
 
 @api.post("/api/documents/{id:int}/versions", answers={201: "Document (its new current version)"}, auth=True)
@@ -439,28 +446,21 @@ async def list_comments(request: Request) -> Response:
 @api.post("/api/documents/{id:int}/comments", body=COMMENT_IN, answers={201: "Comment"}, auth=True)
 async def create_comment_endpoint(request: Request) -> Response:
     """Comment on a document (Markdown; @mentions notify)."""
-    who = await require_writer(request)
-    data = await read_small_json(request, COMMENT_IN)
-    async with runtime(request).pool.acquire() as conn, conn.transaction():
-        row = await comments.create_comment(conn, who, path_int(request, "id"), data["body"])
-    return JSONResponse(comment_json(row, who), status_code=201)
+    async with writing_small(request, COMMENT_IN) as w:
+        row = await comments.create_comment(w.conn, w.who, path_int(request, "id"), w.data["body"])
+    return JSONResponse(comment_json(row, w.who), status_code=201)
 
 
 @api.patch("/api/document-comments/{id:int}", body=COMMENT_IN, answers={200: "Comment"}, auth=True)
 async def edit_comment_endpoint(request: Request) -> Response:
     """Edit a comment (its author or staff); the previous text is kept."""
-    who = await require_writer(request)
-    data = await read_json(request, COMMENT_IN)
-    async with runtime(request).pool.acquire() as conn, conn.transaction():
-        row = await comments.edit_comment(conn, who, path_int(request, "id"), data["body"])
-        given = await documents.my_reactions(conn, who, [row["id"]])
-    return JSONResponse(comment_json(row, who, given.get(row["id"], ())))
+    async with writing(request, COMMENT_IN) as w:
+        row = await comments.edit_comment(w.conn, w.who, path_int(request, "id"), w.data["body"])
+        given = await documents.my_reactions(w.conn, w.who, [row["id"]])
+    return JSONResponse(comment_json(row, w.who, given.get(row["id"], ())))
 
 
 @api.delete("/api/document-comments/{id:int}", answers={204: "Deleted"}, auth=True)
 async def delete_comment_endpoint(request: Request) -> Response:
     """Delete a comment (its author or staff)."""
-    who = await require_writer(request)
-    async with runtime(request).pool.acquire() as conn, conn.transaction():
-        await comments.delete_comment(conn, who, path_int(request, "id"))
-    return Response(status_code=204)
+    return await _deleted(request, comments.delete_comment)

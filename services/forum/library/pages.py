@@ -12,6 +12,7 @@ shared.pages.form_data, so their CSRF token is checked here with the same rule.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
@@ -23,11 +24,11 @@ from starlette.routing import BaseRoute, Route
 
 from services.forum import access
 from services.forum.groups import groups
-from services.forum.groups.pages import person
 from services.forum.library import api as library_api
 from services.forum.library import comments, documents, filetypes, folders
 from services.forum.library.multipart import Upload, size_text
 from services.forum.topics import posts
+from services.forum.topics.fragments import person
 from services.forum.writings import reactions, writings
 from services.forum.writings.targets import COMMENT
 from shared.api import path_int, query_int
@@ -307,18 +308,36 @@ async def _read_upload_form(request: Request, who: Session) -> Upload:
     return upload
 
 
-async def _upload_form(request: Request, who: Session, template: str, context: dict[str, Any]) -> Response | Upload:
-    """A posted upload form read and checked, or its page again with what went wrong.
+async def _upload_form(
+    request: Request,
+    who: Session,
+    template: str,
+    context: dict[str, Any],
+    kept: tuple[str, ...],
+    send: Callable[[Upload], Awaitable[asyncpg.Record]],
+) -> Response | asyncpg.Record:
+    """An upload form: on GET the form; on POST the upload read, checked and handed to `send`, whose
+    document is returned, or the form again with what went wrong and the `kept` fields as typed.
 
-    The caller sends the upload on and discards it; an expired form is refused (403) as anywhere.
+    The temporary file is discarded however that ends; an expired form is refused (403) as anywhere.
     """
+    if request.method == "GET":
+        return await render(request, template, context)
     try:
-        return await _read_upload_form(request, who)
+        upload = await _read_upload_form(request, who)
     except ApiError as exc:
         if exc.status == 403 and exc.code == "csrf_failed":
             raise
         context.update(_upload_errors(exc))
         return await render(request, template, context, status=page_status(exc))
+    try:
+        context["values"] = {k: upload.fields.get(k, "") for k in kept}
+        return await send(upload)
+    except ApiError as exc:
+        context.update(_upload_errors(exc))
+        return await render(request, template, context, status=page_status(exc))
+    finally:
+        upload.discard()
 
 
 async def upload_page(request: Request) -> Response:
@@ -331,20 +350,17 @@ async def upload_page(request: Request) -> Response:
     async with rt.pool.acquire() as conn:
         context = await _upload_context(conn, who, folder if folder.isdigit() else "")
     context["max_size"] = size_text(rt.settings.max_upload_bytes)
-    if request.method == "GET":
-        return await render(request, "documents/upload.html", context)
-    upload = await _upload_form(request, who, "documents/upload.html", context)
-    if isinstance(upload, Response):
-        return upload
-    try:
-        context["values"] = {k: upload.fields.get(k, "") for k in ("folder_id", "title", "description")}
-        row = await documents.upload_document(rt, who, upload)
-    except ApiError as exc:
-        context.update(_upload_errors(exc))
-        return await render(request, "documents/upload.html", context, status=page_status(exc))
-    finally:
-        upload.discard()
-    return RedirectResponse(documents.document_url(row["id"]) + "?done=uploaded", status_code=303)
+    sent = await _upload_form(
+        request,
+        who,
+        "documents/upload.html",
+        context,
+        ("folder_id", "title", "description"),
+        lambda upload: documents.upload_document(rt, who, upload),
+    )
+    if isinstance(sent, Response):
+        return sent
+    return RedirectResponse(documents.document_url(sent["id"]) + "?done=uploaded", status_code=303)
 
 
 async def version_page(request: Request) -> Response:
@@ -364,19 +380,16 @@ async def version_page(request: Request) -> Response:
         "accepted": filetypes.ACCEPTED_TEXT,
         "max_size": size_text(rt.settings.max_upload_bytes),
     }
-    if request.method == "GET":
-        return await render(request, "documents/version.html", context)
-    upload = await _upload_form(request, who, "documents/version.html", context)
-    if isinstance(upload, Response):
-        return upload
-    try:
-        context["values"] = {"note": upload.fields.get("note", "")}
-        await documents.upload_version(rt, who, document_id, upload)
-    except ApiError as exc:
-        context.update(_upload_errors(exc))
-        return await render(request, "documents/version.html", context, status=page_status(exc))
-    finally:
-        upload.discard()
+    sent = await _upload_form(
+        request,
+        who,
+        "documents/version.html",
+        context,
+        ("note",),
+        lambda upload: documents.upload_version(rt, who, document_id, upload),
+    )
+    if isinstance(sent, Response):
+        return sent
     return RedirectResponse(documents.document_url(document_id) + "?done=version", status_code=303)
 
 

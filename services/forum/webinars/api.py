@@ -12,7 +12,7 @@ from starlette.responses import JSONResponse, Response
 
 from services.forum import access
 from services.forum.webinars import webinars
-from shared.api import ApiRouter, Field, Schema, path_int, query_int, read_json
+from shared.api import ApiRouter, Field, Schema, path_int, query_int, read_json, writing
 from shared.sessions import Session
 from shared.web import ApiError, require_viewer, require_writer, runtime, viewer
 
@@ -121,11 +121,18 @@ def registration_json(row: asyncpg.Record) -> dict[str, Any]:
 
 
 async def _json_for(conn: asyncpg.Connection, row: asyncpg.Record, who: Session | None) -> dict[str, Any]:
+    """A webinar's JSON for `who`, with their registration and, when waiting, their place in the queue."""
     registration = await webinars.my_registration(conn, row["id"], who)
     out = webinar_json(row, who, registration)
     if registration == "waiting" and who is not None:
         out["waiting_position"] = await webinars.waiting_position(conn, row["id"], who.user_id)
     return out
+
+
+async def _webinar_out(request: Request, row: asyncpg.Record, who: Session | None) -> dict[str, Any]:
+    """The webinar's JSON for `who` (_json_for), read on a connection of its own."""
+    async with runtime(request).pool.acquire() as conn:
+        return await _json_for(conn, row, who)
 
 
 WEBINARS_PER_PAGE = 30
@@ -154,13 +161,9 @@ async def list_webinars_endpoint(request: Request) -> Response:
 @api.post("/api/webinars", body=WEBINAR_IN, answers={201: "Webinar"}, auth=True)
 async def create_webinar_endpoint(request: Request) -> Response:
     """Schedule a webinar (admins), with its discussion topic."""
-    who = await require_writer(request)
-    data = await read_json(request, WEBINAR_IN)
-    rt = runtime(request)
-    async with rt.pool.acquire() as conn, conn.transaction():
-        row = await webinars.create_webinar(conn, who, data)
-    async with rt.pool.acquire() as conn:
-        return JSONResponse(await _json_for(conn, row, who), status_code=201)
+    async with writing(request, WEBINAR_IN) as w:
+        row = await webinars.create_webinar(w.conn, w.who, w.data)
+    return JSONResponse(await _webinar_out(request, row, w.who), status_code=201)
 
 
 @api.get("/api/webinars/{id:int}", answers={200: "Webinar"})
@@ -179,8 +182,7 @@ async def update_webinar_endpoint(request: Request) -> Response:
     webinar_id = path_int(request, "id")
     data = await read_json(request, WEBINAR_PATCH)
     row = await webinars.change(runtime(request), who, webinar_id, data)
-    async with runtime(request).pool.acquire() as conn:
-        return JSONResponse(await _json_for(conn, row, who))
+    return JSONResponse(await _webinar_out(request, row, who))
 
 
 @api.post("/api/webinars/{id:int}/cancel", body=CANCEL_IN, answers={200: "Webinar"}, auth=True)
@@ -190,8 +192,7 @@ async def cancel_webinar_endpoint(request: Request) -> Response:
     webinar_id = path_int(request, "id")
     await read_json(request, CANCEL_IN)
     row = await webinars.cancel(runtime(request), who, webinar_id)
-    async with runtime(request).pool.acquire() as conn:
-        return JSONResponse(await _json_for(conn, row, who))
+    return JSONResponse(await _webinar_out(request, row, who))
 
 
 @api.post("/api/webinars/{id:int}/registration", answers={201: "Registration"}, auth=True)
@@ -199,8 +200,7 @@ async def register_endpoint(request: Request) -> Response:
     """Register: a seat, or a place on the waiting list when it is full."""
     who = await require_writer(request)
     status, row = await webinars.take_seat(runtime(request), who, path_int(request, "id"))
-    async with runtime(request).pool.acquire() as conn:
-        return JSONResponse({"status": status, "webinar": await _json_for(conn, row, who)}, status_code=201)
+    return JSONResponse({"status": status, "webinar": await _webinar_out(request, row, who)}, status_code=201)
 
 
 @api.delete("/api/webinars/{id:int}/registration", answers={204: "Cancelled"}, auth=True)

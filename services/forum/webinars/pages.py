@@ -7,6 +7,8 @@ Forms take the date and times as they are in the UK (Europe/London) and store th
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Awaitable, Callable
 from datetime import date, datetime, time
 from typing import Any
 
@@ -224,6 +226,23 @@ async def _organised(request: Request, who: Session) -> asyncpg.Record:
     return row
 
 
+def _for_organisers(
+    page: Callable[[Request, Session, asyncpg.Record], Awaitable[Response]],
+) -> Callable[[Request], Awaitable[Response]]:
+    """A page about one webinar for its organisers and admins, given the member and the webinar:
+    a visitor is sent to log in first, any other member refused (403).
+    """
+
+    @functools.wraps(page)
+    async def endpoint(request: Request) -> Response:
+        who = await member_session(request)
+        if who is None:
+            return login_redirect(request)
+        return await page(request, who, await _organised(request, who))
+
+    return endpoint
+
+
 async def form_page(request: Request) -> Response:
     """GET/POST /webinars/new and /webinars/{id}/edit (organisers)."""
     who = await member_session(request)
@@ -253,12 +272,9 @@ async def form_page(request: Request) -> Response:
     return RedirectResponse(f"{webinars.webinar_url(saved['id'])}?done=saved", status_code=303)
 
 
-async def cancel_page(request: Request) -> Response:
+@_for_organisers
+async def cancel_page(request: Request, who: Session, row: asyncpg.Record) -> Response:
     """GET/POST /webinars/{id}/cancel: confirm, then cancel (organisers)."""
-    who = await member_session(request)
-    if who is None:
-        return login_redirect(request)
-    row = await _organised(request, who)
     if request.method == "GET":
         return await render(request, "webinars/cancel.html", {"webinar": view(row, who, None)})
     await form_data(request)
@@ -266,12 +282,9 @@ async def cancel_page(request: Request) -> Response:
     return RedirectResponse(f"{webinars.webinar_url(row['id'])}?done=webinar_cancelled", status_code=303)
 
 
-async def registrations_page(request: Request) -> Response:
+@_for_organisers
+async def registrations_page(request: Request, who: Session, row: asyncpg.Record) -> Response:
     """GET /webinars/{id}/registrations (organisers); ?format=csv downloads them."""
-    who = await member_session(request)
-    if who is None:
-        return login_redirect(request)
-    row = await _organised(request, who)
     async with runtime(request).pool.acquire() as conn:
         rows = await webinars.registrations(conn, row["id"])
     if request.query_params.get("format") == "csv":

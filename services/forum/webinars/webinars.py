@@ -312,16 +312,19 @@ async def create_webinar(conn: asyncpg.Connection, who: Session, data: dict[str,
         conn, who, {"category_id": category["id"], "title": row["title"], "body": topic_body(row)}
     )
     await conn.execute("UPDATE forum.webinars SET topic_id = $2 WHERE id = $1", webinar_id, topic["id"])
-    event = WebinarScheduled(
-        webinar_id=webinar_id,
-        title=row["title"],
-        starts_at=iso(row["starts_at"]),
-        ends_at=iso(row["ends_at"]),
-        topic_id=topic["id"],
-        audience=access.webinar_audience(),
-    )
+    event = WebinarScheduled(**_event_fields(row), ends_at=iso(row["ends_at"]), topic_id=topic["id"])
     await write_event(conn, event, actor_id=who.user_id)
     return await fetch_webinar(conn, webinar_id)
+
+
+def _event_fields(row: asyncpg.Record) -> dict[str, Any]:
+    """The fields every webinar event carries (shared.events.WebinarEvent and its audience)."""
+    return {
+        "webinar_id": row["id"],
+        "title": row["title"],
+        "starts_at": iso(row["starts_at"]),
+        "audience": access.webinar_audience(),
+    }
 
 
 _UPDATABLE = (
@@ -376,13 +379,7 @@ async def update_webinar(
     promoted = await promote_waiting(conn, webinar_id)
     after = await fetch_webinar(conn, webinar_id)
     event = WebinarUpdated(
-        webinar_id=webinar_id,
-        title=after["title"],
-        starts_at=iso(after["starts_at"]),
-        ends_at=iso(after["ends_at"]),
-        status=after["status"],
-        sequence=after["sequence"],
-        audience=access.webinar_audience(),
+        **_event_fields(after), ends_at=iso(after["ends_at"]), status=after["status"], sequence=after["sequence"]
     )
     await write_event(conn, event, actor_id=who.user_id)
     return before, after, promoted
@@ -398,9 +395,7 @@ async def cancel_webinar(conn: asyncpg.Connection, who: Session, webinar_id: int
         "UPDATE forum.webinars SET status = 'cancelled', sequence = sequence + 1, updated_at = now() WHERE id = $1",
         webinar_id,
     )
-    event = WebinarCancelled(
-        webinar_id=webinar_id, title=row["title"], starts_at=iso(row["starts_at"]), audience=access.webinar_audience()
-    )
+    event = WebinarCancelled(**_event_fields(row))
     await write_event(conn, event, actor_id=who.user_id)
     return await fetch_webinar(conn, webinar_id)
 
