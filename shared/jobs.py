@@ -6,12 +6,15 @@ a retried request never queues the same mail twice.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 from arq.connections import ArqRedis, RedisSettings, create_pool
 
 from shared.settings import Settings
+
+if TYPE_CHECKING:
+    from shared.web import Runtime
 
 _QUEUE_SUFFIX = "arq:queue"
 
@@ -35,6 +38,18 @@ def redis_settings(settings: Settings) -> RedisSettings:
 
 async def open_queue(settings: Settings) -> ArqRedis:
     return await create_pool(redis_settings(settings), default_queue_name=queue_name(settings))
+
+
+async def open_job_queue(rt: Runtime) -> None:
+    """A service's start-up step: the queue in `rt.extras["queue"]`, where its handlers enqueue."""
+    rt.extras["queue"] = await open_queue(rt.settings)
+
+
+async def close_job_queue(rt: Runtime) -> None:
+    """A service's shut-down step: close the queue open_job_queue opened, if it did."""
+    queue = rt.extras.pop("queue", None)
+    if queue is not None:
+        await queue.aclose()
 
 
 async def enqueue_mail(

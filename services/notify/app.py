@@ -17,7 +17,7 @@ from services.notify import devmail, live, notifications, preferences, unsubscri
 from shared import api as api_lib
 from shared import pages
 from shared.events import group_lag, stream_name
-from shared.jobs import open_queue
+from shared.jobs import close_job_queue, open_job_queue
 from shared.settings import Settings
 from shared.web import Runtime, build_app
 
@@ -34,16 +34,6 @@ async def notification_writer(rt: Runtime, stop: asyncio.Event) -> None:
     consumer = writer.consumer(rt)
     rt.extras["writer"] = consumer
     await consumer.run(stop)
-
-
-async def open_job_queue(rt: Runtime) -> None:
-    rt.extras["queue"] = await open_queue(rt.settings)
-
-
-async def close_job_queue(rt: Runtime) -> None:
-    queue = rt.extras.pop("queue", None)
-    if queue is not None:
-        await queue.aclose()
 
 
 async def ready_detail(rt: Runtime) -> dict[str, Any]:

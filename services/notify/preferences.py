@@ -14,9 +14,9 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from services.notify import watches
-from shared.api import ApiRouter, Field, Schema, read_json
+from shared.api import ApiRouter, Field, Schema, writing
 from shared.pages import form_data, render
-from shared.web import check_csrf, require_viewer, runtime, viewer
+from shared.web import require_viewer, runtime, viewer
 
 api = ApiRouter(tag="notifications")
 
@@ -87,11 +87,8 @@ async def get_preferences_endpoint(request: Request) -> Response:
 @api.put("/api/me/preferences", body=PREFERENCES_IN, answers={200: "Preferences"}, auth=True)
 async def put_preferences_endpoint(request: Request) -> Response:
     """Change some of the viewer's preferences; fields left out keep their value."""
-    who = await require_viewer(request)
-    check_csrf(request, who)
-    data = await read_json(request, PREFERENCES_IN)
-    async with runtime(request).pool.acquire() as conn, conn.transaction():
-        return JSONResponse(await update_preferences(conn, who.user_id, data))
+    async with writing(request, PREFERENCES_IN) as w:
+        return JSONResponse(await update_preferences(w.conn, w.who.user_id, w.data))
 
 
 # --- page ----------------------------------------------------------------------------------

@@ -331,16 +331,15 @@ async def apply_reaction(
 # --- the document library and webinars ------------------------------------------------------
 
 
+UPSERT_FOLDER_SQL = """
+INSERT INTO notify.folders AS f (id, name, audience, event_id) VALUES ($1, $2, $3, $4)
+ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, audience = EXCLUDED.audience, event_id = EXCLUDED.event_id
+WHERE f.event_id IS NULL OR f.event_id < EXCLUDED.event_id
+"""
+
+
 async def apply_folder(conn: asyncpg.Connection, envelope: ev.Envelope, event: ev.FolderUpdated) -> None:
-    await conn.execute(
-        "INSERT INTO notify.folders AS f (id, name, audience, event_id) VALUES ($1, $2, $3, $4) "
-        "ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, audience = EXCLUDED.audience, "
-        "event_id = EXCLUDED.event_id WHERE f.event_id IS NULL OR f.event_id < EXCLUDED.event_id",
-        event.folder_id,
-        event.name,
-        list(event.audience),
-        envelope.id,
-    )
+    await conn.execute(UPSERT_FOLDER_SQL, event.folder_id, event.name, list(event.audience), envelope.id)
 
 
 # A deleted document stays deleted: a late upload or update never brings it back. The first

@@ -17,11 +17,11 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from services.notify import projections
-from shared.api import ApiRouter, Field, Schema, read_json
+from shared.api import ApiRouter, Field, Schema, writing
 from shared.audience import for_viewer, may_read
 from shared.pages import form_data
 from shared.sessions import Session
-from shared.web import ApiError, check_csrf, require_viewer, runtime
+from shared.web import ApiError, require_viewer, runtime
 
 api = ApiRouter(tag="notifications")
 
@@ -148,11 +148,8 @@ async def get_watch(request: Request) -> Response:
 @api.put("/api/watch", body=WATCH_IN, answers={200: "The watch level"}, auth=True)
 async def put_watch(request: Request) -> Response:
     """Watch, track, keep normal or mute a topic or category."""
-    who = await require_viewer(request)
-    check_csrf(request, who)
-    data = await read_json(request, WATCH_IN)
-    async with runtime(request).pool.acquire() as conn, conn.transaction():
-        watch = await change_level(conn, who, data["target"], data["level"])
+    async with writing(request, WATCH_IN) as w:
+        watch = await change_level(w.conn, w.who, w.data["target"], w.data["level"])
     return JSONResponse(watch)
 
 

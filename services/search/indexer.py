@@ -27,7 +27,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from services.search import store
-from services.search.store import Content, DocumentWrite, Placement, Tables
+from services.search.store import Content, DocumentWrite, LibraryPlace, Placement, Tables
 from shared import audience
 from shared.events import (
     STREAM_FIELD,
@@ -74,6 +74,11 @@ def _time(value: str) -> datetime:
     return datetime.fromisoformat(value)
 
 
+def _stamped(env: Envelope, kind: str, id: int, **fields: Any) -> DocumentWrite:
+    """A write to one document, stamped with its event: the event's id is the write's version."""
+    return DocumentWrite(kind=kind, id=id, version=env.id, at=_time(env.occurred_at), **fields)
+
+
 async def _user(conn: asyncpg.Connection, tables: Tables, e: UserRegistered | UserUpdated, env: Envelope) -> None:
     await store.write_user(
         conn, tables, user_id=e.user_id, username=e.username, display_name=e.display_name, version=env.id
@@ -98,11 +103,10 @@ async def _topic(conn: asyncpg.Connection, tables: Tables, e: TopicCreated | Top
     if isinstance(e, TopicCreated) and not e.anonymous:
         await store.add_author(conn, tables, user_id=e.author_id, username=e.author_username)
     status = TOPIC_STATUSES.get(e.status, "hidden") if isinstance(e, TopicUpdated) else "visible"
-    write = DocumentWrite(
-        kind="topic",
-        id=e.topic_id,
-        version=env.id,
-        at=_time(env.occurred_at),
+    write = _stamped(
+        env,
+        "topic",
+        e.topic_id,
         topic_id=e.topic_id,
         author_id=None if e.anonymous else e.author_id,
         anonymous=e.anonymous,
@@ -129,11 +133,10 @@ async def _post(conn: asyncpg.Connection, tables: Tables, e: PostCreated | PostE
     created = isinstance(e, PostCreated)
     # Where a post is follows its topic (topic.updated, category.updated); an edit only
     # says where it is for a post the index has not seen.
-    write = DocumentWrite(
-        kind="post",
-        id=e.post_id,
-        version=env.id,
-        at=_time(env.occurred_at),
+    write = _stamped(
+        env,
+        "post",
+        e.post_id,
         topic_id=e.topic_id,
         post_number=e.post_number,
         author_id=None if e.anonymous else e.author_id,
@@ -154,20 +157,16 @@ async def _post_status(
     # A deleted post's text leaves the index for good; a hidden one keeps it for a restore.
     erase = Content(body="", content_note=None) if status == "deleted" else None
     # No author: these events do not say whether the post is pseudonymous (its creation does).
-    await store.write_document(
-        conn,
-        tables,
-        DocumentWrite(
-            kind="post",
-            id=e.post_id,
-            version=env.id,
-            at=_time(env.occurred_at),
-            topic_id=e.topic_id,
-            post_number=getattr(e, "post_number", None),
-            content=erase,
-            status=status,
-        ),
+    write = _stamped(
+        env,
+        "post",
+        e.post_id,
+        topic_id=e.topic_id,
+        post_number=getattr(e, "post_number", None),
+        content=erase,
+        status=status,
     )
+    await store.write_document(conn, tables, write)
 
 
 # --- the library: comments on documents -------------------------------------------------------
@@ -177,19 +176,23 @@ async def _folder(conn: asyncpg.Connection, tables: Tables, e: FolderUpdated, en
     await store.write_folder(conn, tables, folder_id=e.folder_id, audience=e.audience, version=env.id)
 
 
+async def _note_document(
+    conn: asyncpg.Connection,
+    tables: Tables,
+    e: DocumentUploaded | DocumentUpdated | DocumentCommentCreated | DocumentCommentEdited,
+    title: str,
+    env: Envelope,
+) -> LibraryPlace:
+    """Note where the event says a document is (unless the index knows newer); where its comments belong now."""
+    return await store.note_document(
+        conn, tables, document_id=e.document_id, folder_id=e.folder_id, title=title, audience=e.audience, version=env.id
+    )
+
+
 async def _document(
     conn: asyncpg.Connection, tables: Tables, e: DocumentUploaded | DocumentUpdated, env: Envelope
 ) -> None:
-    place = await store.note_document(
-        conn,
-        tables,
-        document_id=e.document_id,
-        folder_id=e.folder_id,
-        title=e.title,
-        audience=e.audience,
-        version=env.id,
-    )
-    await store.place_comments(conn, tables, place)
+    await store.place_comments(conn, tables, await _note_document(conn, tables, e, e.title, env))
 
 
 async def _document_deleted(conn: asyncpg.Connection, tables: Tables, e: DocumentDeleted, env: Envelope) -> None:
@@ -201,25 +204,15 @@ async def _comment(
 ) -> None:
     await store.add_author(conn, tables, user_id=e.author_id, username=e.author_username)
     # The event says where the document was; the index may know a newer place, or that it is gone.
-    place = await store.note_document(
-        conn,
-        tables,
-        document_id=e.document_id,
-        folder_id=e.folder_id,
-        title=e.document_title,
-        audience=e.audience,
-        version=env.id,
-    )
-    created = isinstance(e, DocumentCommentCreated)
-    write = DocumentWrite(
-        kind="document_comment",
-        id=e.comment_id,
-        version=env.id,
-        at=_time(env.occurred_at),
+    place = await _note_document(conn, tables, e, e.document_title, env)
+    write = _stamped(
+        env,
+        "document_comment",
+        e.comment_id,
         author_id=e.author_id,
         created_at=_time(e.created_at) if isinstance(e, DocumentCommentCreated) else None,
         content=Content("" if place.deleted else e.text),
-        status="deleted" if place.deleted else ("visible" if created else _edited_status(e)),
+        status=_comment_status(e, place),
         placement=Placement(None, place.audience, place.title),
         placement_version=place.version,
         placement_if_new=True,
@@ -230,27 +223,26 @@ async def _comment(
     await store.place_comments(conn, tables, place)
 
 
-def _edited_status(e: DocumentCommentCreated | DocumentCommentEdited) -> str:
+def _comment_status(e: DocumentCommentCreated | DocumentCommentEdited, place: LibraryPlace) -> str:
+    if place.deleted:  # the document is gone, and its comments with it
+        return "deleted"
+    if isinstance(e, DocumentCommentCreated):
+        return "visible"
     # A moderator hides or restores a comment with an edit event that says its status.
-    status = getattr(e, "status", "visible")
-    return status if status in ("visible", "hidden") else "visible"
+    return e.status if e.status in ("visible", "hidden") else "visible"
 
 
 async def _comment_deleted(conn: asyncpg.Connection, tables: Tables, e: DocumentCommentDeleted, env: Envelope) -> None:
-    await store.write_document(
-        conn,
-        tables,
-        DocumentWrite(
-            kind="document_comment",
-            id=e.comment_id,
-            version=env.id,
-            at=_time(env.occurred_at),
-            content=Content(""),
-            status="deleted",
-            document_id=e.document_id,
-            folder_id=e.folder_id,
-        ),
+    write = _stamped(
+        env,
+        "document_comment",
+        e.comment_id,
+        content=Content(""),
+        status="deleted",
+        document_id=e.document_id,
+        folder_id=e.folder_id,
     )
+    await store.write_document(conn, tables, write)
 
 
 APPLIERS: dict[type[Event], Apply] = {
