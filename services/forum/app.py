@@ -36,7 +36,7 @@ from services.forum.writings import api as writings_api
 from shared import api as api_lib
 from shared import pages
 from shared.events import Relay, stream_name
-from shared.jobs import open_queue
+from shared.jobs import close_job_queue, open_job_queue
 from shared.settings import Settings
 from shared.web import Runtime, build_app
 
@@ -105,16 +105,6 @@ class ActivityTracker:
         if len(self.noted) >= self.MAX_REMEMBERED:
             self.noted.clear()
         self.noted[who.user_id] = now
-
-
-async def open_job_queue(rt: Runtime) -> None:
-    rt.extras["queue"] = await open_queue(rt.settings)
-
-
-async def close_job_queue(rt: Runtime) -> None:
-    queue = rt.extras.pop("queue", None)
-    if queue is not None:
-        await queue.aclose()
 
 
 def create_app(settings: Settings, *, background: bool = True) -> Starlette:
