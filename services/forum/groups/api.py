@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from services.forum.accounts import accounts
+from services.forum.accounts.api import avatar_json
 from services.forum.groups import groups
 from services.forum.groups.groups import Viewing, group_url
 from shared.api import ApiRouter, Field, Schema, path_int, query_int, read_json, writing
@@ -98,10 +99,7 @@ def member_json(row: asyncpg.Record) -> dict[str, Any]:
         "display_name": row["display_name"],
         "owner": row["owner"],
         "joined_at": row["created_at"].isoformat(),
-        "avatar": {
-            "initials": accounts.initials(row["display_name"], row["username"]),
-            "colour": accounts.AVATAR_PALETTE[accounts.avatar_index(row["id"])],
-        },
+        "avatar": avatar_json(row["id"], row["display_name"], row["username"]),
     }
 
 
