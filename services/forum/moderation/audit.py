@@ -1,7 +1,7 @@
 """The audit log: every moderator and admin action (who, what, on what, why, and the state
 before and after), kept append-only by a trigger that refuses UPDATE and DELETE; its admin API.
 
-Actions record themselves with `record(conn, ...)` in the transaction of the change, so an
+Actions record themselves with `record_by(conn, who, ...)` in the transaction of the change, so an
 action that rolls back leaves no entry, and an entry never describes something that did not happen.
 Every audited action starts with access.require_staff or access.require_admin.
 """
@@ -18,6 +18,7 @@ from starlette.responses import JSONResponse, Response
 
 from services.forum import access
 from shared.api import ApiRouter, query_choice, query_int
+from shared.sessions import Session
 from shared.web import ApiError, require_viewer, runtime
 
 api = ApiRouter(tag="moderation")
@@ -80,6 +81,49 @@ async def record(
         INSERT_SQL, actor_id, action, target_type, target_id, reason, _plain(before), _plain(after)
     )
     return entry_id
+
+
+# An action's target type is its noun ("post.hide": a post), except where this names another.
+_TARGET_TYPE_OF = {"review": "reviewable"}
+
+
+async def record_by(
+    conn: asyncpg.Connection,
+    who: Session,
+    action: str,
+    target_id: int | None,
+    *,
+    reason: str | None = None,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+) -> int:
+    """Append the entry for an action `who` took, in the caller's transaction; returns its id."""
+    noun = action.split(".", 1)[0]
+    return await record(
+        conn,
+        actor_id=who.user_id,
+        action=action,
+        target_type=_TARGET_TYPE_OF.get(noun, noun),
+        target_id=target_id,
+        reason=reason,
+        before=before,
+        after=after,
+    )
+
+
+async def changed(
+    conn: asyncpg.Connection,
+    who: Session,
+    action: str,
+    target_id: int,
+    name: str,
+    old: Any,
+    new: Any,
+    *,
+    reason: str | None = None,
+) -> int:
+    """Append the entry for an action `who` took that changed one field of its target from `old` to `new`."""
+    return await record_by(conn, who, action, target_id, reason=reason, before={name: old}, after={name: new})
 
 
 def _plain(state: dict[str, Any] | None) -> dict[str, Any] | None:

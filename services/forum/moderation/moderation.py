@@ -22,7 +22,7 @@ from services.forum import access
 from services.forum.moderation import audit
 from services.forum.outbox import write_event
 from services.forum.topics import moves, posts, topics
-from services.forum.writings import comments, reviews, targets
+from services.forum.writings import comments, flags, reviews, targets
 from services.forum.writings.reviews import REVIEW_KINDS
 from shared import markdown
 from shared.api import query_choice, query_int
@@ -202,45 +202,43 @@ async def act(conn: asyncpg.Connection, who: Session, review_id: int, action: st
     if item is None:
         raise ApiError(404, "not_found", "There is no such item in the review queue.")
     reason = topics.clean_note(reason) if reason else None
-    if targets.of_review(item) is targets.COMMENT:
-        await _act_on_comment(conn, who, review_id, item["comment_id"], action, reason)
-    else:
-        await _act_on_post(conn, who, review_id, item["post_id"], action, reason)
-
-
-async def _act_on_post(
-    conn: asyncpg.Connection, who: Session, review_id: int, post_id: int, action: str, reason: str | None
-) -> None:
-    # The post first, then the item: the order every writer uses, so two never wait on each other.
-    post = await moves.lock_post(conn, post_id)
+    target = targets.of_review(item)
+    # The writing first, then the item: the order every writer uses, so two never wait on each other.
+    writing = await flags.LOCK[target.name](conn, item[target.id_column])
     review = await reviews.lock_pending(conn, review_id)
-    reviews.check_action(targets.POST, review["kind"], post["status"], action, reason)
-    topic = await _topic(conn, who, post)
-    before = {"review_status": "pending", "post_status": post["status"]}
-    await _apply(conn, who, review["kind"], post, topic, action, reason)
-    await resolve(conn, who, review_id, review["kind"], post, topic, action, reason, before=before)
-
-
-async def _act_on_comment(
-    conn: asyncpg.Connection, who: Session, review_id: int, comment_id: int, action: str, reason: str | None
-) -> None:
-    comment = await comments.lock(conn, comment_id)
-    review = await reviews.lock_pending(conn, review_id)
-    reviews.check_action(targets.COMMENT, review["kind"], comment["status"], action, reason)
+    reviews.check_action(target, review["kind"], writing["status"], action, reason)
+    if target is targets.POST:
+        await _act_on_post(conn, who, review, writing, action, reason)
+        return
+    # A comment: its new status, then the item closed.
     if action in comments.NEW_STATUS:
-        await comments.set_status(conn, comment, comments.NEW_STATUS[action], reason, actor_id=who.user_id)
+        await comments.set_status(conn, writing, comments.NEW_STATUS[action], reason, actor_id=who.user_id)
     await reviews.close(
         conn,
         who,
-        targets.COMMENT,
-        review_id,
+        target,
+        review["id"],
         kind=review["kind"],
-        writing_id=comment_id,
+        writing_id=writing["id"],
         action=action,
         reason=reason,
-        before={"review_status": "pending", "comment_status": comment["status"]},
-        status_now=comments.NEW_STATUS.get(action, comment["status"]),
+        before={"review_status": "pending", "comment_status": writing["status"]},
+        status_now=comments.NEW_STATUS.get(action, writing["status"]),
     )
+
+
+async def _act_on_post(
+    conn: asyncpg.Connection,
+    who: Session,
+    review: asyncpg.Record,
+    post: asyncpg.Record,
+    action: str,
+    reason: str | None,
+) -> None:
+    topic = await _topic(conn, who, post)
+    before = {"review_status": "pending", "post_status": post["status"]}
+    await _apply(conn, who, review["kind"], post, topic, action, reason)
+    await resolve(conn, who, review["id"], review["kind"], post, topic, action, reason, before=before)
 
 
 async def _topic(conn: asyncpg.Connection, who: Session, post: asyncpg.Record) -> topics.TopicContext:
@@ -337,16 +335,8 @@ async def moderate_post(conn: asyncpg.Connection, who: Session, post_id: int, ac
         await moves.hide_post(conn, post, topic, reason=reason or "", actor_id=who.user_id)
     else:
         await moves.restore_post(conn, post, topic, actor_id=who.user_id)
-    await audit.record(
-        conn,
-        actor_id=who.user_id,
-        action=f"post.{action}",
-        target_type="post",
-        target_id=post_id,
-        reason=reason,
-        before={"status": post["status"]},
-        after={"status": "hidden" if action == "hide" else "visible"},
-    )
+    status_now = "hidden" if action == "hide" else "visible"
+    await audit.changed(conn, who, f"post.{action}", post_id, "status", post["status"], status_now, reason=reason)
     open_item = await conn.fetchval(
         "SELECT id FROM forum.reviewables WHERE post_id = $1 AND kind = 'flagged_post' AND status = 'pending' "
         "FOR UPDATE",
@@ -364,7 +354,7 @@ async def reveal_author(conn: asyncpg.Connection, who: Session, post_id: int) ->
     post, _ = await posts.readable_post(conn, who, post_id)
     if not post["anonymous"]:
         raise ApiError(409, "not_anonymous", "This post was not written anonymously: its author is shown on it.")
-    await audit.record(conn, actor_id=who.user_id, action="post.reveal_author", target_type="post", target_id=post_id)
+    await audit.record_by(conn, who, "post.reveal_author", post_id)
     return {
         "post_id": post_id,
         "author": {"id": post["author_id"], "username": post["username"], "display_name": post["display_name"]},
@@ -501,16 +491,9 @@ async def sanction(
     )
     event = UserSilenced if kind == "silenced" else UserSuspended
     await write_event(conn, event(user_id=user_id, until=until.isoformat(), reason=reason), actor_id=who.user_id)
-    await audit.record(
-        conn,
-        actor_id=who.user_id,
-        action="user.silence" if kind == "silenced" else "user.suspend",
-        target_type="user",
-        target_id=user_id,
-        reason=reason,
-        before=_sanction_state(target, kind),
-        after={"until": until, "reason": reason},
-    )
+    action = "user.silence" if kind == "silenced" else "user.suspend"
+    after = {"until": until, "reason": reason}
+    await audit.record_by(conn, who, action, user_id, reason=reason, before=_sanction_state(target, kind), after=after)
     if kind == "suspended":
         await end_sessions(rt, conn, user_id)
     return row
@@ -554,15 +537,9 @@ async def lift(conn: asyncpg.Connection, who: Session, user_id: int, kind: str) 
             ),
             actor_id=who.user_id,
         )
-    await audit.record(
-        conn,
-        actor_id=who.user_id,
-        action="user.unsilence" if kind == "silenced" else "user.unsuspend",
-        target_type="user",
-        target_id=user_id,
-        before=_sanction_state(target, kind),
-        after={"until": None, "reason": None},
-    )
+    action = "user.unsilence" if kind == "silenced" else "user.unsuspend"
+    after = {"until": None, "reason": None}
+    await audit.record_by(conn, who, action, user_id, before=_sanction_state(target, kind), after=after)
     return row
 
 

@@ -239,14 +239,7 @@ async def add_watched_word(conn: asyncpg.Connection, who: Session, word: str, ac
         raise ApiError(
             409, "already_watched", f"\u201c{word}\u201d is already watched.", {"word": "is already watched"}
         )
-    await audit.record(
-        conn,
-        actor_id=who.user_id,
-        action="watched_word.add",
-        target_type="watched_word",
-        target_id=row["id"],
-        after={"word": word, "action": action},
-    )
+    await audit.record_by(conn, who, "watched_word.add", row["id"], after={"word": word, "action": action})
     return row
 
 
@@ -256,14 +249,8 @@ async def remove_watched_word(conn: asyncpg.Connection, who: Session, word_id: i
     row = await conn.fetchrow("DELETE FROM forum.watched_words WHERE id = $1 RETURNING id, word, action", word_id)
     if row is None:
         raise ApiError(404, "not_found", "That word is not watched.")
-    await audit.record(
-        conn,
-        actor_id=who.user_id,
-        action="watched_word.remove",
-        target_type="watched_word",
-        target_id=word_id,
-        before={"word": row["word"], "action": row["action"]},
-    )
+    before = {"word": row["word"], "action": row["action"]}
+    await audit.record_by(conn, who, "watched_word.remove", word_id, before=before)
 
 
 def check_phrase(value: str, name: str) -> str:
@@ -333,15 +320,10 @@ async def set_safeguarding_phrase(conn: asyncpg.Connection, who: Session, phrase
             active,
             who.user_id,
         )
-    await audit.record(
-        conn,
-        actor_id=who.user_id,
-        action="safeguarding_phrase.add" if active else "safeguarding_phrase.remove",
-        target_type="safeguarding_phrase",
-        target_id=row_id,
-        before=None if active else {"phrase": phrase},
-        after={"phrase": phrase} if active else None,
-    )
+    if active:
+        await audit.record_by(conn, who, "safeguarding_phrase.add", row_id, after={"phrase": phrase})
+    else:
+        await audit.record_by(conn, who, "safeguarding_phrase.remove", row_id, before={"phrase": phrase})
     return Phrase(found.phrase if found else phrase, builtin, active)
 
 

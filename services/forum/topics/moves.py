@@ -203,12 +203,4 @@ async def delete_post(conn: asyncpg.Connection, who: Session, post_id: int) -> N
     post, topic = await check_delete(conn, who, post_id)
     await _remove(conn, post, topic, actor_id=who.user_id)
     if who.user_id != post["author_id"]:
-        await audit.record(
-            conn,
-            actor_id=who.user_id,
-            action="post.delete",
-            target_type="post",
-            target_id=post_id,
-            before={"status": post["status"]},
-            after={"status": "deleted"},
-        )
+        await audit.changed(conn, who, "post.delete", post_id, "status", post["status"], "deleted")

@@ -84,16 +84,9 @@ async def edit_post(conn: asyncpg.Connection, who: Session, post_id: int, data: 
     if post["post_number"] == 1 and note != post["content_note"]:
         await _sync_topic_note(conn, who, topic.id, note)
     if not by_author:
-        await audit.record(
-            conn,
-            actor_id=who.user_id,
-            action="post.edit",
-            target_type="post",
-            target_id=post_id,
-            reason=reason,
-            before={"raw": post["raw"], "content_note": post["content_note"], "revision": post["revision"]},
-            after={"raw": raw, "content_note": note, "revision": revision},
-        )
+        before = {"raw": post["raw"], "content_note": post["content_note"], "revision": post["revision"]}
+        after = {"raw": raw, "content_note": note, "revision": revision}
+        await audit.record_by(conn, who, "post.edit", post_id, reason=reason, before=before, after=after)
     updated = await fetch_post(conn, post_id)
     assert updated is not None
     if review is not None:

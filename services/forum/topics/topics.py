@@ -412,16 +412,8 @@ async def moderate_topic(conn: asyncpg.Connection, who: Session, topic_id: int, 
             await conn.execute(
                 f"UPDATE forum.topics SET {name} = $2, updated_at = now() WHERE id = $1", topic_id, wanted[name]
             )
-            await audit.record(
-                conn,
-                actor_id=who.user_id,
-                action=set_action if wanted[name] else unset_action,
-                target_type="topic",
-                target_id=topic_id,
-                reason=reason,
-                before={name: current[name]},
-                after={name: wanted[name]},
-            )
+            action = set_action if wanted[name] else unset_action
+            await audit.changed(conn, who, action, topic_id, name, current[name], wanted[name], reason=reason)
             changed = True
     if "category_id" in wanted and wanted["category_id"] != current["category_id"]:
         await _move_topic(conn, who, topic_id, current["category_id"], wanted["category_id"], reason)
@@ -437,13 +429,4 @@ async def _move_topic(
     if await fetch_category(conn, new) is None:
         raise invalid("category_id", "must be an existing category")
     await conn.execute("UPDATE forum.topics SET category_id = $2, updated_at = now() WHERE id = $1", topic_id, new)
-    await audit.record(
-        conn,
-        actor_id=who.user_id,
-        action="topic.move",
-        target_type="topic",
-        target_id=topic_id,
-        reason=reason,
-        before={"category_id": old},
-        after={"category_id": new},
-    )
+    await audit.changed(conn, who, "topic.move", topic_id, "category_id", old, new, reason=reason)

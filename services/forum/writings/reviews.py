@@ -195,21 +195,8 @@ async def close(
     outcome = OUTCOME[action]
     await conn.execute(RESOLVE_SQL, review_id, outcome, action, reason, who.user_id)
     await conn.execute(CLOSE_FLAGS_SQL[target.name], review_id, FLAG_OUTCOME[outcome])
-    await audit.record(
-        conn,
-        actor_id=who.user_id,
-        action=f"review.{action}",
-        target_type="reviewable",
-        target_id=review_id,
-        reason=reason,
-        before=before,
-        after={
-            "review_status": outcome,
-            f"{target.name}_status": status_now,
-            target.id_column: writing_id,
-            "kind": kind,
-        },
-    )
+    after = {"review_status": outcome, f"{target.name}_status": status_now, target.id_column: writing_id, "kind": kind}
+    await audit.record_by(conn, who, f"review.{action}", review_id, reason=reason, before=before, after=after)
     return outcome
 
 
