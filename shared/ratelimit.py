@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 
-from shared.web import ApiError
+from shared.web import ApiError, Runtime
 
 # INCR and start the window on the first hit, atomically; returns (count, ms left in the window).
 _HIT = """
@@ -41,6 +41,17 @@ class RateResult:
     allowed: bool
     retry_after_s: int
     count: int = 0
+
+
+@dataclass(frozen=True)
+class Limit:
+    """One limit: its key scope (e.g. "reset-address"), the hits a window allows, and the 429 message
+    (None: the default "Too many attempts" one)."""
+
+    scope: str
+    limit: int
+    window_s: int
+    message: str | None = None
 
 
 def rate_key(prefix: str, scope: str, subject: str) -> str:
@@ -92,6 +103,12 @@ async def enforce(redis: aioredis.Redis, key: str, *, limit: int, window_s: int,
     result = await hit(redis, key, limit=limit, window_s=window_s)
     if not result.allowed:
         raise too_many(result, message)
+
+
+async def enforce_limit(rt: Runtime, rule: Limit, subject: str) -> None:
+    """Count one hit of `subject` against `rule`, keyed under the settings' prefix; the 429 ApiError over it."""
+    key = rate_key(rt.settings.redis_prefix, rule.scope, subject)
+    await enforce(rt.redis, key, limit=rule.limit, window_s=rule.window_s, message=rule.message)
 
 
 def _seconds(ms: int) -> int:

@@ -26,14 +26,19 @@ from services.forum.accounts.tokens import (
 )
 from services.forum.outbox import write_event
 from shared import ratelimit
-from shared.ratelimit import rate_key
 from shared.sessions import token_digest
 from shared.web import ApiError, Runtime
 
-RESET_WINDOW_S = 15 * 60
-RESET_ADDRESS_LIMIT = 10  # reset requests and confirmations per client address
-RESET_EMAIL_WINDOW_S = 60 * 60
-RESET_EMAIL_LIMIT = 3  # reset mails per address per hour
+# Reset requests per client address, reset mails per address, and confirmations per client address.
+RESET_ADDRESS = ratelimit.Limit("reset-address", limit=10, window_s=15 * 60)
+RESET_EMAIL = ratelimit.Limit(
+    "reset-email",
+    limit=3,
+    window_s=60 * 60,
+    message="We have sent several links to that address already. Please check your inbox "
+    "and spam folder, or try again in an hour.",
+)
+RESET_CONFIRM_ADDRESS = ratelimit.Limit("reset-confirm-address", limit=20, window_s=15 * 60)
 
 
 async def request_reset(rt: Runtime, *, email: str, address: str) -> None:
@@ -42,18 +47,8 @@ async def request_reset(rt: Runtime, *, email: str, address: str) -> None:
     problem = email_problem(email)
     if problem:
         raise invalid({"email": problem})
-    prefix = rt.settings.redis_prefix
-    await ratelimit.enforce(
-        rt.redis, rate_key(prefix, "reset-address", address), limit=RESET_ADDRESS_LIMIT, window_s=RESET_WINDOW_S
-    )
-    await ratelimit.enforce(
-        rt.redis,
-        rate_key(prefix, "reset-email", email.lower()),
-        limit=RESET_EMAIL_LIMIT,
-        window_s=RESET_EMAIL_WINDOW_S,
-        message="We have sent several links to that address already. Please check your inbox "
-        "and spam folder, or try again in an hour.",
-    )
+    await ratelimit.enforce_limit(rt, RESET_ADDRESS, address)
+    await ratelimit.enforce_limit(rt, RESET_EMAIL, email.lower())
     async with rt.pool.acquire() as conn, conn.transaction():
         user = await user_by_email(conn, email)
         if user is None:
@@ -73,12 +68,7 @@ async def reset_token_user(rt: Runtime, token: str) -> User | None:
 
 async def confirm_reset(rt: Runtime, *, token: str, password: str, address: str) -> User:
     """Set a new password with a reset token; every session of the account ends."""
-    await ratelimit.enforce(
-        rt.redis,
-        rate_key(rt.settings.redis_prefix, "reset-confirm-address", address),
-        limit=RESET_ADDRESS_LIMIT * 2,
-        window_s=RESET_WINDOW_S,
-    )
+    await ratelimit.enforce_limit(rt, RESET_CONFIRM_ADDRESS, address)
     user = await reset_token_user(rt, token)
     if user is None:
         raise ApiError(400, "invalid_token", EXPIRED_LINK)

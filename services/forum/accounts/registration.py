@@ -31,10 +31,19 @@ from shared.ratelimit import rate_key
 from shared.sessions import Session, token_digest
 from shared.web import ApiError, Runtime
 
-REGISTER_WINDOW_S = 60 * 60
-REGISTER_ADDRESS_LIMIT = 10  # new accounts per client address per hour
-RESEND_WINDOW_S = 60 * 60
-RESEND_LIMIT = 3  # verification mails a member can ask for per hour
+# New accounts per client address per hour, and verification mails a member can ask for per hour.
+REGISTER_ADDRESS = ratelimit.Limit(
+    "register-address",
+    limit=10,
+    window_s=60 * 60,
+    message="Too many new accounts from your network. Please try again in an hour.",
+)
+RESEND = ratelimit.Limit(
+    "resend-verify",
+    limit=3,
+    window_s=60 * 60,
+    message="We have sent several links already. Please check your inbox and spam folder, or try again in an hour.",
+)
 
 
 @dataclass(frozen=True)
@@ -61,13 +70,7 @@ async def register(
     problems = registration_problems(username=username, email=email, password=password, display_name=display_name)
     if problems:
         raise invalid(problems)
-    await ratelimit.enforce(
-        rt.redis,
-        rate_key(rt.settings.redis_prefix, "register-address", address),
-        limit=REGISTER_ADDRESS_LIMIT,
-        window_s=REGISTER_WINDOW_S,
-        message="Too many new accounts from your network. Please try again in an hour.",
-    )
+    await ratelimit.enforce_limit(rt, REGISTER_ADDRESS, address)
     password_hash = await passwords.hash_password(password)  # in both cases, so timing tells nothing
     async with rt.pool.acquire() as conn, conn.transaction():
         done = await _register(
@@ -124,13 +127,7 @@ async def _register(
 
 async def resend_verification(rt: Runtime, session: Session) -> None:
     """Mail a new verification link to the viewer's address (nothing when it is already verified)."""
-    await ratelimit.enforce(
-        rt.redis,
-        rate_key(rt.settings.redis_prefix, "resend-verify", str(session.user_id)),
-        limit=RESEND_LIMIT,
-        window_s=RESEND_WINDOW_S,
-        message="We have sent several links already. Please check your inbox and spam folder, or try again in an hour.",
-    )
+    await ratelimit.enforce_limit(rt, RESEND, str(session.user_id))
     async with rt.pool.acquire() as conn, conn.transaction():
         user = await user_by_id(conn, session.user_id)
         if user is None:

@@ -27,7 +27,6 @@ from services.forum.outbox import write_event
 from services.forum.topics.categories import slugify
 from shared import ratelimit
 from shared.events import Event, GroupMemberAdded, GroupMemberRemoved
-from shared.ratelimit import rate_key
 from shared.sessions import Session
 from shared.web import ApiError, Runtime, invalid
 
@@ -42,7 +41,12 @@ SLUG_PATTERN = r"[a-z0-9]+(?:-[a-z0-9]+)*"
 RESERVED_SLUGS = frozenset({"new", "invitations"})  # page paths under /groups/
 MEMBERS_PER_PAGE = 50
 INVITE_TTL = timedelta(days=14)
-INVITE_WINDOW_S, INVITE_LIMIT = 3600, 50  # invitations one person may send an hour
+INVITE = ratelimit.Limit(  # invitations one person may send an hour
+    "group-invite",
+    limit=50,
+    window_s=3600,
+    message="You have sent a lot of invitations in the last hour. Please try again later.",
+)
 
 
 @dataclass(frozen=True)
@@ -505,13 +509,7 @@ async def create_invite(
 
 async def invite(rt: Runtime, who: Session, group_id: int, email: str) -> Invitation:
     """Invite someone by email: the invitation is stored, then its mail is queued."""
-    await ratelimit.enforce(
-        rt.redis,
-        rate_key(rt.settings.redis_prefix, "group-invite", str(who.user_id)),
-        limit=INVITE_LIMIT,
-        window_s=INVITE_WINDOW_S,
-        message="You have sent a lot of invitations in the last hour. Please try again later.",
-    )
+    await ratelimit.enforce_limit(rt, INVITE, str(who.user_id))
     async with rt.pool.acquire() as conn, conn.transaction():
         invitation = await create_invite(
             conn, who, group_id, email, secret=rt.settings.key, base_url=rt.settings.public_url
