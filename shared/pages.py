@@ -4,37 +4,111 @@ tica's layout, static assets, CSRF for forms, the helpers every service's form p
 
 Every service renders with `render(request, "name.html", {...})`; templates extend
 "layout.html" (shared/templates). Forms carry `{{ csrf_field() }}`; handlers call
-`await form_data(request)`, which checks it.
+`await form_data(request)`, which checks it. A module's pages are declared where their handlers
+are, with a Pages (the pages' counterpart of shared.api.ApiRouter):
+
+    pages = Pages()
+
+    @pages.route("/posts/{id}/edit", methods=["GET", "POST"])
+    async def edit_post_page(request: Request) -> Response: ...
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
 import secrets
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
+import asyncpg
 import jinja2
 from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
-from starlette.routing import Mount
+from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from shared.sessions import CSRF_COOKIE, Session, csrf_ok
 from shared.web import ERROR_HANDLERS as ERROR_HANDLERS_JSON
-from shared.web import ApiError, viewer
+from shared.web import ApiError, runtime, viewer
 
 SHARED_TEMPLATES = Path(__file__).parent / "templates"
 SHARED_STATIC = Path(__file__).parent / "static"
 CSRF_FIELD = "csrf_token"
 log = logging.getLogger("tica.pages")
+Endpoint = TypeVar("Endpoint", bound=Callable[..., Awaitable[Response]])
+
+
+# --- declaring pages ---------------------------------------------------------------------------------
+
+
+@dataclass
+class _Declared:
+    path: str
+    methods: tuple[str, ...]
+    name: str | None
+    endpoint: Callable[..., Awaitable[Response]] | None = None
+
+
+class Pages:
+    """A module's HTML pages, each declared by a decorator right above its handler.
+
+    `routes` are Starlette routes in the order the decorators are written, which is the order
+    Starlette tries them in (so "/groups/new" is written before "/groups/{slug}"). Stacked
+    decorators count from the top, as they read; `add` declares a handler that lives elsewhere.
+    """
+
+    def __init__(self) -> None:
+        self._declared: list[_Declared] = []
+
+    def route(
+        self, path: str, *, methods: Sequence[str] = ("GET",), name: str | None = None
+    ) -> Callable[[Endpoint], Endpoint]:
+        """A page answering `methods` at `path` (named after its handler unless `name` is given)."""
+        declared = _Declared(path, tuple(methods), name)
+        self._declared.append(declared)  # now, not when applied: stacked decorators apply bottom up
+
+        def register(endpoint: Endpoint) -> Endpoint:
+            declared.endpoint = endpoint
+            return endpoint
+
+        return register
+
+    def get(self, path: str, *, name: str | None = None) -> Callable[[Endpoint], Endpoint]:
+        """A page that is only read."""
+        return self.route(path, methods=("GET",), name=name)
+
+    def post(self, path: str, *, name: str | None = None) -> Callable[[Endpoint], Endpoint]:
+        """A form's action that has no page of its own."""
+        return self.route(path, methods=("POST",), name=name)
+
+    def form(self, path: str, *, name: str | None = None) -> Callable[[Endpoint], Endpoint]:
+        """A form page: shown on GET, submitted by POST."""
+        return self.route(path, methods=("GET", "POST"), name=name)
+
+    def add(
+        self, path: str, endpoint: Callable[..., Awaitable[Response]], *, methods: Sequence[str] = ("GET",)
+    ) -> None:
+        """A page whose handler is defined in another module."""
+        self.route(path, methods=methods)(endpoint)
+
+    @property
+    def routes(self) -> list[BaseRoute]:
+        """The Starlette routes, in the order declared."""
+        routes: list[BaseRoute] = []
+        for d in self._declared:
+            if d.endpoint is None:
+                raise RuntimeError(f"page {d.path} declared without a handler")
+            routes.append(Route(d.path, d.endpoint, methods=list(d.methods), name=d.name))
+        return routes
 
 
 def assets_dir() -> Path:
@@ -200,6 +274,28 @@ async def form_member(request: Request) -> Session | None:
     return who
 
 
+def signed_in(
+    find: Callable[[Request], Awaitable[Session | None]], login: Callable[[Request], Response] = login_redirect
+) -> Callable[[Callable[[Request, Session], Awaitable[Response]]], Callable[[Request], Awaitable[Response]]]:
+    """A decorator for a page only members use, given the member as `find` tells (viewer,
+    member_session or form_member); a visitor gets `login` (by default: log in, then back here)."""
+
+    def decorate(page: Callable[[Request, Session], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
+        @functools.wraps(page)
+        async def endpoint(request: Request) -> Response:
+            who = await find(request)
+            if who is None:
+                return login(request)
+            return await page(request, who)
+
+        return endpoint
+
+    return decorate
+
+
+members_only = signed_in(form_member)  # the usual case: see form_member
+
+
 def form_text(form: FormData, name: str, *, strip: bool = True) -> str:
     """A form field's text ("" when absent); NUL is dropped, as no field has a use for it and
     PostgreSQL refuses it."""
@@ -236,6 +332,33 @@ def form_errors(
         "errors": fields,
         "error_list": [{"text": text, "href": f"#{to.get(name, name)}"} for name, text in fields.items()],
     }
+
+
+Save = Callable[[asyncpg.Connection, dict[str, Any]], Awaitable[str]]
+
+
+async def form_page(
+    request: Request,
+    template: str,
+    context: dict[str, Any],
+    *,
+    read: Callable[[FormData], dict[str, Any]],
+    save: Save,
+    field: str,
+) -> Response:
+    """A form page: on GET the form; on POST the form's `read` values saved by `save` in one
+    transaction, then a 303 to where `save` says, or on an ApiError the form again with the values as
+    typed and what to fix (`field` takes an error that names no field), answering page_status."""
+    if request.method == "GET":
+        return await render(request, template, context)
+    values = read(await form_data(request))
+    try:
+        async with runtime(request).pool.acquire() as conn, conn.transaction():
+            target = await save(conn, values)
+    except ApiError as exc:
+        context.update(values=values, **form_errors(exc, field))
+        return await render(request, template, context, status=page_status(exc))
+    return RedirectResponse(target, status_code=303)
 
 
 def page_status(exc: ApiError) -> int:

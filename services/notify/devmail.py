@@ -13,12 +13,13 @@ from typing import Any
 from markupsafe import Markup
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from services.notify.mail import dev_mailbox_key
 from shared.api import path_int
-from shared.pages import render
+from shared.pages import Pages, render
 from shared.web import ApiError, runtime
+
+pages = Pages()
 
 _URL = re.compile(r"https?://[^\s<>\"']+")
 
@@ -44,12 +45,14 @@ def linked_text(text: str) -> Markup:
     return Markup(_URL.sub(lambda m: f'<a href="{m.group(0)}">{m.group(0)}</a>', escaped))  # noqa: S704
 
 
+@pages.get("/dev/mail")
 async def mailbox(request: Request) -> Response:
     """The caught mail, newest first."""
     _enabled(request)
     return await render(request, "devmail/list.html", {"mails": await _mails(request)})
 
 
+@pages.get("/dev/mail/{index}")
 async def mail(request: Request) -> Response:
     """One caught mail: headers and its text part, links clickable."""
     _enabled(request)
@@ -60,4 +63,4 @@ async def mail(request: Request) -> Response:
     return await render(request, "devmail/mail.html", {"mail": mails[index], "body": linked_text(mails[index]["text"])})
 
 
-routes = [Route("/dev/mail", mailbox), Route("/dev/mail/{index}", mail)]
+routes = pages.routes

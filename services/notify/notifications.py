@@ -17,14 +17,15 @@ import asyncpg
 import redis.asyncio as aioredis
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
-from starlette.routing import Route
 
 from services.notify import projections
 from shared import audience
 from shared.api import ApiRouter, Field, Schema, path_int, query_int, read_json
-from shared.pages import form_data, render
+from shared.pages import Pages, form_data, render, signed_in
 from shared.sessions import Session
 from shared.web import ApiError, Runtime, check_csrf, require_viewer, runtime, viewer
+
+pages = Pages()
 
 api = ApiRouter(tag="notifications")
 
@@ -270,15 +271,15 @@ async def mark_read_and_publish(rt: Runtime, user_id: int, ids: Sequence[int] | 
 # --- pages ---------------------------------------------------------------------------------
 
 
-def _login(request: Request) -> Response:
+def login_redirect(request: Request) -> Response:
+    """Pages for members send visitors to log in first, and back here afterwards."""
     return RedirectResponse(f"/login?{urlencode({'next': request.url.path})}", status_code=303)
 
 
-async def notifications_page(request: Request) -> Response:
+@pages.get("/notifications")
+@signed_in(viewer, login_redirect)
+async def notifications_page(request: Request, who: Session) -> Response:
     """The viewer's notifications, with "mark all as read"; works without JavaScript."""
-    who = await viewer(request)
-    if who is None:
-        return _login(request)
     unread_only = unread_flag(request)
     page = query_int(request, "page", 1)
     async with runtime(request).pool.acquire() as conn:
@@ -299,6 +300,7 @@ async def notifications_page(request: Request) -> Response:
     )
 
 
+@pages.post("/notifications/read")
 async def read_form(request: Request) -> Response:
     """The page's forms: mark one notification (`id`) or all of them (`all`) read."""
     who = await require_viewer(request)
@@ -315,12 +317,13 @@ async def read_form(request: Request) -> Response:
     return RedirectResponse(back, status_code=303)
 
 
+@pages.get("/notifications/{id}")
 async def open_notification(request: Request) -> Response:
     """Follow a notification: mark it read and go where it leads."""
     notification_id = path_int(request, "id")
     who = await viewer(request)
     if who is None:
-        return _login(request)
+        return login_redirect(request)
     async with runtime(request).pool.acquire() as conn:
         row = await fetch_notification(conn, who.user_id, notification_id)
     if row is None:
@@ -331,8 +334,4 @@ async def open_notification(request: Request) -> Response:
     return RedirectResponse(url, status_code=303)
 
 
-routes = [
-    Route("/notifications", notifications_page),
-    Route("/notifications/read", read_form, methods=["POST"]),
-    Route("/notifications/{id}", open_notification),
-]
+routes = pages.routes

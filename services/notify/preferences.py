@@ -6,17 +6,18 @@ replies, mentions and watched topics (never, when away, always). `GET/PUT
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlencode
 
 import asyncpg
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
-from starlette.routing import Route
 
 from services.notify import watches
+from services.notify.notifications import login_redirect
 from shared.api import ApiRouter, Field, Schema, writing
-from shared.pages import form_data, render
+from shared.pages import Pages, form_data, render
 from shared.web import require_viewer, runtime, viewer
+
+pages = Pages()
 
 api = ApiRouter(tag="notifications")
 
@@ -94,11 +95,6 @@ async def put_preferences_endpoint(request: Request) -> Response:
 # --- page ----------------------------------------------------------------------------------
 
 
-def login_redirect(request: Request) -> Response:
-    """Pages for members send visitors to log in first, and back here afterwards."""
-    return RedirectResponse(f"/login?{urlencode({'next': request.url.path})}", status_code=303)
-
-
 async def _page(
     request: Request, prefs: dict[str, str], *, errors: dict[str, str] | None = None, status: int = 200
 ) -> Response:
@@ -165,10 +161,11 @@ async def save_preferences(request: Request) -> Response:
     return RedirectResponse("/preferences?saved=1", status_code=303)
 
 
+@pages.form("/preferences")
 async def preferences_route(request: Request) -> Response:
     if request.method == "POST":
         return await save_preferences(request)
     return await preferences_page(request)
 
 
-routes = [Route("/preferences", preferences_route, methods=["GET", "POST"])]
+routes = pages.routes

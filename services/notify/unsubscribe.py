@@ -16,12 +16,13 @@ from urllib.parse import urlencode
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from services.notify import preferences
-from shared.pages import render
+from shared.pages import Pages, render
 from shared.settings import Settings
 from shared.web import runtime
+
+pages = Pages()
 
 # list name -> (the preference it turns off, what it is in words)
 LISTS: dict[str, tuple[str, str]] = {
@@ -80,6 +81,7 @@ async def _token(request: Request) -> str | None:
     return token
 
 
+@pages.form("/unsubscribe")
 async def unsubscribe(request: Request) -> Response:
     """GET: ask whether to stop a list. POST (the page's button, or a mail client's one click): stop it."""
     rt = runtime(request)
@@ -96,4 +98,4 @@ async def unsubscribe(request: Request) -> Response:
     return await render(request, "notify/unsubscribe.html", {"done": True, "what": what})
 
 
-routes = [Route("/unsubscribe", unsubscribe, methods=["GET", "POST"])]
+routes = pages.routes

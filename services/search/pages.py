@@ -13,13 +13,14 @@ from urllib.parse import urlencode
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from services.search import query
 from services.search.api import MAX_PAGE, run_search
-from shared.pages import render
+from shared.pages import Pages, render
 from shared.sessions import Session
 from shared.web import runtime, viewer
+
+pages = Pages()
 
 KIND_CHOICES = (
     ("", "Everything"),
@@ -86,6 +87,7 @@ async def _categories(request: Request, who: Session | None) -> list[dict[str, s
     return [{"slug": row["slug"], "name": row["name"]} for row in rows]
 
 
+@pages.get("/search")
 async def search_page(request: Request) -> Response:
     """The search page: the form, then results, or help when there is nothing to show."""
     form = {name: _field(request, name, query.MAX_QUERY_CHARS if name == "q" else 100) for name in FORM_FIELDS}
@@ -123,4 +125,4 @@ async def search_page(request: Request) -> Response:
     return await render(request, "search/results.html", context)
 
 
-routes = [Route("/search", search_page, methods=["GET"])]
+routes = pages.routes

@@ -11,13 +11,14 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
-from starlette.routing import BaseRoute, Route
 
 from services.forum import access
 from services.forum.accounts import accounts, api, login, password_reset, registration, tokens
-from shared.pages import form_data, form_errors, form_member, form_text, login_redirect, member_session, render
+from shared.pages import Pages, form_data, form_errors, form_text, member_session, members_only, render
 from shared.sessions import Session
 from shared.web import ApiError, Runtime, runtime, viewer
+
+pages = Pages()
 
 # --- helpers ---------------------------------------------------------------------------
 
@@ -47,6 +48,7 @@ async def _form_failed(request: Request, template: str, exc: ApiError, field: st
 # --- logging in and out ------------------------------------------------------------------
 
 
+@pages.form("/login")
 async def login_page(request: Request) -> Response:
     """Log in with a username or email address; then go to `next` (a path on this site)."""
     if request.method == "GET":
@@ -72,6 +74,7 @@ async def login_page(request: Request) -> Response:
     return response
 
 
+@pages.post("/logout")
 async def logout_page(request: Request) -> Response:
     """Log out (the header's form), or log out on every device (`everywhere=1`)."""
     form = await form_data(request)
@@ -90,6 +93,7 @@ async def logout_page(request: Request) -> Response:
 # --- creating an account -------------------------------------------------------------------
 
 
+@pages.form("/register")
 async def register_page(request: Request) -> Response:
     """Create an account; then "check your email" (the same page whether or not the address had one)."""
     if request.method == "GET":
@@ -110,6 +114,7 @@ async def register_page(request: Request) -> Response:
     return await render(request, "accounts/register_sent.html", {"email": values["email"]})
 
 
+@pages.get("/verify")
 async def verify_page(request: Request) -> Response:
     """The link in the verification mail: confirms the address and says so."""
     try:
@@ -119,25 +124,10 @@ async def verify_page(request: Request) -> Response:
     return await render(request, "accounts/verify.html", {"verified": True, "user": user})
 
 
-async def resend_page(request: Request) -> Response:
-    """Ask for a new verification mail (from the profile edit page)."""
-    await form_data(request)
-    session = await member_session(request)
-    if session is None:
-        return login_redirect(request)
-    rt = runtime(request)
-    try:
-        await registration.resend_verification(rt, session)
-    except ApiError as exc:
-        user = await accounts.current_user(rt, session)
-        return await _form_failed(request, "accounts/edit.html", exc, "resend", _edit_context(user))
-    user = await accounts.current_user(rt, session)
-    return await render(request, "accounts/edit.html", {**_edit_context(user), "resent": True})
-
-
 # --- resetting a password -----------------------------------------------------------------------
 
 
+@pages.form("/reset")
 async def reset_page(request: Request) -> Response:
     """Ask for a reset link; the answer never says whether an account has the address."""
     if request.method == "GET":
@@ -153,6 +143,7 @@ async def reset_page(request: Request) -> Response:
     return await render(request, "accounts/reset_sent.html", {"email": values["email"]})
 
 
+@pages.form("/reset/confirm")
 async def reset_confirm_page(request: Request) -> Response:
     """Choose a new password with the link from the reset mail."""
     rt = runtime(request)
@@ -197,6 +188,7 @@ def page_user(user: accounts.User) -> dict[str, Any]:
     }
 
 
+@pages.get("/u/{username}")
 async def profile_page(request: Request) -> Response:
     """A member's profile: avatar, name, pronouns, roles, when they joined, their bio."""
     user = await accounts.profile(runtime(request), request.path_params["username"])
@@ -222,11 +214,10 @@ def _edit_context(user: accounts.User, values: dict[str, str] | None = None) -> 
     }
 
 
-async def edit_page(request: Request) -> Response:
+@pages.form("/me/edit")
+@members_only
+async def edit_page(request: Request, session: Session) -> Response:
     """Edit your display name, pronouns and bio."""
-    session = await form_member(request)
-    if session is None:
-        return login_redirect(request)
     rt = runtime(request)
     user = await accounts.current_user(rt, session)
     if request.method == "GET":
@@ -247,11 +238,25 @@ async def edit_page(request: Request) -> Response:
     return RedirectResponse(f"/u/{user.username}", status_code=303)
 
 
-async def tokens_page(request: Request) -> Response:
+@pages.post("/me/verify-email")
+@members_only
+async def resend_page(request: Request, session: Session) -> Response:
+    """Ask for a new verification mail (from the profile edit page)."""
+    await form_data(request)
+    rt = runtime(request)
+    try:
+        await registration.resend_verification(rt, session)
+    except ApiError as exc:
+        user = await accounts.current_user(rt, session)
+        return await _form_failed(request, "accounts/edit.html", exc, "resend", _edit_context(user))
+    user = await accounts.current_user(rt, session)
+    return await render(request, "accounts/edit.html", {**_edit_context(user), "resent": True})
+
+
+@pages.form("/me/tokens")
+@members_only
+async def tokens_page(request: Request, session: Session) -> Response:
     """Your personal API tokens: create one (shown once), revoke one."""
-    session = await form_member(request)
-    if session is None:
-        return login_redirect(request)
     rt = runtime(request)
     context: dict[str, Any] = {"values": {}}
     if request.method == "POST":
@@ -280,15 +285,4 @@ async def _tokens(rt: Runtime, session: Session) -> list[dict[str, Any]]:
     return [api.token_json(row) for row in await tokens.list_api_tokens(rt, session)]
 
 
-routes: list[BaseRoute] = [
-    Route("/login", login_page, methods=["GET", "POST"]),
-    Route("/logout", logout_page, methods=["POST"]),
-    Route("/register", register_page, methods=["GET", "POST"]),
-    Route("/verify", verify_page, methods=["GET"]),
-    Route("/reset", reset_page, methods=["GET", "POST"]),
-    Route("/reset/confirm", reset_confirm_page, methods=["GET", "POST"]),
-    Route("/u/{username}", profile_page, methods=["GET"]),
-    Route("/me/edit", edit_page, methods=["GET", "POST"]),
-    Route("/me/verify-email", resend_page, methods=["POST"]),
-    Route("/me/tokens", tokens_page, methods=["GET", "POST"]),
-]
+routes = pages.routes

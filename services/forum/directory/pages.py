@@ -11,7 +11,6 @@ import asyncpg
 from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
 
 from services.forum.accounts import accounts
 from services.forum.directory.api import badge_json, card_json, search_filters
@@ -24,9 +23,11 @@ from services.forum.directory.directory import (
     revoke_badge,
     search,
 )
-from shared.pages import form_data, form_errors, form_member, form_text, login_redirect, render
+from shared.pages import Pages, form_data, form_errors, form_text, members_only, render, signed_in
 from shared.sessions import Session
 from shared.web import ApiError, runtime, viewer
+
+pages = Pages()
 
 
 def _page_url(filters: dict[str, Any], page: int) -> str:
@@ -44,11 +45,10 @@ def _page_url(filters: dict[str, Any], page: int) -> str:
     return "/members" + (f"?{urlencode(params)}" if params else "")
 
 
-async def directory_page(request: Request) -> Response:
+@pages.get("/members")
+@signed_in(viewer)
+async def directory_page(request: Request, who: Session) -> Response:
     """The member directory: search by name, organisation, interests and badge."""
-    who = await viewer(request)
-    if who is None:
-        return login_redirect(request)
     filters = search_filters(request)
     rt = runtime(request)
     async with rt.pool.acquire() as conn:
@@ -95,11 +95,10 @@ async def _badge_action(conn: asyncpg.Connection, who: Session, form: FormData) 
     return "The badge was taken back."
 
 
-async def badges_page(request: Request) -> Response:
+@pages.form("/members/badges")
+@members_only
+async def badges_page(request: Request, who: Session) -> Response:
     """Admins: create badges, give them to members and take them back."""
-    who = await form_member(request)
-    if who is None:
-        return login_redirect(request)
     require_badge_admin(who)
     rt = runtime(request)
     context: dict[str, Any] = {"values": {}}
@@ -121,7 +120,4 @@ async def badges_page(request: Request) -> Response:
     return await render(request, "directory/badges.html", context)
 
 
-routes: list[BaseRoute] = [
-    Route("/members", directory_page, methods=["GET"]),
-    Route("/members/badges", badges_page, methods=["GET", "POST"]),
-]
+routes = pages.routes

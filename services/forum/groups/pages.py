@@ -8,7 +8,6 @@ private group is a 404 page to everyone outside it.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import quote
 
@@ -16,7 +15,6 @@ import asyncpg
 from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
-from starlette.routing import BaseRoute, Route
 
 from services.forum import access
 from services.forum.accounts import accounts
@@ -25,18 +23,23 @@ from services.forum.groups import groups
 from services.forum.topics.fragments import person
 from shared.api import query_int
 from shared.pages import (
+    Pages,
+    Save,
     day,
     form_data,
     form_errors,
-    form_member,
+    form_page,
     form_text,
     login_redirect,
     member_session,
+    members_only,
     page_status,
     render,
 )
 from shared.sessions import Session
 from shared.web import ApiError, runtime, viewer
+
+pages = Pages()
 
 DONE = {
     "joined": "You have joined this group.",
@@ -76,12 +79,79 @@ def group_view(place: groups.Viewing) -> dict[str, Any]:
 # --- the list -----------------------------------------------------------------------------------------------------
 
 
+@pages.get("/groups")
 async def groups_page(request: Request) -> Response:
     """Every group the viewer may see, with their place in it."""
     who = await viewer(request)
     async with runtime(request).pool.acquire() as conn:
         items = [group_view(await groups.viewing(conn, who, row)) for row in await groups.list_visible(conn, who)]
     return await render(request, "groups/index.html", {"groups": items})
+
+
+# --- creating and editing ------------------------------------------------------------------------------------------
+
+
+def _form_values(form: FormData) -> dict[str, Any]:
+    return {
+        "name": form_text(form, "name"),
+        "description": form_text(form, "description"),
+        "access": form_text(form, "access"),
+    }
+
+
+async def _group_form(request: Request, context: dict[str, Any], save: Save) -> Response:
+    """The group form (for creating and changing a group), whose errors show at the name."""
+    return await form_page(request, "groups/form.html", context, read=_form_values, save=save, field="name")
+
+
+@pages.form("/groups/new")
+@members_only
+async def new_group_page(request: Request, who: Session) -> Response:
+    """Create a group (admins)."""
+    if not access.is_admin(who):
+        raise ApiError(403, "forbidden", "Only admins can create groups.")
+
+    async def save(conn: asyncpg.Connection, values: dict[str, Any]) -> str:
+        data = group_api.GROUP_IN.validate({**values, "access": values["access"] or None})
+        row = await groups.create_group(conn, who, data)
+        return f"/groups/{row['slug']}?done=created"
+
+    context: dict[str, Any] = {"values": {"access": "open"}, "access_options": groups.ACCESS_LABELS, "new": True}
+    return await _group_form(request, context, save)
+
+
+# --- invitations ------------------------------------------------------------------------------------------------------
+
+
+@pages.form("/groups/invitations/{token}")
+async def invitation_page(request: Request) -> Response:
+    """The link in an invitation mail: shows the group and lets the invited member accept."""
+    token = str(request.path_params["token"])
+    rt = runtime(request)
+    who = await member_session(request)
+    if request.method == "POST":
+        await form_data(request)
+    try:
+        async with rt.pool.acquire() as conn:
+            invite_row, group = await groups.invitation_group(conn, rt.settings.key, token)
+    except ApiError as exc:
+        return await render(request, "groups/invitation.html", {"expired": True, "message": exc.message}, status=400)
+    context: dict[str, Any] = {
+        "group": group,
+        "token": token,
+        "email": invite_row["email"],
+        "login_url": f"/login?next={quote(request.url.path)}",
+    }
+    if request.method == "GET" or who is None:
+        return await render(request, "groups/invitation.html", context)
+    try:
+        async with rt.pool.acquire() as conn, conn.transaction():
+            joined = await groups.accept_invite(conn, who, token, secret=rt.settings.key)
+    except ApiError as exc:
+        context.update(form_errors(exc, "accept"))
+        return await render(request, "groups/invitation.html", context, status=page_status(exc))
+    await accounts.refresh_sessions(rt, who.user_id)
+    return RedirectResponse(f"/groups/{joined['slug']}?done=accepted", status_code=303)
 
 
 # --- one group -------------------------------------------------------------------------------------------------------
@@ -130,9 +200,33 @@ async def _show(request: Request, slug: str, extra: dict[str, Any] | None = None
     return await render(request, "groups/show.html", context, status=status)
 
 
+@pages.get("/groups/{slug}")
 async def group_page(request: Request) -> Response:
     """A group: what it is for, its owners and members, and what the viewer can do there."""
     return await _show(request, request.path_params["slug"])
+
+
+@pages.form("/groups/{slug}/edit")
+@members_only
+async def edit_group_page(request: Request, who: Session) -> Response:
+    """Change a group's name, description and access (owners and admins)."""
+    place = await _place(request, who)
+    if not place.can_manage:
+        raise ApiError(403, "forbidden", "Only the group's owners and admins can change it.")
+
+    async def save(conn: asyncpg.Connection, values: dict[str, Any]) -> str:
+        data = group_api.GROUP_PATCH.validate({k: v for k, v in values.items() if k != "access" or v})
+        await groups.update_group(conn, who, place.id, data)
+        return _done_url(request, "saved")
+
+    group = place.group
+    context: dict[str, Any] = {
+        "group": group_view(place),
+        "access_options": groups.ACCESS_LABELS,
+        "new": False,
+        "values": {"name": group["name"], "description": group["description"], "access": group["access"]},
+    }
+    return await _group_form(request, context, save)
 
 
 async def _place(request: Request, who: Session | None) -> groups.Viewing:
@@ -172,6 +266,7 @@ async def _act(request: Request, action: Any, field: str) -> Response:
     return _done(request, done)
 
 
+@pages.post("/groups/{slug}/join")
 async def join_submit(request: Request) -> Response:
     """Join an open group, or ask to join an on-request one."""
 
@@ -182,6 +277,7 @@ async def join_submit(request: Request) -> Response:
     return await _act(request, action, "message")
 
 
+@pages.post("/groups/{slug}/leave")
 async def leave_submit(request: Request) -> Response:
     """Leave a group, or take back a request to join it."""
 
@@ -199,6 +295,7 @@ def _user_id(request: Request) -> int:
     return int(raw)
 
 
+@pages.post("/groups/{slug}/requests/{user_id}")
 async def decide_submit(request: Request) -> Response:
     """Approve or decline a request to join (owners and admins)."""
     user_id = _user_id(request)
@@ -211,6 +308,7 @@ async def decide_submit(request: Request) -> Response:
     return await _act(request, action, "requests")
 
 
+@pages.post("/groups/{slug}/members")
 async def add_submit(request: Request) -> Response:
     """Add a member by username (owners and admins)."""
 
@@ -223,6 +321,7 @@ async def add_submit(request: Request) -> Response:
     return await _act(request, action, "username")
 
 
+@pages.post("/groups/{slug}/members/{user_id}/remove")
 async def remove_submit(request: Request) -> Response:
     """Remove a member (owners and admins)."""
     user_id = _user_id(request)
@@ -234,6 +333,7 @@ async def remove_submit(request: Request) -> Response:
     return await _act(request, action, "members")
 
 
+@pages.post("/groups/{slug}/members/{user_id}/owner")
 async def owner_submit(request: Request) -> Response:
     """Make a member an owner, or not (owners and admins)."""
     user_id = _user_id(request)
@@ -245,6 +345,7 @@ async def owner_submit(request: Request) -> Response:
     return await _act(request, action, "members")
 
 
+@pages.post("/groups/{slug}/invites")
 async def invite_submit(request: Request) -> Response:
     """Invite someone by email (owners and admins)."""
     form = await form_data(request)
@@ -266,6 +367,7 @@ async def invite_submit(request: Request) -> Response:
     return _done(request, "invited")
 
 
+@pages.post("/groups/{slug}/invites/{user_id}/revoke")
 async def revoke_submit(request: Request) -> Response:
     """Withdraw an invitation (owners and admins)."""
     invite_id = _user_id(request)
@@ -277,120 +379,4 @@ async def revoke_submit(request: Request) -> Response:
     return await _act(request, action, "invites")
 
 
-# --- creating and editing ------------------------------------------------------------------------------------------
-
-
-def _form_values(form: FormData) -> dict[str, Any]:
-    return {
-        "name": form_text(form, "name"),
-        "description": form_text(form, "description"),
-        "access": form_text(form, "access"),
-    }
-
-
-SaveForm = Callable[[asyncpg.Connection, dict[str, Any]], Awaitable[str]]  # saves; answers where to go next
-
-
-async def _group_form(request: Request, context: dict[str, Any], save: SaveForm) -> Response:
-    """The group form: shown on GET; on POST checked and saved, or shown again with what to fix."""
-    if request.method == "GET":
-        return await render(request, "groups/form.html", context)
-    values = _form_values(await form_data(request))
-    try:
-        async with runtime(request).pool.acquire() as conn, conn.transaction():
-            target = await save(conn, values)
-    except ApiError as exc:
-        context.update(values=values, **form_errors(exc, "name"))
-        return await render(request, "groups/form.html", context, status=page_status(exc))
-    return RedirectResponse(target, status_code=303)
-
-
-async def new_group_page(request: Request) -> Response:
-    """Create a group (admins)."""
-    who = await form_member(request)
-    if who is None:
-        return login_redirect(request)
-    if not access.is_admin(who):
-        raise ApiError(403, "forbidden", "Only admins can create groups.")
-
-    async def save(conn: asyncpg.Connection, values: dict[str, Any]) -> str:
-        data = group_api.GROUP_IN.validate({**values, "access": values["access"] or None})
-        row = await groups.create_group(conn, who, data)
-        return f"/groups/{row['slug']}?done=created"
-
-    context: dict[str, Any] = {"values": {"access": "open"}, "access_options": groups.ACCESS_LABELS, "new": True}
-    return await _group_form(request, context, save)
-
-
-async def edit_group_page(request: Request) -> Response:
-    """Change a group's name, description and access (owners and admins)."""
-    who = await form_member(request)
-    if who is None:
-        return login_redirect(request)
-    place = await _place(request, who)
-    if not place.can_manage:
-        raise ApiError(403, "forbidden", "Only the group's owners and admins can change it.")
-
-    async def save(conn: asyncpg.Connection, values: dict[str, Any]) -> str:
-        data = group_api.GROUP_PATCH.validate({k: v for k, v in values.items() if k != "access" or v})
-        await groups.update_group(conn, who, place.id, data)
-        return _done_url(request, "saved")
-
-    group = place.group
-    context: dict[str, Any] = {
-        "group": group_view(place),
-        "access_options": groups.ACCESS_LABELS,
-        "new": False,
-        "values": {"name": group["name"], "description": group["description"], "access": group["access"]},
-    }
-    return await _group_form(request, context, save)
-
-
-# --- invitations ------------------------------------------------------------------------------------------------------
-
-
-async def invitation_page(request: Request) -> Response:
-    """The link in an invitation mail: shows the group and lets the invited member accept."""
-    token = str(request.path_params["token"])
-    rt = runtime(request)
-    who = await member_session(request)
-    if request.method == "POST":
-        await form_data(request)
-    try:
-        async with rt.pool.acquire() as conn:
-            invite_row, group = await groups.invitation_group(conn, rt.settings.key, token)
-    except ApiError as exc:
-        return await render(request, "groups/invitation.html", {"expired": True, "message": exc.message}, status=400)
-    context: dict[str, Any] = {
-        "group": group,
-        "token": token,
-        "email": invite_row["email"],
-        "login_url": f"/login?next={quote(request.url.path)}",
-    }
-    if request.method == "GET" or who is None:
-        return await render(request, "groups/invitation.html", context)
-    try:
-        async with rt.pool.acquire() as conn, conn.transaction():
-            joined = await groups.accept_invite(conn, who, token, secret=rt.settings.key)
-    except ApiError as exc:
-        context.update(form_errors(exc, "accept"))
-        return await render(request, "groups/invitation.html", context, status=page_status(exc))
-    await accounts.refresh_sessions(rt, who.user_id)
-    return RedirectResponse(f"/groups/{joined['slug']}?done=accepted", status_code=303)
-
-
-routes: list[BaseRoute] = [
-    Route("/groups", groups_page, methods=["GET"]),
-    Route("/groups/new", new_group_page, methods=["GET", "POST"]),
-    Route("/groups/invitations/{token}", invitation_page, methods=["GET", "POST"]),
-    Route("/groups/{slug}", group_page, methods=["GET"]),
-    Route("/groups/{slug}/edit", edit_group_page, methods=["GET", "POST"]),
-    Route("/groups/{slug}/join", join_submit, methods=["POST"]),
-    Route("/groups/{slug}/leave", leave_submit, methods=["POST"]),
-    Route("/groups/{slug}/requests/{user_id}", decide_submit, methods=["POST"]),
-    Route("/groups/{slug}/members", add_submit, methods=["POST"]),
-    Route("/groups/{slug}/members/{user_id}/remove", remove_submit, methods=["POST"]),
-    Route("/groups/{slug}/members/{user_id}/owner", owner_submit, methods=["POST"]),
-    Route("/groups/{slug}/invites", invite_submit, methods=["POST"]),
-    Route("/groups/{slug}/invites/{user_id}/revoke", revoke_submit, methods=["POST"]),
-]
+routes = pages.routes

@@ -20,7 +20,6 @@ from markupsafe import Markup
 from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
-from starlette.routing import BaseRoute, Route
 
 from services.forum import access
 from services.forum.groups import groups
@@ -33,18 +32,23 @@ from services.forum.writings import reactions, writings
 from services.forum.writings.targets import COMMENT
 from shared.api import path_int, query_int
 from shared.pages import (
+    Pages,
     day,
     form_data,
     form_errors,
-    form_member,
+    form_page,
     form_text,
     login_redirect,
     member_session,
+    members_only,
     page_status,
     render,
+    signed_in,
 )
 from shared.sessions import CSRF_COOKIE, Session, csrf_ok
 from shared.web import ApiError, runtime, viewer
+
+pages = Pages()
 
 UPLOAD_LABELS = {"file": "File", "folder_id": "Folder", "title": "Title", "description": "Description", "note": "Note"}
 
@@ -146,6 +150,7 @@ def _pages(base: str, page: int, more: bool, anchor: str = "") -> dict[str, str 
 # --- library home and folders ---------------------------------------------------------------------------------------
 
 
+@pages.get("/library")
 async def library_page(request: Request) -> Response:
     """The library: its folders (with subfolders) and how much is in them, downloaded and previewed."""
     who = await viewer(request)
@@ -154,21 +159,6 @@ async def library_page(request: Request) -> Response:
     return await render(
         request, "documents/library.html", {"folders": [library_api.folder_json(node, who) for node in tree]}
     )
-
-
-async def folder_page(request: Request) -> Response:
-    """A folder: its subfolders and documents, with their counts."""
-    who = await viewer(request)
-    shown = await library_api.folder_page_of(request, who)
-    folder = shown.folder
-    context = {
-        "folder": library_api.folder_json(shown.node, who),
-        "documents": [document_view(r, who) for r in shown.documents],
-        "breadcrumbs": _breadcrumbs(folder),
-        "is_subfolder": folder["parent_id"] is not None,
-        **_pages(folders.folder_url(folder["id"]), shown.page, shown.more),
-    }
-    return await render(request, "documents/folder.html", context)
 
 
 async def _folder_form_context(conn: asyncpg.Connection, who: Session) -> dict[str, Any]:
@@ -235,11 +225,11 @@ async def _save_folder(
     return int((await folders.update_folder(conn, who, current["id"], data))["id"])
 
 
-async def folder_form_page(request: Request) -> Response:
+@pages.form("/library/folders/new")
+@pages.form("/library/folders/{id}/edit")
+@members_only
+async def folder_form_page(request: Request, who: Session) -> Response:
     """Create a folder or subfolder, or edit one (admins)."""
-    who = await form_member(request)
-    if who is None:
-        return login_redirect(request)
     folders.require_admin(who)
     rt = runtime(request)
     folder_id = path_int(request, "id") if "id" in request.path_params else None
@@ -247,17 +237,28 @@ async def folder_form_page(request: Request) -> Response:
         context = await _folder_form_context(conn, who)
         current = await folders.readable_folder(conn, who, folder_id) if folder_id else None
     context.update(folder=current, values=_current_values(current, request))
-    if request.method == "GET":
-        return await render(request, "documents/folder_form.html", context)
-    values = _folder_values(await form_data(request))
-    try:
+
+    async def save(conn: asyncpg.Connection, values: dict[str, Any]) -> str:
         data = _folder_data(values, new=current is None)
-        async with rt.pool.acquire() as conn, conn.transaction():
-            saved = await _save_folder(conn, who, current, data)
-    except ApiError as exc:
-        context.update(values=values, **form_errors(exc, "name"))
-        return await render(request, "documents/folder_form.html", context, status=page_status(exc))
-    return RedirectResponse(folders.folder_url(saved), status_code=303)
+        return folders.folder_url(await _save_folder(conn, who, current, data))
+
+    return await form_page(request, "documents/folder_form.html", context, read=_folder_values, save=save, field="name")
+
+
+@pages.get("/library/folders/{id}")
+async def folder_page(request: Request) -> Response:
+    """A folder: its subfolders and documents, with their counts."""
+    who = await viewer(request)
+    shown = await library_api.folder_page_of(request, who)
+    folder = shown.folder
+    context = {
+        "folder": library_api.folder_json(shown.node, who),
+        "documents": [document_view(r, who) for r in shown.documents],
+        "breadcrumbs": _breadcrumbs(folder),
+        "is_subfolder": folder["parent_id"] is not None,
+        **_pages(folders.folder_url(folder["id"]), shown.page, shown.more),
+    }
+    return await render(request, "documents/folder.html", context)
 
 
 # --- uploading --------------------------------------------------------------------------------------------------------
@@ -340,6 +341,7 @@ async def _upload_form(
         upload.discard()
 
 
+@pages.form("/library/upload")
 async def upload_page(request: Request) -> Response:
     """Share a document: choose a folder and a file, give it a title and a description."""
     who = await member_session(request)
@@ -363,11 +365,10 @@ async def upload_page(request: Request) -> Response:
     return RedirectResponse(documents.document_url(sent["id"]) + "?done=uploaded", status_code=303)
 
 
-async def version_page(request: Request) -> Response:
+@pages.form("/library/upload/{id}")
+@signed_in(member_session)
+async def version_page(request: Request, who: Session) -> Response:
     """Upload a new version of a document (its uploader or staff); the earlier versions are kept."""
-    who = await member_session(request)
-    if who is None:
-        return login_redirect(request)
     rt = runtime(request)
     document_id = path_int(request, "id")
     async with rt.pool.acquire() as conn:
@@ -433,6 +434,7 @@ async def _document_context(
     }
 
 
+@pages.get("/library/documents/{id}")
 async def document_page(request: Request) -> Response:
     """A document: what it is, its preview and download, its versions, counts and comments."""
     who = await viewer(request)
@@ -442,6 +444,7 @@ async def document_page(request: Request) -> Response:
     return await render(request, "documents/document.html", context)
 
 
+@pages.get("/library/documents/{id}/download")
 async def download_page(request: Request) -> Response:
     """Download a version of a document (counted)."""
     who = await viewer(request)
@@ -451,6 +454,7 @@ async def download_page(request: Request) -> Response:
     return await documents.send_file(request, served, disposition="attachment")
 
 
+@pages.get("/library/documents/{id}/preview")
 async def preview_page(request: Request) -> Response:
     """Preview: PDFs and images inline (sandboxed), text in a page, and for other kinds a way to download."""
     who = await viewer(request)
@@ -479,11 +483,10 @@ async def _changeable_document(request: Request, who: Session, doing: str) -> as
     return row
 
 
-async def edit_document_page(request: Request) -> Response:
+@pages.form("/library/documents/{id}/edit")
+@members_only
+async def edit_document_page(request: Request, who: Session) -> Response:
     """Change a document's title, description or folder (its uploader or staff)."""
-    who = await form_member(request)
-    if who is None:
-        return login_redirect(request)
     rt = runtime(request)
     row = await _changeable_document(request, who, "change it")
     async with rt.pool.acquire() as conn:
@@ -492,28 +495,26 @@ async def edit_document_page(request: Request) -> Response:
         document=document_view(row, who),
         values={"title": row["title"], "description": row["description"], "folder_id": str(row["folder_id"])},
     )
-    if request.method == "GET":
-        return await render(request, "documents/edit.html", context)
-    form = await form_data(request)
-    values = {k: form_text(form, k) for k in ("title", "description", "folder_id")}
-    try:
+
+    async def save(conn: asyncpg.Connection, values: dict[str, Any]) -> str:
         data: dict[str, Any] = {"title": values["title"], "description": values["description"]}
         if not values["title"]:
             raise folders.invalid({"title": "Give the document a title"})
         data["folder_id"] = documents.parse_id(values["folder_id"], "folder_id")
-        async with rt.pool.acquire() as conn, conn.transaction():
-            await documents.update_document(conn, who, row["id"], data)
-    except ApiError as exc:
-        context.update(values=values, **form_errors(exc, "title"))
-        return await render(request, "documents/edit.html", context, status=page_status(exc))
-    return RedirectResponse(documents.document_url(row["id"]) + "?done=saved", status_code=303)
+        await documents.update_document(conn, who, row["id"], data)
+        return documents.document_url(row["id"]) + "?done=saved"
+
+    return await form_page(request, "documents/edit.html", context, read=_document_values, save=save, field="title")
 
 
-async def delete_document_page(request: Request) -> Response:
+def _document_values(form: FormData) -> dict[str, Any]:
+    return {k: form_text(form, k) for k in ("title", "description", "folder_id")}
+
+
+@pages.form("/library/documents/{id}/delete")
+@members_only
+async def delete_document_page(request: Request, who: Session) -> Response:
     """Ask, then remove a document from the library (its uploader or staff)."""
-    who = await form_member(request)
-    if who is None:
-        return login_redirect(request)
     row = await _changeable_document(request, who, "delete it")
     if request.method == "GET":
         return await render(request, "documents/delete.html", {"document": document_view(row, who)})
@@ -526,6 +527,7 @@ async def delete_document_page(request: Request) -> Response:
 # --- comments ---------------------------------------------------------------------------------------------------------
 
 
+@pages.post("/library/documents/{id}/comments")
 async def comment_submit(request: Request) -> Response:
     """Post a comment on a document."""
     form = await form_data(request)
@@ -555,27 +557,28 @@ async def _comment(request: Request, who: Session | None) -> tuple[asyncpg.Recor
         return await documents.readable_comment(conn, who, path_int(request, "id"))
 
 
-async def edit_comment_page(request: Request) -> Response:
+@pages.form("/library/comments/{id}/edit")
+@members_only
+async def edit_comment_page(request: Request, who: Session) -> Response:
     """Edit a comment (its author or staff)."""
-    who = await form_member(request)
-    if who is None:
-        return login_redirect(request)
     row, document = await _comment(request, who)
     comments.require_editable(who, row, "edit")
     context: dict[str, Any] = {"comment": row, "document": document_view(document, who), "values": {"body": row["raw"]}}
-    if request.method == "GET":
-        return await render(request, "documents/edit_comment.html", context)
-    form = await form_data(request)
-    body = form_text(form, "body")
-    try:
-        async with runtime(request).pool.acquire() as conn, conn.transaction():
-            await comments.edit_comment(conn, who, row["id"], body)
-    except ApiError as exc:
-        context.update(values={"body": body}, **form_errors(exc, "body"))
-        return await render(request, "documents/edit_comment.html", context, status=page_status(exc))
-    return RedirectResponse(f"{documents.document_url(document['id'])}#comment-{row['id']}", status_code=303)
+
+    async def save(conn: asyncpg.Connection, values: dict[str, Any]) -> str:
+        await comments.edit_comment(conn, who, row["id"], values["body"])
+        return f"{documents.document_url(document['id'])}#comment-{row['id']}"
+
+    return await form_page(
+        request, "documents/edit_comment.html", context, read=_comment_values, save=save, field="body"
+    )
 
 
+def _comment_values(form: FormData) -> dict[str, Any]:
+    return {"body": form_text(form, "body")}
+
+
+@pages.post("/library/comments/{id}/delete")
 async def delete_comment_submit(request: Request) -> Response:
     """Delete a comment (its author or staff)."""
     await form_data(request)
@@ -588,6 +591,7 @@ async def delete_comment_submit(request: Request) -> Response:
     return RedirectResponse(f"{documents.document_url(document['id'])}#comments", status_code=303)
 
 
+@pages.post("/library/comments/{id}/react")
 async def react_submit(request: Request) -> Response:
     """Give or take back a reaction to a comment (the buttons toggle)."""
     form = await form_data(request)
@@ -605,20 +609,4 @@ async def react_submit(request: Request) -> Response:
     return RedirectResponse(f"{documents.document_url(document['id'])}#comment-{row['id']}", status_code=303)
 
 
-routes: list[BaseRoute] = [
-    Route("/library", library_page, methods=["GET"]),
-    Route("/library/folders/new", folder_form_page, methods=["GET", "POST"]),
-    Route("/library/folders/{id}", folder_page, methods=["GET"]),
-    Route("/library/folders/{id}/edit", folder_form_page, methods=["GET", "POST"]),
-    Route("/library/upload", upload_page, methods=["GET", "POST"]),
-    Route("/library/upload/{id}", version_page, methods=["GET", "POST"]),
-    Route("/library/documents/{id}", document_page, methods=["GET"]),
-    Route("/library/documents/{id}/download", download_page, methods=["GET"]),
-    Route("/library/documents/{id}/preview", preview_page, methods=["GET"]),
-    Route("/library/documents/{id}/edit", edit_document_page, methods=["GET", "POST"]),
-    Route("/library/documents/{id}/delete", delete_document_page, methods=["GET", "POST"]),
-    Route("/library/documents/{id}/comments", comment_submit, methods=["POST"]),
-    Route("/library/comments/{id}/edit", edit_comment_page, methods=["GET", "POST"]),
-    Route("/library/comments/{id}/delete", delete_comment_submit, methods=["POST"]),
-    Route("/library/comments/{id}/react", react_submit, methods=["POST"]),
-]
+routes = pages.routes

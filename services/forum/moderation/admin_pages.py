@@ -11,19 +11,21 @@ from urllib.parse import urlencode
 import asyncpg
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
-from starlette.routing import BaseRoute, Route
 
 from services.forum.moderation import api as moderation_api
 from services.forum.moderation import audit, screening
 from services.forum.moderation.pages import _admin, _errors, _status, _text
 from shared.api import path_int
-from shared.pages import form_data, render, when
+from shared.pages import Pages, form_data, render, when
 from shared.sessions import Session
 from shared.web import ApiError, runtime
+
+pages = Pages()
 
 # --- admin: the audit log -------------------------------------------------------------------------------------
 
 
+@pages.get("/admin/audit-log")
 async def audit_log_page(request: Request) -> Response:
     """Every moderator and admin action, newest first, filtered by who, what, target and dates."""
     who = await _admin(request)
@@ -86,6 +88,7 @@ async def _words_context(conn: asyncpg.Connection) -> dict[str, Any]:
     }
 
 
+@pages.form("/admin/watched-words")
 async def watched_words_page(request: Request) -> Response:
     """Watched words: add one with its action (block, hold for approval, censor, flag), or remove one."""
     who = await _admin(request)
@@ -112,6 +115,7 @@ async def watched_words_page(request: Request) -> Response:
     return RedirectResponse("/admin/watched-words", status_code=303)
 
 
+@pages.post("/admin/watched-words/{id}/delete")
 async def remove_word_page(request: Request) -> Response:
     """A watched word's Remove button."""
     word_id = path_int(request, "id")
@@ -132,6 +136,7 @@ async def _phrases_context(conn: asyncpg.Connection) -> dict[str, Any]:
     }
 
 
+@pages.form("/admin/safeguarding")
 async def safeguarding_page(request: Request) -> Response:
     """Safeguarding phrases: the built-in ones (switch off or on) and your own (add or remove)."""
     who = await _admin(request)
@@ -158,9 +163,4 @@ async def safeguarding_page(request: Request) -> Response:
     return RedirectResponse("/admin/safeguarding", status_code=303)
 
 
-routes: list[BaseRoute] = [
-    Route("/admin/audit-log", audit_log_page, methods=["GET"]),
-    Route("/admin/watched-words", watched_words_page, methods=["GET", "POST"]),
-    Route("/admin/watched-words/{id}/delete", remove_word_page, methods=["POST"]),
-    Route("/admin/safeguarding", safeguarding_page, methods=["GET", "POST"]),
-]
+routes = pages.routes

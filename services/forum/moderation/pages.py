@@ -20,7 +20,6 @@ import asyncpg
 from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
-from starlette.routing import BaseRoute, Route
 
 from services.forum import access
 from services.forum.accounts import accounts
@@ -34,9 +33,11 @@ from services.forum.writings import api as writings_api
 from services.forum.writings import flags, reviews, writings
 from services.forum.writings.targets import FLAG_REASON_HINTS, FLAG_REASON_LABELS, FLAG_REASONS, POST
 from shared.api import path_int
-from shared.pages import ago, form_data, form_errors, login_redirect, render, when
+from shared.pages import Pages, ago, form_data, form_errors, login_redirect, render, signed_in, when
 from shared.sessions import Session
 from shared.web import ApiError, Runtime, require_viewer, runtime, viewer
+
+pages = Pages()
 
 DURATIONS = {
     "1d": ("1 day", timedelta(days=1)),
@@ -100,6 +101,7 @@ def _errors(exc: ApiError, default_field: str) -> dict[str, Any]:
 # --- Get support -------------------------------------------------------------------------------------
 
 
+@pages.get("/support")
 async def support_page(request: Request) -> Response:
     """Where to find support now: the same place on every page ("Get support")."""
     return await render(request, "safety/support.html", {"panel": screening.SUPPORT})
@@ -129,6 +131,7 @@ def _flag_reasons(selected: str) -> list[dict[str, Any]]:
     ]
 
 
+@pages.form("/posts/{id}/flag")
 async def flag_page(request: Request) -> Response:
     """The flag dialog: why a post needs a moderator, with an optional note."""
     post_id = path_int(request, "id")
@@ -168,6 +171,7 @@ async def flag_page(request: Request) -> Response:
 # --- appeals -----------------------------------------------------------------------------------------
 
 
+@pages.form("/posts/{id}/appeal")
 async def appeal_page(request: Request) -> Response:
     """Appeal about your hidden or rejected post, once, in your own words."""
     post_id = path_int(request, "id")
@@ -202,6 +206,104 @@ async def appeal_page(request: Request) -> Response:
             status=_status(exc),
         )
     return RedirectResponse(context["back"], status_code=303)
+
+
+# --- a post, directly -----------------------------------------------------------------------------------
+
+
+@pages.form("/posts/{id}/moderate")
+async def post_action_page(request: Request) -> Response:
+    """Hide a post (with a reason its author sees) or restore a hidden one."""
+    post_id = path_int(request, "id")
+    who = await _staff(request)
+    pool = runtime(request).pool
+    async with pool.acquire() as conn:
+        post, _ = await posts.readable_post(conn, who, post_id)
+        context = await _post_context(conn, who, post_id)
+    action = "hide" if post["status"] == "visible" else "restore"
+    if post["status"] not in ("visible", "hidden"):
+        raise ApiError(409, "conflict", "Only a visible post can be hidden, and only a hidden one restored.")
+    context.update(action=action, form={})
+    if request.method == "GET":
+        return await render(request, "moderation/post_action.html", context)
+    submitted = await form_data(request)
+    reason = _text(submitted, "reason")
+    try:
+        data = moderation_api.POST_ACTION_IN.validate({"reason": reason or None})
+        async with pool.acquire() as conn, conn.transaction():
+            await moderation.moderate_post(conn, who, post_id, action, data.get("reason"))
+    except ApiError as exc:
+        if exc.status not in (409, 422):
+            raise
+        context["form"] = {"reason": reason}
+        return await render(
+            request, "moderation/post_action.html", {**context, **_errors(exc, "reason")}, status=_status(exc)
+        )
+    return RedirectResponse(context["back"], status_code=303)
+
+
+@pages.post("/posts/{id}/reveal-author")
+async def reveal_page(request: Request) -> Response:
+    """Reveal who wrote a pseudonymous post (recorded in the audit log)."""
+    post_id = path_int(request, "id")
+    who = await _staff(request)
+    await form_data(request)
+    async with runtime(request).pool.acquire() as conn, conn.transaction():
+        revealed = await moderation.reveal_author(conn, who, post_id)
+        context = await _post_context(conn, who, post_id)
+    author = revealed["author"]
+    return await render(
+        request,
+        "moderation/reveal.html",
+        {**context, "author": author, "member_url": f"/review/members/{quote(author['username'])}"},
+    )
+
+
+# --- topics -------------------------------------------------------------------------------------------
+
+
+@pages.form("/topics/{id}/moderate")
+async def topic_moderation_page(request: Request) -> Response:
+    """Close or open, pin or unpin, or move a topic, with a reason for the audit log."""
+    topic_id = path_int(request, "id")
+    who = await _staff(request)
+    pool = runtime(request).pool
+    async with pool.acquire() as conn:
+        row = await topics.topic_row(conn, who, topic_id)
+        choices = await categories.list_readable(conn, who)
+    form: dict[str, Any] = {"closed": row["closed"], "pinned": row["pinned"], "category_id": str(row["category_id"])}
+    context: dict[str, Any] = {
+        "topic": {"id": row["id"], "title": row["title"], "url": topics.topic_url(row["id"], row["slug"])},
+        "categories": [{"value": str(c["id"]), "text": c["name"]} for c in choices],
+    }
+    if request.method == "GET":
+        return await render(request, "moderation/topic.html", {**context, "form": form})
+    submitted = await form_data(request)
+    category = _text(submitted, "category_id")
+    form = {
+        "closed": _text(submitted, "closed") == "1",
+        "pinned": _text(submitted, "pinned") == "1",
+        "category_id": category,
+        "reason": _text(submitted, "reason"),
+    }
+    try:
+        data = TOPIC_MODERATION_IN.validate(
+            {
+                "closed": form["closed"],
+                "pinned": form["pinned"],
+                "category_id": int(category) if category.isdigit() and len(category) < 19 else None,
+                "reason": form["reason"] or None,
+            }
+        )
+        async with pool.acquire() as conn, conn.transaction():
+            await topics.moderate_topic(conn, who, topic_id, data)
+    except ApiError as exc:
+        if exc.status not in (409, 422):
+            raise
+        return await render(
+            request, "moderation/topic.html", {**context, "form": form, **_errors(exc, "reason")}, status=_status(exc)
+        )
+    return RedirectResponse(context["topic"]["url"], status_code=303)
 
 
 # --- the review queue ------------------------------------------------------------------------------------
@@ -278,6 +380,7 @@ async def _queue_context(conn: asyncpg.Connection, who: Session, query: moderati
     }
 
 
+@pages.get("/review")
 async def queue_page(request: Request) -> Response:
     """The review queue: safeguarding first, then by priority, score and age; one click per action."""
     who = await _staff(request)
@@ -289,6 +392,7 @@ async def queue_page(request: Request) -> Response:
     return await render(request, "moderation/queue.html", context)
 
 
+@pages.post("/review/{id}")
 async def review_action_page(request: Request) -> Response:
     """A queue item's action buttons: act, then back to the queue (409 when someone else acted first)."""
     review_id = path_int(request, "id")
@@ -315,101 +419,6 @@ async def review_action_page(request: Request) -> Response:
         )
         return await render(request, "moderation/queue.html", context, status=exc.status)
     return RedirectResponse(f"/review?done={action}", status_code=303)
-
-
-# --- a post, directly -----------------------------------------------------------------------------------
-
-
-async def post_action_page(request: Request) -> Response:
-    """Hide a post (with a reason its author sees) or restore a hidden one."""
-    post_id = path_int(request, "id")
-    who = await _staff(request)
-    pool = runtime(request).pool
-    async with pool.acquire() as conn:
-        post, _ = await posts.readable_post(conn, who, post_id)
-        context = await _post_context(conn, who, post_id)
-    action = "hide" if post["status"] == "visible" else "restore"
-    if post["status"] not in ("visible", "hidden"):
-        raise ApiError(409, "conflict", "Only a visible post can be hidden, and only a hidden one restored.")
-    context.update(action=action, form={})
-    if request.method == "GET":
-        return await render(request, "moderation/post_action.html", context)
-    submitted = await form_data(request)
-    reason = _text(submitted, "reason")
-    try:
-        data = moderation_api.POST_ACTION_IN.validate({"reason": reason or None})
-        async with pool.acquire() as conn, conn.transaction():
-            await moderation.moderate_post(conn, who, post_id, action, data.get("reason"))
-    except ApiError as exc:
-        if exc.status not in (409, 422):
-            raise
-        context["form"] = {"reason": reason}
-        return await render(
-            request, "moderation/post_action.html", {**context, **_errors(exc, "reason")}, status=_status(exc)
-        )
-    return RedirectResponse(context["back"], status_code=303)
-
-
-async def reveal_page(request: Request) -> Response:
-    """Reveal who wrote a pseudonymous post (recorded in the audit log)."""
-    post_id = path_int(request, "id")
-    who = await _staff(request)
-    await form_data(request)
-    async with runtime(request).pool.acquire() as conn, conn.transaction():
-        revealed = await moderation.reveal_author(conn, who, post_id)
-        context = await _post_context(conn, who, post_id)
-    author = revealed["author"]
-    return await render(
-        request,
-        "moderation/reveal.html",
-        {**context, "author": author, "member_url": f"/review/members/{quote(author['username'])}"},
-    )
-
-
-# --- topics -------------------------------------------------------------------------------------------
-
-
-async def topic_moderation_page(request: Request) -> Response:
-    """Close or open, pin or unpin, or move a topic, with a reason for the audit log."""
-    topic_id = path_int(request, "id")
-    who = await _staff(request)
-    pool = runtime(request).pool
-    async with pool.acquire() as conn:
-        row = await topics.topic_row(conn, who, topic_id)
-        choices = await categories.list_readable(conn, who)
-    form: dict[str, Any] = {"closed": row["closed"], "pinned": row["pinned"], "category_id": str(row["category_id"])}
-    context: dict[str, Any] = {
-        "topic": {"id": row["id"], "title": row["title"], "url": topics.topic_url(row["id"], row["slug"])},
-        "categories": [{"value": str(c["id"]), "text": c["name"]} for c in choices],
-    }
-    if request.method == "GET":
-        return await render(request, "moderation/topic.html", {**context, "form": form})
-    submitted = await form_data(request)
-    category = _text(submitted, "category_id")
-    form = {
-        "closed": _text(submitted, "closed") == "1",
-        "pinned": _text(submitted, "pinned") == "1",
-        "category_id": category,
-        "reason": _text(submitted, "reason"),
-    }
-    try:
-        data = TOPIC_MODERATION_IN.validate(
-            {
-                "closed": form["closed"],
-                "pinned": form["pinned"],
-                "category_id": int(category) if category.isdigit() and len(category) < 19 else None,
-                "reason": form["reason"] or None,
-            }
-        )
-        async with pool.acquire() as conn, conn.transaction():
-            await topics.moderate_topic(conn, who, topic_id, data)
-    except ApiError as exc:
-        if exc.status not in (409, 422):
-            raise
-        return await render(
-            request, "moderation/topic.html", {**context, "form": form, **_errors(exc, "reason")}, status=_status(exc)
-        )
-    return RedirectResponse(context["topic"]["url"], status_code=303)
 
 
 # --- members ---------------------------------------------------------------------------------------------
@@ -448,6 +457,7 @@ async def _member_context(conn: asyncpg.Connection, who: Session, username: str)
     }
 
 
+@pages.get("/review/members/{username}")
 async def member_page(request: Request) -> Response:
     """A member as moderators see them: standing, counts, review items, audit entries; silence or suspend."""
     who = await _staff(request)
@@ -457,6 +467,7 @@ async def member_page(request: Request) -> Response:
     return await render(request, "moderation/member.html", context)
 
 
+@pages.post("/review/members/{username}/sanction")
 async def sanction_page(request: Request) -> Response:
     """The member page's forms: silence or suspend for a duration with a reason, or lift either."""
     who = await _staff(request)
@@ -500,11 +511,10 @@ async def _sanction(rt: Runtime, conn: asyncpg.Connection, who: Session, user_id
 # --- members' own controls --------------------------------------------------------------------------------------
 
 
-async def controls_page(request: Request) -> Response:
+@pages.form("/me/controls")
+@signed_in(viewer)
+async def controls_page(request: Request, who: Session) -> Response:
     """Your safety settings: content notes folded or open, and the members you mute or ignore."""
-    who = await viewer(request)
-    if who is None:
-        return login_redirect(request)
     pool = runtime(request).pool
     if request.method == "POST":
         submitted = await form_data(request)
@@ -533,11 +543,10 @@ async def controls_page(request: Request) -> Response:
     )
 
 
-async def mute_page(request: Request) -> Response:
+@pages.form("/u/{username}/mute")
+@signed_in(viewer)
+async def mute_page(request: Request, who: Session) -> Response:
     """Mute or ignore a member, or stop: a choice only you know about."""
-    who = await viewer(request)
-    if who is None:
-        return login_redirect(request)
     pool = runtime(request).pool
     async with pool.acquire() as conn:
         target = await _member_by_name(conn, str(request.path_params["username"]))
@@ -563,17 +572,4 @@ async def mute_page(request: Request) -> Response:
     return RedirectResponse("/me/controls?saved=1", status_code=303)
 
 
-routes: list[BaseRoute] = [
-    Route("/support", support_page, methods=["GET"]),
-    Route("/posts/{id}/flag", flag_page, methods=["GET", "POST"]),
-    Route("/posts/{id}/appeal", appeal_page, methods=["GET", "POST"]),
-    Route("/posts/{id}/moderate", post_action_page, methods=["GET", "POST"]),
-    Route("/posts/{id}/reveal-author", reveal_page, methods=["POST"]),
-    Route("/topics/{id}/moderate", topic_moderation_page, methods=["GET", "POST"]),
-    Route("/review", queue_page, methods=["GET"]),
-    Route("/review/{id}", review_action_page, methods=["POST"]),
-    Route("/review/members/{username}", member_page, methods=["GET"]),
-    Route("/review/members/{username}/sanction", sanction_page, methods=["POST"]),
-    Route("/me/controls", controls_page, methods=["GET", "POST"]),
-    Route("/u/{username}/mute", mute_page, methods=["GET", "POST"]),
-]
+routes = pages.routes

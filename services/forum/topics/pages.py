@@ -25,7 +25,6 @@ from markupsafe import Markup, escape
 from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
-from starlette.routing import BaseRoute, Route
 
 from services.forum import access
 from services.forum.moderation import screening
@@ -34,9 +33,11 @@ from services.forum.topics.fragments import author_of, person, post_facts, post_
 from services.forum.writings import writings
 from services.forum.writings.targets import POST
 from shared.api import path_int, query_int
-from shared.pages import csrf_token, form_data, form_errors, form_text, render, when
+from shared.pages import Pages, csrf_token, form_data, form_errors, form_text, render, signed_in, when
 from shared.sessions import Session
 from shared.web import ApiError, runtime, viewer
+
+pages = Pages()
 
 KIND_COLOURS = {"discussion": "blue", "blog": "green", "case_study": "aqua-green", "narrative": "purple"}
 FIELD_LABELS = {
@@ -186,6 +187,7 @@ async def _topic_list_context(
     }
 
 
+@pages.get("/")
 async def home_page(request: Request) -> Response:
     """The latest (or top) topics, filtered by kind; what is new since the member's last visit."""
     who = await viewer(request)
@@ -197,6 +199,7 @@ async def home_page(request: Request) -> Response:
     return await render(request, "topics/home.html", context)
 
 
+@pages.get("/categories")
 async def categories_page(request: Request) -> Response:
     """Every category the viewer may read, with its colour, description and topic count."""
     who = await viewer(request)
@@ -205,6 +208,7 @@ async def categories_page(request: Request) -> Response:
     return await render(request, "categories/index.html", {"categories": [dict(row) for row in rows]})
 
 
+@pages.get("/c/{slug}")
 async def category_page(request: Request) -> Response:
     """One category's topics, in the same list as the home page."""
     who = await viewer(request)
@@ -221,6 +225,75 @@ async def category_page(request: Request) -> Response:
     if not context["topics"] and query.page > 1:
         raise ApiError(404, "not_found", "There is no such page of topics.")
     return await render(request, "categories/show.html", {**context, "category": dict(category)})
+
+
+# --- starting a topic --------------------------------------------------------------------------
+
+
+async def _new_topic_context(conn: asyncpg.Connection, who: Session, form: dict[str, Any]) -> dict[str, Any]:
+    rows = await categories.list_readable(conn, who)
+    blocked, blocked_message = "", ""
+    try:
+        await posts.check_can_post(conn, who)
+    except ApiError as exc:
+        blocked, blocked_message = exc.code, exc.message
+    return {
+        "categories": [
+            {"value": str(r["id"]), "text": r["name"], "selected": str(r["id"]) == str(form.get("category_id"))}
+            for r in rows
+        ],
+        "anonymous_categories": [r["name"] for r in rows if r["allow_anonymous"]],
+        "kinds": [{"value": k, "text": topics.KIND_LABELS[k]} for k in topics.KINDS],
+        "form": form,
+        "blocked": blocked,
+        "blocked_message": blocked_message,
+        "note_max": posts.CONTENT_NOTE_MAX,
+    }
+
+
+@pages.form("/new-topic")
+@signed_in(viewer, _login_redirect)
+async def new_topic_page(request: Request, who: Session) -> Response:
+    """Start a topic: category, kind, title, body and an optional content note."""
+    if request.method == "GET":
+        start = {"category_id": request.query_params.get("category", ""), "kind": "discussion"}
+        async with runtime(request).pool.acquire() as conn:
+            context = await _new_topic_context(conn, who, start)
+        return await render(request, "topics/new_topic.html", context)
+    submitted = await form_data(request)
+    form: dict[str, Any] = {
+        name: _text(submitted, name) for name in ("category_id", "kind", "title", "body", "content_note")
+    }
+    data: dict[str, Any] = {
+        **form,
+        "category_id": _optional_int(submitted, "category_id"),
+        "kind": form["kind"] or None,
+        "anonymous": _anonymous_choice(submitted),
+    }
+    form["anonymous"] = bool(data["anonymous"])
+    rt = runtime(request)
+    try:
+        clean = api.TOPIC_IN.validate(data)
+        async with rt.pool.acquire() as conn, conn.transaction():
+            row, written = await posts.start_topic(conn, who, clean, screening.PostingRules.of(rt))
+            notice = _notice(written)
+    except ApiError as exc:
+        if exc.status == 404:  # a category that is not (or no longer) there
+            exc = ApiError(422, "invalid", exc.message, {"category_id": "must be one of the categories listed"})
+        if exc.status not in (409, 422, 429):
+            raise
+        async with rt.pool.acquire() as conn:
+            context = await _new_topic_context(conn, who, form)
+        field = "body" if exc.code == "blocked_word" else "title"
+        return await render(
+            request,
+            "topics/new_topic.html",
+            {**context, **_errors(exc, field)},
+            status=429 if exc.status == 429 else 422,
+            headers=exc.headers,
+        )
+    suffix = f"?notice={notice}" if notice else ""
+    return RedirectResponse(topics.topic_url(row["id"], row["slug"]) + suffix, status_code=303)
 
 
 # --- a topic -------------------------------------------------------------------------------------
@@ -311,21 +384,7 @@ async def _topic_context(
     }
 
 
-async def topic_page(request: Request) -> Response:
-    """A topic and one page of its posts, with the reply form; a wrong slug redirects (301)."""
-    topic_id = path_int(request, "id")
-    who = await viewer(request)
-    page = query_int(request, "page", 1)
-    async with runtime(request).pool.acquire() as conn:
-        # topic_row checks what posts.readable_topic does (404 otherwise), with all the page needs.
-        found = await topics.topic_row(conn, who, topic_id)
-        if request.path_params.get("slug") != found["slug"]:
-            target = topics.topic_url(found["id"], found["slug"])
-            return RedirectResponse(target + (f"?{request.url.query}" if request.url.query else ""), status_code=301)
-        context = await _topic_context(request, conn, who, topic_id, page, found)
-    return await render(request, "topics/topic.html", context)
-
-
+@pages.get("/t/{id}")
 async def topic_without_slug(request: Request) -> Response:
     """/t/{id} goes to the topic's full address."""
     topic_id = path_int(request, "id")
@@ -362,16 +421,7 @@ def _anonymous_choice(form: FormData) -> bool | None:
     return _text(form, "anonymous") == "1"
 
 
-async def post_link(request: Request) -> Response:
-    """/p/{id} (quotes link here) goes to the post on its topic's page."""
-    post_id = path_int(request, "id")
-    who = await viewer(request)
-    async with runtime(request).pool.acquire() as conn:
-        post, topic = await posts.readable_post(conn, who, post_id)
-        location = await _post_location(conn, who, post, topic)
-    return RedirectResponse(location, status_code=302)
-
-
+@pages.post("/t/{id}/posts")
 async def reply_submit(request: Request) -> Response:
     """The reply form: write the reply, or show the page again with what needs fixing."""
     topic_id = path_int(request, "id")
@@ -414,6 +464,7 @@ async def reply_submit(request: Request) -> Response:
     return RedirectResponse(location, status_code=303)
 
 
+@pages.post("/t/{id}/posts/{post_id}/react")
 async def react_submit(request: Request) -> Response:
     """A reaction button: give the reaction, or take it back when already given."""
     topic_id, post_id = path_int(request, "id"), path_int(request, "post_id")
@@ -435,79 +486,37 @@ async def react_submit(request: Request) -> Response:
     return RedirectResponse(location, status_code=303)
 
 
-# --- starting a topic --------------------------------------------------------------------------
-
-
-async def _new_topic_context(conn: asyncpg.Connection, who: Session, form: dict[str, Any]) -> dict[str, Any]:
-    rows = await categories.list_readable(conn, who)
-    blocked, blocked_message = "", ""
-    try:
-        await posts.check_can_post(conn, who)
-    except ApiError as exc:
-        blocked, blocked_message = exc.code, exc.message
-    return {
-        "categories": [
-            {"value": str(r["id"]), "text": r["name"], "selected": str(r["id"]) == str(form.get("category_id"))}
-            for r in rows
-        ],
-        "anonymous_categories": [r["name"] for r in rows if r["allow_anonymous"]],
-        "kinds": [{"value": k, "text": topics.KIND_LABELS[k]} for k in topics.KINDS],
-        "form": form,
-        "blocked": blocked,
-        "blocked_message": blocked_message,
-        "note_max": posts.CONTENT_NOTE_MAX,
-    }
-
-
-async def new_topic_page(request: Request) -> Response:
-    """Start a topic: category, kind, title, body and an optional content note."""
+@pages.get("/t/{slug}/{id}")
+async def topic_page(request: Request) -> Response:
+    """A topic and one page of its posts, with the reply form; a wrong slug redirects (301)."""
+    topic_id = path_int(request, "id")
     who = await viewer(request)
-    if who is None:
-        return _login_redirect(request)
-    if request.method == "GET":
-        start = {"category_id": request.query_params.get("category", ""), "kind": "discussion"}
-        async with runtime(request).pool.acquire() as conn:
-            context = await _new_topic_context(conn, who, start)
-        return await render(request, "topics/new_topic.html", context)
-    submitted = await form_data(request)
-    form: dict[str, Any] = {
-        name: _text(submitted, name) for name in ("category_id", "kind", "title", "body", "content_note")
-    }
-    data: dict[str, Any] = {
-        **form,
-        "category_id": _optional_int(submitted, "category_id"),
-        "kind": form["kind"] or None,
-        "anonymous": _anonymous_choice(submitted),
-    }
-    form["anonymous"] = bool(data["anonymous"])
-    rt = runtime(request)
-    try:
-        clean = api.TOPIC_IN.validate(data)
-        async with rt.pool.acquire() as conn, conn.transaction():
-            row, written = await posts.start_topic(conn, who, clean, screening.PostingRules.of(rt))
-            notice = _notice(written)
-    except ApiError as exc:
-        if exc.status == 404:  # a category that is not (or no longer) there
-            exc = ApiError(422, "invalid", exc.message, {"category_id": "must be one of the categories listed"})
-        if exc.status not in (409, 422, 429):
-            raise
-        async with rt.pool.acquire() as conn:
-            context = await _new_topic_context(conn, who, form)
-        field = "body" if exc.code == "blocked_word" else "title"
-        return await render(
-            request,
-            "topics/new_topic.html",
-            {**context, **_errors(exc, field)},
-            status=429 if exc.status == 429 else 422,
-            headers=exc.headers,
-        )
-    suffix = f"?notice={notice}" if notice else ""
-    return RedirectResponse(topics.topic_url(row["id"], row["slug"]) + suffix, status_code=303)
+    page = query_int(request, "page", 1)
+    async with runtime(request).pool.acquire() as conn:
+        # topic_row checks what posts.readable_topic does (404 otherwise), with all the page needs.
+        found = await topics.topic_row(conn, who, topic_id)
+        if request.path_params.get("slug") != found["slug"]:
+            target = topics.topic_url(found["id"], found["slug"])
+            return RedirectResponse(target + (f"?{request.url.query}" if request.url.query else ""), status_code=301)
+        context = await _topic_context(request, conn, who, topic_id, page, found)
+    return await render(request, "topics/topic.html", context)
+
+
+@pages.get("/p/{id}")
+async def post_link(request: Request) -> Response:
+    """/p/{id} (quotes link here) goes to the post on its topic's page."""
+    post_id = path_int(request, "id")
+    who = await viewer(request)
+    async with runtime(request).pool.acquire() as conn:
+        post, topic = await posts.readable_post(conn, who, post_id)
+        location = await _post_location(conn, who, post, topic)
+    return RedirectResponse(location, status_code=302)
 
 
 # --- editing, revisions, deleting ----------------------------------------------------------------
 
 
+@pages.form("/posts/{id}/edit")
 async def edit_post_page(request: Request) -> Response:
     """Edit a post, with an optional reason; the previous version is kept."""
     post_id = path_int(request, "id")
@@ -547,6 +556,7 @@ def _edit_context(post: asyncpg.Record, topic: topics.TopicContext, form: dict[s
     }
 
 
+@pages.get("/posts/{id}/revisions")
 async def revisions_page(request: Request) -> Response:
     """Every version of a post, newest first, each with who, when, why, and what changed."""
     post_id = path_int(request, "id")
@@ -581,6 +591,7 @@ async def revisions_page(request: Request) -> Response:
     )
 
 
+@pages.form("/posts/{id}/delete")
 async def delete_post_page(request: Request) -> Response:
     """Confirm (GET) and delete (POST) a post; the first post of a topic cannot be deleted on its own."""
     post_id = path_int(request, "id")
@@ -607,17 +618,4 @@ async def delete_post_page(request: Request) -> Response:
     return RedirectResponse(location, status_code=303)
 
 
-routes: list[BaseRoute] = [
-    Route("/", home_page, methods=["GET"]),
-    Route("/categories", categories_page, methods=["GET"]),
-    Route("/c/{slug}", category_page, methods=["GET"]),
-    Route("/new-topic", new_topic_page, methods=["GET", "POST"]),
-    Route("/t/{id}", topic_without_slug, methods=["GET"]),
-    Route("/t/{id}/posts", reply_submit, methods=["POST"]),
-    Route("/t/{id}/posts/{post_id}/react", react_submit, methods=["POST"]),
-    Route("/t/{slug}/{id}", topic_page, methods=["GET"]),
-    Route("/p/{id}", post_link, methods=["GET"]),
-    Route("/posts/{id}/edit", edit_post_page, methods=["GET", "POST"]),
-    Route("/posts/{id}/revisions", revisions_page, methods=["GET"]),
-    Route("/posts/{id}/delete", delete_post_page, methods=["GET", "POST"]),
-]
+routes = pages.routes

@@ -16,7 +16,6 @@ import asyncpg
 from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
-from starlette.routing import Route
 
 from services.forum import access
 from services.forum.webinars import api as webinar_api
@@ -24,9 +23,21 @@ from services.forum.webinars import calendar as webinar_calendar
 from services.forum.webinars import webinars
 from shared import markdown
 from shared.api import path_int
-from shared.pages import form_data, form_errors, form_text, login_redirect, member_session, page_status, render
+from shared.pages import (
+    Pages,
+    form_data,
+    form_errors,
+    form_text,
+    login_redirect,
+    member_session,
+    page_status,
+    render,
+    signed_in,
+)
 from shared.sessions import Session
 from shared.web import ApiError, invalid, runtime
+
+pages = Pages()
 
 # Where each API field's error is shown on the form.
 FIELD_IDS = {"starts_at": "date", "ends_at": "end_time"}
@@ -44,6 +55,11 @@ def view(row: Any, who: Session | None, registration: str | None, position: int 
     return out
 
 
+pages.add("/webinars.ics", webinar_calendar.feed_ics)  # the calendar files: calendar.py
+
+
+@pages.get("/webinars")
+@pages.get("/webinars/past")
 async def list_page(request: Request) -> Response:
     """GET /webinars and /webinars/past."""
     past = request.url.path.endswith("/past")
@@ -58,6 +74,10 @@ async def list_page(request: Request) -> Response:
     )
 
 
+pages.add("/webinars/{id:int}.ics", webinar_calendar.webinar_ics)
+
+
+@pages.get("/webinars/{id:int}")
 async def webinar_page(request: Request) -> Response:
     """GET /webinars/{id}."""
     who = await member_session(request)
@@ -94,6 +114,8 @@ async def webinar_page(request: Request) -> Response:
     )
 
 
+@pages.post("/webinars/{id:int}/register")
+@pages.post("/webinars/{id:int}/unregister")
 async def register_page(request: Request) -> Response:
     """POST /webinars/{id}/register and /webinars/{id}/unregister."""
     who = await member_session(request)
@@ -243,11 +265,11 @@ def _for_organisers(
     return endpoint
 
 
-async def form_page(request: Request) -> Response:
+@pages.form("/webinars/new")
+@pages.form("/webinars/{id:int}/edit")
+@signed_in(member_session)
+async def form_page(request: Request, who: Session) -> Response:
     """GET/POST /webinars/new and /webinars/{id}/edit (organisers)."""
-    who = await member_session(request)
-    if who is None:
-        return login_redirect(request)
     editing = "id" in request.path_params
     row = await _organised(request, who) if editing else None
     if not editing and not access.is_admin(who):
@@ -272,6 +294,7 @@ async def form_page(request: Request) -> Response:
     return RedirectResponse(f"{webinars.webinar_url(saved['id'])}?done=saved", status_code=303)
 
 
+@pages.form("/webinars/{id:int}/cancel")
 @_for_organisers
 async def cancel_page(request: Request, who: Session, row: asyncpg.Record) -> Response:
     """GET/POST /webinars/{id}/cancel: confirm, then cancel (organisers)."""
@@ -282,6 +305,7 @@ async def cancel_page(request: Request, who: Session, row: asyncpg.Record) -> Re
     return RedirectResponse(f"{webinars.webinar_url(row['id'])}?done=webinar_cancelled", status_code=303)
 
 
+@pages.get("/webinars/{id:int}/registrations")
 @_for_organisers
 async def registrations_page(request: Request, who: Session, row: asyncpg.Record) -> Response:
     """GET /webinars/{id}/registrations (organisers); ?format=csv downloads them."""
@@ -295,16 +319,4 @@ async def registrations_page(request: Request, who: Session, row: asyncpg.Record
     )
 
 
-routes = [
-    Route("/webinars.ics", webinar_calendar.feed_ics, methods=["GET"]),
-    Route("/webinars", list_page, methods=["GET"]),
-    Route("/webinars/past", list_page, methods=["GET"]),
-    Route("/webinars/new", form_page, methods=["GET", "POST"]),
-    Route("/webinars/{id:int}.ics", webinar_calendar.webinar_ics, methods=["GET"]),
-    Route("/webinars/{id:int}", webinar_page, methods=["GET"]),
-    Route("/webinars/{id:int}/register", register_page, methods=["POST"]),
-    Route("/webinars/{id:int}/unregister", register_page, methods=["POST"]),
-    Route("/webinars/{id:int}/edit", form_page, methods=["GET", "POST"]),
-    Route("/webinars/{id:int}/cancel", cancel_page, methods=["GET", "POST"]),
-    Route("/webinars/{id:int}/registrations", registrations_page, methods=["GET"]),
-]
+routes = pages.routes
