@@ -152,8 +152,12 @@ class Environment(jinja2.Environment):
         return {**self.globals, **(d or {})}
 
 
+@functools.cache
 def environment(*template_dirs: Path) -> jinja2.Environment:
-    """A Jinja2 environment: the service's templates, then the shared ones, then NHS.UK's."""
+    """A Jinja2 environment: the service's templates, then the shared ones, then NHS.UK's.
+
+    One per set of folders in a process (apps made again, as tests do, share it): it holds no
+    per-app state, and building it loads the NHS.UK component macros."""
     loader = CompactLoader(
         jinja2.ChoiceLoader(
             [
@@ -162,8 +166,16 @@ def environment(*template_dirs: Path) -> jinja2.Environment:
             ]
         )
     )
+    env = _bare_environment(loader)
+    # Globals are set before any template is loaded: a template keeps the globals it was loaded with.
+    env.globals["asset_path"] = "/static/nhsuk/assets"
+    env.globals.update(nhsuk_components(_bare_environment(loader)))
+    return env
+
+
+def _bare_environment(loader: jinja2.BaseLoader) -> jinja2.Environment:
     # auto_reload off: templates ship with the code; checking their files at every render costs time.
-    env = Environment(
+    return Environment(
         loader=loader,
         autoescape=True,
         undefined=jinja2.ChainableUndefined,
@@ -171,8 +183,26 @@ def environment(*template_dirs: Path) -> jinja2.Environment:
         lstrip_blocks=True,
         auto_reload=False,
     )
-    env.globals["asset_path"] = "/static/nhsuk/assets"
-    return env
+
+
+# The NHS.UK components every page may call without importing them: `button(...)`, `input(...)`.
+NHSUK_COMPONENTS = (
+    "action-link", "back-link", "breadcrumb", "button", "card", "checkboxes", "details", "error-summary",
+    "inset-text", "input", "notification-banner", "pagination", "panel", "password-input", "radios", "select",
+    "summary-list", "tag", "textarea", "warning-callout",
+)  # fmt: skip
+
+
+def nhsuk_components(env: jinja2.Environment) -> dict[str, Any]:
+    """Each NHS.UK component's macro by its own name (back-link -> backLink), loaded once from `env`
+    (a twin of the pages' environment, so that the pages' templates all see the same globals)."""
+    macros: dict[str, Any] = {}
+    for component in NHSUK_COMPONENTS:
+        first, *rest = component.split("-")
+        name = first + "".join(word.title() for word in rest)
+        module = env.get_template(f"nhsuk/components/{component}/macro.jinja").module
+        macros[name] = getattr(module, name)
+    return macros
 
 
 def static_routes() -> list[Mount]:
