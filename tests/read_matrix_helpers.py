@@ -26,6 +26,7 @@ from notify_helpers import registered, serving, updated
 from websockets.asyncio.client import ClientConnection, connect
 
 from services.allinone import AllInOne
+from services.forum.demo import tiny_pdf
 from services.forum.outbox import OUTBOX as FORUM_OUTBOX
 from shared import events as ev
 from shared.sessions import CSRF_COOKIE, CSRF_HEADER, SESSION_COOKIE, Session, SessionStore
@@ -83,29 +84,6 @@ TABLES_SQL = """
 SELECT format('%I.%I', schemaname, tablename) FROM pg_tables
 WHERE schemaname IN ('forum', 'notify', 'search') AND tablename <> 'schema_migrations'
 """
-
-
-def pdf(title: str) -> bytes:
-    """A one-page PDF whose text is the title (made here: forum modules are moving)."""
-    stream = f"BT /F1 18 Tf 72 740 Td ({title}) Tj ET".encode("latin-1")
-    objects = [
-        b"<< /Type /Catalog /Pages 2 0 R >>",
-        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
-        b"/Resources << /Font << /F1 5 0 R >> >> >>",
-        b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream",
-        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
-    ]
-    out = bytearray(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
-    offsets = []
-    for number, body in enumerate(objects, start=1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
-    return bytes(out)
 
 
 def ok(response: httpx.Response, status: int = 201) -> dict[str, Any]:
@@ -222,7 +200,7 @@ async def _upload(who: httpx.AsyncClient, folder_id: int, title: str) -> dict[st
     response = await who.post(
         "/api/documents",
         data={"folder_id": str(folder_id), "title": title},
-        files={"file": (f"{title}.pdf", pdf(title), "application/pdf")},
+        files={"file": (f"{title}.pdf", tiny_pdf(title, [title]), "application/pdf")},
     )
     return ok(response)
 
