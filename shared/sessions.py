@@ -28,11 +28,12 @@ SESSION_TTL_S = 30 * 86400
 
 
 STAFF_ROLES = ("moderator", "admin")
+_STAFF = frozenset(STAFF_ROLES)
 
 
 def roles_are_staff(roles: Sequence[str]) -> bool:
     """Whether these roles make a member staff: moderators and admins."""
-    return any(role in roles for role in STAFF_ROLES)
+    return not _STAFF.isdisjoint(roles)  # one C call: the topic page asks this about every post
 
 
 @dataclass

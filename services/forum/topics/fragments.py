@@ -65,6 +65,7 @@ class Viewing:
 
     levels: dict[int, str] = field(default_factory=dict)  # members they mute or ignore
     show_notes: bool = False  # content notes open rather than folded
+    staff: bool = False
 
 
 def viewing(who: Session | None, topic: asyncpg.Record) -> Viewing:
@@ -74,6 +75,7 @@ def viewing(who: Session | None, topic: asyncpg.Record) -> Viewing:
     return Viewing(
         levels=dict(zip(topic["viewer_muted"], topic["viewer_mute_levels"], strict=True)),
         show_notes=(topic["viewer_content_notes"] or "collapse") == "show",
+        staff=access.is_staff(who),
     )
 
 
@@ -114,27 +116,59 @@ class PostFacts(NamedTuple):
     can_react: bool
 
 
-def post_facts(row: asyncpg.Record, who: Session | None, seen: Viewing) -> PostFacts:
-    """The viewer-specific inputs of one post's markup."""
+class Rights(NamedTuple):
+    """What access.py answers about one writing for one viewer."""
+
+    own: bool
+    hidden: bool
+    can_edit: bool
+    may_flag: bool
+    may_appeal: bool
+    can_hide: bool
+    can_react: bool
+    sees_reason: bool  # the moderation reason (posts.moderation_note's rule)
+
+
+def rights(who: Session | None, status: str, author_id: int) -> Rights:
+    return Rights(
+        who is not None and who.user_id == author_id,
+        access.text_withheld(who, status, author_id),
+        access.may_edit(who, status, author_id),
+        access.may_flag(who, status, author_id),
+        access.may_appeal(who, status, author_id),
+        access.may_hide(who, status),
+        access.may_react(who, status),
+        posts.shows_moderation_reason(who, status, author_id),
+    )
+
+
+def post_facts(
+    row: asyncpg.Record, who: Session | None, seen: Viewing, asked: dict[tuple[str, int], Rights]
+) -> PostFacts:
+    """The viewer-specific inputs of one post's markup. `asked` keeps access.py's answers for the
+    page, so it is asked once per status and author rather than once per post."""
     status, author_id = row["status"], row["author_id"]
-    own = who is not None and who.user_id == author_id
+    known = asked.get((status, author_id))
+    if known is None:
+        known = asked[status, author_id] = rights(who, status, author_id)
+    own = known.own
     return PostFacts(
         who is not None,
         own,
-        access.is_staff(who),
-        access.text_withheld(who, status, author_id),
-        access.may_edit(who, status, author_id),
-        posts.moderation_note(row, who),
+        seen.staff,
+        known.hidden,
+        known.can_edit,
+        row["moderation_reason"] if known.sees_reason else None,
         # A pseudonymous post is never folded for its author being ignored: that would say who wrote it.
         not own and not row["anonymous"] and seen.levels.get(author_id) == "ignored",
         seen.show_notes,
         row["flagged"],
         row["appealed"],
         tuple(row["given"]),  # in order of kind (the statement sorts them)
-        access.may_flag(who, status, author_id) and not row["flagged"],
-        access.may_appeal(who, status, author_id) and not row["appealed"],
-        access.may_hide(who, status),
-        access.may_react(who, status),
+        known.may_flag and not row["flagged"],
+        known.may_appeal and not row["appealed"],
+        known.can_hide,
+        known.can_react,
     )
 
 

@@ -29,7 +29,7 @@ from starlette.responses import RedirectResponse, Response
 from services.forum import access
 from services.forum.moderation import screening
 from services.forum.topics import api, categories, moves, posts, revisions, topics
-from services.forum.topics.fragments import author_of, person, post_facts, post_fragment, shown, viewing
+from services.forum.topics.fragments import Rights, author_of, person, post_facts, post_fragment, shown, viewing
 from services.forum.writings import writings
 from services.forum.writings.targets import POST
 from shared.api import path_int, query_int
@@ -357,6 +357,7 @@ async def _topic_context(
     if page > last_page:
         raise ApiError(404, "not_found", "This topic does not have that many pages.")
     seen = viewing(who, row)
+    asked: dict[tuple[str, int], Rights] = {}  # access.py's answers per status and author on this page
     csrf_html = str(escape(csrf_token(request, who)))
     cannot_reply, blocked_message = _may_reply(who, topic, row)
     notice = request.query_params.get("notice") if who is not None else None
@@ -367,7 +368,8 @@ async def _topic_context(
         # The posts' markup as one piece: autoescaped fragments and an escaped token.
         "posts_html": Markup(  # noqa: S704
             "\n".join(
-                post_fragment(request, r, post_facts(r, who, seen), topic, not cannot_reply, csrf_html) for r in rows
+                post_fragment(request, r, post_facts(r, who, seen, asked), topic, not cannot_reply, csrf_html)
+                for r in rows
             )
         ),
         "page": page,

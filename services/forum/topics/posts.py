@@ -156,9 +156,14 @@ async def my_reactions(conn: asyncpg.Connection, who: Session | None, post_ids: 
     return await reactions.my_reactions(conn, who, POST, post_ids)
 
 
+def shows_moderation_reason(who: Session | None, status: str, author_id: int) -> bool:
+    """Why a post waits, was hidden or was rejected is for its author and staff only."""
+    return status in ("hidden", *access.UNPUBLISHED) and access.own_or_staff(who, author_id)
+
+
 def moderation_note(row: asyncpg.Record, who: Session | None) -> str | None:
-    """Why a post waits, was hidden or was rejected: for its author and staff only."""
-    if row["status"] in ("hidden", *access.UNPUBLISHED) and access.own_or_staff(who, row["author_id"]):
+    """Why a post waits, was hidden or was rejected, for those who may read it."""
+    if shows_moderation_reason(who, row["status"], row["author_id"]):
         return row["moderation_reason"]
     return None
 
