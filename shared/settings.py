@@ -8,6 +8,7 @@ passed explicitly (app.state, worker ctx). A missing or invalid value raises
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import secrets
 from collections.abc import Callable, Mapping
@@ -105,6 +106,19 @@ def _storage_url(value: str) -> str:
     return value
 
 
+def _networks(value: str) -> tuple[str, ...]:
+    """Comma-separated addresses or CIDR networks (IPv4 or IPv6), each checked."""
+    items = tuple(item.strip() for item in value.split(",") if item.strip())
+    if not items:
+        raise ValueError("must list at least one address or network, e.g. 127.0.0.1,10.0.0.0/8")
+    for item in items:
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise ValueError(f"{item!r} is not an IP address or a network like 10.0.0.0/8") from None
+    return items
+
+
 def _prefix(value: str) -> str:
     if not value or any(c.isspace() for c in value):
         raise ValueError("must be a non-empty string without spaces")
@@ -155,6 +169,21 @@ VARIABLES: tuple[Variable, ...] = (
         _prefix,
         "tica:",
         "prefix of every Redis key and stream (lets several installs share one Redis)",
+    ),
+    Variable(
+        "TICA_TRUSTED_PROXIES",
+        "trusted_proxies",
+        _networks,
+        ("127.0.0.1",),
+        "proxies whose X-Forwarded-For and X-Forwarded-Proto are believed: comma-separated addresses or "
+        "networks (e.g. 10.0.0.0/8); everyone else is seen as the address that connected",
+    ),
+    Variable(
+        "TICA_RECLAIM_IDLE_S",
+        "reclaim_idle_s",
+        _positive_int,
+        30,
+        "seconds an event may stay unacknowledged by a stopped consumer before another replica takes it over",
     ),
     Variable("TICA_LOG_LEVEL", "log_level", _log_level, "INFO", "DEBUG, INFO, WARNING or ERROR"),
     Variable(
@@ -229,6 +258,27 @@ VARIABLES: tuple[Variable, ...] = (
         3,
         "posts a new member may write per minute",
     ),
+    Variable(
+        "TICA_EDITS_PER_MINUTE",
+        "edits_per_minute",
+        _positive_int,
+        10,
+        "edits (of posts and comments) a member may make per minute; staff are not limited",
+    ),
+    Variable(
+        "TICA_NEW_MEMBER_EDITS_PER_MINUTE",
+        "new_member_edits_per_minute",
+        _positive_int,
+        5,
+        "edits a new member may make per minute",
+    ),
+    Variable(
+        "TICA_RENDER_BUDGET_MS",
+        "render_budget_ms",
+        _positive_int,
+        2000,
+        "longest a text may take to render to HTML (in a worker process); longer: refused as too complex (422)",
+    ),
     Variable("TICA_TOPICS_PER_DAY", "topics_per_day", _positive_int, 20, "topics a member may start per day"),
     Variable(
         "TICA_NEW_MEMBER_TOPICS_PER_DAY",
@@ -260,6 +310,8 @@ class Settings:
     secret_key: str | None = None
     data_dir: Path = Path("var")
     redis_prefix: str = "tica:"
+    trusted_proxies: tuple[str, ...] = ("127.0.0.1",)
+    reclaim_idle_s: int = 30
     log_level: str = "INFO"
     stream_maxlen: int = 200_000
     max_body_bytes: int = 1_000_000
@@ -271,6 +323,9 @@ class Settings:
     safeguarding_hold: bool = False
     posts_per_minute: int = 10
     new_member_posts_per_minute: int = 3
+    edits_per_minute: int = 10
+    new_member_edits_per_minute: int = 5
+    render_budget_ms: int = 2000
     topics_per_day: int = 20
     new_member_topics_per_day: int = 5
     flags_per_day: int = 30
@@ -305,6 +360,11 @@ class Settings:
     @property
     def public_url(self) -> str:
         return self.base_url or f"http://127.0.0.1:{self.port}"
+
+    @property
+    def https(self) -> bool:
+        """Whether the public URL is https: cookies are then Secure and HSTS is sent."""
+        return self.public_url.startswith("https://")
 
     def with_local_secret(self) -> Settings:
         """Settings with a secret key, generated once under DATA_DIR when none is configured."""
