@@ -3,9 +3,10 @@ Starlette + asyncpg endpoint that fetches the same rows, and durable post creati
 
     .venv/bin/python bench/forum.py [--duration 15] [--connections 64] [--against REV]
 
-With --against REV, a second forum server runs the code of git revision REV (a worktree of it)
-on the same database, and the topic page and post creation are measured on both, in the order
-this, REV, REV, this, so both see the same machine, data and noise.
+With --against REV, two fresh forum servers start side by side on the same database, one running
+this code and one the code of git revision REV (a worktree of it), and the topic page and post
+creation are measured on both, in the order this, REV, REV, this, so both see the same machine,
+data and noise.
 
 Needs wrk (Debian package `wrk`) and a PostgreSQL and Redis (TICA_BENCH_DATABASE_URL,
 TICA_BENCH_REDIS_URL; default the machine's local servers). Creates and drops its own
@@ -265,15 +266,25 @@ def serve_forum(port: int, env: dict[str, str], run_id: str, checkout: Path = RO
 
 
 def side_by_side(
-    label: str, this: Callable[[], dict[str, float]], other: Callable[[], dict[str, float]]
-) -> tuple[str, dict[str, float], dict[str, float]]:
-    """Measure this, other, other, this; the mean of each pair."""
-    first, second, third, fourth = this(), other(), other(), this()
+    label: str, this: Callable[[], dict[str, float]], other: Callable[[], dict[str, float]], rounds: int
+) -> tuple[str, dict[str, float], dict[str, float], list[float]]:
+    """Measure this, other, other, this, `rounds` times; the mean of each side and each round's change
+    (a round's own ratio cancels the drift of a shared, noisy machine better than the overall means)."""
+    mine: list[dict[str, float]] = []
+    theirs: list[dict[str, float]] = []
+    changes: list[float] = []
+    for _ in range(rounds):
+        first, second, third, fourth = this(), other(), other(), this()
+        runs = ", ".join(f"{r['rps']:.0f}" for r in (first, second, third, fourth))
+        print(f"  {label}: this, REV, REV, this req/s: {runs}", flush=True)
+        mine += [first, fourth]
+        theirs += [second, third]
+        changes.append(((first["rps"] + fourth["rps"]) / (second["rps"] + third["rps"]) - 1) * 100)
 
-    def mean(a: dict[str, float], b: dict[str, float]) -> dict[str, float]:
-        return {key: (a[key] + b[key]) / 2 for key in a}
+    def mean(results: list[dict[str, float]]) -> dict[str, float]:
+        return {key: sum(r[key] for r in results) / len(results) for key in results[0]}
 
-    return label, mean(first, fourth), mean(second, third)
+    return label, mean(mine), mean(theirs), changes
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
@@ -304,19 +315,23 @@ def compare(
                 "topic page HTML, logged in",
                 lambda: run_wrk(base + topic_url, headers=cookie, **page),
                 lambda: run_wrk(other + topic_url, headers=cookie, **page),
+                args.rounds,
             ),
             side_by_side(
                 "post creation, one topic (durable 201s)",
                 lambda: run_wrk(f"{base}/api/topics/{topic_id}/posts", **post),
                 lambda: run_wrk(f"{other}/api/topics/{topic_id}/posts", **post),
+                args.rounds,
             ),
         ]
-    print(f"\nside by side with {args.against} (mean of this, REV, REV, this)")
-    print(f"{'what':<44}{'this req/s':>12}{'REV req/s':>12}{'change':>9}{'this p99':>10}{'REV p99':>10}")
-    for label, mine, theirs in rows:
-        change = (mine["rps"] / theirs["rps"] - 1) * 100 if theirs["rps"] else float("nan")
+    print(f"\nside by side with {args.against} ({args.rounds} rounds of this, REV, REV, this)")
+    print(f"{'what':<44}{'this req/s':>12}{'REV req/s':>12}{'change':>9}{'rounds':>22}{'this p99':>10}{'REV p99':>10}")
+    for label, mine, theirs, changes in rows:
+        change = sum(changes) / len(changes)
+        spread = f"{min(changes):+.1f}% .. {max(changes):+.1f}%"
         print(
-            f"{label:<44}{mine['rps']:>12.0f}{theirs['rps']:>12.0f}{change:>8.1f}%{mine['p99']:>10.1f}{theirs['p99']:>10.1f}"
+            f"{label:<44}{mine['rps']:>12.0f}{theirs['rps']:>12.0f}{change:>8.1f}%{spread:>22}"
+            f"{mine['p99']:>10.1f}{theirs['p99']:>10.1f}"
         )
 
 
@@ -326,6 +341,7 @@ async def main() -> None:
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--warmup", type=int, default=3, help="unmeasured seconds of load before each page run")
     parser.add_argument("--against", metavar="REV", help="also measure git revision REV, side by side")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of this, REV, REV, this with --against")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("bench/forum.py needs wrk: apt-get install wrk")
@@ -420,12 +436,19 @@ async def main() -> None:
         await conn.close()
         print(f"posts stored in the topic after the run: {stored}")
         if args.against:
+            # From a settled database: autovacuum of the rows written above must not run inside the first measurement.
+            conn = await asyncpg.connect(settings.database_url)
+            await conn.execute("VACUUM (ANALYZE)")
+            await conn.close()
+            # Both sides fresh servers, started together: neither carries the runs above in its heap.
             with worktree(args.against) as checkout:
-                other_port = free_port()
+                this_port, other_port = free_port(), free_port()
+                processes.append(serve_forum(this_port, env, run_id))
                 processes.append(serve_forum(other_port, env, run_id, checkout))
-                other = f"http://127.0.0.1:{other_port}"
+                this, other = f"http://127.0.0.1:{this_port}", f"http://127.0.0.1:{other_port}"
+                await wait_ready(this + "/readyz")
                 await wait_ready(other + "/readyz")
-                compare(args, base, other, topic_url, topic_id, cookie, token)
+                compare(args, this, other, topic_url, topic_id, cookie, token)
     finally:
         for process in processes:
             stop(process)
