@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import logging
 import os
 import sys
 from collections.abc import Callable
@@ -26,6 +27,7 @@ from shared.settings import Settings, SettingsError
 from shared.web import settle_gc
 
 SERVICES = {"forum": forum, "notify": notify, "search": search}
+log = logging.getLogger("tica.cli")
 
 
 def migration_plan() -> MigrationPlan:
@@ -67,7 +69,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
     import uvicorn
 
     from services import workers
-    from services.runner import SERVER_OPTIONS
+    from services.runner import server_options
 
     with servers(settings) as ready:
         if args.migrate:
@@ -81,13 +83,14 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
                 "TICA_SERVICE": args.service,
             }
         )
+        if ready.smtp_url is None:
+            log.warning("SMTP_URL is unset: mail is not sent, and tica serve never shows it (/dev/mail is off)")
         options: dict[str, Any] = {
-            **SERVER_OPTIONS,
+            **server_options(ready),
             "factory": True,
             "host": args.host,
             "port": args.port or ready.port,
             "workers": args.workers,
-            "proxy_headers": True,
         }
         if args.workers > 1 and workers.reuse_port_supported():
             # A socket per worker, so the kernel spreads connections evenly (services/workers.py).

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 from typing import Any
 
@@ -31,8 +32,11 @@ def banner(settings: Settings, host: str) -> str:
         lines.append("  demo logins (username / password):")
         lines += [f"    {name:<12} {password:<24} {role}" for name, password, role in demo.DEMO_LOGINS]
         lines.append("")
-    if settings.smtp_url is None:
+    if settings.dev_mail:
         lines.append(f"  mail is not sent: read it at {url}dev/mail")
+    elif settings.smtp_url is None:
+        lines.append("  mail is not sent and not shown (/dev/mail is only for the embedded run on 127.0.0.1):")
+        lines.append("  set SMTP_URL to deliver it")
     lines += ["  press Ctrl-C to stop", ""]
     return "\n".join(lines)
 
@@ -48,14 +52,36 @@ SERVER_OPTIONS: dict[str, Any] = {
 }
 
 
+def server_options(settings: Settings) -> dict[str, Any]:
+    """SERVER_OPTIONS, and whose X-Forwarded-For / X-Forwarded-Proto to believe (TICA_TRUSTED_PROXIES):
+    behind a proxy the client's address decides rate limits, and the scheme decides Secure cookies."""
+    return {**SERVER_OPTIONS, "proxy_headers": True, "forwarded_allow_ips": list(settings.trusted_proxies)}
+
+
+def dev_mail_allowed(settings: Settings, host: str) -> bool:
+    """Whether /dev/mail may show caught mail: only in the one-command run on embedded servers,
+    listening on loopback alone. It shows password-reset links, so anyone who can reach it could take
+    any account: never in `tica serve`, nor with real servers, nor on an address others can reach."""
+    return settings.smtp_url is None and settings.embedded and is_loopback(host)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 async def run_all(settings: Settings, migrations: ops.MigrationPlan, *, host: str = "127.0.0.1") -> None:
     """Apply the migrations, then serve everything until interrupted."""
-    settings = settings.replace(dev_mail=settings.smtp_url is None)
+    settings = settings.replace(dev_mail=dev_mail_allowed(settings, host))
     await ops.apply_migrations(settings, migrations)
     await demo.seed(settings)
     app = AllInOne(settings)
     settle_gc()
-    config = uvicorn.Config(app, host=host, port=settings.port, **SERVER_OPTIONS)
+    config = uvicorn.Config(app, host=host, port=settings.port, **server_options(settings))
     server = uvicorn.Server(config)
     worker = create_worker(settings)
     worker_task = asyncio.create_task(worker.main(), name="arq-worker")

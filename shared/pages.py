@@ -253,6 +253,12 @@ async def render(
     return response
 
 
+def cookies_secure(request: Request) -> bool:
+    """Cookies are Secure (sent over https only) when the site is public over https, whatever scheme
+    the request reached this process with, and on any https request."""
+    return request.url.scheme == "https" or runtime(request).settings.https
+
+
 def set_csrf_cookie(response: Response, request: Request, token: str) -> None:
     """The CSRF cookie is readable by our script (it echoes it in X-CSRF-Token)."""
     response.set_cookie(
@@ -260,7 +266,7 @@ def set_csrf_cookie(response: Response, request: Request, token: str) -> None:
         token,
         httponly=False,
         samesite="lax",
-        secure=request.url.scheme == "https",
+        secure=cookies_secure(request),
         path="/",
         max_age=30 * 86400,
     )

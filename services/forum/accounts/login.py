@@ -14,7 +14,7 @@ from services.forum.accounts.accounts import User, invalid, set_password_hash, u
 from services.forum.outbox import write_event
 from shared import ratelimit
 from shared.events import UserSeen
-from shared.pages import set_csrf_cookie
+from shared.pages import cookies_secure, set_csrf_cookie
 from shared.ratelimit import rate_key
 from shared.sessions import CSRF_COOKIE, SESSION_COOKIE, SESSION_TTL_S, Session
 from shared.web import ApiError, Runtime
@@ -162,13 +162,13 @@ def set_session_cookies(response: Response, request: Request, session: Session) 
         path="/",
         httponly=True,
         samesite="lax",
-        secure=request.url.scheme == "https",
+        secure=cookies_secure(request),
     )
     set_csrf_cookie(response, request, session.csrf)
 
 
 def clear_session_cookies(response: Response, request: Request) -> None:
     """Remove both session cookies (logging out, or after every session of the account ended)."""
-    secure = request.url.scheme == "https"
+    secure = cookies_secure(request)
     response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="lax", secure=secure)
     response.delete_cookie(CSRF_COOKIE, path="/", samesite="lax", secure=secure)
