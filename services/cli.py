@@ -63,6 +63,7 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> None:
 
     with servers(settings) as ready:
         asyncio.run(runner.run_all(ready, migration_plan(), host=args.host))
+    print("tica stopped.", flush=True)
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:

@@ -74,8 +74,16 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+# The servers' and the worker's own lifecycle lines ("Started server process", "Shutting down", each
+# job done): useful in a service's log, noise in the terminal of the one-command run.
+CHATTY_LOGGERS = ("uvicorn.error", "arq.worker")
+
+
 async def run_all(settings: Settings, migrations: ops.MigrationPlan, *, host: str = "127.0.0.1") -> None:
     """Apply the migrations, then serve everything until interrupted."""
+    if settings.log_level == "INFO":
+        for name in CHATTY_LOGGERS:
+            logging.getLogger(name).setLevel(logging.WARNING)
     settings = settings.replace(dev_mail=dev_mail_allowed(settings, host))
     await ops.apply_migrations(settings, migrations)
     await demo.seed(settings)

@@ -166,8 +166,12 @@ def _start_redis(folder: Path) -> tuple[subprocess.Popen[bytes] | None, str]:
         "--logfile",
         str(folder / "redis.log"),
     ]
-    # The arguments are our own: the bundled binary and paths under DATA_DIR.
-    process = subprocess.Popen(args, preexec_fn=_set_parent_death_signal, stdin=subprocess.DEVNULL)  # noqa: S603
+    # The arguments are our own: the bundled binary and paths under DATA_DIR. In a session of its own, so
+    # a Ctrl-C in the terminal (SIGINT to the whole foreground group) reaches tica alone: tica still needs
+    # Redis while it shuts down, and stops it last.
+    process = subprocess.Popen(  # noqa: S603
+        args, preexec_fn=_set_parent_death_signal, stdin=subprocess.DEVNULL, start_new_session=True
+    )
     deadline = time.monotonic() + 10
     while not _ping(url):
         if process.poll() is not None or time.monotonic() > deadline:
