@@ -18,6 +18,7 @@ from services import openapi
 from services.forum import app as forum
 from services.notify import app as notify
 from services.search import app as search
+from shared.events import LoopHealth
 from shared.settings import Settings
 from shared.web import readiness
 
@@ -66,6 +67,13 @@ class AllInOne:
             "notify": (notify.SCHEMA, notify.MIGRATIONS_DIR),
             "search": (search.SCHEMA, search.MIGRATIONS_DIR),
         }
+        self.loops: list[LoopHealth] = []  # loops of this process beside the apps' (the job worker of `tica run`)
+
+    def loop(self, name: str) -> LoopHealth:
+        """The health record of a loop run beside the apps, reported by /readyz like theirs."""
+        health = LoopHealth(name)
+        self.loops.append(health)
+        return health
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -105,7 +113,7 @@ class AllInOne:
 
     async def _readyz(self, scope: Scope, receive: Receive, send: Send) -> None:
         services: dict[str, Any] = {}
-        problems: list[str] = []
+        problems = [problem for health in self.loops if (problem := health.problem())]
         for name, app in self.apps.items():
             schema, folder = self.schemas[name]
             result = await readiness(app.state.runtime, schema, folder)

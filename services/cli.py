@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import signal
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -121,19 +122,22 @@ def service_app_from_env() -> Any:
 
 
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> None:
-    from services.notify.worker import create_worker
-
-    with servers(settings) as ready:
-        worker = create_worker(ready, burst=args.burst)
-        with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(_run_worker(worker))
+    with servers(settings) as ready, contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_run_worker(ready, burst=args.burst))
 
 
-async def _run_worker(worker: Any) -> None:
+async def _run_worker(settings: Settings, *, burst: bool) -> None:
+    """Run the worker until Ctrl-C or SIGTERM (with --burst: until the queue is empty); it outlives
+    Redis restarts. Made here, in the running loop: arq starts its jobs on the loop it was made in."""
+    from services.notify.worker import close_worker, create_worker, run_worker
+
+    worker = create_worker(settings, burst=burst)
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     try:
-        await worker.main()
+        await run_worker(worker, stop)
     finally:
-        await worker.close()
+        await close_worker(worker)
 
 
 # --- digests (implementation: services/notify/digests.py) ------------------------------

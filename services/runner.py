@@ -18,7 +18,7 @@ import uvicorn
 from services import ops
 from services.allinone import AllInOne
 from services.forum import demo
-from services.notify.worker import create_worker
+from services.notify.worker import close_worker, create_worker, run_worker
 from shared.settings import Settings
 from shared.web import settle_gc
 
@@ -91,17 +91,18 @@ async def run_all(settings: Settings, migrations: ops.MigrationPlan, *, host: st
     settle_gc()
     config = uvicorn.Config(app, host=host, port=settings.port, **server_options(settings))
     server = uvicorn.Server(config)
-    worker = create_worker(settings)
-    worker_task = asyncio.create_task(worker.main(), name="arq-worker")
+    # The job worker outlives Redis restarts (run_worker); /readyz says while it is failing.
+    worker, worker_stop = create_worker(settings), asyncio.Event()
+    worker_task = asyncio.create_task(run_worker(worker, worker_stop, app.loop("job_worker")), name="arq-worker")
     announce = asyncio.create_task(_announce(server, settings, host))
     try:
         await server.serve()
     finally:
         announce.cancel()
-        worker_task.cancel()
+        worker_stop.set()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await worker_task
-        await worker.close()
+        await close_worker(worker)
 
 
 async def _announce(server: uvicorn.Server, settings: Settings, host: str) -> None:

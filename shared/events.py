@@ -7,9 +7,12 @@ one publish at a time) XADDs batches in outbox id order and marks the rows publi
 Events of one transaction, and of transactions that follow each other, keep their
 order; two concurrent transactions may appear in commit order instead of id order
 (an id is drawn at INSERT, and the later id can commit first). Consumers read with
-XREADGROUP, ack after handling, reclaim entries idle too long with XAUTOCLAIM, and
-dead-letter an entry after `max_deliveries` failed attempts (at once when it is not
-a valid event). Delivery is at least once: handlers are idempotent.
+XREADGROUP, ack after handling, take back their own unacked entries when they
+(re)start (a replica keeps its name), reclaim other members' entries idle too long
+with XAUTOCLAIM, and dead-letter an entry after `max_deliveries` failed attempts (at
+once when it is not a valid event). Delivery is at least once: handlers are
+idempotent. The relay and consumers retry with backoff while Redis is away and
+report how they are doing to their LoopHealth (read by /readyz).
 """
 
 from __future__ import annotations
@@ -18,11 +21,14 @@ import asyncio
 import dataclasses
 import json
 import logging
+import multiprocessing
 import os
+import socket
 import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar
@@ -51,6 +57,69 @@ def dead_letter_stream(prefix: str, group: str) -> str:
 
 class EventError(ValueError):
     """An event or envelope that does not match its definition."""
+
+
+# --- long-running loops: health and backoff ----------------------------------
+
+BACKOFF_FIRST_S = 0.1
+BACKOFF_MAX_S = 5.0
+
+
+@dataclass
+class LoopHealth:
+    """How one long-running loop (relay, consumer, live reader, job worker) is doing, for /readyz.
+
+    A loop calls `failed` when an attempt fails (Redis or PostgreSQL away) and waits the delay it
+    returns, then `working` once an attempt succeeds; /readyz answers 503 with the loop's name while it
+    is failing, or once it has stopped for good.
+    """
+
+    name: str
+    failures: int = 0  # in a row
+    failing_since: float | None = None
+    error: str = ""
+    stopped: bool = False
+
+    def failed(self, exc: BaseException) -> float:
+        """Record a failed attempt; the seconds to wait before the next (0.1 s, doubling up to 5 s)."""
+        self.failures += 1
+        if self.failing_since is None:
+            self.failing_since = time.monotonic()
+        self.error = f"{exc.__class__.__name__}: {exc}"[:200]
+        return min(BACKOFF_FIRST_S * 2 ** min(self.failures - 1, 10), BACKOFF_MAX_S)
+
+    def working(self) -> None:
+        """An attempt succeeded: the loop is well again, and the next failure starts the backoff afresh."""
+        if self.failures:
+            log.info("%s works again after %d failed attempt(s)", self.name, self.failures)
+        self.failures, self.failing_since, self.error = 0, None, ""
+
+    def problem(self) -> str | None:
+        """Why the loop is not doing its work, or None."""
+        if self.stopped:
+            return f"{self.name} has stopped"
+        if self.failing_since is not None:
+            return f"{self.name} failing for {time.monotonic() - self.failing_since:.0f} s: {self.error}"
+        return None
+
+
+_current_loop: ContextVar[LoopHealth] = ContextVar("tica_loop_health")
+
+
+def loop_health(name: str = "loop") -> LoopHealth:
+    """The health record of the loop this code runs in: the one its supervisor (shared/web.py) set,
+    or a new one kept for the rest of this task (a loop run on its own, as in tests)."""
+    try:
+        return _current_loop.get()
+    except LookupError:
+        health = LoopHealth(name)
+        _current_loop.set(health)
+        return health
+
+
+def set_loop_health(health: LoopHealth) -> None:
+    """Make `health` the record the loops run from the current task report to."""
+    _current_loop.set(health)
 
 
 # --- definitions -------------------------------------------------------------
@@ -654,17 +723,17 @@ class Relay:
 
     async def run(self, stop: asyncio.Event, dsn: str) -> None:
         """Publish whenever a commit notifies (or every poll interval) until `stop` is set."""
+        health = loop_health("outbox relay")
         wake = asyncio.Event()
         listener = await _listen(dsn, wake)
-        backoff_s = 0.0
         try:
             while not stop.is_set():
                 wake.clear()
                 try:
                     await self.publish_all()
-                    backoff_s = 0.0
+                    health.working()
                 except (RedisError, OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                    backoff_s = min(max(backoff_s * 2, 0.1), 5.0)
+                    backoff_s = health.failed(exc)
                     log.warning("relay: publishing failed, retrying in %.1fs: %s", backoff_s, exc)
                     await _wait_any(stop, None, backoff_s)
                     continue
@@ -710,6 +779,34 @@ async def _wait_any(stop: asyncio.Event, wake: asyncio.Event | None, timeout_s: 
 
 Handler = Callable[[Envelope], Awaitable[None]]
 
+# Forgets members of a group that have nothing pending and have not read for `idle` ms (one step,
+# so a member cannot read an entry between the check and the removal). A member still alive is
+# recreated by its next read; with nothing pending, nothing is lost either way.
+_FORGET_DEAD_MEMBERS = """
+local forgotten = {}
+for _, member in ipairs(redis.call('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])) do
+  local info = {}
+  for i = 1, #member, 2 do info[member[i]] = member[i + 1] end
+  if info['name'] ~= ARGV[2] and info['pending'] == 0 and info['idle'] >= tonumber(ARGV[3]) then
+    redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], info['name'])
+    table.insert(forgotten, info['name'])
+  end
+end
+return forgotten
+"""
+
+
+def consumer_name() -> str:
+    """This process's name in its consumer groups, the same after a restart: the host name (a machine,
+    a Compose container, a Kubernetes pod), so a restarted replica takes back the entries it had not
+    acked at once (Consumer.take_back). One of several worker processes (`tica serve --workers N`)
+    adds its process id, as nothing tells it which worker it is; members gone for good are forgotten
+    (Consumer.forget_dead_members)."""
+    host = socket.gethostname()
+    if multiprocessing.parent_process() is None:
+        return host
+    return f"{host}-{os.getpid()}"
+
 
 @dataclass
 class Consumer:
@@ -723,7 +820,8 @@ class Consumer:
     dead_letter: str
     batch_size: int = 100
     block_ms: int = 1000
-    claim_idle_ms: int = 30_000
+    claim_idle_ms: int = 30_000  # TICA_RECLAIM_IDLE_S: another member's unacked entry is taken over after this
+    forget_idle_ms: int = 300_000  # a member with nothing pending that has not read for this long is gone
     max_deliveries: int = 5
     handled_total: int = 0
     last_handled_at: float | None = None
@@ -737,18 +835,61 @@ class Consumer:
                 raise
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Read, handle and ack until `stop` is set; reclaims idle entries between reads."""
-        await self.ensure_group()
+        """Read, handle and ack until `stop` is set; reclaims idle entries between reads.
+
+        Whenever it (re)connects it joins the group (made again if Redis lost it) and takes back its
+        own unacked entries; while Redis is away it retries with backoff, reported as failing.
+        """
+        health = loop_health(f"consumer {self.group}")
+        joined = False
         next_claim = 0.0
         while not stop.is_set():
             try:
+                if not joined:
+                    await self.ensure_group()
+                    await self.take_back()
+                    joined = True
                 if time.monotonic() >= next_claim:
+                    await self.forget_dead_members()
                     await self.reclaim()
                     next_claim = time.monotonic() + self.claim_idle_ms / 2000
                 await self.read_once(block_ms=self.block_ms)
+                health.working()
             except (RedisError, OSError) as exc:
-                log.warning("consumer %s/%s: redis error, retrying: %s", self.group, self.name, exc)
-                await _wait_any(stop, None, 1.0)
+                joined = False
+                delay_s = health.failed(exc)
+                log.warning("consumer %s/%s: redis error, retrying in %.1f s: %s", self.group, self.name, delay_s, exc)
+                await _wait_any(stop, None, delay_s)
+
+    async def take_back(self) -> int:
+        """Handle again what this member had read but not acked when it stopped or lost Redis: a
+        restarted replica keeps its name (consumer_name), so its entries wait for no reclaim."""
+        start, total = "0-0", 0
+        while True:
+            reply = await self.redis.xreadgroup(self.group, self.name, {self.stream: start}, count=self.batch_size)
+            entries = reply[0][1] if reply else []
+            if not entries:
+                return total
+            start = _as_str(entries[-1][0])
+            trimmed = [entry_id for entry_id, fields in entries if not fields]
+            if trimmed:  # gone from the stream: nothing left to handle
+                await self.redis.xack(self.stream, self.group, *trimmed)
+            kept = [(entry_id, fields) for entry_id, fields in entries if fields]
+            counts = await self._delivery_counts(kept)
+            for entry_id, fields in kept:
+                await self._handle(entry_id, fields, deliveries=counts.get(_as_str(entry_id), 1))
+            total += len(kept)
+
+    async def forget_dead_members(self) -> list[str]:
+        """Remove the group's members that have nothing pending and have not read for forget_idle_ms:
+        replicas that are gone (a new pod, a worker process restarted), which would pile up otherwise."""
+        forgotten = await self.redis.eval(  # type: ignore[misc]
+            _FORGET_DEAD_MEMBERS, 1, self.stream, self.group, self.name, str(self.forget_idle_ms)
+        )
+        names = [_as_str(name) for name in forgotten or []]
+        if names:
+            log.info("consumer %s: forgot %d member(s) gone for good: %s", self.group, len(names), ", ".join(names))
+        return names
 
     async def read_once(self, *, block_ms: int | None = None) -> int:
         """Handle one batch of new entries; returns how many were read."""

@@ -1,11 +1,14 @@
 """What every service's Starlette app shares: the runtime it opens in its lifespan,
 the JSON error shape, health endpoints, request ids and access logs, security
-headers, the request body limit, and who the viewer is.
+headers, the request body limit, who the viewer is, and the supervision of its
+background loops.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import gc
 import logging
 import re
@@ -16,18 +19,22 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import asyncpg
 import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared import db
+from shared.events import LoopHealth, set_loop_health
 from shared.logs import request_id_var
 from shared.sessions import CSRF_HEADER, Session, SessionStore, csrf_ok
 from shared.settings import Settings
@@ -101,9 +108,39 @@ async def server_error_handler(request: Request, exc: Exception) -> Response:
     return error_response(500, "internal_error", "Something went wrong on our side. It has been logged.")
 
 
+RETRY_AFTER_S = 5
+
+
+async def redis_away_handler(request: Request, exc: Exception) -> Response:
+    """Redis (sessions, rate limits, the job queue) cannot be reached, as while it restarts: a 503
+    that says to try again shortly, as a page or in the JSON shape, as the app answers its other errors."""
+    log.warning("redis unreachable on %s %s: %s", request.method, request.url.path, exc)
+    # Unless already known, the error page is for a visitor: asking Redis who it is would fail again.
+    request.scope.setdefault("viewer", None)
+    away = ApiError(
+        503,
+        "unavailable",
+        "Part of tica is restarting, so we could not finish that just now. Please try again in a few seconds.",
+        headers={"Retry-After": str(RETRY_AFTER_S)},
+    )
+    handlers: Mapping[Any, Any] = getattr(request.app, "exception_handlers", {})
+    response: Response = await handlers.get(ApiError, api_error_handler)(request, away)
+    return response
+
+
+async def client_left_handler(request: Request, exc: Exception) -> Response:
+    """The client went away while sending its request (a phone losing signal mid-post): nothing to
+    answer and nothing wrong here. The access log shows it as 499, as nginx does."""
+    log.info("client left before its request was read: %s %s", request.method, request.url.path)
+    return Response(status_code=499)
+
+
 ERROR_HANDLERS: dict[Any, Callable[[Request, Exception], Awaitable[Response]]] = {
     ApiError: api_error_handler,
     HTTPException: http_error_handler,
+    RedisConnectionError: redis_away_handler,
+    RedisTimeoutError: redis_away_handler,
+    ClientDisconnect: client_left_handler,
     Exception: server_error_handler,
 }
 
@@ -120,6 +157,7 @@ class Runtime:
     redis: aioredis.Redis
     sessions: SessionStore
     extras: dict[str, Any] = field(default_factory=dict)
+    loops: list[LoopHealth] = field(default_factory=list)  # its background loops, for /readyz
 
 
 def settle_gc() -> None:
@@ -157,8 +195,9 @@ def runtime(request: Request) -> Runtime:
 
 
 async def readiness(rt: Runtime, schema: str, migrations_dir: Path) -> dict[str, Any]:
-    """Why the service is not ready (empty `problems` when it is)."""
-    problems: list[str] = []
+    """Why the service is not ready (empty `problems` when it is): a server it cannot reach,
+    migrations not applied, or a background loop failing or stopped."""
+    problems: list[str] = [problem for health in rt.loops if (problem := health.problem())]
     try:
         async with rt.pool.acquire(timeout=2) as conn:
             pending = await db.pending_migrations(conn, schema, db.load_migrations(schema, migrations_dir))
@@ -245,18 +284,34 @@ def check_csrf(request: Request, session: Session) -> None:
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
-CONTENT_SECURITY_POLICY = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' https: data:; "
-    "connect-src 'self' ws: wss:; font-src 'self'; object-src 'none'; base-uri 'none'; "
-    "form-action 'self'; frame-ancestors 'none'"
-)
-SECURITY_HEADERS = [
-    (b"content-security-policy", CONTENT_SECURITY_POLICY.encode()),
-    (b"x-content-type-options", b"nosniff"),
-    (b"referrer-policy", b"strict-origin-when-cross-origin"),
-    (b"x-frame-options", b"DENY"),
-    (b"permissions-policy", b"camera=(), microphone=(), geolocation=()"),
-]
+HSTS = "max-age=31536000; includeSubDomains"
+
+
+def content_security_policy(settings: Settings) -> str:
+    """Scripts connect only to this site: its origin and the websocket form of it (which 'self' does
+    not cover in every browser). Images come only from this site (and data: URLs): a post cannot
+    show a remote image, so it cannot carry a tracking pixel."""
+    host = urlsplit(settings.public_url).netloc.rpartition("@")[2].lower()
+    websocket = f"{'wss' if settings.https else 'ws'}://{host}"
+    return (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        f"connect-src 'self' {websocket}; font-src 'self'; object-src 'none'; base-uri 'none'; "
+        "form-action 'self'; frame-ancestors 'none'"
+    )
+
+
+def security_headers(settings: Settings) -> list[tuple[bytes, bytes]]:
+    """The headers every response carries; HSTS once the public URL is https."""
+    headers = [
+        (b"content-security-policy", content_security_policy(settings).encode()),
+        (b"x-content-type-options", b"nosniff"),
+        (b"referrer-policy", b"strict-origin-when-cross-origin"),
+        (b"x-frame-options", b"DENY"),
+        (b"permissions-policy", b"camera=(), microphone=(), geolocation=()"),
+    ]
+    if settings.https:
+        headers.append((b"strict-transport-security", HSTS.encode()))
+    return headers
 
 
 class BodyTooLarge(Exception):
@@ -306,9 +361,17 @@ class RequestLimit:
 class RequestContext:
     """Pure ASGI middleware: request id, JSON access log, security headers, body limit."""
 
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int, large_body_paths: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_body_bytes: int,
+        headers: list[tuple[bytes, bytes]],
+        large_body_paths: tuple[str, ...] = (),
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.headers = headers
         self.large_body_paths = large_body_paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -329,7 +392,7 @@ class RequestContext:
                 message["headers"] = [
                     *message.get("headers", []),
                     (b"x-request-id", request_id.encode()),
-                    *SECURITY_HEADERS,
+                    *self.headers,
                 ]
             await send(message)
 
@@ -415,10 +478,12 @@ def build_app(
             for hook in startup:
                 await hook(rt)
             stop = asyncio.Event()
-            tasks = [
-                asyncio.create_task(_supervised(task, rt, stop), name=getattr(task, "__name__", "task"))
-                for task in background
-            ]
+            tasks = []
+            for task in background:
+                health = LoopHealth(getattr(task, "__name__", "background task"))
+                rt.loops.append(health)
+                run = functools.partial(task, rt, stop)
+                tasks.append(asyncio.create_task(supervise(health, run, stop), name=health.name))
             try:
                 yield
             finally:
@@ -435,21 +500,55 @@ def build_app(
     # As many requests in progress as the process has database connections (RequestLimit); the access
     # log (RequestContext, outside it) counts the wait in a request's time.
     app.add_middleware(RequestLimit, limit=pool_max, exempt=("/healthz", "/readyz", "/metrics", *large_body_paths))
-    app.add_middleware(RequestContext, max_body_bytes=settings.max_body_bytes, large_body_paths=large_body_paths)
+    app.add_middleware(
+        RequestContext,
+        max_body_bytes=settings.max_body_bytes,
+        headers=security_headers(settings),
+        large_body_paths=large_body_paths,
+    )
     return app
 
 
-async def _supervised(task: BackgroundTask, rt: Runtime, stop: asyncio.Event) -> None:
-    """Run a background loop; restart it after an unexpected error, until stop."""
-    while not stop.is_set():
-        try:
-            await task(rt, stop)
-            return
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("background task %s failed; restarting in 1 s", getattr(task, "__name__", task))
-            await asyncio.sleep(1)
+SETTLE_S = 3.0  # a restarted loop that runs this long without failing is well again
+_CONNECTION_ERRORS = (RedisError, OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
+
+
+async def supervise(health: LoopHealth, run: Callable[[], Awaitable[None]], stop: asyncio.Event) -> None:
+    """Run a long-running loop until `stop`, restarting it with backoff whenever it fails or ends by
+    itself. `health` (the loop's own, which it reports to as well: shared.events.loop_health) is
+    failing from a failure until the loop says it works, or has run SETTLE_S without failing again;
+    it is stopped if the supervision ends before `stop`."""
+    set_loop_health(health)
+    try:
+        while not stop.is_set():
+            failures = health.failures
+            attempt = asyncio.ensure_future(run())
+            try:
+                if failures:
+                    done, _ = await asyncio.wait({attempt}, timeout=SETTLE_S)
+                    if not done and health.failures == failures:  # it has not failed again meanwhile
+                        health.working()
+                await attempt
+                if stop.is_set():
+                    return
+                raise RuntimeError("it ended by itself")
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                delay_s = health.failed(exc)
+                if isinstance(exc, _CONNECTION_ERRORS):
+                    log.warning("%s failed, restarting in %.1f s: %r", health.name, delay_s, exc)
+                else:
+                    log.exception("%s failed, restarting in %.1f s", health.name, delay_s, exc_info=exc)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=delay_s)
+            finally:
+                if not attempt.done():
+                    attempt.cancel()
+                    await asyncio.gather(attempt, return_exceptions=True)
+    finally:
+        if not stop.is_set():
+            health.stopped = True
 
 
 async def _finish(tasks: list[asyncio.Task[None]], timeout_s: float = 5.0) -> None:

@@ -1,20 +1,27 @@
 """The arq worker of notify: mail, notification mail, digests (and, as they land,
-reminders). `create_worker(settings)` builds it for `tica worker` and for the
-all-in-one run. Jobs receive `ctx["runtime"]` (pool, redis, settings) and
-`ctx["redis"]` (the queue, for jobs that queue more jobs).
+reminders). `create_worker(settings)` builds it and `run_worker` runs it, for `tica
+worker` and for the all-in-one run. Jobs receive `ctx["runtime"]` (pool, redis,
+settings) and `ctx["redis"]` (the queue, for jobs that queue more jobs).
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from typing import Any
 
+import asyncpg
 from arq.cron import CronJob, cron
 from arq.worker import Function, Worker, func
+from redis.exceptions import RedisError
 
 from services.notify import digests, mail, notification_mail
+from shared.events import LoopHealth
 from shared.jobs import queue_name, redis_settings
 from shared.settings import Settings
-from shared.web import open_runtime
+from shared.web import open_runtime, supervise
+
+log = logging.getLogger("tica.worker")
 
 FUNCTIONS: list[Function] = [
     func(mail.send_mail, name="send_mail", max_tries=5),
@@ -43,10 +50,12 @@ def create_worker(settings: Settings, *, burst: bool = False) -> Worker:
     runtime_cm = open_runtime(settings, pool_max=5)
 
     async def startup(ctx: dict[str, Any]) -> None:
-        ctx["runtime"] = await runtime_cm.__aenter__()
+        if "runtime" not in ctx:  # arq starts up again each time run_worker restarts it
+            ctx["runtime"] = await runtime_cm.__aenter__()
 
     async def shutdown(ctx: dict[str, Any]) -> None:
-        await runtime_cm.__aexit__(None, None, None)
+        if ctx.pop("runtime", None) is not None:
+            await runtime_cm.__aexit__(None, None, None)
 
     return Worker(
         functions=FUNCTIONS,
@@ -60,3 +69,35 @@ def create_worker(settings: Settings, *, burst: bool = False) -> Worker:
         poll_delay=0.2,
         keep_result=3600,
     )
+
+
+async def run_worker(worker: Worker, stop: asyncio.Event, health: LoopHealth | None = None) -> None:
+    """Run the worker until `stop` (or, in burst mode, until the queue is empty). When Redis goes away
+    arq's poll loop fails: the worker is started again with backoff, its jobs in progress left running,
+    so a Redis restart never stops the mail; `health` says meanwhile that it is failing."""
+
+    async def attempt() -> None:
+        main, stopping = asyncio.ensure_future(worker.main()), asyncio.ensure_future(stop.wait())
+        try:
+            await asyncio.wait({main, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+            if not main.done():  # asked to stop: arq's poll loop does not watch `stop` itself
+                main.cancel()
+                await asyncio.gather(main, return_exceptions=True)
+        if not main.cancelled():
+            main.result()  # its error, if any, for the supervisor
+            if worker.burst:
+                stop.set()
+
+    await supervise(health or LoopHealth("job_worker"), attempt, stop)
+
+
+async def close_worker(worker: Worker) -> None:
+    """Let the jobs in progress finish and close the connections; Redis may be away at that moment."""
+    try:
+        await worker.close()
+    except (RedisError, OSError, asyncpg.PostgresError) as exc:
+        log.warning("job worker: closing it failed (%r)", exc)
+        if worker.on_shutdown is not None:  # the database pool is closed all the same
+            await worker.on_shutdown(worker.ctx)

@@ -13,8 +13,6 @@ registered or waiting for it (from webinar.registered) hear of it in the app, on
 from __future__ import annotations
 
 import logging
-import os
-import socket
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -453,8 +451,8 @@ def consumer(rt: Runtime, *, name: str | None = None, **options: Any) -> ev.Cons
         rt.redis,
         ev.stream_name(prefix),
         GROUP,
-        name or f"{socket.gethostname()}-{os.getpid()}",
+        name or ev.consumer_name(),
         handler,
         ev.dead_letter_stream(prefix, GROUP),
-        **options,
+        **{"claim_idle_ms": rt.settings.reclaim_idle_s * 1000, **options},
     )

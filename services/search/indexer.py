@@ -12,8 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import socket
 import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -52,6 +50,7 @@ from shared.events import (
     TopicUpdated,
     UserRegistered,
     UserUpdated,
+    consumer_name,
     dead_letter_stream,
     group_lag,
     stream_name,
@@ -358,13 +357,11 @@ class IndexerConsumer(Consumer):
         return True
 
 
-def consumer_name() -> str:
-    return f"{socket.gethostname()}-{os.getpid()}"
-
-
 def make_consumer(rt: Runtime, name: str | None = None) -> IndexerConsumer:
-    """This process's member of the search-indexer group."""
-    return indexer_consumer(rt.pool, rt.redis, rt.settings.redis_prefix, name or consumer_name())
+    """This process's member of the search-indexer group (named as shared.events.consumer_name says)."""
+    consumer = indexer_consumer(rt.pool, rt.redis, rt.settings.redis_prefix, name or consumer_name())
+    consumer.claim_idle_ms = rt.settings.reclaim_idle_s * 1000
+    return consumer
 
 
 def indexer_consumer(pool: asyncpg.Pool, redis: aioredis.Redis, prefix: str, name: str) -> IndexerConsumer:
