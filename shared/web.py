@@ -114,7 +114,7 @@ RETRY_AFTER_S = 5
 async def redis_away_handler(request: Request, exc: Exception) -> Response:
     """Redis (sessions, rate limits, the job queue) cannot be reached, as while it restarts: a 503
     that says to try again shortly, as a page or in the JSON shape, as the app answers its other errors."""
-    log.warning("redis unreachable on %s %s: %s", request.method, request.url.path, exc)
+    log.warning("redis unreachable on %s %s: %s", request.scope.get("method", "websocket"), request.url.path, exc)
     # Unless already known, the error page is for a visitor: asking Redis who it is would fail again.
     request.scope.setdefault("viewer", None)
     away = ApiError(
