@@ -13,24 +13,28 @@ from shared.events import Envelope
 
 
 async def test_seed_creates_a_community_once(migrated, pool):
-    """The first seed writes people, categories and topics in under 3 s; the second changes nothing."""
+    """The first seed writes people, categories, topics, the library, groups and webinars in under 3 s;
+    the second changes nothing."""
     started = time.perf_counter()
     assert await demo.seed(migrated) is True
     assert time.perf_counter() - started < 3
     counts = await pool.fetchrow(
         "SELECT (SELECT count(*) FROM forum.users) AS users, (SELECT count(*) FROM forum.categories) AS categories, "
         "(SELECT count(*) FROM forum.topics) AS topics, (SELECT count(*) FROM forum.posts) AS posts, "
-        "(SELECT count(*) FROM forum.outbox) AS events"
+        "(SELECT count(*) FROM forum.outbox) AS events, (SELECT count(*) FROM forum.groups) AS groups, "
+        "(SELECT count(*) FROM forum.webinars) AS webinars, (SELECT count(*) FROM forum.documents) AS documents"
     )
     assert await demo.seed(migrated) is False
     again = await pool.fetchrow(
         "SELECT (SELECT count(*) FROM forum.users) AS users, (SELECT count(*) FROM forum.categories) AS categories, "
         "(SELECT count(*) FROM forum.topics) AS topics, (SELECT count(*) FROM forum.posts) AS posts, "
-        "(SELECT count(*) FROM forum.outbox) AS events"
+        "(SELECT count(*) FROM forum.outbox) AS events, (SELECT count(*) FROM forum.groups) AS groups, "
+        "(SELECT count(*) FROM forum.webinars) AS webinars, (SELECT count(*) FROM forum.documents) AS documents"
     )
     assert dict(again) == dict(counts)
     assert counts["users"] == 5 and counts["categories"] == 8 and counts["topics"] >= 12
     assert counts["posts"] > counts["topics"]
+    assert counts["groups"] >= 2 and counts["webinars"] == 2 and counts["documents"] >= 5
 
 
 async def test_concurrent_seeds_write_once(migrated, pool):
