@@ -275,7 +275,8 @@ class Client:
         waiting = self.pending.get(channel)
         if waiting is not None:
             waiting.append((key, text))
-            if len(waiting) > self.queue.maxsize:
+            # Up to REPLAY_LIMIT of them may be the replay's own (a fan-out catching up on a burst).
+            if len(waiting) > self.queue.maxsize + REPLAY_LIMIT:
                 self.hub.kick(self, CLOSE_TOO_SLOW)
             return
         self.push(text)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import itertools
 import json
 import os
 import socket
@@ -427,29 +428,42 @@ async def _publish_posts(live: LiveServer, first_id: int, count: int, topic_id: 
 
 
 async def test_a_resume_from_hundreds_back_streams_through_and_more_than_the_limit_resets_at_once(live):
-    """900 missed entries on two channels (1,800 messages, the queue holds 256) all arrive, in order,
-    without a 4008; more than REPLAY_LIMIT back is answered `reset` with the id to go on from."""
+    """The issue's case: 977 entries missed on three channels (2,931 messages; the queue holds 256)
+    while posts keep coming at 30 a second: all arrive in order, without a 4008, in well under a
+    second or two; more than REPLAY_LIMIT back is answered `reset` at once, with the id to go on from."""
     await _public_topic(live)
+    channels = ["topic:10", "category:1", "latest"]
     async with live.connect() as ws:
-        await subscribe(ws, ["topic:10", "latest"])
+        await subscribe(ws, channels)
         await live.emit(post(101, topic_id=10, number=2, author_id=BOB))
-        last_id = [(await receive(ws))["id"], (await receive(ws))["id"]][-1]
-    await _publish_posts(live, 1000, 900)
-    async with live.connect(max_queue=None) as ws:
-        replayed = await subscribe(ws, ["topic:10", "latest"], last_event_id=last_id)
-        events = [m for m in replayed if m["type"] == "event"]
-        assert len(events) == len(replayed) == 1800
-        for channel in ("topic:10", "latest"):
-            assert [m["data"]["post_id"] for m in events if m["channel"] == channel] == list(range(1000, 1900))
-        assert live.hub.stats.kicked_slow == 0
-        await live.emit(post(1900, topic_id=10, number=1900, author_id=BOB))
-        assert {(await receive(ws))["data"]["post_id"] for _ in range(2)} == {1900}
+        last_id = [(await receive(ws))["id"] for _ in channels][-1]
+    await _publish_posts(live, 1000, 977)
+    posting = asyncio.create_task(_keep_posting(live, first_id=5000, per_s=30))
+    try:
+        async with live.connect(max_queue=None) as ws:
+            started = time.monotonic()
+            replayed = await subscribe(ws, channels, last_event_id=last_id)
+            assert time.monotonic() - started < 5
+            assert {m["type"] for m in replayed} == {"event"}
+            for channel in channels:
+                got = [m["data"]["post_id"] for m in replayed if m["channel"] == channel]
+                assert got[:977] == list(range(1000, 1977)), channel
+                assert got[977:] == sorted(got[977:]) and set(got[977:]) <= set(range(5000, 6000))
+            assert live.hub.stats.kicked_slow == 0
+    finally:
+        posting.cancel()
     await _publish_posts(live, 2000, 1001)
     async with live.connect() as ws:
         started = time.monotonic()
         answers = await subscribe(ws, ["topic:10"], last_event_id=last_id)
         assert answers == [{"type": "reset", "channel": "topic:10", "id": await _stream_end(live)}]
         assert time.monotonic() - started < 1
+
+
+async def _keep_posting(live: LiveServer, *, first_id: int, per_s: int) -> None:
+    for post_id in itertools.count(first_id):
+        await _publish_posts(live, post_id, 1)
+        await asyncio.sleep(1 / per_s)
 
 
 # --- who a viewer is follows the stream (issue 12, defect 10) --------------------------------------------------
