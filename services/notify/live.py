@@ -738,8 +738,8 @@ class Hub:
             if audience is None or not client.sees(audience):
                 # Not earlier than an unknown channel is refused: the timing tells an outsider nothing.
                 await asyncio.sleep(max(0.0, deadline - time.monotonic()))
-                client.waiting.discard(channel)
-                client.push(dumps(forbidden(channel)))
+                if channel in client.waiting:
+                    client.push(dumps(forbidden(channel)))
                 return
             client.waiting.discard(channel)
             await self._start(client, [channel], since)

@@ -640,16 +640,20 @@ class PrivateRedis:
             self.process = None
 
 
-async def test_while_redis_is_down_the_upgrade_is_answered_503_with_retry_after(migrated, tmp_path):
+async def test_while_redis_is_down_the_upgrade_is_answered_503_and_a_replay_closes_1013(migrated, tmp_path):
     private = PrivateRedis(tmp_path)
     private.start()
     try:
         app = create_app(migrated.replace(redis_url=private.url), background=False)
         async with serving(app) as port:
             url = f"ws://127.0.0.1:{port}/live"
-            async with connect(url, open_timeout=5) as ws:
+            async with connect(url, open_timeout=5) as ws, connect(url, open_timeout=5) as resuming:
                 assert await subscribe(ws, ["latest"]) == []
-            private.stop()
+                private.stop()
+                await resuming.send(json.dumps({"type": "subscribe", "channels": ["latest"], "last_event_id": "1-0"}))
+                with pytest.raises(websockets.exceptions.ConnectionClosed) as closed:
+                    await receive(resuming)
+                assert closed.value.rcvd is not None and closed.value.rcvd.code == 1013, "try again later"
             with pytest.raises(websockets.exceptions.InvalidStatus) as refused:
                 async with connect(url, open_timeout=5, additional_headers={"Cookie": f"{SESSION_COOKIE}=abc"}):
                     pass
