@@ -12,10 +12,13 @@ connections that arrive meanwhile wait in its socket's queue for the replacement
 from __future__ import annotations
 
 import logging
+import os
 import socket
 
 from uvicorn.config import STARTUP_FAILURE, Config
 from uvicorn.supervisors.multiprocess import Multiprocess, Process
+
+from shared.events import WORKER_INDEX
 
 log = logging.getLogger("tica.serve")
 
@@ -50,6 +53,9 @@ class ReusePortWorkers(Multiprocess):
         self.worker_sockets.append(sock)
 
     def _process(self, index: int) -> Process:
+        """Worker `index` (not started): spawned with its index in the environment, so its consumer
+        name is the same as the worker it replaces (shared.events.consumer_name)."""
+        os.environ[WORKER_INDEX] = str(index)
         return Process(self.config, [self.worker_sockets[index]])
 
     def init_processes(self) -> None:

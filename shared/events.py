@@ -800,12 +800,19 @@ def consumer_name() -> str:
     """This process's name in its consumer groups, the same after a restart: the host name (a machine,
     a Compose container, a Kubernetes pod), so a restarted replica takes back the entries it had not
     acked at once (Consumer.take_back). One of several worker processes (`tica serve --workers N`)
-    adds its process id, as nothing tells it which worker it is; members gone for good are forgotten
-    (Consumer.forget_dead_members)."""
+    adds its place among them (WORKER_INDEX, set by services/workers.py, the same for its replacement),
+    or else its process id; members gone for good are forgotten (Consumer.forget_dead_members)."""
     host = socket.gethostname()
+    index = os.environ.get(WORKER_INDEX)
+    if index is not None:
+        return f"{host}-{index}"
     if multiprocessing.parent_process() is None:
         return host
     return f"{host}-{os.getpid()}"
+
+
+# The place of a worker process among `tica serve --workers N`'s, handed down by the supervisor.
+WORKER_INDEX = "TICA_WORKER_INDEX"
 
 
 @dataclass

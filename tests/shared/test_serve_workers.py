@@ -3,6 +3,8 @@ the workers by the kernel, SIGTERM stops them all, and a taken port is a one-lin
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import re
 import signal
@@ -14,7 +16,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from redis.exceptions import ResponseError
 
+from services.notify.writer import GROUP
+from shared.events import stream_name
 from shared.settings import Settings
 
 TICA = str(Path(sys.executable).parent / "tica")
@@ -132,3 +137,47 @@ def test_a_taken_port_is_a_one_line_error(migrated: Settings):
     assert result.returncode != 0
     assert "Traceback" not in result.stderr
     assert re.search(rf"^tica: cannot listen on [0-9.]+:{port}: Address already in use$", result.stderr, re.M)
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_each_worker_keeps_its_consumer_name_across_a_restart(migrated: Settings, redis) -> None:
+    """Worker N of `tica serve notify --workers 2` is `<host>-N` in its consumer group, and so is the
+    worker that replaces it: a replacement takes back the events its predecessor had not acknowledged
+    at once, instead of after TICA_RECLAIM_IDLE_S."""
+    port = free_port()
+    serve = subprocess.Popen(
+        [TICA, "serve", "notify", "--workers", "2", "--port", str(port)],
+        env=serve_environment(migrated),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    stream, host = stream_name(migrated.redis_prefix), socket.gethostname()
+    expected = {f"{host}-0", f"{host}-1"}
+
+    async def consumers_once_both_read() -> set[str]:
+        deadline = time.monotonic() + 60
+        while True:
+            assert serve.poll() is None, serve.communicate()[1][-3000:]
+            with contextlib.suppress(ResponseError):  # no group yet
+                seen = {c["name"].decode() for c in await redis.xinfo_consumers(stream, GROUP)}
+                if expected <= seen:
+                    return seen
+            assert time.monotonic() < deadline, f"consumers {expected} not seen in 60 s"
+            await asyncio.sleep(0.2)
+
+    try:
+        assert await consumers_once_both_read() == expected
+        workers = children_of(serve.pid)
+        os.kill(max(workers), signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while not children_of(serve.pid) - workers:  # the supervisor starts a replacement
+            assert time.monotonic() < deadline, "no replacement worker in 30 s"
+            await asyncio.sleep(0.2)
+        await asyncio.sleep(3)  # the replacement's consumer is reading by now
+        assert await consumers_once_both_read() == expected  # no third name for the replacement
+    finally:
+        if serve.poll() is None:
+            os.killpg(serve.pid, signal.SIGKILL)
+            serve.wait()
