@@ -446,6 +446,7 @@ _HEADINGS = {
     422: "Please check your input",
     429: "You are going a little fast",
     500: "Sorry, something went wrong",
+    503: "Sorry, we could not do that just now",
 }
 
 

@@ -266,6 +266,7 @@ async def test_while_redis_is_away_requests_answer_503_with_retry_after(
     assert page.headers["retry-after"] == "5"
     assert page.headers["content-type"].startswith("text/html")
     assert "Please try again in a few seconds." in page.text
+    assert "Sorry, we could not do that just now" in page.text  # a kind heading, not "Error"
     for response in (api, posted):
         assert response.status_code == 503, response.text[:300]
         assert response.headers["retry-after"] == "5"
