@@ -51,7 +51,6 @@ class Rendered:
 # --- URLs ------------------------------------------------------------------------------------------
 
 _LINK_SCHEMES = frozenset({"http", "https", "mailto"})
-_IMAGE_SCHEMES = frozenset({"http", "https"})
 # Browsers ignore ASCII whitespace and control characters inside a scheme ("java\tscript:"), so we
 # strip them before looking for one; the same normalisation bleach applies.
 _URL_NOISE_RE = re.compile(r"[\x00-\x20\x7f-\xa0\s]+")
@@ -69,10 +68,12 @@ def _is_link_url(url: str) -> bool:
     return scheme is None or scheme in _LINK_SCHEMES
 
 
-def _is_image_url(url: str) -> bool:
-    # Images are fetched without a click, so only web URLs: no data:, no mailto:, no odd relative paths.
-    scheme = _scheme(url)
-    return scheme in _IMAGE_SCHEMES or (scheme is None and url.startswith("/"))
+def _is_own_image_url(url: str) -> bool:
+    """An image tica serves itself: a path on this site. A browser fetches an image without a click,
+    so one from elsewhere would tell a third party who read the post, and when (a tracking pixel)."""
+    path = _URL_NOISE_RE.sub("", url)
+    # "//host/x" and "/\\host/x" are other origins, written without a scheme.
+    return _scheme(url) is None and path.startswith("/") and not path.startswith(("//", "/\\"))
 
 
 class _Markdown(MarkdownIt):
@@ -341,10 +342,36 @@ def _finish_tokens(state: StateCore) -> None:
             attribution: _Attribution | None = token.meta["attribution"]
             if attribution is not None and attribution.post is not None and attribution.post not in ctx.quotes:
                 ctx.quotes.append(attribution.post)
-        elif token.type == "inline":
-            for child in token.children or []:
+        elif token.type == "inline" and token.children:
+            token.children = _own_images_only(token.children)
+            for child in token.children:
                 if child.type == "link_open":
                     child.attrSet("rel", LINK_REL)
+
+
+def _own_images_only(children: Sequence[Token]) -> list[Token]:
+    """Inline tokens with each image from another origin turned into a link to it, named by its alt
+    text (or its address): the reader sees what it is and may open it, nobody learns they read the post.
+    Inside a link only the alt text stays, since links do not nest."""
+    out: list[Token] = []
+    link_depth = 0
+    for child in children:
+        link_depth += 1 if child.type == "link_open" else -1 if child.type == "link_close" else 0
+        src = str(child.attrGet("src") or "") if child.type == "image" else ""
+        if child.type != "image" or _is_own_image_url(src):
+            out.append(child)
+            continue
+        alt = "".join(part.content for part in child.children or [] if part.type in ("text", "code_inline"))
+        text = Token("text", "", 0, content=alt.strip() or src)
+        if link_depth:
+            out.append(text)
+            continue
+        attrs: dict[str, str | int | float] = {"href": src}
+        title = child.attrGet("title")
+        if title:
+            attrs["title"] = title
+        out += [Token("link_open", "a", 1, attrs=attrs), text, Token("link_close", "a", -1)]
+    return out
 
 
 def _build_markdown() -> MarkdownIt:
@@ -391,7 +418,7 @@ _ALIGN_CLASS = _matches(r"align-(left|right|center)")
 # no on*, no id/name (which could clobber page globals), no target.
 _ATTRIBUTES: Mapping[str, Mapping[str, Callable[[str], bool]]] = {
     "a": {"href": _is_link_url, "title": _any, "rel": _equals(LINK_REL), "class": _equals("mention")},
-    "img": {"src": _is_image_url, "alt": _any, "title": _any},
+    "img": {"src": _is_own_image_url, "alt": _any, "title": _any},
     "ol": {"start": _matches(r"[0-9]{1,9}")},
     "code": {"class": _matches(r"language-[A-Za-z0-9_+#.-]{1,40}")},
     "th": {"class": _ALIGN_CLASS},

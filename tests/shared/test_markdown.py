@@ -97,10 +97,11 @@ def test_other_link_schemes_are_not_links(url: str) -> None:
     assert "href" not in render(f"[x]({url})").cooked
 
 
-def test_images_http_and_https_only() -> None:
-    """Images keep http(s) and same-origin sources with alt text; data: images are not rendered."""
+def test_images_same_origin_only() -> None:
+    """Images keep same-origin sources with alt text; a remote one is a link (test_markdown_images);
+    data: images are not rendered."""
     assert render("![a cat](https://example.org/cat.png)").cooked == (
-        '<p><img src="https://example.org/cat.png" alt="a cat"></p>'
+        f'<p><a href="https://example.org/cat.png" rel="{LINK_REL}">a cat</a></p>'
     )
     assert '<img src="/uploads/1.png" alt="up">' in render("![up](/uploads/1.png)").cooked
     assert "<img" not in render("![x](data:image/png;base64,iVBORw0KGgo=)").cooked
