@@ -141,6 +141,19 @@ class SessionStore:
         pipe.srem(self._user_key(user_id) + ":tokens", digest)
         await pipe.execute()
 
+    async def revoke_all_tokens(self, user_id: int, digests: Sequence[str] = ()) -> None:
+        """Revoke every API token of a user: those indexed for them here, and `digests` (the forum's
+        durable list), so a token survives in neither."""
+        tokens_key = self._user_key(user_id) + ":tokens"
+        indexed = {d.decode() if isinstance(d, bytes) else d for d in await self._members(tokens_key)}
+        every = indexed | set(digests)
+        if not every:
+            return
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.delete(*(self._token_key(digest) for digest in every))
+        pipe.srem(tokens_key, *every)
+        await pipe.execute()
+
     async def for_token(self, token: str) -> Session | None:
         if not token or len(token) > 200:
             return None

@@ -1,5 +1,5 @@
 """Password reset: a one-time link by email to choose a new password. Asking never tells
-whether an account has the address; using the link ends every session of the account.
+whether an account has the address; using the link ends every session and API token of the account.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from services.forum.accounts.tokens import (
     RESET_TOKEN_TTL,
     create_email_token,
     find_email_token,
+    revoke_all_api_tokens,
     unusable,
     use_all_email_tokens,
     use_email_token,
@@ -67,7 +68,8 @@ async def reset_token_user(rt: Runtime, token: str) -> User | None:
 
 
 async def confirm_reset(rt: Runtime, *, token: str, password: str, address: str) -> User:
-    """Set a new password with a reset token; every session of the account ends."""
+    """Set a new password with a reset token; every session and personal API token of the account ends
+    (whoever knew the old password may have made either)."""
     await ratelimit.enforce_limit(rt, RESET_CONFIRM_ADDRESS, address)
     user = await reset_token_user(rt, token)
     if user is None:
@@ -81,6 +83,7 @@ async def confirm_reset(rt: Runtime, *, token: str, password: str, address: str)
             raise ApiError(400, "invalid_token", EXPIRED_LINK)
         await use_all_email_tokens(conn, user.id, "reset")
         await set_password_hash(conn, user.id, password_hash)
+        await revoke_all_api_tokens(rt, conn, user.id)
         # Opening the link proved the address is theirs.
         updated = await mark_email_verified(conn, user.id)
         if not user.email_verified:

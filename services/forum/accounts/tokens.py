@@ -115,6 +115,22 @@ async def revoke_api_token_row(conn: asyncpg.Connection, *, user_id: int, token_
     return digest
 
 
+async def revoke_all_api_token_rows(conn: asyncpg.Connection, user_id: int) -> list[str]:
+    """Mark every live token of a member revoked; their digests."""
+    rows = await conn.fetch(
+        "UPDATE forum.api_tokens SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL RETURNING token_hash",
+        user_id,
+    )
+    return [row["token_hash"] for row in rows]
+
+
+async def revoke_all_api_tokens(rt: Runtime, conn: asyncpg.Connection, user_id: int) -> None:
+    """End every personal API token of a member, in the caller's transaction (a password reset:
+    whoever had the password may have made one). Redis before the commit: if it fails, the rows roll back."""
+    digests = await revoke_all_api_token_rows(conn, user_id)
+    await rt.sessions.revoke_all_tokens(user_id, digests)
+
+
 async def create_api_token(rt: Runtime, session: Session, name: str) -> tuple[asyncpg.Record, str]:
     """A new personal API token: its row and the token itself, which is shown this once."""
     name = name.strip()
