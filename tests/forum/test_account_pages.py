@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import re
+import unicodedata
 
 import httpx
 import pytest
@@ -324,7 +325,9 @@ async def test_profile_fields_render_inert(member_factory, client):
         one_line = re.sub(r"[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]", " ", payload)
         bio = payload.replace("\x00", "")[:3000]
         bio = re.sub(r"[\x01-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]", " ", bio)
-        body = {"display_name": one_line[:60], "pronouns": one_line[:40], "bio": bio}
+        # Display names refuse invisible (format) characters such as U+200B outright (issue 12).
+        display_name = "".join(c for c in one_line if unicodedata.category(c) != "Cf")[:60]
+        body = {"display_name": display_name, "pronouns": one_line[:40], "bio": bio}
         response = await member.client.patch("/api/me", json=body)
         assert response.status_code == 200, (payload, response.text)
         for viewer in (client, member.client):

@@ -9,6 +9,7 @@ pages turn it into a form error.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import unicodedata
@@ -18,7 +19,7 @@ from typing import Any
 
 import asyncpg
 
-from services.forum.accounts import passwords
+from services.forum.accounts import lookalikes, passwords
 from services.forum.outbox import write_event
 from shared.events import UserRegistered, UserUpdated
 from shared.sessions import Session
@@ -111,6 +112,108 @@ def has_controls(text: str, *, allow_newlines: bool = False) -> bool:
     return any((unicodedata.category(c) == "Cc" and c not in allowed) or c in _BIDI_CONTROLS for c in text)
 
 
+# --- display names: nobody passes for someone else ----------------------------------------------
+
+# Words that would make a display name read as a role; roles are shown as tags, never claimed in a name.
+ROLE_WORDS = frozenset({
+    "admin", "admins", "administrator", "administrators", "moderator", "moderators", "mod", "mods",
+    "staff", "sysadmin", "superuser", "official", "system", "safeguarding", "tica",
+})  # fmt: skip
+# Characters that show as nothing (or as a blank) although Unicode calls them letters or marks:
+# Hangul fillers, the blank Braille pattern, combining grapheme joiner, Khmer inherent vowels,
+# Mongolian and other variation selectors.
+_BLANKS = frozenset("\u115f\u1160\u3164\uffa0\u2800\u034f\u17b4\u17b5\u180b\u180c\u180d\u180f")
+_INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Co", "Cs", "Cn", "Zl", "Zp"})
+_NOT_ALNUM = re.compile(r"[\W_]+")
+
+
+def _invisible(char: str) -> bool:
+    category = unicodedata.category(char)
+    return (
+        category in _INVISIBLE_CATEGORIES
+        or (category == "Zs" and char != " ")
+        or char in _BLANKS
+        or "\ufe00" <= char <= "\ufe0f"
+        or "\U000e0100" <= char <= "\U000e01ef"
+    )
+
+
+def _looks(name: str) -> str:
+    """A name as it looks: compatibility forms folded (NFKC: fullwidth and mathematical letters), case
+    folded, and letters from other scripts that pass for Latin ones (a Cyrillic or Greek "o") as those."""
+    shown = unicodedata.normalize("NFKC", name).translate(lookalikes.LATIN).casefold()
+    return shown.translate(lookalikes.LATIN).casefold()
+
+
+# Latin letters and digits that are hard to tell apart in many fonts: "l", "1" and "I" (folded to "i"),
+# "0" and "o", "rn" and "m", "vv" and "w".
+_ASCII_LOOKALIKES = (("rn", "m"), ("vv", "w"), ("l", "i"), ("1", "i"), ("0", "o"))
+
+
+def _fold_ascii(text: str) -> str:
+    for shape, same in _ASCII_LOOKALIKES:
+        text = text.replace(shape, same)
+    return text
+
+
+def name_skeleton(name: str) -> str:
+    """What a name looks like, letters and digits only, for telling whether two names could be taken
+    for each other: "Mo", "M_o", "Mo" in Cyrillic letters or in fullwidth ones all have the skeleton
+    of the username "mo"."""
+    return _fold_ascii(_NOT_ALNUM.sub("", _looks(name)))
+
+
+_ROLE_SKELETONS = frozenset(_fold_ascii(word) for word in ROLE_WORDS)
+
+
+def _names_a_role(name: str) -> bool:
+    """Whether a word of the name, as it looks and without trailing digits ("Mod1", "ADM1N"), is a role."""
+    words = (word.rstrip("0123456789") for word in _NOT_ALNUM.split(_looks(name)))
+    return any(_fold_ascii(word) in _ROLE_SKELETONS for word in words if word)
+
+
+def display_name_problem(name: str) -> str | None:
+    """What is wrong with a display name on its own: invisible characters, no letter or digit, or
+    a role word (whether it is too like another member's name needs the database: name_collision)."""
+    if any(_invisible(char) for char in name):
+        return "Display names can only use letters, numbers, punctuation and ordinary spaces: no invisible characters"
+    if not any(unicodedata.category(char)[0] in "LN" for char in name):
+        return "Display names need at least one letter or number"
+    if _names_a_role(name):
+        return (
+            "Display names cannot include a role such as moderator, admin or staff. "
+            "Roles are shown beside your name when you have one"
+        )
+    return None
+
+
+NAME_TOO_LIKE = (
+    "That name is too like another member\u2019s name or username, so people could mistake one of you for the "
+    "other. Add something to set it apart, such as your surname or organisation"
+)
+OTHER_NAMES_SQL = "SELECT username, display_name FROM forum.users WHERE id IS DISTINCT FROM $1"
+
+
+async def name_collides(conn: asyncpg.Connection, name: str, *, user_id: int | None, username: str) -> bool:
+    """Whether a display name looks like another member's username or display name. A member's own
+    username is theirs to use ("Ada" for ada)."""
+    skeleton = name_skeleton(name)
+    if not skeleton or skeleton == name_skeleton(username):
+        return False
+    rows = await conn.fetch(OTHER_NAMES_SQL, user_id)
+
+    def collides() -> bool:  # every member's names: in a thread, so a large community never stalls the loop
+        return any(skeleton in (name_skeleton(row["username"]), name_skeleton(row["display_name"])) for row in rows)
+
+    return await asyncio.to_thread(collides)
+
+
+async def check_display_name(conn: asyncpg.Connection, name: str | None, *, user_id: int | None, username: str) -> None:
+    """422 when a display name being set is too like another member's name (see name_collides)."""
+    if name and await name_collides(conn, name, user_id=user_id, username=username):
+        raise invalid({"display_name": NAME_TOO_LIKE})
+
+
 # Profile fields in the order the edit form asks (its error summary follows it): the name a
 # problem is reported under, the longest value allowed, whether it may span lines, and its subject.
 _PROFILE_FIELDS = (
@@ -134,7 +237,16 @@ def profile_problems(**fields: str | None) -> dict[str, str]:
             problems[name] = f"{subject} must be {limit:,} characters or fewer"
         elif has_controls(value, allow_newlines=lines):
             problems[name] = f"{subject} cannot contain control characters or text-direction marks"
+        elif name == "display_name" and value:
+            problem = display_name_problem(value)
+            if problem:
+                problems[name] = problem
     return problems
+
+
+def _in_form_order(problems: dict[str, str]) -> dict[str, str]:
+    order = [name for name, *_ in _PROFILE_FIELDS]
+    return dict(sorted(problems.items(), key=lambda item: order.index(item[0]) if item[0] in order else len(order)))
 
 
 def registration_problems(*, username: str, email: str, password: str, display_name: str | None) -> dict[str, str]:
@@ -362,25 +474,37 @@ async def create_account(
 
 async def update_me(rt: Runtime, session: Session, changes: dict[str, Any]) -> User:
     """Change the viewer's display name, pronouns, bio, organisation, interests or whether the
-    member directory lists them; records user.updated with the change."""
-    texts = {name: value for name, value in changes.items() if name != "in_directory"}
-    problems = profile_problems(**texts)
-    if problems:
-        raise invalid(problems)
+    member directory lists them; records user.updated with the change.
+
+    A display name is checked when it changes (display_name_problem, name_collides); one kept as it
+    was is never refused, so a name from before these rules stays usable.
+    """
     values = dict(changes)
-    if "pronouns" in values:
-        values["pronouns"] = values["pronouns"] or None
-    for name in ("bio", "organisation", "interests"):
-        if name in values:
-            values[name] = values[name] or ""
-    if values.get("in_directory", True) is None:
-        del values["in_directory"]
     async with rt.pool.acquire() as conn, conn.transaction():
         user = await user_by_id(conn, session.user_id)
         if user is None:
             raise ApiError(401, "unauthorized", "Please log in first.")
+        if values.get("display_name") == user.display_name:
+            del values["display_name"]
+        problems = profile_problems(**{name: value for name, value in values.items() if name != "in_directory"})
+        wanted = values.get("display_name")
+        if (
+            wanted
+            and "display_name" not in problems
+            and await name_collides(conn, wanted, user_id=user.id, username=user.username)
+        ):
+            problems = _in_form_order({**problems, "display_name": NAME_TOO_LIKE})
+        if problems:
+            raise invalid(problems)
         if "display_name" in values:
             values["display_name"] = values["display_name"] or user.username
+        if "pronouns" in values:
+            values["pronouns"] = values["pronouns"] or None
+        for name in ("bio", "organisation", "interests"):
+            if name in values:
+                values[name] = values[name] or ""
+        if values.get("in_directory", True) is None:
+            del values["in_directory"]
         if values:
             user = await update_profile(conn, user.id, values)
             await write_event(conn, updated_event(user), actor_id=user.id)

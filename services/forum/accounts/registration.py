@@ -13,6 +13,7 @@ import asyncpg
 from services.forum.accounts import mails, passwords
 from services.forum.accounts.accounts import (
     User,
+    check_display_name,
     create_account,
     invalid,
     mark_email_verified,
@@ -99,6 +100,7 @@ async def _register(
 ) -> Registration:
     if await user_by_username(conn, username) is not None:
         raise username_taken()
+    await check_display_name(conn, display_name, user_id=None, username=username)
     owner = await user_by_email(conn, email)
     if owner is None:
         try:
