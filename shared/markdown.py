@@ -13,9 +13,15 @@ Callers store `Rendered.cooked` beside the raw text and never re-sanitise; templ
 
 from __future__ import annotations
 
+import asyncio
+import multiprocessing
+import os
 import re
+import signal
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from html import escape
 from html.parser import HTMLParser
@@ -29,7 +35,17 @@ from markdown_it.rules_core import StateCore
 from markdown_it.token import Token
 from markdown_it.utils import EnvType, OptionsDict
 
-__all__ = ["LINK_REL", "USERNAME_RE", "Rendered", "excerpt", "plain_text", "render"]
+__all__ = [
+    "LINK_REL",
+    "USERNAME_RE",
+    "Rendered",
+    "TooComplex",
+    "close_render_pool",
+    "excerpt",
+    "plain_text",
+    "render",
+    "render_async",
+]
 
 _USERNAME = r"[A-Za-z0-9_-]{3,20}"
 USERNAME_RE = re.compile(rf"^{_USERNAME}$")
@@ -518,3 +534,119 @@ def excerpt(text: str, max_chars: int = 200) -> str:
     if text[max_chars - 1] != " " and " " in cut:
         cut = cut.rsplit(" ", 1)[0]  # the next character continues a word: drop the partial word
     return cut.rstrip(" ,;:.-") + "…"
+
+
+# --- Rendering off the event loop ------------------------------------------------------------------
+
+# A long table or a deep list takes markdown-it and bleach seconds of pure Python: on the event loop
+# that would stall every request and websocket of the process. Services render in worker processes
+# instead, each render within a budget of CPU time.
+
+KnownUsersAsync = Callable[[list[str]], Awaitable[set[str]]]
+
+
+class TooComplex(Exception):
+    """A text took longer than its budget to render: it is refused, never half shown."""
+
+
+class _OverBudget(BaseException):
+    """Raised in a worker by its CPU timer; a BaseException, so no `except Exception` on the way swallows it."""
+
+
+def _over_budget(signum: int, frame: object) -> None:
+    raise _OverBudget
+
+
+def _start_worker() -> None:
+    # Ctrl-C in a terminal reaches the whole process group: the parent stops, then ends the pool.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGPROF, _over_budget)
+
+
+def _render_job(raw: str, known: frozenset[str] | None, budget_ms: int) -> tuple[Rendered, tuple[str, ...]]:
+    """In a worker: render linking `known` names (every well-formed one when None), within budget_ms of
+    the worker's CPU time; also the lowercased candidate names found, for the caller to look up."""
+    candidates: list[str] = []
+
+    def lookup(names: Iterable[str]) -> set[str]:
+        candidates.extend(names)
+        return set(candidates) if known is None else set(known)
+
+    signal.setitimer(signal.ITIMER_PROF, budget_ms / 1000)
+    try:
+        rendered = render(raw, known_users=lookup)
+    except _OverBudget:
+        raise TooComplex from None
+    finally:
+        signal.setitimer(signal.ITIMER_PROF, 0)
+    return rendered, tuple(candidates)
+
+
+class _RenderPool:
+    """The worker processes of one service process, started at its first render.
+
+    One per process, like the parsers above: it holds processes, not settings (the budget comes with
+    each call). forkserver: workers are forked from a small clean process that has imported this
+    module, never from a service process with its threads and sockets.
+    """
+
+    def __init__(self) -> None:
+        self._executor: ProcessPoolExecutor | None = None
+
+    def _running(self) -> ProcessPoolExecutor:
+        if self._executor is None:
+            context = multiprocessing.get_context("forkserver")
+            context.set_forkserver_preload([__name__])
+            workers = min(4, os.cpu_count() or 1)
+            self._executor = ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker)
+        return self._executor
+
+    async def run(self, raw: str, known: frozenset[str] | None, budget_ms: int) -> tuple[Rendered, tuple[str, ...]]:
+        loop = asyncio.get_running_loop()
+        for attempt in (1, 2):
+            executor = self._running()
+            try:
+                return await loop.run_in_executor(executor, _render_job, raw, known, budget_ms)
+            except _OverBudget:  # the timer fired as the render ended: over budget all the same
+                raise TooComplex from None
+            except BrokenProcessPool:
+                # A worker died (killed, out of memory): start afresh once; a text that kills
+                # workers again is refused like any other that cannot be rendered.
+                if self._executor is executor:
+                    self._executor = None
+                    executor.shutdown(wait=False, cancel_futures=True)
+                if attempt == 2:
+                    raise TooComplex from None
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        """End the workers (they start again at the next render)."""
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None
+
+
+_POOL = _RenderPool()
+
+
+async def render_async(raw: str, *, budget_ms: int, known_users: KnownUsersAsync | None = None) -> Rendered:
+    """render() in a worker process, so the event loop never waits on it; TooComplex when it takes
+    more than budget_ms of CPU time.
+
+    `known_users` (awaited on this side, e.g. a database lookup) gets the lowercased candidate
+    usernames and returns those that exist; without it every well-formed @name is linked. The first
+    render links every candidate, so when all of them exist (the usual case) one render is enough.
+    """
+    rendered, candidates = await _POOL.run(raw, None, budget_ms)
+    if known_users is None or not candidates:
+        return rendered
+    known = {name.lower() for name in await known_users(list(candidates))} & set(candidates)
+    if known == set(candidates):
+        return rendered
+    rendered, _ = await _POOL.run(raw, frozenset(known), budget_ms)
+    return rendered
+
+
+def close_render_pool() -> None:
+    """Stop this process's render workers (a service's shutdown; tests)."""
+    _POOL.close()

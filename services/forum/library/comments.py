@@ -12,6 +12,7 @@ import asyncpg
 from services.forum import access
 from services.forum.library.documents import COMMENT_SELECT, document_audience, readable_comment, readable_document
 from services.forum.library.folders import invalid
+from services.forum.moderation import screening
 from services.forum.outbox import write_event
 from services.forum.topics import posts
 from shared import markdown
@@ -100,12 +101,19 @@ def _clean_body(body: str) -> str:
     return body
 
 
-async def create_comment(conn: asyncpg.Connection, who: Session, document_id: int, body: str) -> asyncpg.Record:
-    """Comment on a document (the same markdown as posts); records document.comment_created."""
+async def create_comment(
+    conn: asyncpg.Connection,
+    who: Session,
+    document_id: int,
+    body: str,
+    rules: screening.PostingRules | None = None,
+) -> asyncpg.Record:
+    """Comment on a document (the same markdown as posts, rendered within the budget `rules` give);
+    records document.comment_created."""
     document = await readable_document(conn, who, document_id)
     author = await posts.check_can_post(conn, who)
     raw = _clean_body(body)
-    rendered = await posts.render_body(conn, raw)
+    rendered = await posts.render_body(conn, raw, rules)
     comment_id = await conn.fetchval(INSERT_COMMENT_SQL, document_id, who.user_id, raw, rendered.cooked, rendered.text)
     await conn.execute(COUNT_COMMENT_SQL, document_id)
     row, _ = await readable_comment(conn, who, comment_id)
@@ -126,14 +134,25 @@ async def create_comment(conn: asyncpg.Connection, who: Session, document_id: in
     return row
 
 
-async def edit_comment(conn: asyncpg.Connection, who: Session, comment_id: int, body: str) -> asyncpg.Record:
-    """Edit a comment (its author or staff); the previous text is kept; records document.comment_edited."""
+async def edit_comment(
+    conn: asyncpg.Connection,
+    who: Session,
+    comment_id: int,
+    body: str,
+    rules: screening.PostingRules | None = None,
+) -> asyncpg.Record:
+    """Edit a comment (its author or staff); the previous text is kept; records document.comment_edited.
+
+    With `rules` (every request should pass them) the edit counts against the same allowance as post
+    edits (429 over it) and renders within the configured budget.
+    """
     row, document = await readable_comment(conn, who, comment_id)
     require_editable(who, row, "edit")
     raw = _clean_body(body)
     if raw == row["raw"]:
         return row
-    rendered = await posts.render_body(conn, raw)
+    await posts.enforce_edit_limit(conn, who, rules)
+    rendered = await posts.render_body(conn, raw, rules)
     await conn.execute(KEEP_REVISION_SQL, comment_id, row["revision"], row["raw"], who.user_id)
     revision = await conn.fetchval(EDIT_COMMENT_SQL, comment_id, raw, rendered.cooked, rendered.text)
     await write_event(

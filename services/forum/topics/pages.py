@@ -525,7 +525,8 @@ async def edit_post_page(request: Request) -> Response:
     who = await viewer(request)
     if who is None:
         return _login_redirect(request)
-    pool = runtime(request).pool
+    rt = runtime(request)
+    pool = rt.pool
     if request.method == "GET":
         async with pool.acquire() as conn:
             post, topic = await revisions.check_edit(conn, who, post_id)
@@ -536,16 +537,17 @@ async def edit_post_page(request: Request) -> Response:
     try:
         clean = api.POST_PATCH.validate(form)
         async with pool.acquire() as conn, conn.transaction():
-            post = await revisions.edit_post(conn, who, post_id, clean)
+            post = await revisions.edit_post(conn, who, post_id, clean, screening.PostingRules.of(rt))
             topic = await topics.readable_topic(conn, who, post["topic_id"])
             location = await _post_location(conn, who, post, topic)
     except ApiError as exc:
-        if exc.status not in (409, 422):
+        if exc.status not in (409, 422, 429):
             raise
         async with pool.acquire() as conn:
             post, topic = await revisions.check_edit(conn, who, post_id)
         context = {**_edit_context(post, topic, form), **_errors(exc, "body")}
-        return await render(request, "topics/edit_post.html", context, status=422)
+        status = 429 if exc.status == 429 else 422
+        return await render(request, "topics/edit_post.html", context, status=status, headers=exc.headers)
     return RedirectResponse(location, status_code=303)
 
 

@@ -12,7 +12,7 @@ endpoints and shapes in api.py; the pages call the same functions.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import asyncpg
@@ -38,6 +38,7 @@ from services.forum.writings.targets import POST
 from shared import markdown
 from shared.events import PostCreated
 from shared.sessions import Session
+from shared.settings import Settings
 from shared.web import ApiError, invalid
 
 BODY_MAX = 50_000
@@ -222,24 +223,61 @@ def posting_refusal(
     return None
 
 
-async def render_body(conn: asyncpg.Connection, raw: str) -> markdown.Rendered:
-    """Render a post, linking (and reporting) only mentions of people who exist."""
-    candidates: list[str] = []
+# What a text may cost to render when no settings come with it (demo data, moderators publishing a
+# post that was rendered once already): the setting's default.
+DEFAULT_RENDER_BUDGET_MS = Settings.render_budget_ms
 
-    def collect(names: Iterable[str]) -> set[str]:
-        candidates.extend(names)
-        return set()
 
-    first = markdown.render(raw, known_users=collect)
-    if not candidates:
-        return first
-    rows = await conn.fetch(
-        "SELECT lower(username) FROM forum.users WHERE lower(username) = ANY($1::text[])", candidates
+async def render_body(
+    conn: asyncpg.Connection, raw: str, rules: screening.PostingRules | None = None
+) -> markdown.Rendered:
+    """Render a post or comment in a worker process (never on the event loop), linking (and reporting)
+    only mentions of people who exist; 422 when it takes longer than the render budget."""
+
+    async def known(names: list[str]) -> set[str]:
+        rows = await conn.fetch(
+            "SELECT lower(username) FROM forum.users WHERE lower(username) = ANY($1::text[])", names
+        )
+        return {row[0] for row in rows}
+
+    budget_ms = rules.settings.render_budget_ms if rules is not None else DEFAULT_RENDER_BUDGET_MS
+    try:
+        return await markdown.render_async(raw, budget_ms=budget_ms, known_users=known)
+    except markdown.TooComplex:
+        raise too_complex("body") from None
+
+
+def too_complex(field: str) -> ApiError:
+    """The 422 for a text that takes too long to turn into HTML."""
+    return ApiError(
+        422,
+        "too_complex",
+        "This is too complex to show: please split it up (a very long table, for example, into several "
+        "smaller ones or several posts). Your text is still here.",
+        {field: "is too complex to show; split it up"},
     )
-    known = {row[0] for row in rows}
-    if not known:
-        return first
-    return markdown.render(raw, known_users=lambda names: known)
+
+
+def edit_limit(settings: Settings, *, new_member: bool) -> screening.Limit:
+    """Edits a member may make per minute: of posts and document comments, one allowance for both."""
+    per_minute = settings.new_member_edits_per_minute if new_member else settings.edits_per_minute
+    return screening.Limit(
+        "edits-minute",
+        per_minute,
+        screening.MINUTE_S,
+        "You are editing quickly. To keep things calm for everyone, please wait {wait} before saving "
+        "another change. Your text is still here.",
+    )
+
+
+async def enforce_edit_limit(conn: asyncpg.Connection, who: Session, rules: screening.PostingRules | None) -> None:
+    """Count one edit (of a post or a document comment) against the editor's allowance, stricter for
+    new members; staff, and code writing on nobody's behalf (no rules), are not limited. 429 over it."""
+    if rules is None or who.is_staff:
+        return
+    joined = await conn.fetchval("SELECT created_at FROM forum.users WHERE id = $1", who.user_id)
+    new_member = joined is not None and screening.is_new_member(rules.settings, joined)
+    await screening.enforce_limits(rules, who.user_id, [edit_limit(rules.settings, new_member=new_member)])
 
 
 async def _user_ids(conn: asyncpg.Connection, usernames: Sequence[str], *, besides: int) -> list[int]:
@@ -423,7 +461,7 @@ async def start_topic(
     note = clean_note(data.get("content_note"))
     anonymous = check_anonymous(category["allow_anonymous"], data.get("anonymous"))
     kind = data.get("kind") or "discussion"
-    rendered = await render_body(conn, raw)
+    rendered = await render_body(conn, raw, rules)
     review = await screening.review_new_post(
         conn, who, author, text=f"{title}\n{rendered.text}", rules=rules, topic=True
     )
@@ -498,7 +536,7 @@ async def reply(
         wanted = True  # an anonymous topic's author stays anonymous in it unless they say otherwise
     anonymous = check_anonymous(topic.allow_anonymous, wanted)
     reply_to = await check_reply_to(conn, topic, data.get("reply_to"))
-    rendered = await render_body(conn, raw)
+    rendered = await render_body(conn, raw, rules)
     review = await screening.review_new_post(conn, who, author, text=rendered.text, rules=rules, topic=False)
     return await _write_post(conn, topic, author, raw, note, review, rendered, anonymous=anonymous, reply_to=reply_to)
 

@@ -12,7 +12,15 @@ from services.forum import access
 from services.forum.moderation import audit, screening
 from services.forum.outbox import write_event
 from services.forum.topics.moves import SET_STATUS_SQL, lock_post, post_about
-from services.forum.topics.posts import censored, check_can_post, clean_body, fetch_post, readable_post, render_body
+from services.forum.topics.posts import (
+    censored,
+    check_can_post,
+    clean_body,
+    enforce_edit_limit,
+    fetch_post,
+    readable_post,
+    render_body,
+)
 from services.forum.topics.topics import (
     ANONYMOUS_AUTHOR,
     ANONYMOUS_USERNAME,
@@ -54,16 +62,23 @@ RETURNING revision
 """
 
 
-async def edit_post(conn: asyncpg.Connection, who: Session, post_id: int, data: dict[str, Any]) -> asyncpg.Record:
+async def edit_post(
+    conn: asyncpg.Connection,
+    who: Session,
+    post_id: int,
+    data: dict[str, Any],
+    rules: screening.PostingRules | None = None,
+) -> asyncpg.Record:
     """Check and apply an edit (POST_PATCH data), keeping the previous version; returns the post row.
 
     A revision row keeps a version's text together with who replaced it, when and why;
     an edit that changes nothing makes no revision. An author's edit is screened like a new
     post; editing a hidden or rejected post asks moderators for another look. Staff editing
     someone else's post give a reason (the author sees it with the revisions) and are audited.
+    With `rules` (every request should pass them) edits are rate limited (429) and rendered within
+    the configured budget (422 when too complex).
     """
     post, topic = await check_edit(conn, who, post_id)
-    post = await lock_post(conn, post_id)
     raw = clean_body(data["body"])
     note = clean_note(data["content_note"]) if "content_note" in data else post["content_note"]
     if raw == post["raw"] and note == post["content_note"]:
@@ -72,7 +87,14 @@ async def edit_post(conn: asyncpg.Connection, who: Session, post_id: int, data: 
     by_author = who.user_id == post["author_id"]
     if not by_author and not reason:
         raise invalid("edit_reason", "is needed when you edit someone else\u2019s post: its author will see it")
-    rendered = await render_body(conn, raw)
+    await enforce_edit_limit(conn, who, rules)
+    # Rendered before the post is locked: the row stays free while a worker renders.
+    rendered = await render_body(conn, raw, rules)
+    post = await lock_post(conn, post_id)
+    if "content_note" not in data:
+        note = post["content_note"]
+    if raw == post["raw"] and note == post["content_note"]:
+        return post
     review = await screening.review_edit(conn, old_text=post["plain"], new_text=rendered.text) if by_author else None
     rendered = censored(rendered, review.censored if review else None)
     await conn.execute(

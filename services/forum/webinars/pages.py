@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Awaitable, Callable
 from datetime import date, datetime, time
+from html import escape
 from typing import Any
 
 import asyncpg
@@ -91,7 +92,7 @@ async def webinar_page(request: Request) -> Response:
             else None
         )
         item = view(row, who, registration, position)
-        rendered = markdown.render(row["description"]) if row["description"] else None
+        description_html = await _description_html(row["description"], runtime(request).settings.render_budget_ms)
         speaker_ids = [s["user_id"] for s in row["speakers"] if s.get("user_id")]
         usernames = dict(
             await conn.fetch("SELECT id, username FROM forum.users WHERE id = ANY($1::bigint[])", speaker_ids)
@@ -106,12 +107,23 @@ async def webinar_page(request: Request) -> Response:
         "webinars/webinar.html",
         {
             "webinar": item,
-            "description_html": rendered.cooked if rendered else "",
+            "description_html": description_html,
             "slides_document": document,
             "speaker_usernames": usernames,
             "notice": request.query_params.get("done", ""),
         },
     )
+
+
+async def _description_html(description: str | None, budget_ms: int) -> str:
+    """A webinar's description as HTML (rendered in a worker process); plain paragraphs when it is
+    too complex to render, so the page still shows it."""
+    if not description:
+        return ""
+    try:
+        return (await markdown.render_async(description, budget_ms=budget_ms)).cooked
+    except markdown.TooComplex:
+        return "".join(f"<p>{escape(part)}</p>" for part in description.split("\n\n") if part.strip())
 
 
 @pages.post("/webinars/{id:int}/register")
