@@ -4,308 +4,70 @@ Every notify replica reads the event stream (and notify's own stream of unread
 counts) with plain XREAD, no group, so each sees every event and pushes it to its
 own websocket clients. A client subscribes to channels (`topic:N`, `category:N`,
 `user:N`, and `latest` for lists of every category), each checked against what the
-viewer may see; it sends the last event id it saw and gets what it missed (XRANGE,
-exclusive), or `reset` (with the id to go on from) when that id is older than the
-stream keeps or more than REPLAY_LIMIT entries back. channels.py names the channels
-and says what each event type shows on them: user.* events never reach topic or
-category channels (they carry private addresses), channels get only what a page needs
-(ids, post number, author username, event type), and `user:N` gets only unread counts.
-An entry that is not a valid event is logged with its id and type.
+viewer may see; it sends the last event id it saw and gets what it missed first.
+channels.py names the channels and says what each event type shows on them: user.*
+events never reach topic or category channels (they carry private addresses),
+channels get only what a page needs (ids, post number, author username, event type),
+and `user:N` gets only unread counts.
 
-Each client has a bounded queue; the fan-out never waits for a client. A client
-whose queue is full is disconnected (close code 4008: reconnect and resume), so a
-slow reader never slows anyone else. A replay is the one sender that waits: it fills
-at most half the queue and streams at the client's pace, so resuming never overflows.
-
-Who a viewer is follows the stream too: a member removed from a group, demoted or
-suspended loses what that allowed on every open socket at once (their session in
-Redis is refreshed by the forum after its commit; the 60-second session check only
-catches what no event says). A channel whose audience notify does not know yet (a
-topic created a moment ago, ids above any it knows) is answered `pending` and
-subscribed when its creation arrives; it is refused only once it is known to be
-forbidden, and never earlier than an unknown one would be, so `pending` tells an
-outsider no more than the newest id.
+Beside this module: live_client.py (one connection and its bounded queue: the fan-out
+never waits for a client), live_replay.py (resuming from the last event id, or `reset`),
+live_access.py (who a viewer is and who may read a channel, following the stream;
+channels answered `pending`) and live_wire.py (stream entries read, messages and close
+codes). A channel answered `pending` is subscribed here once its audience arrives, and
+refused never earlier than an unknown one would be, so `pending` tells an outsider no
+more than the newest id.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
-import json
 import logging
-import re
 import time
-from collections import OrderedDict
-from collections.abc import Coroutine, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-import asyncpg
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import RedisError
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket
 
 from services.notify import channels as ch
-from services.notify import notifications, projections
-from services.notify.channels import Message, live_messages
-from shared import audience as aud
+from services.notify import live_replay, notifications, projections
+from services.notify.live_access import UNAVAILABLE, Access
+from services.notify.live_client import QUEUE_SIZE, Client
+from services.notify.live_wire import (
+    CLOSE_BAD_ORIGIN,
+    CLOSE_INTERNAL,
+    CLOSE_REASONS,
+    CLOSE_SESSION_ENDED,
+    CLOSE_TOO_SLOW,
+    CLOSE_TRY_LATER,
+    STREAM_ID,
+    as_str,
+    count_message,
+    dumps,
+    error,
+    event_message,
+    forbidden,
+    parse_message,
+    read_entry,
+    stream_key,
+)
 from shared import events as ev
-from shared.sessions import SESSION_COOKIE, Session
+from shared.sessions import SESSION_COOKIE
 from shared.web import Runtime, error_response
 
 log = logging.getLogger("tica.live")
 
-STREAM_ID = re.compile(r"[0-9]{1,20}-[0-9]{1,20}")
-QUEUE_SIZE = 256  # messages waiting for one client before it is disconnected
 XREAD_COUNT = 100  # entries fanned out at once: below QUEUE_SIZE, so a burst alone never overflows
 MAX_CHANNELS = 50
-MAX_MESSAGE_BYTES = 8192
-REPLAY_LIMIT = 1000  # a client that missed more than this reloads instead (reset)
 PING_INTERVAL_S = 30.0
 SESSION_CHECK_INTERVAL_S = 60.0
-AUDIENCE_CACHE_S = 5.0
 PENDING_S = 10.0  # how long a subscription to a channel notify does not know yet waits for it
-REVOKED_S = 120.0  # how long a right an event took away outweighs a session read from Redis
-RECENT_CHANNELS = 10_000  # audiences learnt from the stream, kept until the projection has them
 RETRY_AFTER_S = 5
-CLOSE_SESSION_ENDED = 4001
-CLOSE_BAD_ORIGIN = 4003
-CLOSE_TOO_SLOW = 4008
-CLOSE_INTERNAL = 1011
-CLOSE_TRY_LATER = 1013
-CLOSE_REASONS = {
-    CLOSE_SESSION_ENDED: "Your session ended.",
-    CLOSE_TOO_SLOW: "Too far behind: reconnect and resume.",
-    CLOSE_INTERNAL: "Something went wrong: reconnect.",
-    CLOSE_TRY_LATER: "Live updates are unavailable for a moment: try again later.",
-}
-# Services that are down (Redis, PostgreSQL): the client is told to come back, not that it erred.
-UNAVAILABLE = (RedisError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
-# The newest id notify knows of a kind: an unknown channel above it may be one being created.
-NEWEST_SQL = {"topic": "SELECT max(id) FROM notify.topics", "category": "SELECT max(id) FROM notify.categories"}
-
-StreamKey = tuple[int, int]
-
-
-def stream_key(entry_id: str) -> StreamKey:
-    """A stream id as a comparable pair."""
-    ms, _, seq = entry_id.partition("-")
-    return int(ms), int(seq or 0)
-
-
-def _str(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def dumps(value: dict[str, Any]) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-
-
-# --- reading the stream ------------------------------------------------------------------------
-
-
-def read_entry(entry_id: str, fields: dict[Any, Any]) -> tuple[ev.Envelope, list[Message]] | None:
-    """An event entry's envelope and channel messages; None, logged with the entry id and event
-    type, when it is not a valid event. The durable consumers dead-letter such an entry; live
-    serves the others and says which one it could not read, so a renamed field is seen, not silent."""
-    raw = fields.get(ev.STREAM_FIELD.encode()) or fields.get(ev.STREAM_FIELD)
-    try:
-        envelope = ev.Envelope.from_json(raw or b"")
-    except ev.EventError as exc:
-        log.warning(
-            "live: stream entry %s (type %s) is not an event, not forwarded: %s", entry_id, _claimed_type(raw), exc
-        )
-        return None
-    try:
-        return envelope, live_messages(envelope)
-    except ev.EventError as exc:
-        log.warning(
-            "live: stream entry %s (type %s) does not match its definition, not forwarded: %s",
-            entry_id,
-            envelope.type,
-            exc,
-        )
-    except Exception:  # a handler bug must not stop the fan-out for everyone else
-        log.exception("live: stream entry %s (type %s) could not be forwarded", entry_id, envelope.type)
-    return None
-
-
-def _claimed_type(raw: Any) -> str:
-    """The type an unreadable entry says it has, for the log ("?" when it says none)."""
-    try:
-        value = json.loads(raw or b"")
-    except (TypeError, ValueError, RecursionError):
-        return "?"
-    return str(value.get("type", "?")) if isinstance(value, dict) else "?"
-
-
-def event_message(entry_id: str, channel: str, event_type: str, data: dict[str, Any]) -> str:
-    """The text of one event on one channel, as clients receive it."""
-    return dumps({"type": "event", "id": entry_id, "channel": channel, "event": event_type, "data": data})
-
-
-def count_message(entry_id: str, channel: str, unread: int) -> str:
-    """A member's unread count on their `user:N` channel."""
-    return event_message(entry_id, channel, "notification.count", {"unread": unread})
-
-
-def error(code: str, message: str, channel: str | None = None) -> dict[str, Any]:
-    body: dict[str, Any] = {"type": "error", "code": code, "message": message}
-    if channel is not None:
-        body["channel"] = channel
-    return body
-
-
-def forbidden(channel: str) -> dict[str, Any]:
-    # The same answer for what does not exist and what is private: outsiders learn nothing.
-    kind = (ch.parse(channel) or ("channel", 0))[0]
-    return error("forbidden", f"You cannot follow that {kind}.", channel)
-
-
-# Events that change who a member is: the access they carry reaches open sockets at once.
-MEMBER_EVENTS = frozenset(
-    cls.type for cls in (ev.GroupMemberAdded, ev.GroupMemberRemoved, ev.UserUpdated, ev.UserSuspended)
-)
-# Events that say who may read a topic or category, so a channel created a moment ago is known.
-AUDIENCE_EVENTS = frozenset(
-    cls.type for cls in (ev.TopicCreated, ev.TopicUpdated, ev.CategoryCreated, ev.CategoryUpdated)
-)
-
-
-def _suspended(until: str | None) -> bool:
-    if until is None:
-        return False
-    try:
-        moment = datetime.fromisoformat(until)
-    except ValueError:
-        return True  # unreadable: the safe reading
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)) > datetime.now(UTC)
-
-
-# --- clients -------------------------------------------------------------------------------------
-
-
-class Client:
-    """One websocket connection: its viewer, channels and bounded outgoing queue."""
-
-    __slots__ = (
-        "audiences",
-        "channels",
-        "closing",
-        "held",
-        "hub",
-        "may_read",
-        "pending",
-        "queue",
-        "recheck",
-        "replayed_upto",
-        "room",
-        "sender",
-        "session",
-        "tasks",
-        "waiting",
-        "websocket",
-    )
-
-    def __init__(self, hub: Hub, websocket: WebSocket, session: Session | None, queue_size: int) -> None:
-        self.hub = hub
-        self.websocket = websocket
-        self.session = session
-        self.set_audiences(aud.for_viewer(session))
-        self.queue: asyncio.Queue[str] = asyncio.Queue(queue_size)
-        self.room = asyncio.Event()  # set while a replay may queue more
-        self.room.set()
-        self.channels: set[str] = set()
-        # Channels being replayed: live messages wait here so none is lost or sent twice.
-        self.pending: dict[str, list[tuple[StreamKey, str]]] = {}
-        self.replayed_upto: dict[str, StreamKey] = {}
-        # Channels asked again after the viewer lost a right: their messages wait for the answer.
-        self.held: dict[str, list[tuple[StreamKey, str, list[str] | None]]] = {}
-        self.recheck: asyncio.Task[None] | None = None
-        self.waiting: set[str] = set()  # channels answered `pending`
-        self.tasks: set[asyncio.Task[None]] = set()
-        self.closing: int | None = None
-        self.sender: asyncio.Task[None] | None = None
-
-    def set_audiences(self, audiences: list[str]) -> None:
-        self.audiences = frozenset(audiences)
-        self.may_read = aud.reader(self.audiences)
-
-    def sees(self, audience: Iterable[str] | None) -> bool:
-        """Whether the viewer may see a message (None: the channel's check at subscribe decided)."""
-        return audience is None or self.may_read(audience)
-
-    @property
-    def replay_room(self) -> int:
-        return max(1, (self.queue.maxsize or QUEUE_SIZE) // 2)
-
-    def push(self, text: str) -> None:
-        """Queue a message; a full queue disconnects the client rather than wait for it."""
-        if self.closing is not None:
-            return
-        try:
-            self.queue.put_nowait(text)
-        except asyncio.QueueFull:
-            self.hub.kick(self, CLOSE_TOO_SLOW)
-
-    async def put(self, text: str) -> None:
-        """Queue a replayed message at the client's pace: a replay fills at most half the queue,
-        so it streams through however long it is and leaves room for live messages."""
-        while self.closing is None and self.queue.qsize() >= self.replay_room:
-            self.room.clear()
-            await self.room.wait()
-        self.push(text)
-
-    def deliver(self, channel: str, key: StreamKey, text: str, audience: list[str] | None) -> None:
-        """A live stream message for one of the client's channels."""
-        held = self.held.get(channel)
-        if held is not None:
-            held.append((key, text, audience))
-            if len(held) > self.queue.maxsize:
-                self.hub.kick(self, CLOSE_TOO_SLOW)
-            return
-        if not self.sees(audience):
-            return
-        upto = self.replayed_upto.get(channel)
-        if upto is not None and key <= upto:
-            return  # the replay sends it
-        waiting = self.pending.get(channel)
-        if waiting is not None:
-            waiting.append((key, text))
-            # Up to REPLAY_LIMIT of them may be the replay's own (a fan-out catching up on a burst).
-            if len(waiting) > self.queue.maxsize + REPLAY_LIMIT:
-                self.hub.kick(self, CLOSE_TOO_SLOW)
-            return
-        self.push(text)
-
-    def spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
-        """Run work for this connection; it ends with the connection."""
-        task = asyncio.create_task(work)
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
-        return task
-
-    async def send_loop(self) -> None:
-        while True:
-            text = await self.queue.get()
-            if self.queue.qsize() < self.replay_room:
-                self.room.set()
-            await self.websocket.send_text(text)
-
-
-@dataclass
-class Revoked:
-    """Rights an event took from a member, until their session in Redis surely says so too."""
-
-    until: float
-    group_ids: set[int] = field(default_factory=set)
-    roles: set[str] = field(default_factory=set)
-
-
-# --- the hub --------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -330,12 +92,10 @@ class Hub:
     stats: HubStats = field(default_factory=HubStats)
     running: bool = False
     last_event_id: str = "0-0"  # the last entry of the events stream fanned out
-    _audience_cache: dict[str, tuple[float, list[str] | None]] = field(default_factory=dict)
-    # channel -> (audience, category id of a topic), from the stream, ahead of the projection
-    _recent: OrderedDict[str, tuple[list[str], int | None]] = field(default_factory=OrderedDict)
-    _newest: dict[str, int] = field(default_factory=dict)
-    _arrived: dict[str, asyncio.Event] = field(default_factory=dict)  # set when a channel's audience arrives
-    _revoked: dict[int, Revoked] = field(default_factory=dict)
+    access: Access = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self.access = Access(self)
 
     @property
     def events_stream(self) -> str:
@@ -401,8 +161,7 @@ class Hub:
         if read is None:
             return
         envelope, messages = read
-        if envelope.type in MEMBER_EVENTS or envelope.type in AUDIENCE_EVENTS:
-            self._learn(entry_id, envelope)
+        self.access.learn(entry_id, envelope)
         key = stream_key(entry_id)
         for channel, data, audience in messages:
             subscribers = self.channels.get(channel)
@@ -414,7 +173,7 @@ class Hub:
             self.stats.delivered_events += 1
 
     def _dispatch_count(self, entry_id: str, fields: dict[Any, Any]) -> None:
-        values = {_str(k): _str(v) for k, v in fields.items()}
+        values = {as_str(k): as_str(v) for k, v in fields.items()}
         user_id, unread = values.get("u", ""), values.get("n", "")
         if not user_id.isdigit() or not unread.isdigit():
             return
@@ -426,34 +185,12 @@ class Hub:
         for client in tuple(subscribers):
             client.push(text)
 
-    def _learn(self, entry_id: str, envelope: ev.Envelope) -> None:
-        """What an event says about members and audiences, applied to this process's clients."""
-        try:
-            event = envelope.event()
-            if isinstance(event, ev.TopicCreated | ev.TopicUpdated):
-                self._remember(ch.topic_channel(event.topic_id), list(event.audience), event.category_id)
-            elif isinstance(event, ev.CategoryCreated | ev.CategoryUpdated):
-                self._remember(ch.category_channel(event.category_id), list(event.audience), None)
-            else:
-                self._follow_member(event)
-        except ev.EventError:
-            pass  # read_entry logs what does not match its definition
-        except Exception:  # a bug here must not stop the fan-out for everyone else
-            log.exception("live: stream entry %s (type %s) could not be applied", entry_id, envelope.type)
-
-    async def _stream_end(self, stream: str) -> str:
-        try:
-            info = await self.rt.redis.xinfo_stream(stream)
-        except ResponseError:  # no stream yet: everything in it will be new
-            return "0-0"
-        return _str(info["last-generated-id"])
-
     async def run(self, stop: asyncio.Event) -> None:
         """Read both streams from their current end and fan out, until stop; with pings and session checks."""
         redis = self.rt.redis
         cursors = {
-            self.events_stream: await self._stream_end(self.events_stream),
-            self.live_stream: await self._stream_end(self.live_stream),
+            self.events_stream: await live_replay.stream_end(redis, self.events_stream),
+            self.live_stream: await live_replay.stream_end(redis, self.live_stream),
         }
         self.last_event_id = cursors[self.events_stream]
         self.running = True
@@ -467,9 +204,9 @@ class Hub:
                     await asyncio.sleep(1)
                     continue
                 for stream, entries in reply or []:
-                    name = _str(stream)
+                    name = as_str(stream)
                     for entry_id, fields in entries:
-                        cursors[name] = _str(entry_id)
+                        cursors[name] = as_str(entry_id)
                         self.dispatch(name, cursors[name], fields)
         finally:
             self.running = False
@@ -504,191 +241,14 @@ class Hub:
                 if session is None:
                     self.kick(client, CLOSE_SESSION_ENDED)
                     continue
-                self._restate(client, session)
+                self.access.restate(client, session)
                 present.add(session.user_id)
-        now = time.monotonic()
-        for user_id in [u for u, revoked in self._revoked.items() if revoked.until <= now]:
-            del self._revoked[user_id]
+        self.access.forget_expired()
         if present:
             async with self.rt.pool.acquire() as conn:
                 await projections.mark_seen(conn, sorted(present))
 
-    # -- who a member is: group membership, roles, suspension
-
-    def _clients_of(self, user_id: int) -> list[Client]:
-        return [c for c in self.clients if c.session is not None and c.session.user_id == user_id]
-
-    def _follow_member(self, event: ev.Event) -> None:
-        """Apply a change to who a member is to their open sockets now: rights taken away are
-        remembered for a while, so a session read from Redis before the forum refreshed it cannot
-        give them back; a group joined is added at once."""
-        if isinstance(event, ev.UserSuspended) or (
-            isinstance(event, ev.UserUpdated) and _suspended(event.suspended_until)
-        ):
-            for client in self._clients_of(event.user_id):
-                self.kick(client, CLOSE_SESSION_ENDED)
-        elif isinstance(event, ev.GroupMemberRemoved):
-            self._revoke(event.user_id, group_ids={event.group_id})
-        elif isinstance(event, ev.GroupMemberAdded):
-            revoked = self._revoked.get(event.user_id)
-            if revoked is not None:
-                revoked.group_ids.discard(event.group_id)
-            for client in self._clients_of(event.user_id):
-                assert client.session is not None
-                groups = sorted({*client.session.group_ids, event.group_id})
-                self._restate(client, dataclasses.replace(client.session, group_ids=groups))
-        elif isinstance(event, ev.UserUpdated):
-            revoked = self._revoked.get(event.user_id)
-            if revoked is not None:
-                revoked.roles.difference_update(event.roles)
-            for client in self._clients_of(event.user_id):
-                assert client.session is not None
-                now_in = client.session.group_ids if event.group_ids is None else event.group_ids
-                lost_groups = set(client.session.group_ids) - set(now_in)
-                lost_roles = set(client.session.roles) - set(event.roles)
-                self._revoke(event.user_id, group_ids=lost_groups, roles=lost_roles)
-
-    def _revoke(self, user_id: int, *, group_ids: Iterable[int] = (), roles: Iterable[str] = ()) -> None:
-        group_ids, roles = set(group_ids), set(roles)
-        if not group_ids and not roles:
-            return
-        revoked = self._revoked.setdefault(user_id, Revoked(0.0))
-        revoked.until = time.monotonic() + REVOKED_S
-        revoked.group_ids.update(group_ids)
-        revoked.roles.update(roles)
-        for client in self._clients_of(user_id):
-            assert client.session is not None
-            self._restate(client, client.session)
-
-    def _without_revoked(self, session: Session) -> Session:
-        revoked = self._revoked.get(session.user_id)
-        if revoked is None or revoked.until <= time.monotonic():
-            return session
-        return dataclasses.replace(
-            session,
-            group_ids=[g for g in session.group_ids if g not in revoked.group_ids],
-            roles=[r for r in session.roles if r not in revoked.roles],
-        )
-
-    def _restate(self, client: Client, session: Session) -> None:
-        """Give a client its viewer as now known; channels it may have lost are asked again."""
-        session = self._without_revoked(session)
-        before = client.audiences
-        client.session = session
-        client.set_audiences(aud.for_viewer(session))
-        if not client.audiences >= before:
-            self._recheck(client)
-
-    def _recheck(self, client: Client) -> None:
-        """Hold the client's topic and category channels until each is asked again: messages with
-        an audience are already filtered, but a hidden or deleted post's ids rely on the channel."""
-        for channel in client.channels:
-            parsed = ch.parse(channel)
-            if parsed is not None and parsed[0] != "user":
-                client.held.setdefault(channel, [])
-        if client.held and (client.recheck is None or client.recheck.done()):
-            client.recheck = client.spawn(self._recheck_held(client))
-
-    async def _recheck_held(self, client: Client) -> None:
-        try:
-            while client.held:
-                channel = next(iter(client.held))
-                audience = await self._audience(channel)
-                held = client.held.pop(channel, None)  # decided now, with the viewer as it is now
-                if held is None or channel not in client.channels:
-                    continue
-                if audience is None or not client.sees(audience):
-                    self._leave(client, [channel])
-                    client.push(dumps(forbidden(channel)))
-                    continue
-                for key, text, message_audience in held:
-                    client.deliver(channel, key, text, message_audience)
-        except UNAVAILABLE as exc:
-            log.warning("live: could not ask a channel again, the client reconnects: %r", exc)
-            self.kick(client, CLOSE_TRY_LATER)
-
-    async def _rechecked(self, client: Client) -> None:
-        """Wait for the client's channels to be asked again (a replay must not pass them meanwhile)."""
-        if client.recheck is not None and not client.recheck.done():
-            await asyncio.wait({client.recheck})
-
-    # -- audiences: the projection, and what the stream said before the projection caught up
-
-    def _remember(self, channel: str, audience: list[str], category_id: int | None) -> None:
-        self._recent[channel] = (audience, category_id)
-        self._recent.move_to_end(channel)
-        while len(self._recent) > RECENT_CHANNELS:
-            self._recent.popitem(last=False)
-        self._audience_cache.pop(channel, None)
-        kind, number = ch.parse(channel) or ("", 0)
-        self._newest[kind] = max(self._newest.get(kind, 0), number)
-        arrived = self._arrived.pop(channel, None)
-        if arrived is not None:
-            arrived.set()
-
-    def _recent_audience(self, channel: str) -> list[str] | None:
-        """A channel's audience as the stream gave it; a topic follows its category, as in the projection."""
-        known = self._recent.get(channel)
-        if known is None:
-            return None
-        audience, category_id = known
-        category = self._recent.get(ch.category_channel(category_id)) if category_id is not None else None
-        return category[0] if category is not None else audience
-
-    async def _audience(self, channel: str) -> list[str] | None:
-        """Who may read a topic or category channel; None when notify does not know it."""
-        cached = self._audience_cache.get(channel)
-        now = time.monotonic()
-        if cached is not None and cached[0] > now:
-            return cached[1]
-        kind, number = ch.parse(channel) or ("", 0)
-        async with self.rt.pool.acquire() as conn:
-            if kind == "topic":
-                audience = await projections.topic_audience(conn, number)
-            else:
-                audience = await projections.category_audience(conn, number)
-        if audience is None:  # not cached: the projection is catching up
-            return self._recent_audience(channel)
-        if len(self._audience_cache) > 10_000:
-            self._audience_cache.clear()
-        self._audience_cache[channel] = (now + AUDIENCE_CACHE_S, audience)
-        return audience
-
-    async def _may_be_new(self, kind: str, number: int) -> bool:
-        """Whether an unknown topic or category id is above every one notify knows (being created)."""
-        if number <= self._newest.get(kind, 0):
-            return False
-        async with self.rt.pool.acquire() as conn:
-            newest = await conn.fetchval(NEWEST_SQL[kind])
-        return number > (newest or 0)
-
     # -- subscribing
-
-    async def check_channel(self, client: Client, channel: Any) -> dict[str, Any] | None:
-        """An error for a channel the viewer may not follow, `pending` for one notify does not know
-        yet, None when they may follow it."""
-        if not isinstance(channel, str) or not ch.CHANNEL.fullmatch(channel):
-            return error(
-                "bad_channel",
-                'Channels look like "topic:42", "category:3", "user:7" or "latest".',
-                channel if isinstance(channel, str) else None,
-            )
-        parsed = ch.parse(channel)
-        if parsed is None:  # latest: lists of every category, each message checked on its own
-            return None
-        kind, number = parsed
-        if kind == "user":
-            if client.session is None:
-                return error("unauthorized", "Log in to get your notifications.", channel)
-            if client.session.user_id != number:
-                return error("forbidden", "You can only follow your own notifications.", channel)
-            return None
-        audience = await self._audience(channel)
-        if audience is None and await self._may_be_new(kind, number):
-            return {"type": "pending", "channel": channel}
-        if audience is None or not client.sees(audience):
-            return forbidden(channel)
-        return None
 
     async def subscribe(self, client: Client, message: dict[str, Any]) -> None:
         """Check each channel, replay what the client missed, then stream new events."""
@@ -706,7 +266,7 @@ class Hub:
                 if channel in seen or channel in client.channels or channel in client.waiting:
                     continue
                 seen.add(channel)
-            problem = await self.check_channel(client, channel)
+            problem = await self.access.check_channel(client, channel)
             following = len(client.channels) + len(client.waiting) + len(new)
             if (problem is None or problem["type"] == "pending") and following >= MAX_CHANNELS:
                 problem = error(
@@ -728,11 +288,7 @@ class Hub:
         (replaying from when it was asked), or refuse it at the deadline."""
         deadline = time.monotonic() + self.pending_s
         try:
-            audience = None
-            while (audience := await self._audience(channel)) is None and time.monotonic() < deadline:
-                arrived = self._arrived.setdefault(channel, asyncio.Event())
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(arrived.wait(), min(1.0, max(0.0, deadline - time.monotonic())))
+            audience = await self.access.arrival(channel, deadline)
             if channel not in client.waiting:
                 return  # unsubscribed meanwhile
             if audience is None or not client.sees(audience):
@@ -749,7 +305,7 @@ class Hub:
         finally:
             client.waiting.discard(channel)
             if not any(channel in other.waiting for other in self.clients):
-                self._arrived.pop(channel, None)
+                self.access.forget_arrival(channel)
 
     async def _start(self, client: Client, new: list[str], last: str | None) -> None:
         for channel in new:
@@ -758,80 +314,21 @@ class Hub:
         try:
             streamed = [c for c in new if not ch.is_user_channel(c)]
             if last is not None and streamed:
-                await self.replay(client, streamed, last)
+                await live_replay.replay(self.rt.redis, self.events_stream, client, streamed, last)
             for channel in new:
                 if ch.is_user_channel(channel):
                     await self._send_count(client, channel)
-            await self._flush(client, new)
+            await live_replay.flush(client, new)
         finally:
             for channel in new:
                 client.pending.pop(channel, None)
         client.push(dumps({"type": "subscribed", "channels": new}))
-
-    async def _flush(self, client: Client, channels: list[str]) -> None:
-        """Send what arrived live during the replay, in stream order across the channels (the
-        client resumes from the last id it got), then let live messages through."""
-        while True:
-            heads = [(client.pending[c][0][0], c) for c in channels if client.pending.get(c)]
-            if not heads:
-                return  # no await between this check and the caller dropping `pending`
-            key, channel = min(heads)
-            _, text = client.pending[channel].pop(0)
-            upto = client.replayed_upto.get(channel)
-            if upto is None or key > upto:
-                await client.put(text)
 
     async def _send_count(self, client: Client, channel: str) -> None:
         _, user_id = ch.parse(channel) or ("user", 0)
         async with self.rt.pool.acquire() as conn:
             counts = await notifications.unread_counts(conn, [user_id])
         client.push(count_message("0-0", channel, counts[user_id]))
-
-    async def trimmed_since(self, last: str) -> bool:
-        """Whether events after `last` may be gone from the stream (trimmed), so a replay is not whole."""
-        try:
-            info = await self.rt.redis.xinfo_stream(self.events_stream)
-        except ResponseError:
-            return True  # the stream is gone: the id belongs to one that no longer exists
-        key = stream_key(last)
-        if key > stream_key(_str(info["last-generated-id"])):
-            return True  # an id from the future: another stream's
-        added, length = info.get("entries-added"), info.get("length")
-        if added is not None and added == length:
-            return False  # nothing was ever trimmed (Redis 7 tells)
-        first = info.get("first-entry")
-        return first is not None and key < stream_key(_str(first[0]))
-
-    async def replay(self, client: Client, channels: list[str], last: str) -> None:
-        """Send the client what it missed on these channels since `last` (exclusive), at its pace,
-        or `reset` at once when that is more than REPLAY_LIMIT entries or no longer all kept."""
-        wanted = set(channels)
-        entries = await self.rt.redis.xrange(self.events_stream, min="(" + last, max="+", count=REPLAY_LIMIT + 1)
-        # Checked after reading: trimming only takes the oldest, so if nothing after `last` is gone
-        # now, nothing was gone when XRANGE read.
-        if len(entries) > REPLAY_LIMIT or await self.trimmed_since(last):
-            end = await self._stream_end(self.events_stream)
-            for channel in channels:
-                client.push(dumps({"type": "reset", "channel": channel, "id": end}))
-                client.replayed_upto[channel] = stream_key(end)
-            return
-        # Set before sending: live messages up to here are the replay's to send, not the queue's.
-        upto = stream_key(_str(entries[-1][0])) if entries else stream_key(last)
-        for channel in channels:
-            client.replayed_upto[channel] = upto
-        for entry_id, fields in entries:
-            entry = _str(entry_id)
-            read = read_entry(entry, fields)
-            if read is None:
-                continue
-            envelope, messages = read
-            for channel, data, audience in messages:
-                if channel not in wanted:
-                    continue
-                if channel in client.held:
-                    await self._rechecked(client)
-                if channel in client.channels and client.sees(audience):
-                    await client.put(event_message(entry, channel, envelope.type, data))
 
     def unsubscribe(self, client: Client, message: dict[str, Any]) -> None:
         channels = message.get("channels")
@@ -876,29 +373,6 @@ class Hub:
             client.push(dumps({"type": "pong"}))
         else:
             client.push(dumps(error("bad_message", "The type must be subscribe, unsubscribe or ping.")))
-
-
-def parse_message(text: str | None, data: bytes | None) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
-    """A client's message as a JSON object, or None and the error to answer: too large, not UTF-8,
-    not JSON, nested too deep (json raises RecursionError), not an object."""
-    if text is None:
-        if len(data or b"") > MAX_MESSAGE_BYTES:
-            return None, error("too_large", f"Messages are at most {MAX_MESSAGE_BYTES} bytes.")
-        try:
-            text = (data or b"").decode("utf-8")
-        except UnicodeDecodeError:
-            return None, error("bad_message", "Messages are JSON text in UTF-8.")
-    elif len(text) > MAX_MESSAGE_BYTES or len(text.encode()) > MAX_MESSAGE_BYTES:
-        return None, error("too_large", f"Messages are at most {MAX_MESSAGE_BYTES} bytes.")
-    try:
-        message = json.loads(text)
-    except RecursionError:
-        return None, error("bad_message", "The message is nested too deeply.")
-    except ValueError:
-        message = None
-    if not isinstance(message, dict):
-        return None, error("bad_message", "Messages are JSON objects with a type.")
-    return message, None
 
 
 # --- the endpoint ----------------------------------------------------------------------------------

@@ -595,3 +595,13 @@ async def topic_audience(conn: asyncpg.Connection, topic_id: int) -> list[str] |
 async def category_audience(conn: asyncpg.Connection, category_id: int) -> list[str] | None:
     value = await conn.fetchval("SELECT audience FROM notify.categories WHERE id = $1", category_id)
     return list(value) if value is not None else None
+
+
+NEWEST_SQL = {"topic": "SELECT max(id) FROM notify.topics", "category": "SELECT max(id) FROM notify.categories"}
+
+
+async def newest_id(conn: asyncpg.Connection, kind: str) -> int | None:
+    """The newest topic or category id notify knows (None before the first): an unknown id above it
+    may be one being created, not yet projected."""
+    value = await conn.fetchval(NEWEST_SQL[kind])
+    return int(value) if value is not None else None

@@ -25,7 +25,8 @@ from notify_helpers import category, emit, free_port, post, reaction, registered
 from websockets.asyncio.client import ClientConnection, connect
 
 from services.notify.app import create_app
-from services.notify.live import CLOSE_SESSION_ENDED, Hub
+from services.notify.live import Hub
+from services.notify.live_wire import CLOSE_SESSION_ENDED
 from shared import events as ev
 from shared.sessions import CSRF_COOKIE, SESSION_COOKIE, Session, SessionStore
 

@@ -12,7 +12,8 @@ import pytest
 from notify_helpers import post, reaction, topic
 
 from services.notify import channels
-from services.notify.live import Client, Hub
+from services.notify.live import Hub
+from services.notify.live_client import Client
 from shared import audience
 from shared import events as ev
 
