@@ -186,7 +186,9 @@ class Hub:
             client.push(text)
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Read both streams from their current end and fan out, until stop; with pings and session checks."""
+        """Read both streams from their current end and fan out, until stop; with pings and session checks.
+        While Redis is away it retries with backoff, reported as failing (so /readyz names it)."""
+        health = ev.loop_health("live reader")
         redis = self.rt.redis
         cursors = {
             self.events_stream: await live_replay.stream_end(redis, self.events_stream),
@@ -200,9 +202,12 @@ class Hub:
                 try:
                     reply = await redis.xread(cursors, count=XREAD_COUNT, block=1000)  # type: ignore[arg-type]
                 except (RedisError, OSError) as exc:
-                    log.warning("live: reading the stream failed, retrying: %s", exc)
-                    await asyncio.sleep(1)
+                    delay_s = health.failed(exc)
+                    log.warning("live: reading the stream failed, retrying in %.1f s: %s", delay_s, exc)
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), timeout=delay_s)
                     continue
+                health.working()
                 for stream, entries in reply or []:
                     name = as_str(stream)
                     for entry_id, fields in entries:

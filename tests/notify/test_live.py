@@ -665,3 +665,30 @@ async def test_while_redis_is_down_the_upgrade_is_answered_503_and_a_replay_clos
             private.start()  # back, so the app shuts down cleanly
     finally:
         private.stop()
+
+
+async def test_readyz_names_the_live_reader_while_its_redis_is_away_and_is_200_once_it_returns(migrated, tmp_path):
+    """The live reader reports failing while Redis is away (/readyz 503 names it), and working once it is back."""
+    private = PrivateRedis(tmp_path)
+    private.start()
+    try:
+        app = create_app(migrated.replace(redis_url=private.url), background=True)
+        async with serving(app) as port, httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+            await wait_for(lambda: _readyz(http, 200), timeout_s=10, what="the first /readyz 200")
+            private.stop()
+            await wait_for(lambda: _live_reader_failing(http), timeout_s=10, what="/readyz naming the live reader")
+            private.start()
+            await wait_for(lambda: _readyz(http, 200), timeout_s=20, what="/readyz 200 after Redis returned")
+    finally:
+        private.stop()
+
+
+async def _readyz(http: httpx.AsyncClient, status: int) -> bool:
+    return (await http.get("/readyz")).status_code == status
+
+
+async def _live_reader_failing(http: httpx.AsyncClient) -> bool:
+    """Whether /readyz is 503 and names the live reader (the background loop live_fanout) as failing."""
+    response = await http.get("/readyz")
+    problems = response.json().get("problems", [])
+    return response.status_code == 503 and any(p.startswith("live_fanout failing for ") for p in problems)
