@@ -95,3 +95,31 @@ async def test_uid_is_stable_sequence_bumps_and_cancelled_shows(admin, client):
 async def test_calendar_of_an_unknown_webinar_is_404(client):
     assert (await client.get("/webinars/999.ics")).status_code == 404
     assert (await client.get("/webinars/abc.ics")).status_code == 404
+
+
+async def test_calendar_links_are_absolute_and_its_text_plain_without_a_base_url(admin, migrated):
+    """With TICA_BASE_URL unset (a `tica run`), calendar files still link to the site itself, absolutely,
+    and the description is text, not markdown."""
+    import httpx
+
+    from services.allinone import AllInOne
+
+    made = await schedule(admin, "Grounding together", BEFORE)
+    changed = await admin.client.patch(
+        f"/api/webinars/{made['id']}",
+        json={"description": "A practice of **grounding**, with [notes](https://example.org/notes)."},
+    )
+    assert changed.status_code == 200, changed.text
+    app = AllInOne(migrated.replace(base_url=None, port=8123), background=False)
+    async with (
+        app.running(),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1:8123") as http,
+    ):
+        for path in (f"/webinars/{made['id']}.ics", "/webinars.ics"):
+            (event,) = events((await http.get(path)).content)
+            assert str(event["url"]) == f"http://127.0.0.1:8123/webinars/{made['id']}"
+            assert str(event["uid"]) == f"webinar-{made['id']}@127.0.0.1"
+            description = str(event["description"])
+            assert description.startswith("A practice of grounding, with notes.")
+            assert "**" not in description and "](" not in description
+            assert description.endswith(f"Details and registration: http://127.0.0.1:8123/webinars/{made['id']}")

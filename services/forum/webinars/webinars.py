@@ -580,7 +580,7 @@ async def after_change(
 ) -> None:
     """Bring the queue in line with a committed change: move, cancel, or new seats."""
     queue: ArqRedis = rt.extras["queue"]
-    base = rt.settings.base_url or ""
+    base = rt.settings.public_url
     page = f"{base}{webinar_url(after['id'])}"
     everyone = [p.user_id for p in seated]
     if after["status"] == "cancelled" and before["status"] != "cancelled":
@@ -609,7 +609,7 @@ async def notify_promoted(rt: Runtime, row: asyncpg.Record, people: list[Recipie
     text = (
         f'Hello,\n\nA seat has become free and it is yours: "{row["title"]}", '
         f"{format_london(row['starts_at'])}.\n\nThe webinar page (with the join link): "
-        f"{(rt.settings.base_url or '')}{webinar_url(row['id'])}\n"
+        f"{rt.settings.public_url}{webinar_url(row['id'])}\n"
     )
     await send_notice(
         rt.extras["queue"], row, people, kind="seat", subject=f"You have a seat: {row['title']}", text=text
@@ -645,7 +645,7 @@ async def take_seat(rt: Runtime, who: Session, webinar_id: int) -> tuple[str, as
         row = await fetch_webinar(conn, webinar_id)
         seated = await registrants(conn, webinar_id, [who.user_id]) if status == "registered" else []
     if seated:
-        await queue_reminders(rt.extras["queue"], row, seated, (rt.settings.base_url or ""))
+        await queue_reminders(rt.extras["queue"], row, seated, rt.settings.public_url)
     return status, row
 
 
@@ -656,6 +656,6 @@ async def give_up_seat(rt: Runtime, who: Session, webinar_id: int) -> asyncpg.Re
         seated = await registrants(conn, webinar_id, promoted) if promoted else []
     await drop_reminders(rt.extras["queue"], webinar_id, row["starts_at"], [who.user_id])
     if seated:
-        await queue_reminders(rt.extras["queue"], row, seated, (rt.settings.base_url or ""))
+        await queue_reminders(rt.extras["queue"], row, seated, rt.settings.public_url)
         await notify_promoted(rt, row, seated)
     return row
