@@ -20,7 +20,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from services.notify import projections
 from shared import audience
-from shared.api import ApiRouter, Field, Schema, path_int, query_int, read_json
+from shared.api import ApiRouter, Field, Maybe, Schema, Shape, path_int, query_int, read_json
 from shared.pages import Pages, form_data, render, signed_in
 from shared.sessions import Session
 from shared.web import ApiError, Runtime, check_csrf, require_viewer, runtime, viewer
@@ -210,7 +210,9 @@ def notification_json(row: asyncpg.Record) -> dict[str, Any]:
 READ_IN = Schema(
     "NotificationsReadIn",
     {
-        "ids": Field("array", items="integer", max_length=1000, description="these notifications"),
+        "ids": Field(
+            "array", items="integer", max_length=1000, minimum=1, maximum=2**63 - 1, description="these notifications"
+        ),
         "all": Field("boolean", description="every notification of the viewer"),
     },
 )
@@ -228,9 +230,42 @@ def unread_flag(request: Request) -> bool:
 
 @api.get(
     "/api/notifications",
-    answers={200: "Notifications, newest first"},
+    answers={
+        200: (
+            "Notifications, newest first, and how many are unread",
+            Shape(
+                "NotificationList",
+                {
+                    "items": [
+                        Shape(
+                            "Notification",
+                            {
+                                "id": "integer",
+                                "kind": "string",
+                                "read": "boolean",
+                                "text": "string",
+                                "url": "string?",
+                                "topic_id": "integer?",
+                                "post_id": "integer?",
+                                "post_number": "integer?",
+                                "actor": Maybe({"id": "integer", "username": "string?"}),
+                                "data": "object",
+                                "created_at": "datetime",
+                                "updated_at": "datetime",
+                            },
+                        )
+                    ],
+                    "next": "integer?",
+                    "unread": "integer",
+                },
+            ),
+        )
+    },
     auth=True,
-    query={"unread": "1: unread ones only", "page": "page number, from 1"},
+    query={
+        "unread": Field("string", enum=("1", "0", "true", "false"), description="1: unread ones only"),
+        "page": Field("integer", minimum=1, maximum=10_000, description="page number, from 1"),
+    },
 )
 async def list_endpoint(request: Request) -> Response:
     """The viewer's notifications, newest first, paginated."""

@@ -13,7 +13,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from services.notify import watches
 from services.notify.notifications import login_redirect
-from shared.api import ApiRouter, Field, Schema, writing
+from shared.api import ApiRouter, Field, Schema, Shape, writing
 from shared.pages import Pages, form_data, render
 from shared.web import require_viewer, runtime, viewer
 
@@ -39,6 +39,8 @@ PREFERENCES_IN = Schema(
         "email_on_watched": Field("string", enum=EMAIL_CHOICES, description="email for new posts in what you watch"),
     },
 )
+
+PREFERENCES = Shape("Preferences", dict.fromkeys(DEFAULTS, "string"))
 
 # What each preference offers on the page, in words.
 LABELS: dict[str, dict[str, str]] = {
@@ -77,7 +79,7 @@ async def update_preferences(conn: asyncpg.Connection, user_id: int, changes: di
 # --- API -------------------------------------------------------------------------------------
 
 
-@api.get("/api/me/preferences", answers={200: "Preferences"}, auth=True)
+@api.get("/api/me/preferences", answers={200: PREFERENCES}, auth=True)
 async def get_preferences_endpoint(request: Request) -> Response:
     """The viewer's email and digest preferences."""
     who = await require_viewer(request)
@@ -85,7 +87,7 @@ async def get_preferences_endpoint(request: Request) -> Response:
         return JSONResponse(await get_preferences(conn, who.user_id))
 
 
-@api.put("/api/me/preferences", body=PREFERENCES_IN, answers={200: "Preferences"}, auth=True)
+@api.put("/api/me/preferences", body=PREFERENCES_IN, answers={200: PREFERENCES}, auth=True)
 async def put_preferences_endpoint(request: Request) -> Response:
     """Change some of the viewer's preferences; fields left out keep their value."""
     async with writing(request, PREFERENCES_IN) as w:

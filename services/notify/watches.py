@@ -17,7 +17,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from services.notify import projections
-from shared.api import ApiRouter, Field, Schema, writing
+from shared.api import ApiRouter, Field, Schema, Shape, writing
 from shared.audience import for_viewer, may_read
 from shared.pages import form_data
 from shared.sessions import Session
@@ -34,6 +34,11 @@ WATCH_IN = Schema(
         "target": Field("string", required=True, pattern=TARGET_PATTERN, description='"topic:N" or "category:N"'),
         "level": Field("string", required=True, enum=LEVELS),
     },
+)
+
+WATCH = Shape("Watch", {"target": "string", "level": "string", "effective_level": "string"})
+WATCHED = Shape(
+    "Watched", {"target": "string", "level": "string", "title": "string?", "url": "string?", "updated_at": "datetime"}
 )
 
 EFFECTIVE_LEVEL_SQL = """
@@ -124,9 +129,30 @@ async def list_watches(conn: asyncpg.Connection, user_id: int) -> list[dict[str,
 
 @api.get(
     "/api/watch",
-    answers={200: "A watch level, or the viewer's watches"},
+    answers={
+        200: (
+            "A watch level, or (without ?target) the viewer's watches",
+            Shape(
+                "WatchOrWatches",
+                {
+                    "target?": "string",
+                    "level?": "string?",
+                    "effective_level?": "string",
+                    "items?": [WATCHED],
+                    "next?": "integer?",
+                },
+            ),
+        )
+    },
     auth=True,
-    query={"target": '"topic:N" or "category:N"; without it, the list of what the viewer watches or mutes'},
+    query={
+        "target": Field(
+            "string",
+            min_length=1,
+            pattern=TARGET_PATTERN,
+            description='"topic:N" or "category:N"; without it, the list of what the viewer watches or mutes',
+        )
+    },
 )
 async def get_watch(request: Request) -> Response:
     """The viewer's watch level on a topic or category, or every target they set one for."""
@@ -145,7 +171,7 @@ async def get_watch(request: Request) -> Response:
     return JSONResponse({"target": value, "level": own, "effective_level": effective})
 
 
-@api.put("/api/watch", body=WATCH_IN, answers={200: "The watch level"}, auth=True)
+@api.put("/api/watch", body=WATCH_IN, answers={200: WATCH}, auth=True)
 async def put_watch(request: Request) -> Response:
     """Watch, track, keep normal or mute a topic or category."""
     async with writing(request, WATCH_IN) as w:

@@ -8,17 +8,41 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from services.search import query
-from shared.api import ApiRouter, query_int
+from shared.api import ApiRouter, Field, Maybe, Shape, query_int
 from shared.web import ApiError, runtime, viewer
 
 api = ApiRouter(tag="search")
 
 MAX_PAGE = 1000
 QUERY_HELP = {
-    "q": 'words, "phrases", -exclusions, `or`, and filters @username, #category-slug, in:title, '
-    "kind:post|topic|document_comment, before:YYYY-MM-DD, after:YYYY-MM-DD",
-    "page": f"1-based; {query.PER_PAGE} results a page",
+    "q": Field(
+        "string",
+        required=True,
+        pattern=r"[\s\S]*\S[\s\S]*",
+        description='words, "phrases", -exclusions, `or`, and filters @username, #category-slug, in:title, '
+        "kind:post|topic|document_comment, before:YYYY-MM-DD, after:YYYY-MM-DD (400 when it asks for nothing)",
+    ),
+    "page": Field("integer", minimum=1, maximum=MAX_PAGE, description=f"1-based; {query.PER_PAGE} results a page"),
 }
+RESULT = Shape(
+    "SearchResult",
+    {
+        "kind": "string",
+        "id": "integer",
+        "topic_id": "integer?",
+        "post_number": "integer?",
+        "document_id": "integer?",
+        "title": "string?",
+        "snippet": "string",
+        "author": Maybe(Shape("Author", {"id": "integer?", "username": "string", "display_name": "string"})),
+        "created_at": "datetime",
+        "url": "string",
+        "category": Maybe({"id": "integer", "slug": "string", "name": "string"}),
+        "topic_kind": "string?",
+        "content_note": "string?",
+    },
+)
+RESULTS = Shape("SearchResults", {"items": [RESULT], "next": "integer?", "took_ms": "number"})
 
 
 async def run_search(request: Request, parsed: query.ParsedQuery, page: int) -> query.SearchResult:
@@ -35,7 +59,11 @@ async def run_search(request: Request, parsed: query.ParsedQuery, page: int) -> 
         ) from None
 
 
-@api.get("/api/search", answers={200: "A page of results", 400: "q is required"}, query=QUERY_HELP)
+@api.get(
+    "/api/search",
+    answers={200: ("A page of results", RESULTS), 400: "q is required", 503: "The search took too long (Retry-After)"},
+    query=QUERY_HELP,
+)
 async def search_endpoint(request: Request) -> Response:
     """Search topics, posts and comments on library documents (best matches first, recent ones boosted)."""
     parsed = query.parse(request.query_params.get("q", ""))

@@ -29,7 +29,7 @@ from services.forum.accounts.accounts import (
     update_me,
 )
 from services.forum.accounts.password_reset import confirm_reset, request_reset
-from shared.api import ApiRouter, Field, Schema, path_int, read_json, writing
+from shared.api import STATUS, ApiRouter, Field, Schema, Shape, page_of, path_int, read_json, writing
 from shared.sessions import SESSION_COOKIE, Session
 from shared.web import ApiError, require_viewer, require_writer, runtime, viewer
 
@@ -37,6 +37,49 @@ api = ApiRouter(tag="accounts")
 controls_api = ApiRouter(tag="member controls")
 
 # --- JSON shapes ---------------------------------------------------------------------
+
+PERSON = Shape("Person", {"id": "integer?", "username": "string?", "display_name": "string"})
+AVATAR = Shape("Avatar", {"initials": "string", "colour": "string"})
+PUBLIC_USER = Shape(
+    "User",
+    {
+        "id": "integer",
+        "username": "string",
+        "display_name": "string",
+        "pronouns": "string?",
+        "bio": "string?",
+        "roles": ["string"],
+        "created_at": "datetime",
+        "avatar": AVATAR,
+        "organisation": "string?",
+        "interests": "string?",
+        "badges": [{"id": "integer", "name": "string", "description": "string?"}],
+        "email?": "string",
+        "email_verified?": "boolean",
+        "groups?": [{"id": "integer", "name": "string", "slug": "string", "owner": "boolean"}],
+        "in_directory?": "boolean",
+    },
+)
+PRIVATE_USER = PUBLIC_USER.extend(
+    "OwnUser",
+    {
+        "email": "string",
+        "email_verified": "boolean",
+        "groups": [{"id": "integer", "name": "string", "slug": "string", "owner": "boolean"}],
+        "in_directory": "boolean",
+    },
+)
+TOKEN = Shape("ApiToken", {"id": "integer", "name": "string", "created_at": "datetime", "last_used_at": "datetime?"})
+NEW_TOKEN = TOKEN.extend("NewApiToken", {"token": "string"})
+CONTROLS = Shape(
+    "MemberControls",
+    {
+        "content_notes": "string",
+        "members": [{"user": PERSON, "level": "string", "since": "datetime"}],
+    },
+)
+MUTED = Shape("Muted", {"user_id": "integer", "username": "string", "level": "string"})
+REFUSED_LINK = "invalid_token: the link is unknown, used or expired"
 
 
 def avatar_json(user_id: int, display_name: str, username: str) -> dict[str, str]:
@@ -168,7 +211,7 @@ CONTROLS_IN = Schema("MemberControlsIn", {"content_notes": Field("string", requi
 # --- endpoints ------------------------------------------------------------------------------
 
 
-@api.post("/api/users", body=REGISTER_IN, answers={201: "User; a verification email is sent"})
+@api.post("/api/users", body=REGISTER_IN, answers={201: ("User; a verification email is sent", PRIVATE_USER)})
 async def create_user(request: Request) -> Response:
     """Register an account (201 user); a verification email is sent.
 
@@ -190,7 +233,9 @@ async def create_user(request: Request) -> Response:
     return JSONResponse(private_json(user), status_code=201)
 
 
-@api.post("/api/users/verify", body=VERIFY_IN, answers={200: "User (email verified)"})
+@api.post(
+    "/api/users/verify", body=VERIFY_IN, answers={200: ("User (email verified)", PRIVATE_USER), 400: REFUSED_LINK}
+)
 async def verify_user(request: Request) -> Response:
     """Confirm an email address with the token from the verification mail (400 `invalid_token`)."""
     require_json(request)
@@ -199,7 +244,9 @@ async def verify_user(request: Request) -> Response:
     return JSONResponse(private_json(user))
 
 
-@api.post("/api/me/verify-email", answers={202: "A new verification link is on its way"}, auth=True)
+@api.post(
+    "/api/me/verify-email", answers={202: ("A new verification link is on its way: {status: sent}", STATUS)}, auth=True
+)
 async def resend_verify(request: Request) -> Response:
     """Mail a new verification link to the viewer's own address."""
     session = await require_writer(request)
@@ -207,7 +254,7 @@ async def resend_verify(request: Request) -> Response:
     return JSONResponse({"status": "sent"}, status_code=202)
 
 
-@api.post("/api/session", body=LOGIN_IN, answers={200: "User; sets tica_session and tica_csrf cookies"})
+@api.post("/api/session", body=LOGIN_IN, answers={200: ("User; sets tica_session and tica_csrf cookies", PRIVATE_USER)})
 async def create_session(request: Request) -> Response:
     """Log in with a username or email address and a password.
 
@@ -232,7 +279,7 @@ async def _cookie_session(request: Request) -> Session | None:
     return await runtime(request).sessions.get(request.cookies.get(SESSION_COOKIE))
 
 
-@api.delete("/api/session", answers={204: "Logged out"}, auth=True)
+@api.delete("/api/session", answers={204: "Logged out", 400: "no_session: the request used an API token"}, auth=True)
 async def delete_session(request: Request) -> Response:
     """Log out this session and clear its cookies."""
     session = await require_writer(request)
@@ -257,14 +304,14 @@ async def revoke_all_sessions(request: Request) -> Response:
     return response
 
 
-@api.get("/api/me", answers={200: "User with roles, groups, email"}, auth=True)
+@api.get("/api/me", answers={200: ("User with roles, groups, email", PRIVATE_USER)}, auth=True)
 async def get_me(request: Request) -> Response:
     """The viewer's own account (401 when anonymous)."""
     session = await require_viewer(request)
     return JSONResponse(private_json(await current_user(runtime(request), session)))
 
 
-@api.patch("/api/me", body=PROFILE_IN, answers={200: "User"}, auth=True)
+@api.patch("/api/me", body=PROFILE_IN, answers={200: PRIVATE_USER}, auth=True)
 async def patch_me(request: Request) -> Response:
     """Change the viewer's display name, pronouns, bio, organisation, interests or directory listing.
 
@@ -276,7 +323,9 @@ async def patch_me(request: Request) -> Response:
     return JSONResponse(private_json(user))
 
 
-@api.post("/api/password-reset", body=RESET_IN, answers={202: "A link is mailed if an account has the address"})
+@api.post(
+    "/api/password-reset", body=RESET_IN, answers={202: ("A link is mailed if an account has the address", STATUS)}
+)
 async def password_reset(request: Request) -> Response:
     """Ask for a password reset link; always 202, whether or not an account has the address."""
     require_json(request)
@@ -292,7 +341,7 @@ async def password_reset(request: Request) -> Response:
     )
 
 
-@api.post("/api/password-reset/confirm", body=RESET_CONFIRM_IN, answers={200: "User"})
+@api.post("/api/password-reset/confirm", body=RESET_CONFIRM_IN, answers={200: PRIVATE_USER, 400: REFUSED_LINK})
 async def password_reset_confirm(request: Request) -> Response:
     """Choose a new password with the token from the reset mail; every session of the account ends."""
     require_json(request)
@@ -303,7 +352,7 @@ async def password_reset_confirm(request: Request) -> Response:
     return JSONResponse(private_json(user))
 
 
-@api.post("/api/me/tokens", body=TOKEN_IN, answers={201: "{id, name, token, created_at}"}, auth=True)
+@api.post("/api/me/tokens", body=TOKEN_IN, answers={201: ("The token, shown this once", NEW_TOKEN)}, auth=True)
 async def post_token(request: Request) -> Response:
     """Create a personal API token (`Authorization: Bearer <token>`); the token is shown only now."""
     session = await require_writer(request)
@@ -312,7 +361,7 @@ async def post_token(request: Request) -> Response:
     return JSONResponse(new_token_json(row, token), status_code=201)
 
 
-@api.get("/api/me/tokens", answers={200: "{items: [token], next}"}, auth=True)
+@api.get("/api/me/tokens", answers={200: page_of(TOKEN)}, auth=True)
 async def get_tokens(request: Request) -> Response:
     """The viewer's live API tokens (never the tokens themselves)."""
     session = await require_viewer(request)
@@ -328,7 +377,10 @@ async def delete_token(request: Request) -> Response:
     return Response(status_code=204)
 
 
-@api.get("/api/users/{username}", answers={200: "Public profile"})
+@api.get(
+    "/api/users/{username}",
+    answers={200: ("Public profile (with email, groups for the member and admins)", PUBLIC_USER)},
+)
 async def get_user(request: Request) -> Response:
     """A member's public profile (with email for the member and admins); 404 for an unknown username."""
     user = await profile(runtime(request), request.path_params["username"])
@@ -338,7 +390,7 @@ async def get_user(request: Request) -> Response:
 # --- member controls ------------------------------------------------------------------------------
 
 
-@controls_api.get("/api/me/controls", answers={200: "{content_notes, members: [{user, level, since}]}"}, auth=True)
+@controls_api.get("/api/me/controls", answers={200: CONTROLS}, auth=True)
 async def get_controls_endpoint(request: Request) -> Response:
     """Your safety choices: content notes folded or shown, and the members you mute or ignore."""
     who = await require_viewer(request)
@@ -347,7 +399,7 @@ async def get_controls_endpoint(request: Request) -> Response:
     return JSONResponse(body)
 
 
-@controls_api.put("/api/me/controls", body=CONTROLS_IN, answers={200: "{content_notes, members}"}, auth=True)
+@controls_api.put("/api/me/controls", body=CONTROLS_IN, answers={200: CONTROLS}, auth=True)
 async def put_controls_endpoint(request: Request) -> Response:
     """Choose whether posts with a content note start folded (collapse) or open (show)."""
     async with writing(request, CONTROLS_IN) as w:
@@ -356,7 +408,7 @@ async def put_controls_endpoint(request: Request) -> Response:
     return JSONResponse(body)
 
 
-@controls_api.put("/api/users/{id}/mute", body=MUTE_IN, answers={200: "{user_id, username, level}"}, auth=True)
+@controls_api.put("/api/users/{id}/mute", body=MUTE_IN, answers={200: MUTED}, auth=True)
 async def mute_endpoint(request: Request) -> Response:
     """Mute (no notifications), ignore (also fold their posts away) or stop muting a member: level none."""
     user_id = path_int(request, "id")

@@ -13,7 +13,7 @@ from starlette.responses import JSONResponse, Response
 
 from services.forum import access
 from services.forum.accounts import accounts
-from services.forum.accounts.api import avatar_json, public_json
+from services.forum.accounts.api import AVATAR, PUBLIC_USER, avatar_json, public_json
 from services.forum.directory.directory import (
     BADGE_DESCRIPTION_MAX,
     BADGE_NAME_MAX,
@@ -23,7 +23,7 @@ from services.forum.directory.directory import (
     revoke_badge,
     search,
 )
-from shared.api import ApiRouter, Field, Schema, path_int, query_int, writing
+from shared.api import ApiRouter, Field, Schema, Shape, page_of, path_int, query_int, writing
 from shared.web import require_viewer, runtime
 
 api = ApiRouter(tag="directory")
@@ -42,13 +42,28 @@ BADGE_IN = Schema(
     },
 )
 GRANT_IN = Schema("BadgeGrant", {"badge_id": Field("integer", required=True, minimum=1, maximum=access.MAX_ID)})
-SEARCH_QUERY = {
+SEARCH_QUERY: dict[str, str | Field] = {
     "q": "words to find in the name, username, organisation or interests (every word must match)",
     "organisation": "words to find in the organisation",
     "interest": "words to find in the interests",
-    "badge": "a badge id: only members with it",
-    "page": "page number, from 1",
+    "badge": Field("integer", minimum=0, maximum=access.MAX_ID, description="a badge id: only members with it"),
+    "page": Field("integer", minimum=1, maximum=10_000, description="page number, from 1"),
 }
+CARD = Shape(
+    "MemberCard",
+    {
+        "id": "integer",
+        "username": "string",
+        "display_name": "string",
+        "pronouns": "string?",
+        "organisation": "string?",
+        "interests": "string?",
+        "badges": ["object"],
+        "url": "string",
+        "avatar": AVATAR,
+    },
+)
+BADGE = Shape("Badge", {"id": "integer", "name": "string", "description": "string?", "members_count": "integer"})
 
 
 # --- JSON shapes -----------------------------------------------------------------------------------------------
@@ -96,7 +111,7 @@ def search_filters(request: Request) -> dict[str, Any]:
     }
 
 
-@api.get("/api/directory", answers={200: "{items: [member], next}"}, auth=True, query=SEARCH_QUERY)
+@api.get("/api/directory", answers={200: page_of(CARD)}, auth=True, query=SEARCH_QUERY)
 async def directory_endpoint(request: Request) -> Response:
     """Find members by name, organisation and interests (members who are logged in; only those listed)."""
     await require_viewer(request)
@@ -106,7 +121,7 @@ async def directory_endpoint(request: Request) -> Response:
     return JSONResponse({"items": [card_json(r) for r in rows], "next": filters["page"] + 1 if more else None})
 
 
-@api.get("/api/badges", answers={200: "{items: [badge], next}"})
+@api.get("/api/badges", answers={200: page_of(BADGE)})
 async def badges_endpoint(request: Request) -> Response:
     """Every badge, with how many members have it."""
     async with runtime(request).pool.acquire() as conn:
@@ -114,7 +129,7 @@ async def badges_endpoint(request: Request) -> Response:
     return JSONResponse({"items": [badge_json(r) for r in rows], "next": None})
 
 
-@api.post("/api/badges", body=BADGE_IN, answers={201: "Badge"}, auth=True)
+@api.post("/api/badges", body=BADGE_IN, answers={201: BADGE}, auth=True)
 async def create_badge_endpoint(request: Request) -> Response:
     """Create a badge (admins)."""
     async with writing(request, BADGE_IN) as w:
@@ -123,7 +138,10 @@ async def create_badge_endpoint(request: Request) -> Response:
 
 
 @api.post(
-    "/api/users/{username}/badges", body=GRANT_IN, answers={201: "User (public profile) with the badge"}, auth=True
+    "/api/users/{username}/badges",
+    body=GRANT_IN,
+    answers={201: ("User (public profile) with the badge", PUBLIC_USER)},
+    auth=True,
 )
 async def grant_badge_endpoint(request: Request) -> Response:
     """Give a member a badge (admins)."""

@@ -12,10 +12,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from services.forum.accounts import accounts
-from services.forum.accounts.api import avatar_json
+from services.forum.accounts.api import AVATAR, PERSON, avatar_json
 from services.forum.groups import groups
 from services.forum.groups.groups import Viewing, group_url
-from shared.api import ApiRouter, Field, Schema, path_int, query_int, read_json, writing
+from shared.api import STATUS, ApiRouter, Field, Schema, Shape, page_of, path_int, query_int, read_json, writing
 from shared.web import require_viewer, require_writer, runtime, viewer
 
 api = ApiRouter(tag="groups")
@@ -67,6 +67,39 @@ ACCEPT_IN = Schema("GroupInviteAccept", {"token": Field("string", required=True,
 
 
 # --- JSON shapes ----------------------------------------------------------------------------------------------
+
+GROUP = Shape(
+    "Group",
+    {
+        "id": "integer",
+        "name": "string",
+        "slug": "string",
+        "description": "string?",
+        "access": "string",
+        "members_count": "integer",
+        "created_at": "datetime",
+        "url": "string",
+        "viewer?": {"member": "boolean", "owner": "boolean", "requested": "boolean", "can_manage": "boolean"},
+    },
+)
+MEMBER = Shape(
+    "GroupMember",
+    {
+        "id": "integer",
+        "username": "string",
+        "display_name": "string",
+        "owner": "boolean",
+        "joined_at": "datetime",
+        "avatar": AVATAR,
+    },
+)
+GROUP_WITH_OWNERS = GROUP.extend("GroupWithOwners", {"owners": [MEMBER]})
+JOIN_REQUEST = Shape("GroupJoinRequest", {"user": PERSON, "message": "string?", "created_at": "datetime"})
+INVITE = Shape(
+    "GroupInvite",
+    {"id": "integer", "email": "string", "invited_by": "any", "created_at": "datetime", "expires_at": "datetime"},
+)
+INVITE_SENT = Shape("GroupInviteSent", {"status": "string", "id": "integer"})
 
 
 def group_json(group: asyncpg.Record, place: Viewing | None = None) -> dict[str, Any]:
@@ -144,7 +177,7 @@ async def _owners_list(
     return JSONResponse({"items": [shape(r) for r in rows], "next": None})
 
 
-@api.get("/api/groups", answers={200: "{items: [group], next}"})
+@api.get("/api/groups", answers={200: page_of(GROUP)})
 async def list_groups(request: Request) -> Response:
     """The groups the viewer may see (private ones only to their members and staff), with the viewer's place."""
     who = await viewer(request)
@@ -153,7 +186,7 @@ async def list_groups(request: Request) -> Response:
     return JSONResponse({"items": items, "next": None})
 
 
-@api.post("/api/groups", body=GROUP_IN, answers={201: "Group"}, auth=True)
+@api.post("/api/groups", body=GROUP_IN, answers={201: GROUP}, auth=True)
 async def create_group_endpoint(request: Request) -> Response:
     """Create a group (admins). Add owners with POST /api/groups/{id}/members."""
     async with writing(request, GROUP_IN) as w:
@@ -162,7 +195,7 @@ async def create_group_endpoint(request: Request) -> Response:
     return JSONResponse(group_json(row, place), status_code=201)
 
 
-@api.get("/api/groups/{id:int}", answers={200: "Group with owners"})
+@api.get("/api/groups/{id:int}", answers={200: GROUP_WITH_OWNERS})
 async def get_group(request: Request) -> Response:
     """A group, its owners and the viewer's place in it (404 for a private group the viewer is not in)."""
     who = await viewer(request)
@@ -172,7 +205,7 @@ async def get_group(request: Request) -> Response:
     return JSONResponse({**group_json(place.group, place), "owners": [member_json(r) for r in owners]})
 
 
-@api.patch("/api/groups/{id:int}", body=GROUP_PATCH, answers={200: "Group"}, auth=True)
+@api.patch("/api/groups/{id:int}", body=GROUP_PATCH, answers={200: GROUP}, auth=True)
 async def patch_group(request: Request) -> Response:
     """Change a group's name, description or access (its owners and admins)."""
     async with writing(request, GROUP_PATCH) as w:
@@ -183,9 +216,9 @@ async def patch_group(request: Request) -> Response:
 
 @api.get(
     "/api/groups/{id:int}/members",
-    answers={200: "{items: [member], next}"},
+    answers={200: page_of(MEMBER)},
     auth=True,
-    query={"page": "page number, from 1"},
+    query={"page": Field("integer", minimum=1, maximum=10_000, description="page number, from 1")},
 )
 async def list_members(request: Request) -> Response:
     """A group's members, owners first (members who are logged in only)."""
@@ -200,7 +233,11 @@ async def list_members(request: Request) -> Response:
 @api.post(
     "/api/groups/{id:int}/membership",
     body=JOIN_IN,
-    answers={201: "{status: member}", 202: "{status: requested}", 200: "Already a member"},
+    answers={
+        201: ("{status: member}", STATUS),
+        202: ("{status: requested}", STATUS),
+        200: ("Already a member", STATUS),
+    },
     auth=True,
 )
 async def join_endpoint(request: Request) -> Response:
@@ -224,7 +261,7 @@ async def leave_endpoint(request: Request) -> Response:
     return Response(status_code=204)
 
 
-@api.post("/api/groups/{id:int}/members", body=ADD_MEMBER_IN, answers={201: "Member"}, auth=True)
+@api.post("/api/groups/{id:int}/members", body=ADD_MEMBER_IN, answers={201: MEMBER}, auth=True)
 async def add_member_endpoint(request: Request) -> Response:
     """Add a member by username, optionally as an owner (the group's owners and admins)."""
     async with writing(request, ADD_MEMBER_IN) as w:
@@ -235,7 +272,7 @@ async def add_member_endpoint(request: Request) -> Response:
     return JSONResponse(member_json(row), status_code=201)
 
 
-@api.patch("/api/groups/{id:int}/members/{user_id:int}", body=MEMBER_PATCH, answers={200: "Member"}, auth=True)
+@api.patch("/api/groups/{id:int}/members/{user_id:int}", body=MEMBER_PATCH, answers={200: MEMBER}, auth=True)
 async def patch_member_endpoint(request: Request) -> Response:
     """Make a member an owner, or not (the group's owners and admins)."""
     async with writing(request, MEMBER_PATCH) as w:
@@ -256,14 +293,17 @@ async def remove_member_endpoint(request: Request) -> Response:
     return Response(status_code=204)
 
 
-@api.get("/api/groups/{id:int}/requests", answers={200: "{items: [request], next}"}, auth=True)
+@api.get("/api/groups/{id:int}/requests", answers={200: page_of(JOIN_REQUEST)}, auth=True)
 async def list_requests(request: Request) -> Response:
     """Requests to join waiting for an answer (the group's owners and admins)."""
     return await _owners_list(request, groups.pending_requests, request_json)
 
 
 @api.post(
-    "/api/groups/{id:int}/requests/{user_id:int}", body=DECISION_IN, answers={200: "{status: member|denied}"}, auth=True
+    "/api/groups/{id:int}/requests/{user_id:int}",
+    body=DECISION_IN,
+    answers={200: ("{status: member|denied}", STATUS)},
+    auth=True,
 )
 async def decide_request_endpoint(request: Request) -> Response:
     """Approve or deny a request to join (the group's owners and admins)."""
@@ -275,13 +315,13 @@ async def decide_request_endpoint(request: Request) -> Response:
     return JSONResponse({"status": status})
 
 
-@api.get("/api/groups/{id:int}/invites", answers={200: "{items: [invite], next}"}, auth=True)
+@api.get("/api/groups/{id:int}/invites", answers={200: page_of(INVITE)}, auth=True)
 async def list_invites(request: Request) -> Response:
     """Open invitations (the group's owners and admins)."""
     return await _owners_list(request, groups.pending_invites, invite_json)
 
 
-@api.post("/api/groups/{id:int}/invites", body=INVITE_IN, answers={202: "{status: sent, id}"}, auth=True)
+@api.post("/api/groups/{id:int}/invites", body=INVITE_IN, answers={202: INVITE_SENT}, auth=True)
 async def invite_endpoint(request: Request) -> Response:
     """Invite someone by email (the group's owners and admins); the mail carries a signed link valid 14 days."""
     who = await require_writer(request)
@@ -298,7 +338,7 @@ async def revoke_invite_endpoint(request: Request) -> Response:
     return Response(status_code=204)
 
 
-@api.post("/api/group-invites/accept", body=ACCEPT_IN, answers={200: "Group (now a member)"}, auth=True)
+@api.post("/api/group-invites/accept", body=ACCEPT_IN, answers={200: ("Group (now a member)", GROUP)}, auth=True)
 async def accept_invite_endpoint(request: Request) -> Response:
     """Accept an invitation with the token from its link; the viewer's confirmed email must be the one invited."""
     async with writing(request, ACCEPT_IN) as w:

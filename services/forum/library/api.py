@@ -8,7 +8,6 @@ keep the app's usual limit (read_small_json).
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ from services.forum import access
 from services.forum.library import comments, documents, filetypes, folders
 from services.forum.library.folders import FOLDER_DESCRIPTION_MAX, FOLDER_NAME_MAX, FolderNode
 from services.forum.library.multipart import Upload
-from shared.api import ApiRouter, Field, Schema, Write, path_int, query_int, writing
+from shared.api import ApiRouter, Field, File, Schema, Shape, Write, page_of, parse_json, path_int, query_int, writing
 from shared.sessions import Session
 from shared.web import ApiError, require_writer, runtime, viewer
 
@@ -49,6 +48,8 @@ FOLDER_IN = Schema(
             "array",
             items="integer",
             max_length=50,
+            minimum=1,
+            maximum=access.MAX_ID,
             nullable=True,
             description="private to these groups (and staff) when not empty; a subfolder's groups "
             "must be among its parent's",
@@ -61,7 +62,7 @@ FOLDER_PATCH = Schema(
         "name": Field("string", min_length=1, max_length=FOLDER_NAME_MAX),
         "description": Field("string", max_length=FOLDER_DESCRIPTION_MAX),
         "position": Field("integer", minimum=0, maximum=10_000),
-        "group_ids": Field("array", items="integer", max_length=50),
+        "group_ids": Field("array", items="integer", max_length=50, minimum=1, maximum=access.MAX_ID),
     },
 )
 DOCUMENT_PATCH = Schema(
@@ -72,6 +73,24 @@ DOCUMENT_PATCH = Schema(
         "folder_id": Field("integer", minimum=1, maximum=access.MAX_ID, description="move it to another folder"),
     },
 )
+_FILE = Field("file", required=True, description="PDF, Word, PowerPoint, Excel, OpenDocument, plain text, PNG or JPEG")
+UPLOAD_FORM = Schema(
+    "DocumentUpload",
+    {
+        "file": _FILE,
+        "folder_id": Field("integer", required=True, minimum=1, maximum=access.MAX_ID),
+        "title": Field("string", max_length=documents.TITLE_MAX, description="the file's name when absent"),
+        "description": Field("string", max_length=documents.DESCRIPTION_MAX),
+    },
+)
+VERSION_FORM = Schema(
+    "DocumentVersionUpload",
+    {"file": _FILE, "note": Field("string", max_length=documents.NOTE_MAX, description="what changed")},
+)
+UPLOAD_REFUSALS = {
+    413: "Larger than TICA_MAX_UPLOAD_BYTES",
+    415: "A type of file the library does not take, or a name whose extension says another type",
+}
 COMMENT_IN = Schema(
     "DocumentCommentIn",
     {
@@ -93,13 +112,7 @@ async def read_small_json(request: Request, schema: Schema) -> dict[str, Any]:
         body += chunk
         if len(body) > limit:
             raise ApiError(413, "payload_too_large", f"The request body is larger than {limit} bytes.")
-    if not body:
-        return schema.validate({})
-    try:
-        data = json.loads(bytes(body))
-    except (ValueError, UnicodeDecodeError):
-        raise ApiError(400, "bad_json", "The request body is not valid JSON.") from None
-    return schema.validate(data)
+    return schema.validate(parse_json(bytes(body)) if body else {})
 
 
 @asynccontextmanager
@@ -131,6 +144,92 @@ def version_param(request: Request) -> int | None:
 
 
 # --- JSON shapes ----------------------------------------------------------------------------------------------------
+
+PERSON = Shape("Person", {"id": "integer?", "username": "string?", "display_name": "string"})
+FOLDER_FIELDS = {
+    "id": "integer",
+    "parent_id": "integer?",
+    "name": "string",
+    "description": "string?",
+    "position": "integer",
+    "private": "boolean",
+    "url": "string",
+    "documents_count": "integer",
+    "downloads_count": "integer",
+    "previews_count": "integer",
+    "group_ids?": ["integer"],
+}
+FOLDER = Shape("Folder", {**FOLDER_FIELDS, "subfolders?": [Shape("Subfolder", FOLDER_FIELDS)]})
+VERSION = Shape(
+    "DocumentVersion",
+    {
+        "version": "integer",
+        "filename": "string",
+        "kind": "string",
+        "content_type": "string",
+        "size_bytes": "integer",
+        "sha256": "string",
+        "note": "string?",
+        "created_at": "datetime",
+        "uploader": PERSON,
+        "download_url": "string",
+    },
+)
+DOCUMENT = Shape(
+    "Document",
+    {
+        "id": "integer",
+        "title": "string",
+        "description": "string?",
+        "folder": {"id": "integer", "name": "string", "url": "string"},
+        "uploader": PERSON,
+        "current_version": "integer",
+        "file": {
+            "filename": "string",
+            "kind": "string",
+            "label": "string",
+            "content_type": "string",
+            "size_bytes": "integer",
+            "uploaded_at": "datetime",
+        },
+        "preview": "string",
+        "counts": {
+            "downloads": "integer",
+            "previews": "integer",
+            "unique_downloads": "integer",
+            "unique_previews": "integer",
+            "comments": "integer",
+        },
+        "created_at": "datetime",
+        "updated_at": "datetime",
+        "url": "string",
+        "download_url": "string",
+        "preview_url": "string",
+        "versions?": [VERSION],
+    },
+)
+FOLDER_PAGE = FOLDER.extend("FolderWithDocuments", {"documents": [DOCUMENT], "next": "integer?"})
+COMMENT = Shape(
+    "DocumentComment",
+    {
+        "id": "integer",
+        "document_id": "integer",
+        "author": PERSON,
+        "raw": "string?",
+        "cooked": "string?",
+        "status": "string",
+        "moderation_reason": "string?",
+        "reactions": "object",
+        "my_reactions": ["string"],
+        "revision": "integer",
+        "created_at": "datetime",
+        "updated_at": "datetime",
+    },
+)
+PAGE = Field("integer", minimum=1, maximum=10_000, description="1-based")
+VERSION_QUERY = Field(
+    "integer", minimum=0, maximum=1_000_000, description="a version number; the current one when absent (or 0)"
+)
 
 
 def person_json(user_id: int, username: str, display_name: str) -> dict[str, Any]:
@@ -273,7 +372,7 @@ async def folder_page_of(request: Request, who: Session | None) -> FolderPage:
     return FolderPage(folder, node, rows, page, more)
 
 
-@api.get("/api/folders", answers={200: "{items: [folder with subfolders], next}"})
+@api.get("/api/folders", answers={200: ("Top-level folders with their subfolders", page_of(FOLDER))})
 async def list_folders(request: Request) -> Response:
     """The library's folders the viewer may read, top-level ones with their subfolders, with counts."""
     who = await viewer(request)
@@ -282,7 +381,7 @@ async def list_folders(request: Request) -> Response:
     return JSONResponse({"items": [folder_json(node, who) for node in tree], "next": None})
 
 
-@api.post("/api/folders", body=FOLDER_IN, answers={201: "Folder"}, auth=True)
+@api.post("/api/folders", body=FOLDER_IN, answers={201: FOLDER}, auth=True)
 async def create_folder_endpoint(request: Request) -> Response:
     """Create a folder or, with parent_id, a subfolder (admins)."""
     async with writing(request, FOLDER_IN) as w:
@@ -292,8 +391,8 @@ async def create_folder_endpoint(request: Request) -> Response:
 
 @api.get(
     "/api/folders/{id:int}",
-    answers={200: "Folder with subfolders and a page of documents"},
-    query={"page": "page of documents, from 1"},
+    answers={200: ("Folder with subfolders and a page of documents", FOLDER_PAGE)},
+    query={"page": PAGE},
 )
 async def get_folder(request: Request) -> Response:
     """A folder, its readable subfolders and a page of its documents (latest first)."""
@@ -304,7 +403,7 @@ async def get_folder(request: Request) -> Response:
     return JSONResponse({**out, "documents": documents_, "next": shown.page + 1 if shown.more else None})
 
 
-@api.patch("/api/folders/{id:int}", body=FOLDER_PATCH, answers={200: "Folder"}, auth=True)
+@api.patch("/api/folders/{id:int}", body=FOLDER_PATCH, answers={200: FOLDER}, auth=True)
 async def patch_folder(request: Request) -> Response:
     """Change a folder's name, description, position or groups (admins)."""
     async with writing(request, FOLDER_PATCH) as w:
@@ -330,7 +429,7 @@ async def _uploaded(request: Request, action: Callable[[Upload], Awaitable[async
         upload.discard()
 
 
-@api.post("/api/documents", answers={201: "Document"}, auth=True)
+@api.post("/api/documents", form=UPLOAD_FORM, answers={201: DOCUMENT, **UPLOAD_REFUSALS}, auth=True)
 async def upload_endpoint(request: Request) -> Response:
     """Share a document: multipart/form-data with `file`, `folder_id`, and optional `title`, `description`.
 
@@ -344,7 +443,7 @@ async def upload_endpoint(request: Request) -> Response:
     return JSONResponse(document_json(row), status_code=201)
 
 
-@api.get("/api/documents/{id:int}", answers={200: "Document with versions"})
+@api.get("/api/documents/{id:int}", answers={200: ("Document with versions", DOCUMENT)})
 async def get_document(request: Request) -> Response:
     """A document, its current file, every version and its counts."""
     who = await viewer(request)
@@ -354,7 +453,7 @@ async def get_document(request: Request) -> Response:
     return JSONResponse(document_json(row, version_rows))
 
 
-@api.patch("/api/documents/{id:int}", body=DOCUMENT_PATCH, answers={200: "Document"}, auth=True)
+@api.patch("/api/documents/{id:int}", body=DOCUMENT_PATCH, answers={200: DOCUMENT}, auth=True)
 async def patch_document(request: Request) -> Response:
     """Change a document's title or description, or move it to another folder (its uploader or staff)."""
     async with writing_small(request, DOCUMENT_PATCH) as w:
@@ -368,7 +467,12 @@ async def delete_document_endpoint(request: Request) -> Response:
     return await _deleted(request, documents.delete_document)
 
 
-@api.post("/api/documents/{id:int}/versions", answers={201: "Document (its new current version)"}, auth=True)
+@api.post(
+    "/api/documents/{id:int}/versions",
+    form=VERSION_FORM,
+    answers={201: ("Document (its new current version)", DOCUMENT), **UPLOAD_REFUSALS},
+    auth=True,
+)
 async def upload_version_endpoint(request: Request) -> Response:
     """Upload a new version (its uploader or staff): multipart/form-data with `file` and optional `note`.
 
@@ -384,8 +488,8 @@ async def upload_version_endpoint(request: Request) -> Response:
 
 @api.get(
     "/api/documents/{id:int}/download",
-    answers={200: "The file (Content-Disposition: attachment)"},
-    query={"version": "a version number; the current one when absent"},
+    answers={200: File("The file, of its detected type (Content-Disposition: attachment)")},
+    query={"version": VERSION_QUERY},
 )
 async def download_endpoint(request: Request) -> Response:
     """Download a document's file (counted): its detected type, as an attachment, never sniffed."""
@@ -413,8 +517,11 @@ async def preview_file(request: Request, who: Session | None, kind: str) -> Resp
 
 @api.get(
     "/api/documents/{id:int}/preview",
-    answers={200: "The file, inline and sandboxed", 409: "No preview"},
-    query={"version": "a version number; the current one when absent"},
+    answers={
+        200: File("The file, inline and sandboxed", ("application/pdf", "image/png", "image/jpeg", "text/plain")),
+        409: "No preview",
+    },
+    query={"version": VERSION_QUERY},
 )
 async def preview_endpoint(request: Request) -> Response:
     """Preview a PDF, image or text file inline in a sandbox (counted); 409 `no_preview` for other kinds."""
@@ -428,9 +535,7 @@ async def preview_endpoint(request: Request) -> Response:
 # --- comments -------------------------------------------------------------------------------------------------------
 
 
-@api.get(
-    "/api/documents/{id:int}/comments", answers={200: "{items: [comment], next}"}, query={"page": "page number, from 1"}
-)
+@api.get("/api/documents/{id:int}/comments", answers={200: page_of(COMMENT)}, query={"page": PAGE})
 async def list_comments(request: Request) -> Response:
     """A document's comments, oldest first."""
     who = await viewer(request)
@@ -443,7 +548,7 @@ async def list_comments(request: Request) -> Response:
     return JSONResponse({"items": items, "next": page + 1 if more else None})
 
 
-@api.post("/api/documents/{id:int}/comments", body=COMMENT_IN, answers={201: "Comment"}, auth=True)
+@api.post("/api/documents/{id:int}/comments", body=COMMENT_IN, answers={201: COMMENT}, auth=True)
 async def create_comment_endpoint(request: Request) -> Response:
     """Comment on a document (Markdown; @mentions notify)."""
     async with writing_small(request, COMMENT_IN) as w:
@@ -451,7 +556,7 @@ async def create_comment_endpoint(request: Request) -> Response:
     return JSONResponse(comment_json(row, w.who), status_code=201)
 
 
-@api.patch("/api/document-comments/{id:int}", body=COMMENT_IN, answers={200: "Comment"}, auth=True)
+@api.patch("/api/document-comments/{id:int}", body=COMMENT_IN, answers={200: COMMENT}, auth=True)
 async def edit_comment_endpoint(request: Request) -> Response:
     """Edit a comment (its author or staff); the previous text is kept."""
     async with writing(request, COMMENT_IN) as w:

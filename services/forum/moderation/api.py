@@ -14,9 +14,9 @@ from starlette.responses import JSONResponse, Response
 from services.forum import access
 from services.forum.moderation import moderation, screening
 from services.forum.topics import posts
-from services.forum.topics.api import post_json
+from services.forum.topics.api import AUTHOR, POST, SUPPORT, post_json
 from services.forum.writings.reviews import REVIEW_KINDS
-from shared.api import ApiRouter, Field, Schema, path_int, writing
+from shared.api import ApiRouter, Field, Schema, Shape, page_of, path_int, writing
 from shared.sessions import Session
 from shared.web import ApiError, require_viewer, runtime
 
@@ -44,6 +44,74 @@ SANCTION_IN = Schema(
 )
 
 
+REVIEWABLE = Shape(
+    "Reviewable",
+    {
+        "id": "integer",
+        "kind": "string",
+        "kind_label": "string",
+        "status": "string",
+        "score": "integer",
+        "priority": "integer",
+        "reasons": ["string"],
+        "appeal_text": "string?",
+        "created_at": "datetime",
+        "updated_at": "datetime",
+        "post": "object",
+        "topic": "object?",
+        "author": "object",
+        "flags": ["object"],
+        "context": ["object"],
+        "resolution": "object?",
+        "actions": ["string"],
+        "comment?": "object",
+        "document?": "object",
+    },
+)
+APPEAL = Shape(
+    "Appeal",
+    {
+        "id": "integer",
+        "status": "string",
+        "text": "string",
+        "decision": "string?",
+        "reason": "string?",
+        "created_at": "datetime",
+        "decided_at": "datetime?",
+    },
+)
+STANDING = Shape(
+    "Standing",
+    {
+        "user_id": "integer",
+        "username": "string",
+        "suspended_until": "datetime?",
+        "suspended_reason": "string?",
+        "silenced_until": "datetime?",
+        "silenced_reason": "string?",
+    },
+)
+MEMBER_RECORD = Shape(
+    "MemberRecord",
+    {
+        "user": {
+            "id": "integer",
+            "username": "string",
+            "display_name": "string",
+            "roles": ["string"],
+            "created_at": "datetime",
+        },
+        "standing": STANDING,
+        "counts": "object",
+        "reviews": [REVIEWABLE],
+        "audit": ["object"],
+    },
+)
+REVEALED = Shape("RevealedAuthor", {"post_id": "integer", "author": AUTHOR, "message": "string"})
+WATCHED_WORD = Shape("WatchedWord", {"id": "integer", "word": "string", "action": "string", "created_at": "datetime"})
+PHRASE = Shape("SafeguardingPhrase", {"phrase": "string", "builtin": "boolean", "active": "boolean"})
+
+
 # --- the queue, posts, appeals, sanctions ---------------------------------------------------------
 
 
@@ -55,12 +123,18 @@ async def _staff_reader(request: Request) -> Session:
 
 @api.get(
     "/api/review",
-    answers={200: "{items: [reviewable], next}: pending first, safeguarding first"},
+    answers={200: ("Pending first, safeguarding first", page_of(REVIEWABLE))},
     auth=True,
     query={
-        "status": "pending (default), approved, rejected, ignored, deleted or all",
-        "kind": ", ".join(REVIEW_KINDS),
-        "page": f"1-based page of {moderation.REVIEWS_PER_PAGE}",
+        "status": Field(
+            "string",
+            enum=(*moderation.REVIEW_STATUSES, "all"),
+            description="pending (default), approved, rejected, ignored, deleted or all",
+        ),
+        "kind": Field("string", enum=REVIEW_KINDS),
+        "page": Field(
+            "integer", minimum=1, maximum=10_000, description=f"1-based page of {moderation.REVIEWS_PER_PAGE}"
+        ),
     },
 )
 async def review_queue_endpoint(request: Request) -> Response:
@@ -72,7 +146,7 @@ async def review_queue_endpoint(request: Request) -> Response:
     return JSONResponse({"items": items, "next": query.page + 1 if has_next else None})
 
 
-@api.get("/api/review/{id}", answers={200: "Reviewable"}, auth=True)
+@api.get("/api/review/{id}", answers={200: REVIEWABLE}, auth=True)
 async def review_item_endpoint(request: Request) -> Response:
     """One item of the review queue (moderators)."""
     review_id = path_int(request, "id")
@@ -85,7 +159,7 @@ async def review_item_endpoint(request: Request) -> Response:
 @api.post(
     "/api/review/{id}",
     body=REVIEW_ACTION_IN,
-    answers={200: "Reviewable", 409: "Another moderator acted first", 422: "Action not possible, or reason missing"},
+    answers={200: REVIEWABLE, 409: "Another moderator acted first", 422: "Action not possible, or reason missing"},
     auth=True,
 )
 async def review_action_endpoint(request: Request) -> Response:
@@ -97,13 +171,13 @@ async def review_action_endpoint(request: Request) -> Response:
     return JSONResponse(item)
 
 
-@api.post("/api/posts/{id}/hide", body=POST_ACTION_IN, answers={200: "Post"}, auth=True)
+@api.post("/api/posts/{id}/hide", body=POST_ACTION_IN, answers={200: POST}, auth=True)
 async def hide_endpoint(request: Request) -> Response:
     """Hide a post (moderators), with a reason its author sees."""
     return await _moderate_post(request, "hide")
 
 
-@api.post("/api/posts/{id}/restore", body=POST_ACTION_IN, answers={200: "Post"}, auth=True)
+@api.post("/api/posts/{id}/restore", body=POST_ACTION_IN, answers={200: POST}, auth=True)
 async def restore_endpoint(request: Request) -> Response:
     """Show a hidden post again (moderators)."""
     return await _moderate_post(request, "restore")
@@ -117,7 +191,7 @@ async def _moderate_post(request: Request, action: str) -> Response:
     return JSONResponse(post_json(post, w.who))
 
 
-@api.post("/api/posts/{id}/reveal-author", answers={200: "{post_id, author}"}, auth=True)
+@api.post("/api/posts/{id}/reveal-author", answers={200: REVEALED}, auth=True)
 async def reveal_endpoint(request: Request) -> Response:
     """Who wrote a pseudonymous post (moderators); every reveal is recorded in the audit log."""
     post_id = path_int(request, "id")
@@ -126,7 +200,7 @@ async def reveal_endpoint(request: Request) -> Response:
     return JSONResponse(revealed)
 
 
-@api.post("/api/posts/{id}/appeal", body=APPEAL_IN, answers={201: "Appeal"}, auth=True)
+@api.post("/api/posts/{id}/appeal", body=APPEAL_IN, answers={201: APPEAL}, auth=True)
 async def appeal_endpoint(request: Request) -> Response:
     """Appeal about your hidden or rejected post, once, in your own words."""
     post_id = path_int(request, "id")
@@ -135,7 +209,7 @@ async def appeal_endpoint(request: Request) -> Response:
     return JSONResponse(moderation.appeal_json(row), status_code=201)
 
 
-@api.get("/api/posts/{id}/appeal", answers={200: "Appeal"}, auth=True)
+@api.get("/api/posts/{id}/appeal", answers={200: APPEAL}, auth=True)
 async def get_appeal_endpoint(request: Request) -> Response:
     """The appeal about a post: for its author and moderators only."""
     post_id = path_int(request, "id")
@@ -159,31 +233,31 @@ async def _sanction(request: Request, kind: str) -> Response:
     return JSONResponse(moderation.standing_json(row))
 
 
-@api.post("/api/users/{id}/suspend", body=SANCTION_IN, answers={200: "Standing"}, auth=True)
+@api.post("/api/users/{id}/suspend", body=SANCTION_IN, answers={200: STANDING}, auth=True)
 async def suspend_endpoint(request: Request) -> Response:
     """Suspend a member until a time, with a reason they see; their sessions and API tokens end now (moderators)."""
     return await _sanction(request, "suspended")
 
 
-@api.delete("/api/users/{id}/suspend", answers={200: "Standing"}, auth=True)
+@api.delete("/api/users/{id}/suspend", answers={200: STANDING}, auth=True)
 async def unsuspend_endpoint(request: Request) -> Response:
     """End a suspension early (moderators)."""
     return await _sanction(request, "suspended")
 
 
-@api.post("/api/users/{id}/silence", body=SANCTION_IN, answers={200: "Standing"}, auth=True)
+@api.post("/api/users/{id}/silence", body=SANCTION_IN, answers={200: STANDING}, auth=True)
 async def silence_endpoint(request: Request) -> Response:
     """Silence a member until a time: they can read but not post (moderators)."""
     return await _sanction(request, "silenced")
 
 
-@api.delete("/api/users/{id}/silence", answers={200: "Standing"}, auth=True)
+@api.delete("/api/users/{id}/silence", answers={200: STANDING}, auth=True)
 async def unsilence_endpoint(request: Request) -> Response:
     """End a silence early (moderators)."""
     return await _sanction(request, "silenced")
 
 
-@api.get("/api/users/{id}/moderation", answers={200: "{user, standing, counts, reviews, audit}"}, auth=True)
+@api.get("/api/users/{id}/moderation", answers={200: MEMBER_RECORD}, auth=True)
 async def member_record_endpoint(request: Request) -> Response:
     """A member as moderators see them: standing, counts, review items and audit entries (moderators)."""
     user_id = path_int(request, "id")
@@ -215,13 +289,13 @@ def phrase_json(phrase: screening.Phrase) -> dict[str, Any]:
     return {"phrase": phrase.phrase, "builtin": phrase.builtin, "active": phrase.active}
 
 
-@api.get("/api/support", answers={200: "Where to find support now: {heading, intro, services, after}"})
+@api.get("/api/support", answers={200: ("Where to find support now", SUPPORT)})
 async def support_endpoint(request: Request) -> Response:
     """Where to find support now (Samaritans, Shout, NHS 111 option 2, 999): the "Get support" content."""
     return JSONResponse(screening.SUPPORT)
 
 
-@api.get("/api/admin/watched-words", answers={200: "{items: [watched word]}"}, auth=True)
+@api.get("/api/admin/watched-words", answers={200: page_of(WATCHED_WORD)}, auth=True)
 async def list_words_endpoint(request: Request) -> Response:
     """Watched words and their actions (admins)."""
     access.require_admin(await require_viewer(request))
@@ -230,7 +304,7 @@ async def list_words_endpoint(request: Request) -> Response:
     return JSONResponse({"items": [word_json(r) for r in rows], "next": None})
 
 
-@api.post("/api/admin/watched-words", body=WORD_IN, answers={201: "Watched word"}, auth=True)
+@api.post("/api/admin/watched-words", body=WORD_IN, answers={201: WATCHED_WORD}, auth=True)
 async def add_word_endpoint(request: Request) -> Response:
     """Watch for a word or phrase: block, require_approval, censor or flag (admins)."""
     async with writing(request, WORD_IN, allowed=access.require_admin) as w:
@@ -247,7 +321,7 @@ async def remove_word_endpoint(request: Request) -> Response:
     return Response(status_code=204)
 
 
-@api.get("/api/admin/safeguarding-phrases", answers={200: "{items: [{phrase, builtin, active}]}"}, auth=True)
+@api.get("/api/admin/safeguarding-phrases", answers={200: page_of(PHRASE)}, auth=True)
 async def list_phrases_endpoint(request: Request) -> Response:
     """Safeguarding phrases: the built-in ones (and whether they are on) and admins' own (admins)."""
     access.require_admin(await require_viewer(request))
@@ -256,7 +330,7 @@ async def list_phrases_endpoint(request: Request) -> Response:
     return JSONResponse({"items": [phrase_json(p) for p in phrases], "next": None})
 
 
-@api.post("/api/admin/safeguarding-phrases", body=PHRASE_IN, answers={201: "{phrase, builtin, active}"}, auth=True)
+@api.post("/api/admin/safeguarding-phrases", body=PHRASE_IN, answers={201: PHRASE}, auth=True)
 async def add_phrase_endpoint(request: Request) -> Response:
     """Add a safeguarding phrase, or switch a built-in one back on (admins)."""
     async with writing(request, PHRASE_IN, allowed=access.require_admin) as w:

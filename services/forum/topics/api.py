@@ -14,7 +14,7 @@ from starlette.responses import JSONResponse, Response
 from services.forum import access
 from services.forum.moderation import screening
 from services.forum.topics import categories, moves, posts, revisions, topics
-from shared.api import ApiRouter, Field, Schema, path_int, query_int, read_json, writing
+from shared.api import ApiRouter, Field, Schema, Shape, page_of, path_int, query_int, read_json, writing
 from shared.sessions import Session
 from shared.web import require_writer, runtime, viewer
 
@@ -26,6 +26,96 @@ PENDING_MESSAGE = (
     "Thank you for posting. A moderator will look at it soon, and it will appear once they have. "
     "You can see it, marked as waiting for review."
 )
+
+# --- JSON shapes (the *_json functions below make them) -------------------------------------------
+
+AUTHOR = Shape("Author", {"id": "integer?", "username": "string", "display_name": "string"})
+CATEGORY = Shape(
+    "Category",
+    {
+        "id": "integer",
+        "name": "string",
+        "slug": "string",
+        "description": "string?",
+        "colour": "string?",
+        "position": "integer",
+        "topics_count": "integer",
+        "allow_anonymous": "boolean",
+        "url": "string",
+        "group_ids?": ["integer"],
+    },
+)
+TOPIC = Shape(
+    "Topic",
+    {
+        "id": "integer",
+        "title": "string",
+        "slug": "string",
+        "category_id": "integer",
+        "kind": "string",
+        "author": AUTHOR,
+        "anonymous": "boolean",
+        "status": "string",
+        "created_at": "datetime",
+        "last_posted_at": "datetime",
+        "posts_count": "integer",
+        "reactions_count": "integer",
+        "pinned": "boolean",
+        "closed": "boolean",
+        "content_note": "string?",
+        "url": "string",
+        "unread?": "integer?",
+        "new?": "boolean",
+    },
+)
+POST = Shape(
+    "Post",
+    {
+        "id": "integer",
+        "topic_id": "integer",
+        "post_number": "integer",
+        "author": AUTHOR,
+        "anonymous": "boolean",
+        "raw": "string",
+        "cooked": "string",
+        "reply_to": "integer?",
+        "content_note": "string?",
+        "status": "string",
+        "reactions": "object",
+        "revision": "integer",
+        "can_edit": "boolean",
+        "created_at": "datetime",
+        "updated_at": "datetime",
+        "moderation_reason?": "string?",
+        "my_reactions?": ["string"],
+    },
+)
+SUPPORT = Shape(
+    "Support",
+    {
+        "heading": "string",
+        "intro": "string",
+        "services": [{"name": "string", "action": "string", "href": "string?", "detail": "string", "url": "string?"}],
+        "after": "any",
+        "post_note?": "string",
+    },
+)
+WRITTEN = {"support?": SUPPORT, "status?": "string", "message?": "string"}  # with a new topic or post
+NEW_TOPIC = TOPIC.extend("NewTopic", {"first_post": POST, **WRITTEN})
+NEW_POST = POST.extend("NewPost", WRITTEN)
+TOPIC_WITH_POSTS = TOPIC.extend("TopicWithPosts", {"posts": [POST], "next": "integer?"})
+REVISION = Shape(
+    "Revision",
+    {
+        "revision": "integer",
+        "raw": "string",
+        "content_note": "string?",
+        "editor": AUTHOR,
+        "reason": "string?",
+        "created_at": "datetime",
+    },
+)
+PAGE = Field("integer", minimum=1, maximum=10_000, description="1-based")
 
 # --- categories ----------------------------------------------------------------------------------
 
@@ -47,6 +137,8 @@ CATEGORY_IN = Schema(
             "array",
             items="integer",
             max_length=50,
+            minimum=1,
+            maximum=access.MAX_ID,
             nullable=True,
             description="private to these groups (and staff) when not empty",
         ),
@@ -63,7 +155,12 @@ CATEGORY_PATCH = Schema(
         "position": Field("integer", minimum=0, maximum=10_000),
         "allow_anonymous": Field("boolean"),
         "group_ids": Field(
-            "array", items="integer", max_length=50, description="private to these groups (and staff); [] for public"
+            "array",
+            items="integer",
+            max_length=50,
+            minimum=1,
+            maximum=access.MAX_ID,
+            description="private to these groups (and staff); [] for public",
         ),
     },
 )
@@ -87,7 +184,9 @@ def category_json(row: asyncpg.Record, who: Session | None) -> dict[str, Any]:
     return out
 
 
-@categories_api.get("/api/categories", answers={200: "Categories the viewer may read"})
+@categories_api.get(
+    "/api/categories", answers={200: ("Categories the viewer may read", Shape("CategoryList", {"items": [CATEGORY]}))}
+)
 async def list_categories_endpoint(request: Request) -> Response:
     """List the categories the viewer may read."""
     who = await viewer(request)
@@ -96,7 +195,7 @@ async def list_categories_endpoint(request: Request) -> Response:
     return JSONResponse({"items": [category_json(row, who) for row in rows]})
 
 
-@categories_api.post("/api/categories", body=CATEGORY_IN, answers={201: "Category"}, auth=True)
+@categories_api.post("/api/categories", body=CATEGORY_IN, answers={201: CATEGORY}, auth=True)
 async def create_category_endpoint(request: Request) -> Response:
     """Create a category (admins)."""
     async with writing(request, CATEGORY_IN, allowed=categories.require_manager) as w:
@@ -104,7 +203,7 @@ async def create_category_endpoint(request: Request) -> Response:
     return JSONResponse(category_json(row, w.who), status_code=201)
 
 
-@categories_api.patch("/api/categories/{id}", body=CATEGORY_PATCH, answers={200: "Category"}, auth=True)
+@categories_api.patch("/api/categories/{id}", body=CATEGORY_PATCH, answers={200: CATEGORY}, auth=True)
 async def update_category_endpoint(request: Request) -> Response:
     """Change a category's name, description, colour, position, groups or anonymous posting (admins)."""
     category_id = path_int(request, "id")
@@ -209,12 +308,12 @@ def topic_json(row: asyncpg.Record, who: Session | None) -> dict[str, Any]:
 
 @topics_api.get(
     "/api/topics",
-    answers={200: "Topics, pinned first"},
+    answers={200: ("Topics, pinned first", page_of(TOPIC))},
     query={
-        "category_id": "only this category",
-        "kind": "discussion, blog, case_study or narrative",
-        "sort": "latest (default) or top",
-        "page": "1-based page of 30",
+        "category_id": Field("integer", minimum=1, maximum=access.MAX_ID, description="only this category"),
+        "kind": Field("string", enum=topics.KINDS, description="discussion, blog, case_study or narrative"),
+        "sort": Field("string", enum=("latest", "top"), description="latest (default) or top"),
+        "page": Field("integer", minimum=1, maximum=10_000, description="1-based page of 30"),
     },
 )
 async def list_topics_endpoint(request: Request) -> Response:
@@ -241,8 +340,8 @@ def written_json(written: posts.Written, shape: dict[str, Any]) -> tuple[dict[st
     "/api/topics",
     body=TOPIC_IN,
     answers={
-        201: "Topic with first_post (and `support` when the post matched a safeguarding phrase)",
-        202: "{status: pending_review, message, ...topic, first_post}: a moderator looks first",
+        201: ("Topic with first_post (and `support` when the post matched a safeguarding phrase)", NEW_TOPIC),
+        202: ("{status: pending_review, message, ...topic, first_post}: a moderator looks first", NEW_TOPIC),
         429: "Too many posts or topics for now (Retry-After)",
     },
     auth=True,
@@ -258,7 +357,11 @@ async def create_topic_endpoint(request: Request) -> Response:
     return JSONResponse(body, status_code=status)
 
 
-@topics_api.get("/api/topics/{id}", answers={200: "Topic with posts (20 a page) and next"}, query={"page": "1-based"})
+@topics_api.get(
+    "/api/topics/{id}",
+    answers={200: ("Topic with posts (20 a page) and next", TOPIC_WITH_POSTS)},
+    query={"page": PAGE},
+)
 async def get_topic_endpoint(request: Request) -> Response:
     """A topic with one page of its posts; marks them read for a signed-in viewer."""
     topic_id = path_int(request, "id")
@@ -279,8 +382,8 @@ async def get_topic_endpoint(request: Request) -> Response:
     "/api/topics/{id}/posts",
     body=REPLY_IN,
     answers={
-        201: "Post (and `support` when it matched a safeguarding phrase)",
-        202: "{status: pending_review, message, ...post}: a moderator looks first",
+        201: ("Post (and `support` when it matched a safeguarding phrase)", NEW_POST),
+        202: ("{status: pending_review, message, ...post}: a moderator looks first", NEW_POST),
         429: "Too many posts for now (Retry-After)",
     },
     auth=True,
@@ -300,7 +403,7 @@ async def reply_endpoint(request: Request) -> Response:
 @topics_api.post(
     "/api/topics/{id}/moderate",
     body=TOPIC_MODERATION_IN,
-    answers={200: "Topic", 422: "Nothing to change, or not a category"},
+    answers={200: TOPIC, 422: "Nothing to change, or not a category"},
     auth=True,
 )
 async def moderate_topic_endpoint(request: Request) -> Response:
@@ -361,7 +464,7 @@ def post_json(row: asyncpg.Record, who: Session | None, given: Iterable[str] = (
     return out
 
 
-@posts_api.get("/api/posts/{id}", answers={200: "Post"})
+@posts_api.get("/api/posts/{id}", answers={200: POST})
 async def get_post_endpoint(request: Request) -> Response:
     """One post."""
     post_id = path_int(request, "id")
@@ -372,7 +475,9 @@ async def get_post_endpoint(request: Request) -> Response:
     return JSONResponse(post_json(post, who, given.get(post_id, ())))
 
 
-@posts_api.patch("/api/posts/{id}", body=POST_PATCH, answers={200: "Post (the previous version is kept)"}, auth=True)
+@posts_api.patch(
+    "/api/posts/{id}", body=POST_PATCH, answers={200: ("Post (the previous version is kept)", POST)}, auth=True
+)
 async def edit_post_endpoint(request: Request) -> Response:
     """Edit a post (its author or staff); the previous version is kept as a revision."""
     post_id = path_int(request, "id")
@@ -382,7 +487,10 @@ async def edit_post_endpoint(request: Request) -> Response:
     return JSONResponse(post_json(post, w.who, given.get(post_id, ())))
 
 
-@posts_api.get("/api/posts/{id}/revisions", answers={200: "Every version of the post, the current one last"})
+@posts_api.get(
+    "/api/posts/{id}/revisions",
+    answers={200: ("Every version of the post, the current one last", page_of(REVISION))},
+)
 async def revisions_endpoint(request: Request) -> Response:
     """A post's versions: {revision, raw, content_note, editor, reason, created_at}, oldest first."""
     post_id = path_int(request, "id")

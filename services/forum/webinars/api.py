@@ -12,9 +12,9 @@ from starlette.responses import JSONResponse, Response
 
 from services.forum import access
 from services.forum.webinars import webinars
-from shared.api import ApiRouter, Field, Schema, path_int, query_int, read_json, writing
+from shared.api import ApiRouter, Field, Schema, Shape, page_of, path_int, query_choice, query_int, read_json, writing
 from shared.sessions import Session
-from shared.web import ApiError, require_viewer, require_writer, runtime, viewer
+from shared.web import require_viewer, require_writer, runtime, viewer
 
 api = ApiRouter(tag="webinars")
 
@@ -35,7 +35,15 @@ _COMMON_FIELDS: dict[str, Field] = {
     "join_url": Field(
         "string", max_length=webinars.URL_MAX, pattern=webinars.HTTPS_URL, nullable=True, description="https link"
     ),
-    "organiser_ids": Field("array", items="integer", max_length=20, nullable=True, description="member ids"),
+    "organiser_ids": Field(
+        "array",
+        items="integer",
+        max_length=20,
+        minimum=1,
+        maximum=access.MAX_ID,
+        nullable=True,
+        description="member ids",
+    ),
 }
 WEBINAR_IN = Schema(
     "WebinarIn",
@@ -66,6 +74,52 @@ CANCEL_IN = Schema("WebinarCancel", {"reason": Field("string", max_length=500, n
 
 
 # --- JSON shape ---------------------------------------------------------------------
+
+WEBINAR = Shape(
+    "Webinar",
+    {
+        "id": "integer",
+        "title": "string",
+        "description": "string?",
+        "starts_at": "datetime",
+        "ends_at": "datetime",
+        "starts_at_local": "string",
+        "ends_at_local": "string",
+        "time_zone": "string",
+        "chair": "string?",
+        "speakers": ["object"],
+        "themes": ["string"],
+        "capacity": "integer",
+        "registered_count": "integer",
+        "waiting_count": "integer",
+        "seats_left": "integer",
+        "status": "string",
+        "topic_id": "integer?",
+        "topic_url": "string?",
+        "url": "string",
+        "calendar_url": "string",
+        "attendance": "integer?",
+        "recording_url": "string?",
+        "slides_url": "string?",
+        "slides_document_id": "integer?",
+        "sequence": "integer",
+        "my_registration": "string?",
+        "waiting_position?": "integer",
+        "join_url?": "string?",
+        "organiser_ids?": ["integer"],
+    },
+)
+REGISTRATION = Shape(
+    "WebinarRegistration",
+    {
+        "user_id": "integer",
+        "username": "string",
+        "display_name": "string",
+        "email": "string",
+        "status": "string",
+        "registered_at": "datetime",
+    },
+)
 
 
 def webinar_json(row: asyncpg.Record, who: Session | None, registration: str | None = None) -> dict[str, Any]:
@@ -140,14 +194,17 @@ WEBINARS_PER_PAGE = 30
 
 @api.get(
     "/api/webinars",
-    answers={200: "{items: [webinar], next}"},
-    query={"when": "upcoming (default) or past", "page": "1-based"},
+    answers={200: page_of(WEBINAR)},
+    query={
+        "when": Field("string", enum=("upcoming", "past"), description="upcoming (default) or past"),
+        "page": Field("integer", minimum=1, maximum=10_000, description="1-based"),
+    },
 )
 async def list_webinars_endpoint(request: Request) -> Response:
     """Upcoming (or past) webinars."""
-    when = request.query_params.get("when", "upcoming")
-    if when not in ("upcoming", "past"):
-        raise ApiError(400, "bad_request", "?when must be upcoming or past.", {"when": "must be upcoming or past"})
+    when = query_choice(
+        request, "when", ("upcoming", "past"), default="upcoming", field_error="must be upcoming or past"
+    )
     page = query_int(request, "page", 1)
     who = await viewer(request)
     async with runtime(request).pool.acquire() as conn:
@@ -158,7 +215,7 @@ async def list_webinars_endpoint(request: Request) -> Response:
     return JSONResponse({"items": items, "next": page + 1 if len(rows) > WEBINARS_PER_PAGE else None})
 
 
-@api.post("/api/webinars", body=WEBINAR_IN, answers={201: "Webinar"}, auth=True)
+@api.post("/api/webinars", body=WEBINAR_IN, answers={201: WEBINAR}, auth=True)
 async def create_webinar_endpoint(request: Request) -> Response:
     """Schedule a webinar (admins), with its discussion topic."""
     async with writing(request, WEBINAR_IN) as w:
@@ -166,7 +223,7 @@ async def create_webinar_endpoint(request: Request) -> Response:
     return JSONResponse(await _webinar_out(request, row, w.who), status_code=201)
 
 
-@api.get("/api/webinars/{id:int}", answers={200: "Webinar"})
+@api.get("/api/webinars/{id:int}", answers={200: WEBINAR})
 async def get_webinar_endpoint(request: Request) -> Response:
     """One webinar; the join link only for registered members and organisers."""
     who = await viewer(request)
@@ -175,7 +232,7 @@ async def get_webinar_endpoint(request: Request) -> Response:
         return JSONResponse(await _json_for(conn, row, who))
 
 
-@api.patch("/api/webinars/{id:int}", body=WEBINAR_PATCH, answers={200: "Webinar"}, auth=True)
+@api.patch("/api/webinars/{id:int}", body=WEBINAR_PATCH, answers={200: WEBINAR}, auth=True)
 async def update_webinar_endpoint(request: Request) -> Response:
     """Change a webinar, or record attendance, recording and slides (organisers)."""
     who = await require_writer(request)
@@ -185,7 +242,7 @@ async def update_webinar_endpoint(request: Request) -> Response:
     return JSONResponse(await _webinar_out(request, row, who))
 
 
-@api.post("/api/webinars/{id:int}/cancel", body=CANCEL_IN, answers={200: "Webinar"}, auth=True)
+@api.post("/api/webinars/{id:int}/cancel", body=CANCEL_IN, answers={200: WEBINAR}, auth=True)
 async def cancel_webinar_endpoint(request: Request) -> Response:
     """Cancel a webinar (organisers); registrants get a cancellation mail instead of reminders."""
     who = await require_writer(request)
@@ -195,7 +252,11 @@ async def cancel_webinar_endpoint(request: Request) -> Response:
     return JSONResponse(await _webinar_out(request, row, who))
 
 
-@api.post("/api/webinars/{id:int}/registration", answers={201: "Registration"}, auth=True)
+@api.post(
+    "/api/webinars/{id:int}/registration",
+    answers={201: ("A seat or a waiting place", Shape("WebinarSeat", {"status": "string", "webinar": WEBINAR}))},
+    auth=True,
+)
 async def register_endpoint(request: Request) -> Response:
     """Register: a seat, or a place on the waiting list when it is full."""
     who = await require_writer(request)
@@ -213,16 +274,20 @@ async def unregister_endpoint(request: Request) -> Response:
 
 @api.get(
     "/api/webinars/{id:int}/registrations",
-    answers={200: "Registrations (JSON, or CSV with ?format=csv)"},
+    answers={
+        200: (
+            "Registrations (JSON, or CSV with ?format=csv)",
+            Shape("WebinarRegistrations", {"registrations": [REGISTRATION]}),
+            "text/csv",
+        )
+    },
     auth=True,
-    query={"format": "json (default) or csv"},
+    query={"format": Field("string", enum=("json", "csv"), description="json (default) or csv")},
 )
 async def registrations_endpoint(request: Request) -> Response:
     """The registration list and waiting list (organisers)."""
     who = await require_viewer(request)
-    fmt = request.query_params.get("format", "json")
-    if fmt not in ("json", "csv"):
-        raise ApiError(400, "bad_request", "?format must be json or csv.", {"format": "must be json or csv"})
+    fmt = query_choice(request, "format", ("json", "csv"), default="json", field_error="must be json or csv")
     webinar_id = path_int(request, "id")
     async with runtime(request).pool.acquire() as conn:
         row = await webinars.fetch_webinar(conn, webinar_id)

@@ -12,7 +12,7 @@ from services.forum.moderation import screening
 from services.forum.writings import flags, writings
 from services.forum.writings.reactions import REACTION_KINDS
 from services.forum.writings.targets import COMMENT, FLAG_REASONS, POST, Target
-from shared.api import ApiRouter, Field, Schema, path_int, writing
+from shared.api import STATUS, ApiRouter, Field, Schema, Shape, path_int, writing
 from shared.web import runtime
 
 posts_api = ApiRouter(tag="posts")
@@ -37,7 +37,20 @@ COMMENT_FLAG_IN = Schema(
         "note": Field("string", nullable=True, max_length=COMMENT.note_max),
     },
 )
-REACTED = {201: "Reaction given", 200: "Already given: nothing changed"}
+REACTIONS = Shape("Reactions", {"reactions": "object", "my_reactions": ["string"]})
+REACTED = {201: ("Reaction given", REACTIONS), 200: ("Already given: nothing changed", REACTIONS)}
+FLAG = Shape(
+    "Flag",
+    {
+        "id": "integer",
+        "post_id": "integer",
+        "reason": "string",
+        "note": "string?",
+        "created_at": "datetime",
+        "review_id": "integer",
+        "message": "string",
+    },
+)
 
 
 async def _react(request: Request, target: Target, schema: Schema) -> Response:
@@ -91,7 +104,7 @@ async def remove_comment_reaction_endpoint(request: Request) -> Response:
 @moderation_api.post(
     "/api/posts/{id}/flags",
     body=FLAG_IN,
-    answers={201: "Flag: {id, post_id, reason, note, created_at, review_id, message}", 429: "Too many flags today"},
+    answers={201: FLAG, 429: "Too many flags today"},
     auth=True,
 )
 async def flag_endpoint(request: Request) -> Response:
@@ -100,7 +113,12 @@ async def flag_endpoint(request: Request) -> Response:
     return JSONResponse(flags.flag_json(flag, review), status_code=201)
 
 
-@documents_api.post("/api/document-comments/{id:int}/flags", body=COMMENT_FLAG_IN, answers={201: "Flagged"}, auth=True)
+@documents_api.post(
+    "/api/document-comments/{id:int}/flags",
+    body=COMMENT_FLAG_IN,
+    answers={201: ("Flagged: {status: flagged}", STATUS)},
+    auth=True,
+)
 async def flag_comment_endpoint(request: Request) -> Response:
     """Flag a comment for the moderators (off_topic, inappropriate, spam, safeguarding, other)."""
     await _flag(request, COMMENT, COMMENT_FLAG_IN)
