@@ -4,7 +4,6 @@ check-then-do functions as the JSON API; 401 to visitors and 403 to members befo
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -13,10 +12,10 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from services.forum.moderation import api as moderation_api
-from services.forum.moderation import audit, screening
+from services.forum.moderation import audit, audit_words, screening
 from services.forum.moderation.pages import _admin, _errors, _status, _text
 from shared.api import path_int
-from shared.pages import Pages, form_data, render, when
+from shared.pages import Pages, form_data, render
 from shared.sessions import Session
 from shared.web import ApiError, runtime
 
@@ -41,13 +40,14 @@ async def audit_log_page(request: Request) -> Response:
 async def _audit_context(request: Request, who: Session, query: audit.AuditQuery) -> dict[str, Any]:
     async with runtime(request).pool.acquire() as conn:
         rows, has_next = await audit.list_entries(conn, query)
+        entries = await audit_words.described(conn, who, [audit.entry_json(row) for row in rows])
     params = {k: v for k, v in request.query_params.items() if k != "page" and v}
 
     def page_url(page: int) -> str:
         return "/admin/audit-log?" + urlencode({**params, **({"page": page} if page > 1 else {})})
 
     return {
-        "entries": [_entry_view(audit.entry_json(row)) for row in rows],
+        "entries": [_entry_view(entry) for entry in entries],
         "filters": {
             "actor": query.actor or "",
             "action": query.action or "",
@@ -56,8 +56,10 @@ async def _audit_context(request: Request, who: Session, query: audit.AuditQuery
             "since": query.since.isoformat() if query.since else "",
             "until": query.until.isoformat() if query.until else "",
         },
-        "actions": [{"value": "", "text": "Any action"}] + [{"value": a, "text": a} for a in audit.ACTIONS],
-        "target_types": [{"value": "", "text": "Anything"}] + [{"value": t, "text": t} for t in audit.TARGET_TYPES],
+        "actions": [{"value": "", "text": "Any action"}]
+        + [{"value": a, "text": audit.ACTION_NAMES[a]} for a in audit.ACTIONS],
+        "target_types": [{"value": "", "text": "Anything"}]
+        + [{"value": t, "text": audit.TARGET_NAMES[t]} for t in audit.TARGET_TYPES],
         "previous_url": page_url(query.page - 1) if query.page > 1 else None,
         "next_url": page_url(query.page + 1) if has_next else None,
     }
@@ -68,12 +70,7 @@ def _entry_view(entry: dict[str, Any]) -> dict[str, Any]:
     before, after = entry["before"] or {}, entry["after"] or {}
     for key in dict.fromkeys([*before, *after]):
         changes.append({"key": key, "before": before.get(key), "after": after.get(key)})
-    target_url = {
-        "post": f"/p/{entry['target_id']}",
-        "topic": f"/t/{entry['target_id']}",
-        "reviewable": f"/review?status=all#review-{entry['target_id']}",
-    }.get(entry["target_type"])
-    return {**entry, "when": when(datetime.fromisoformat(entry["at"])), "changes": changes, "target_url": target_url}
+    return {**entry, "changes": changes}
 
 
 # --- admin: watched words and safeguarding phrases --------------------------------------------------------------

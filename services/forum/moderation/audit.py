@@ -53,6 +53,86 @@ ACTIONS = (
     "safeguarding_phrase.remove",
 )
 
+# What each action did, in words (after the name of who did it; "{thing}" is what it was done to,
+# "{detail}" what the entry adds, such as a date). Every action in ACTIONS has words (a test checks).
+WORDS = {
+    "review.approve": "approved {thing}",
+    "review.reject": "turned down {thing}, so it was not published",
+    "review.hide": "hid {thing}",
+    "review.restore": "restored {thing}",
+    "review.delete": "deleted {thing}",
+    "review.ignore": "looked at the flags on {thing} and left it as it was",
+    "post.hide": "hid {thing}",
+    "post.restore": "restored {thing}",
+    "post.edit": "edited {thing}",
+    "post.delete": "deleted {thing}",
+    "post.reveal_author": "looked up who wrote {thing}",
+    "topic.close": "closed {thing} to new replies",
+    "topic.open": "opened {thing} to replies again",
+    "topic.pin": "pinned {thing}",
+    "topic.unpin": "unpinned {thing}",
+    "topic.move": "moved {thing}{detail}",
+    "user.silence": "silenced {thing}{detail}",
+    "user.unsilence": "ended the silence of {thing}",
+    "user.suspend": "suspended {thing}{detail}",
+    "user.unsuspend": "ended the suspension of {thing}",
+    "watched_word.add": "added {thing} to the watched words{detail}",
+    "watched_word.remove": "took {thing} off the watched words",
+    "safeguarding_phrase.add": "added {thing} to the safeguarding phrases",
+    "safeguarding_phrase.remove": "took {thing} off the safeguarding phrases",
+}
+# A review's words depend on what the writing was before: "approve" keeps a visible post visible.
+REVIEW_WORDS = {
+    ("approve", "visible"): "kept {thing} visible",
+    ("approve", "pending"): "approved {thing} and published it",
+    ("approve", "rejected"): "approved {thing} and published it",
+    ("approve", "hidden"): "restored {thing}",
+    ("restore", "pending"): "approved {thing} and published it",
+    ("restore", "rejected"): "approved {thing} and published it",
+    ("reject", "visible"): "hid {thing}",
+    ("reject", "hidden"): "kept {thing} hidden",
+    ("hide", "hidden"): "kept {thing} hidden",
+    ("reject", "rejected"): "kept {thing} unpublished",
+    ("hide", "rejected"): "kept {thing} unpublished",
+    ("hide", "pending"): "turned down {thing}, so it was not published",
+}
+# The filter's names for actions and targets (admin page).
+ACTION_NAMES = {
+    "review.approve": "Review: approved or kept visible",
+    "review.reject": "Review: turned down",
+    "review.hide": "Review: hidden or kept hidden",
+    "review.restore": "Review: restored",
+    "review.delete": "Review: deleted",
+    "review.ignore": "Review: flags set aside",
+    "post.hide": "Post hidden",
+    "post.restore": "Post restored",
+    "post.edit": "Post edited",
+    "post.delete": "Post deleted",
+    "post.reveal_author": "Anonymous author looked up",
+    "topic.close": "Topic closed",
+    "topic.open": "Topic opened",
+    "topic.pin": "Topic pinned",
+    "topic.unpin": "Topic unpinned",
+    "topic.move": "Topic moved",
+    "user.silence": "Member silenced",
+    "user.unsilence": "Silence ended",
+    "user.suspend": "Member suspended",
+    "user.unsuspend": "Suspension ended",
+    "watched_word.add": "Watched word added",
+    "watched_word.remove": "Watched word removed",
+    "safeguarding_phrase.add": "Safeguarding phrase added",
+    "safeguarding_phrase.remove": "Safeguarding phrase removed",
+}
+TARGET_NAMES = {
+    "post": "A post",
+    "topic": "A topic",
+    "user": "A member",
+    "reviewable": "A review item",
+    "watched_word": "A watched word",
+    "safeguarding_phrase": "A safeguarding phrase",
+    "category": "A category",
+}
+
 
 # --- writing ---------------------------------------------------------------------------------
 
@@ -228,6 +308,22 @@ LIMIT $2
 async def entries_about_member(conn: asyncpg.Connection, user_id: int, limit: int = 50) -> list[asyncpg.Record]:
     """The latest entries about a member: their account, their posts and their reviewables."""
     return list(await conn.fetch(TARGET_SQL, user_id, limit))
+
+
+LATEST_BY_SQL = """
+SELECT a.id, a.at, a.action, a.target_type, a.target_id, a.reason, a.before, a.after,
+       a.actor_id, u.username, u.display_name
+FROM forum.audit_log a JOIN forum.users u ON u.id = a.actor_id
+WHERE a.actor_id = $1 AND a.action = $2
+ORDER BY a.id DESC
+LIMIT 1
+"""
+
+
+async def latest_by(conn: asyncpg.Connection, actor_id: int, action: str) -> asyncpg.Record | None:
+    """The newest entry of this action by this person (what a confirmation describes)."""
+    row: asyncpg.Record | None = await conn.fetchrow(LATEST_BY_SQL, actor_id, action)
+    return row
 
 
 def entry_json(row: asyncpg.Record) -> dict[str, Any]:

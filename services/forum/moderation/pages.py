@@ -25,7 +25,7 @@ from services.forum import access
 from services.forum.accounts import accounts
 from services.forum.accounts import controls as member_controls
 from services.forum.moderation import api as moderation_api
-from services.forum.moderation import moderation, screening
+from services.forum.moderation import audit, audit_words, moderation, screening
 from services.forum.topics import categories, posts, topics
 from services.forum.topics.api import TOPIC_MODERATION_IN
 from services.forum.topics.pages import FIELD_LABELS
@@ -387,9 +387,20 @@ async def queue_page(request: Request) -> Response:
     query = moderation.parse_review_query(request)
     async with runtime(request).pool.acquire() as conn:
         context = await _queue_context(conn, who, query)
-    done = request.query_params.get("done")
-    context["done"] = ACTION_LABELS.get(done or "")
+        context["done"] = await _done(conn, who, request.query_params.get("done") or "")
     return await render(request, "moderation/queue.html", context)
+
+
+async def _done(conn: asyncpg.Connection, who: Session, action: str) -> list[audit_words.Piece] | None:
+    """What the viewer just did in the queue, in words ("You kept a reply by Sam ... visible.")."""
+    if action not in ACTION_LABELS:
+        return None
+    row = await audit.latest_by(conn, who.user_id, f"review.{action}")
+    if row is None:
+        return None
+    [entry] = await audit_words.described(conn, who, [audit.entry_json(row)], you=True)
+    words: list[audit_words.Piece] = entry["words"]
+    return words
 
 
 @pages.post("/review/{id}")
@@ -449,6 +460,7 @@ async def _member_context(conn: asyncpg.Connection, who: Session, username: str)
     record = await moderation.member_record(conn, who, target["id"])
     return {
         **record,
+        "audit": await audit_words.described(conn, who, record["audit"]),
         "standing": _standing_view(record["standing"]),
         "reviews": [_item_view(i) for i in record["reviews"]],
         "durations": [{"value": k, "text": label} for k, (label, _) in DURATIONS.items()],
