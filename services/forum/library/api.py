@@ -21,6 +21,7 @@ from services.forum import access
 from services.forum.library import comments, documents, filetypes, folders
 from services.forum.library.folders import FOLDER_DESCRIPTION_MAX, FOLDER_NAME_MAX, FolderNode
 from services.forum.library.multipart import Upload
+from services.forum.moderation import screening
 from shared.api import ApiRouter, Field, File, Schema, Shape, Write, page_of, parse_json, path_int, query_int, writing
 from shared.sessions import Session
 from shared.web import ApiError, require_writer, runtime, viewer
@@ -552,7 +553,8 @@ async def list_comments(request: Request) -> Response:
 async def create_comment_endpoint(request: Request) -> Response:
     """Comment on a document (Markdown; @mentions notify)."""
     async with writing_small(request, COMMENT_IN) as w:
-        row = await comments.create_comment(w.conn, w.who, path_int(request, "id"), w.data["body"])
+        rules = screening.PostingRules.of(runtime(request))
+        row = await comments.create_comment(w.conn, w.who, path_int(request, "id"), w.data["body"], rules)
     return JSONResponse(comment_json(row, w.who), status_code=201)
 
 
@@ -560,7 +562,8 @@ async def create_comment_endpoint(request: Request) -> Response:
 async def edit_comment_endpoint(request: Request) -> Response:
     """Edit a comment (its author or staff); the previous text is kept."""
     async with writing(request, COMMENT_IN) as w:
-        row = await comments.edit_comment(w.conn, w.who, path_int(request, "id"), w.data["body"])
+        rules = screening.PostingRules.of(runtime(request))
+        row = await comments.edit_comment(w.conn, w.who, path_int(request, "id"), w.data["body"], rules)
         given = await documents.my_reactions(w.conn, w.who, [row["id"]])
     return JSONResponse(comment_json(row, w.who, given.get(row["id"], ())))
 

@@ -26,6 +26,7 @@ from services.forum.groups import groups
 from services.forum.library import api as library_api
 from services.forum.library import comments, documents, filetypes, folders
 from services.forum.library.multipart import Upload, size_text
+from services.forum.moderation import screening
 from services.forum.topics import posts
 from services.forum.topics.fragments import person
 from services.forum.writings import reactions, writings
@@ -280,9 +281,18 @@ async def _upload_context(conn: asyncpg.Connection, who: Session, folder_id: str
     }
 
 
-def _upload_errors(exc: ApiError) -> dict[str, Any]:
+# Browsers never keep a file input's file when a form comes back: said next to the field and in the summary.
+CHOOSE_FILE_AGAIN = "Choose your file again: the browser does not keep it when the form comes back with a problem"
+_FORM_ORDER = ("folder_id", "file", "title", "description", "note")
+
+
+def _upload_errors(exc: ApiError, chosen: str = "") -> dict[str, Any]:
+    """The errors of a failed upload; `chosen`, the name of a file that was sent, adds "choose it again"."""
     fields = dict(exc.fields) if exc.fields else {"file": exc.message}
     fields = {name if name in UPLOAD_LABELS else "file": message for name, message in fields.items()}
+    if chosen and "file" not in fields:
+        fields["file"] = f"{CHOOSE_FILE_AGAIN} ({chosen})"
+    fields = {name: fields[name] for name in sorted(fields, key=_FORM_ORDER.index)}
     return {
         "errors": fields,
         "error_list": [
@@ -335,7 +345,7 @@ async def _upload_form(
         context["values"] = {k: upload.fields.get(k, "") for k in kept}
         return await send(upload)
     except ApiError as exc:
-        context.update(_upload_errors(exc))
+        context.update(_upload_errors(exc, upload.filename))
         return await render(request, template, context, status=page_status(exc))
     finally:
         upload.discard()
@@ -539,7 +549,7 @@ async def comment_submit(request: Request) -> Response:
     body = form_text(form, "body")
     try:
         async with rt.pool.acquire() as conn, conn.transaction():
-            row = await comments.create_comment(conn, who, document_id, body)
+            row = await comments.create_comment(conn, who, document_id, body, screening.PostingRules.of(rt))
     except ApiError as exc:
         if exc.status == 404:
             raise
@@ -566,7 +576,7 @@ async def edit_comment_page(request: Request, who: Session) -> Response:
     context: dict[str, Any] = {"comment": row, "document": document_view(document, who), "values": {"body": row["raw"]}}
 
     async def save(conn: asyncpg.Connection, values: dict[str, Any]) -> str:
-        await comments.edit_comment(conn, who, row["id"], values["body"])
+        await comments.edit_comment(conn, who, row["id"], values["body"], screening.PostingRules.of(runtime(request)))
         return f"{documents.document_url(document['id'])}#comment-{row['id']}"
 
     return await form_page(

@@ -482,7 +482,7 @@ async def edit_post_endpoint(request: Request) -> Response:
     """Edit a post (its author or staff); the previous version is kept as a revision."""
     post_id = path_int(request, "id")
     async with writing(request, POST_PATCH) as w:
-        post = await revisions.edit_post(w.conn, w.who, post_id, w.data)
+        post = await revisions.edit_post(w.conn, w.who, post_id, w.data, screening.PostingRules.of(runtime(request)))
         given = await posts.my_reactions(w.conn, w.who, [post_id])
     return JSONResponse(post_json(post, w.who, given.get(post_id, ())))
 
