@@ -48,7 +48,7 @@ class StandIn:
             '<!DOCTYPE html><html lang="en"><head><title>Topic</title>'
             '<script src="/static/tica/js/live.js" defer></script></head>'
             '<body><main id="maincontent" data-live-channel="topic:10"><h1>Topic</h1>'
-            f"<div data-live-posts>{articles}</div>"
+            f'<div data-live-posts data-live-url="/t/topic-10/10">{articles}</div>'
             '<textarea id="reply" aria-label="Reply"></textarea></main></body></html>'
         )
 

@@ -33,7 +33,7 @@ from services.forum.topics.fragments import Rights, author_of, person, post_fact
 from services.forum.writings import writings
 from services.forum.writings.targets import POST
 from shared.api import path_int, query_int
-from shared.pages import Pages, csrf_token, form_data, form_errors, form_text, render, signed_in, when
+from shared.pages import Pages, cookies_secure, csrf_token, form_data, form_errors, form_text, render, signed_in, when
 from shared.sessions import Session
 from shared.web import ApiError, runtime, viewer
 
@@ -53,6 +53,7 @@ FIELD_LABELS = {
 HIDDEN_FIELDS = {"reply_to": "body"}  # a hidden field's errors point at the text box instead
 # After posting, what the topic page says (?notice=): the support panel, "waiting for review", or both.
 NOTICES = ("support", "pending", "held")
+DRAFT_SENT_COOKIE = "tica_draft_sent"  # read (and expired) by shared/static/js/drafts.js
 
 
 def topic_view(row: asyncpg.Record, who: Session | None) -> dict[str, Any]:
@@ -85,6 +86,23 @@ def topic_view(row: asyncpg.Record, who: Session | None) -> dict[str, Any]:
         "anonymous": row["anonymous"],
         "own": who is not None and who.user_id == row["author_id"],
     }
+
+
+def _posted(request: Request, who: Session, draft: str, location: str) -> Response:
+    """The redirect after a successful post, telling drafts.js (shared/static/js/drafts.js) on the
+    next page to forget the member's draft of this form: the cookie names the member and the form,
+    never the text, which stays in the member's browser."""
+    response = RedirectResponse(location, status_code=303)
+    response.set_cookie(
+        DRAFT_SENT_COOKIE,
+        f"{who.user_id}.{draft}",
+        max_age=300,
+        httponly=False,
+        samesite="lax",
+        secure=cookies_secure(request),
+        path="/",
+    )
+    return response
 
 
 def _errors(exc: ApiError, field: str) -> dict[str, Any]:
@@ -293,7 +311,7 @@ async def new_topic_page(request: Request, who: Session) -> Response:
             headers=exc.headers,
         )
     suffix = f"?notice={notice}" if notice else ""
-    return RedirectResponse(topics.topic_url(row["id"], row["slug"]) + suffix, status_code=303)
+    return _posted(request, who, "new-topic", topics.topic_url(row["id"], row["slug"]) + suffix)
 
 
 # --- a topic -------------------------------------------------------------------------------------
@@ -463,7 +481,7 @@ async def reply_submit(request: Request) -> Response:
             status=429 if exc.status == 429 else 422,
             headers=exc.headers,
         )
-    return RedirectResponse(location, status_code=303)
+    return _posted(request, who, f"reply-{topic_id}", location)
 
 
 @pages.post("/t/{id}/posts/{post_id}/react")
@@ -548,7 +566,7 @@ async def edit_post_page(request: Request) -> Response:
         context = {**_edit_context(post, topic, form), **_errors(exc, "body")}
         status = 429 if exc.status == 429 else 422
         return await render(request, "topics/edit_post.html", context, status=status, headers=exc.headers)
-    return RedirectResponse(location, status_code=303)
+    return _posted(request, who, f"edit-{post_id}", location)
 
 
 def _edit_context(post: asyncpg.Record, topic: topics.TopicContext, form: dict[str, Any]) -> dict[str, Any]:

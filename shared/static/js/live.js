@@ -21,6 +21,9 @@
  *   data-live-channel="topic:42"         channels to follow, space separated, on any element
  *   data-live-since="1700000000000-0"    the stream id the page was rendered at
  *   data-live-posts                      the element holding the posts;
+ *     data-live-url="/t/slug/42?page=2"  ... the address of this page of the topic: what is fetched
+ *                                        and where "Reload" goes (never the page's own address, which
+ *                                        after a rejected form is the form's action, e.g. POST /t/42/posts)
  *     data-live-last-page="false"        ... when later posts are on another page
  *   data-live-post="7" on each post      (the post's id; the element that is swapped)
  *   data-live-topic="42" on list rows    (a topic already listed is not counted as new)
@@ -177,20 +180,28 @@
     }
   }
 
+  /* The topic page's own address, as the page gives it; null on a page that does not say. */
+  function topicUrl() {
+    var container = postsContainer();
+    var url = container && container.getAttribute("data-live-url");
+    return url && url.charAt(0) === "/" && url.charAt(1) !== "/" ? url : null;
+  }
+
   function refreshPosts() {
     refreshTimer = null;
-    if (!window.fetch || !window.DOMParser) {
-      banner("changed", "This topic has changed.", "Reload to see it");
+    var url = topicUrl();
+    if (!window.fetch || !window.DOMParser || url === null) {
+      banner("changed", "This topic has changed.", "Reload to see it", url);
       return;
     }
     window
-      .fetch(window.location.href, { credentials: "same-origin", headers: { Accept: "text/html" } })
+      .fetch(url, { credentials: "same-origin", headers: { Accept: "text/html" } })
       .then(function (response) {
         return response.ok ? response.text() : Promise.reject(response.status);
       })
       .then(applyFreshPage)
       .catch(function () {
-        banner("changed", "This topic has changed.", "Reload to see it");
+        banner("changed", "This topic has changed.", "Reload to see it", url);
       });
   }
 
@@ -241,7 +252,7 @@
       if (/^\d+-\d+$/.test(message.id || "")) {
         lastEventId = message.id; /* go on from now: asking again from the old id would only reset again */
       }
-      banner("reset", "This page has changed while you were away.", "Reload the page");
+      banner("reset", "This page has changed while you were away.", "Reload the page", topicUrl());
     } else if (message.type === "pending") {
       answered = true; /* the server subscribes it when the channel is known */
     } else if (message.type === "error" && message.channel) {
@@ -263,7 +274,7 @@
     if (code === CLOSE_TOO_SLOW || failedResumes >= FAILED_RESUMES_MAX) {
       failedResumes = 0;
       lastEventId = null;
-      banner("reset", "This page has changed while you were away.", "Reload the page");
+      banner("reset", "This page has changed while you were away.", "Reload the page", topicUrl());
     }
   }
 
