@@ -21,7 +21,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from services.notify import projections
 from shared import audience
 from shared.api import ApiRouter, Field, Maybe, Schema, Shape, path_int, query_int, read_json
-from shared.pages import Pages, form_data, render, signed_in
+from shared.pages import Pages, form_data, render, signed_in, when
 from shared.sessions import Session
 from shared.web import ApiError, Runtime, check_csrf, require_viewer, runtime, viewer
 
@@ -320,7 +320,8 @@ async def notifications_page(request: Request, who: Session) -> Response:
     async with runtime(request).pool.acquire() as conn:
         rows, next_page = await list_notifications(conn, who, unread_only=unread_only, page=page)
         unread = (await unread_counts(conn, [who.user_id]))[who.user_id]
-    items = [notification_json(row) for row in rows]
+    # Times as every other page says them ("just now", "3 days ago", a date), in a <time> element.
+    items = [{**notification_json(row), "when": when(row["updated_at"])} for row in rows]
     return await render(
         request,
         "notify/notifications.html",

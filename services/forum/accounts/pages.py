@@ -101,6 +101,7 @@ async def register_page(request: Request) -> Response:
     form = await form_data(request)
     values = {name: form_text(form, name) for name in ("username", "email", "display_name")}
     try:
+        await _every_registration_problem(runtime(request), values, form_text(form, "password", strip=False))
         await registration.register(
             runtime(request),
             username=values["username"],
@@ -112,6 +113,30 @@ async def register_page(request: Request) -> Response:
     except ApiError as exc:
         return await _form_failed(request, "accounts/register.html", exc, "username", {"values": values})
     return await render(request, "accounts/register_sent.html", {"email": values["email"]})
+
+
+async def _every_registration_problem(rt: Runtime, values: dict[str, str], password: str) -> None:
+    """All of a registration's problems at once (422), the taken username and a display name too like
+    another member's among them, so the form shows every one in its error summary, not one a try."""
+    problems = accounts.registration_problems(
+        username=values["username"],
+        email=values["email"],
+        password=password,
+        display_name=values["display_name"] or None,
+    )
+    async with rt.pool.acquire() as conn:
+        if "username" not in problems and await accounts.user_by_username(conn, values["username"]) is not None:
+            problems["username"] = (accounts.username_taken().fields or {})["username"]
+        if "display_name" not in problems:
+            try:
+                await accounts.check_display_name(
+                    conn, values["display_name"] or None, user_id=None, username=values["username"]
+                )
+            except ApiError as exc:
+                problems["display_name"] = (exc.fields or {})["display_name"]
+    if problems:  # in the order the form asks
+        order = {"username": 0, "email": 1, "display_name": 2, "password": 3}
+        raise accounts.invalid({name: problems[name] for name in sorted(problems, key=lambda n: order.get(n, 4))})
 
 
 @pages.get("/verify")
