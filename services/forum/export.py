@@ -24,7 +24,7 @@ from services.forum import access
 from services.forum.library import api as library_api
 from services.forum.library import comments as library_comments
 from services.forum.topics.topics import ANONYMOUS_AUTHOR
-from shared.api import ApiRouter, query_int
+from shared.api import ApiRouter, Field, Shape, page_of, query_int
 from shared.service_auth import require_service
 from shared.web import runtime
 
@@ -34,9 +34,64 @@ PAGE_DEFAULT = 500
 PAGE_MAX = 2000
 ID_MAX = 2**63 - 1
 PAGING = {
-    "after": "return rows with an id above this one (the previous page's `next`)",
-    "limit": f"rows per page, at most {PAGE_MAX}",
+    "after": Field(
+        "integer", minimum=0, maximum=ID_MAX, description="rows with an id above this one (the previous page's `next`)"
+    ),
+    "limit": Field("integer", minimum=1, maximum=PAGE_MAX, description=f"rows per page, at most {PAGE_MAX}"),
 }
+
+# The answers: what search's reindex reads (services/search/reindex.py).
+AUTHOR = Shape("ExportAuthor", {"id": "integer?", "username": "string", "display_name": "string"})
+EXPORT_CATEGORY = Shape("ExportCategory", {"id": "integer", "slug": "string", "name": "string", "audience": ["string"]})
+EXPORT_TOPIC = Shape(
+    "ExportTopic",
+    {
+        "id": "integer",
+        "category_id": "integer",
+        "title": "string",
+        "slug": "string",
+        "kind": "string",
+        "author": AUTHOR,
+        "anonymous": "boolean",
+        "status": "string",
+        "audience": ["string"],
+        "content_note": "string?",
+        "created_at": "datetime",
+    },
+)
+EXPORT_POST = Shape(
+    "ExportPost",
+    {
+        "id": "integer",
+        "topic_id": "integer",
+        "post_number": "integer",
+        "category_id": "integer",
+        "topic_title": "string",
+        "topic_slug": "string",
+        "author": AUTHOR,
+        "anonymous": "boolean",
+        "text": "string",
+        "content_note": "string?",
+        "status": "string",
+        "audience": ["string"],
+        "created_at": "datetime",
+    },
+)
+EXPORT_COMMENT = Shape(
+    "ExportDocumentComment",
+    {
+        "id": "integer",
+        "document_id": "integer",
+        "document_title": "string",
+        "folder_id": "integer",
+        "url": "string",
+        "author": AUTHOR,
+        "text": "string",
+        "status": "string",
+        "audience": ["string"],
+        "created_at": "datetime",
+    },
+)
 
 CATEGORIES_SQL = """
 SELECT c.id, c.slug, c.name, c.group_ids FROM forum.categories c
@@ -131,25 +186,29 @@ async def _page(request: Request, sql: str, shape: Any) -> Response:
     return JSONResponse({"items": [shape(row) for row in rows], "next": next_after})
 
 
-@api.get("/api/export/categories", answers={200: "A page of categories"}, query=PAGING)
+@api.get("/api/export/categories", answers={200: ("A page of categories", page_of(EXPORT_CATEGORY))}, query=PAGING)
 async def export_categories(request: Request) -> Response:
     """Internal (services only): every category with its audience, by id."""
     return await _page(request, CATEGORIES_SQL, category_out)
 
 
-@api.get("/api/export/topics", answers={200: "A page of topics"}, query=PAGING)
+@api.get("/api/export/topics", answers={200: ("A page of topics", page_of(EXPORT_TOPIC))}, query=PAGING)
 async def export_topics(request: Request) -> Response:
     """Internal (services only): every topic that is not deleted, with its author and audience, by id."""
     return await _page(request, TOPICS_SQL, topic_out)
 
 
-@api.get("/api/export/posts", answers={200: "A page of posts"}, query=PAGING)
+@api.get("/api/export/posts", answers={200: ("A page of posts", page_of(EXPORT_POST))}, query=PAGING)
 async def export_posts(request: Request) -> Response:
     """Internal (services only): every published post with its plain text, status and audience, by id."""
     return await _page(request, POSTS_SQL, post_out)
 
 
-@api.get("/api/export/document-comments", answers={200: "A page of comments on library documents"}, query=PAGING)
+@api.get(
+    "/api/export/document-comments",
+    answers={200: ("A page of comments on library documents", page_of(EXPORT_COMMENT))},
+    query=PAGING,
+)
 async def export_document_comments(request: Request) -> Response:
     """Internal (services only): every comment on a library document that is not deleted, with its
     document's title and folder, its author, text and audience, by id."""

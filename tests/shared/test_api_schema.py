@@ -9,8 +9,7 @@ from services import openapi
 from shared.api import Field, Schema
 
 # Routers declared in files this suite's owners do not keep yet: their answers are bare objects.
-UNDESCRIBED = {"/api/export/categories", "/api/export/topics", "/api/export/posts", "/api/export/document-comments"}
-UNDESCRIBED |= {"/api/admin/audit-log"}
+UNDESCRIBED = {"/api/admin/audit-log"}
 
 CANDIDATES = (
     None,
