@@ -70,7 +70,7 @@ async def test_flag_auto_hide_review_restore(live_server, browser, world, member
     await expect(mod_page.locator(".tica-review").first).to_contain_text("Hidden automatically")
     assert await axe_violations(mod_page) == []
     await mod_page.get_by_role("button", name=re.compile(r"^Restore \(review item \d+\)$")).click()
-    await expect(mod_page.locator("main")).to_contain_text("Done: Restore")
+    await expect(mod_page.locator("main")).to_contain_text("You restored a reply by Sam in")
     await expect(mod_page.locator("main")).to_contain_text("Nothing here is waiting")
 
     await page.goto(base + topic["url"])
@@ -108,7 +108,7 @@ async def test_safeguarding_support_panel_and_queue(live_server, browser, world)
     keep = first.get_by_role("button", name=re.compile(r"^Keep visible"))
     await keep.focus()
     await mod_page.keyboard.press("Enter")
-    await expect(mod_page.locator("main")).to_contain_text("Done: Approve")
+    await expect(mod_page.locator("main")).to_contain_text("You kept a reply by Sam in")
     await expect(mod_page.locator(".tica-review").first).not_to_contain_text("Safeguarding phrase")
     await context.close()
     await mod_context.close()

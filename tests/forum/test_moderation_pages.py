@@ -4,6 +4,8 @@ watched words and safeguarding phrases; all escaped."""
 
 from __future__ import annotations
 
+import html
+
 from moderation_helpers import (
     flag,
     reply,
@@ -75,7 +77,8 @@ async def test_queue_page_orders_items_and_acts_in_one_click(app, sam, topic, me
     item = await review_of(pool, waiting["id"], "queued_post")
     done = await moderator.client.post(f"/review/{item['id']}", data=form(moderator, action="approve"))
     assert done.status_code == 303 and done.headers["location"] == "/review?done=approve"
-    assert "Done: Approve" in (await moderator.client.get("/review?done=approve")).text
+    confirmed = html.unescape((await moderator.client.get("/review?done=approve")).text)
+    assert "You approved " in confirmed and "and published it." in confirmed  # in words, not "Done: Approve"
     again = await moderator.client.post(f"/review/{item['id']}", data=form(moderator, action="reject", reason="x"))
     assert again.status_code == 409 and "already dealt with this item" in again.text
     spam_item = await review_of(pool, spam["id"], "flagged_post")
