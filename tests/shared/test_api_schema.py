@@ -9,7 +9,7 @@ from services import openapi
 from shared.api import Field, Schema
 
 # Routers declared in files this suite's owners do not keep yet: their answers are bare objects.
-UNDESCRIBED = {"/api/admin/audit-log"}
+UNDESCRIBED: set[str] = set()
 
 CANDIDATES = (
     None,

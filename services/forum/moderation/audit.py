@@ -8,6 +8,7 @@ Every audited action starts with access.require_staff or access.require_admin.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -17,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from services.forum import access
-from shared.api import ApiRouter, query_choice, query_int
+from shared.api import ApiRouter, Field, Shape, page_of, query_choice, query_int
 from shared.sessions import Session
 from shared.web import ApiError, require_viewer, runtime
 
@@ -229,11 +230,16 @@ class AuditQuery:
     page: int = 1
 
 
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
 def _date_param(request: Request, name: str) -> date | None:
     raw = request.query_params.get(name) or None
     if raw is None:
         return None
     try:
+        if not _DATE.fullmatch(raw):  # only the form the API documents (fromisoformat takes others too)
+            raise ValueError(raw)
         return date.fromisoformat(raw)
     except ValueError:
         raise ApiError(
@@ -344,18 +350,38 @@ def entry_json(row: asyncpg.Record) -> dict[str, Any]:
 # --- endpoints ---------------------------------------------------------------------------------
 
 
+ENTRY = Shape(
+    "AuditEntry",
+    {
+        "id": "integer",
+        "at": "datetime",
+        "actor": {"id": "integer", "username": "string", "display_name": "string"},
+        "action": "string",
+        "target_type": "string",
+        "target_id": "integer?",
+        "reason": "string?",
+        "before": "any",
+        "after": "any",
+    },
+)
+
+
 @api.get(
     "/api/admin/audit-log",
-    answers={200: "Entries, newest first"},
+    answers={200: ("Entries, newest first", page_of(ENTRY))},
     auth=True,
     query={
-        "actor": "username of who acted",
-        "action": "e.g. review.approve, user.suspend",
-        "target_type": ", ".join(TARGET_TYPES),
-        "target_id": "id of the target",
-        "since": "YYYY-MM-DD (from the start of that day, UTC)",
-        "until": "YYYY-MM-DD (to the end of that day, UTC)",
-        "page": f"1-based page of {ENTRIES_PER_PAGE}",
+        "actor": Field("string", max_length=100, description="username of who acted"),
+        "action": Field("string", enum=tuple(ACTIONS), description="e.g. review.approve, user.suspend"),
+        "target_type": Field("string", enum=tuple(TARGET_TYPES)),
+        "target_id": Field("integer", minimum=1, maximum=access.MAX_ID, description="id of the target"),
+        "since": Field(
+            "string", pattern=r"^\d{4}-\d{2}-\d{2}$", description="YYYY-MM-DD (from the start of that day, UTC)"
+        ),
+        "until": Field(
+            "string", pattern=r"^\d{4}-\d{2}-\d{2}$", description="YYYY-MM-DD (to the end of that day, UTC)"
+        ),
+        "page": Field("integer", minimum=1, maximum=10_000, description=f"1-based page of {ENTRIES_PER_PAGE}"),
     },
 )
 async def audit_log_endpoint(request: Request) -> Response:
