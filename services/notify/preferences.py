@@ -1,5 +1,6 @@
-"""A member's email preferences: the digest (daily, weekly or never) and email on
-replies, mentions and watched topics (never, when away, always). `GET/PUT
+"""A member's preferences: the digest (daily, weekly or never), email on replies, mentions
+and watched topics (never, when away, always), and how closely they follow a topic once they
+start it or reply to it (watching, tracking or normal; writer.py applies them). `GET/PUT
 /api/me/preferences` and the /preferences page, which also lists what they watch.
 """
 
@@ -23,12 +24,16 @@ api = ApiRouter(tag="notifications")
 
 DIGEST_CHOICES = ("daily", "weekly", "never")
 EMAIL_CHOICES = ("never", "away", "always")
+FOLLOW_CHOICES = ("watching", "tracking", "normal")
 DEFAULTS: dict[str, str] = {
     "digest": "weekly",
     "email_on_reply": "away",
     "email_on_mention": "away",
     "email_on_watched": "never",
+    "watch_on_start": "watching",
+    "watch_on_reply": "tracking",
 }
+FOLLOW_FIELDS = ("watch_on_start", "watch_on_reply")  # a form without them keeps their values
 
 PREFERENCES_IN = Schema(
     "PreferencesIn",
@@ -37,6 +42,12 @@ PREFERENCES_IN = Schema(
         "email_on_reply": Field("string", enum=EMAIL_CHOICES, description="email for replies and quotes"),
         "email_on_mention": Field("string", enum=EMAIL_CHOICES, description="email when someone @mentions you"),
         "email_on_watched": Field("string", enum=EMAIL_CHOICES, description="email for new posts in what you watch"),
+        "watch_on_start": Field(
+            "string", enum=FOLLOW_CHOICES, description="the level a topic you start is set to (default watching)"
+        ),
+        "watch_on_reply": Field(
+            "string", enum=FOLLOW_CHOICES, description="the level a topic you reply to is set to (default tracking)"
+        ),
     },
 )
 
@@ -46,15 +57,26 @@ PREFERENCES = Shape("Preferences", dict.fromkeys(DEFAULTS, "string"))
 LABELS: dict[str, dict[str, str]] = {
     "digest": {"weekly": "Weekly", "daily": "Daily", "never": "Never"},
     "email": {"always": "Always", "away": "Only when I have not been on tica for 10 minutes", "never": "Never"},
+    "follow": {
+        "watching": "Watch it: tell me about every new post",
+        "tracking": "Track it: tell me when someone mentions me, replies to me or quotes me",
+        "normal": "Leave it at normal",
+    },
 }
+PREFERENCE_COLUMNS = ", ".join(DEFAULTS)
+
+
+UPSERT_PREFERENCES_SQL = (
+    f"INSERT INTO notify.preferences (user_id, {PREFERENCE_COLUMNS}) "
+    f"VALUES ($1, {', '.join(f'${n + 2}' for n in range(len(DEFAULTS)))}) ON CONFLICT (user_id) DO UPDATE SET "
+    + ", ".join(f"{name} = EXCLUDED.{name}" for name in DEFAULTS)
+    + ", updated_at = now()"
+)
 
 
 async def get_preferences(conn: asyncpg.Connection, user_id: int) -> dict[str, str]:
     """A member's preferences, the defaults filling in what they never chose."""
-    row = await conn.fetchrow(
-        "SELECT digest, email_on_reply, email_on_mention, email_on_watched FROM notify.preferences WHERE user_id = $1",
-        user_id,
-    )
+    row = await conn.fetchrow(f"SELECT {PREFERENCE_COLUMNS} FROM notify.preferences WHERE user_id = $1", user_id)
     return dict(row) if row else dict(DEFAULTS)
 
 
@@ -62,17 +84,7 @@ async def update_preferences(conn: asyncpg.Connection, user_id: int, changes: di
     """Store some preferences (validated names and values); returns them all."""
     current = await get_preferences(conn, user_id)
     merged = {**current, **{k: v for k, v in changes.items() if k in DEFAULTS}}
-    await conn.execute(
-        "INSERT INTO notify.preferences (user_id, digest, email_on_reply, email_on_mention, email_on_watched) "
-        "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (user_id) DO UPDATE SET digest = EXCLUDED.digest, "
-        "email_on_reply = EXCLUDED.email_on_reply, email_on_mention = EXCLUDED.email_on_mention, "
-        "email_on_watched = EXCLUDED.email_on_watched, updated_at = now()",
-        user_id,
-        merged["digest"],
-        merged["email_on_reply"],
-        merged["email_on_mention"],
-        merged["email_on_watched"],
-    )
+    await conn.execute(UPSERT_PREFERENCES_SQL, user_id, *(merged[name] for name in DEFAULTS))
     return merged
 
 
@@ -128,6 +140,8 @@ def _question(name: str) -> str:
         "email_on_reply": "Replies and quotes",
         "email_on_mention": "Mentions",
         "email_on_watched": "New posts in what you watch",
+        "watch_on_start": "Topics you start",
+        "watch_on_reply": "Topics you reply to",
     }[name]
 
 
@@ -145,7 +159,9 @@ async def save_preferences(request: Request) -> Response:
     """Save the preferences form; re-show it with the NHS.UK error summary when a choice is missing."""
     who = await require_viewer(request)
     form = await form_data(request)
-    submitted: dict[str, Any] = {name: form.get(name) for name in DEFAULTS}
+    submitted: dict[str, Any] = {
+        name: form.get(name) for name in DEFAULTS if name not in FOLLOW_FIELDS or form.get(name) is not None
+    }
     errors = {
         name: "choose one"
         for name, value in submitted.items()

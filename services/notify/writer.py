@@ -6,6 +6,9 @@ One row per (member, what it is about): the unique `dedupe_key` makes an event
 handled twice write nothing twice, and reactions to a post share one row that is
 updated and marked unread again. A post that mentions, replies to and quotes a
 member makes one notification (mention first, then reply, quote, watching).
+Posting in a topic follows it at the level the member prefers (preferences.py: watching for
+topics they start, tracking for topics they reply to, unless they chose otherwise); a level
+they chose on the topic itself is never changed by posting.
 When a webinar moves (webinar.updated changes its times) or is cancelled, the members
 registered or waiting for it (from webinar.registered) hear of it in the app, once.
 """
@@ -134,8 +137,39 @@ async def insert_notifications(
     return [row["user_id"] for row in rows]
 
 
+# The level posting sets, as the author prefers: projections.py has already set the topic to
+# watching (reason "created", the first post) or filled in tracking (reason "posted", a reply)
+# where the member had no level; this puts the member's preferred level on a row set by posting
+# for the same reason, never on one they chose ("chosen") or one starting the topic set when
+# they reply later.
+FOLLOW_ON_POST_SQL = """
+WITH preferred AS (
+    SELECT coalesce((SELECT CASE WHEN $3 = 'created' THEN p.watch_on_start ELSE p.watch_on_reply END
+                     FROM notify.preferences p WHERE p.user_id = $1), $4) AS level
+)
+UPDATE notify.watches w SET level = preferred.level, updated_at = now()
+FROM preferred
+WHERE w.user_id = $1 AND w.target_kind = 'topic' AND w.target_id = $2 AND w.reason = $3
+  AND w.level <> preferred.level
+"""
+
+
+async def follow_on_post(conn: asyncpg.Connection, event: ev.PostCreated) -> None:
+    """Set the author's level on the topic they posted in to the one they prefer for starting or replying."""
+    started = event.post_number == 1
+    await conn.execute(
+        FOLLOW_ON_POST_SQL,
+        event.author_id,
+        event.topic_id,
+        "created" if started else "posted",
+        "watching" if started else "tracking",
+    )
+
+
 async def on_post_created(conn: asyncpg.Connection, envelope: ev.Envelope, event: ev.PostCreated) -> Outcome:
-    """Mentions, then the replied-to author, then quoted authors, then watchers: one each."""
+    """The author follows the topic as they prefer; then mentions, the replied-to author, quoted
+    authors and watchers are told: one notification each."""
+    await follow_on_post(conn, event)
     kinds: dict[int, str] = {}
     for user_id in event.mentioned_user_ids:
         kinds.setdefault(user_id, "mentioned")

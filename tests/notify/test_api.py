@@ -133,6 +133,8 @@ async def test_preferences_default_update_and_validate(member_factory):
         "email_on_reply": "away",
         "email_on_mention": "away",
         "email_on_watched": "never",
+        "watch_on_start": "watching",
+        "watch_on_reply": "tracking",
     }
     response = await alice.client.put("/api/me/preferences", json={"digest": "daily", "email_on_mention": "always"})
     assert response.status_code == 200
