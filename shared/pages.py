@@ -32,7 +32,7 @@ import jinja2
 from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -42,6 +42,7 @@ from shared.web import ApiError, runtime, viewer
 
 SHARED_TEMPLATES = Path(__file__).parent / "templates"
 SHARED_STATIC = Path(__file__).parent / "static"
+BUILD_DIR = ".tica"  # in node_modules: what package.json's build script writes
 CSRF_FIELD = "csrf_token"
 log = logging.getLogger("tica.pages")
 Endpoint = TypeVar("Endpoint", bound=Callable[..., Awaitable[Response]])
@@ -205,12 +206,24 @@ def nhsuk_components(env: jinja2.Environment) -> dict[str, Any]:
     return macros
 
 
-def static_routes() -> list[Mount]:
-    """`/static/nhsuk` (the NHS.UK frontend build) and `/static/tica` (our own CSS and JS)."""
+def static_routes() -> list[BaseRoute]:
+    """`/static/nhsuk` (the NHS.UK frontend package: its script and images), `/static/build` (its
+    stylesheet as `npm ci` builds it: see package.json), `/static/tica` (our own CSS and JS), and
+    `/favicon.ico` (tica's icon), which some browsers and tools ask for whatever a page links."""
     nhsuk = assets_dir() / "nhsuk-frontend" / "dist" / "nhsuk"
+    built = assets_dir() / BUILD_DIR
+    if not (built / "nhsuk-frontend.min.css").is_file():
+        log.warning("no %s/nhsuk-frontend.min.css: pages will be unstyled (run `npm ci`)", built)
+    favicon = SHARED_STATIC / "images" / "favicon.svg"
+
+    async def favicon_ico(request: Request) -> Response:
+        return FileResponse(favicon, media_type="image/svg+xml", headers={"cache-control": "public, max-age=86400"})
+
     return [
         Mount("/static/nhsuk", app=StaticFiles(directory=nhsuk, check_dir=False), name="nhsuk"),
+        Mount("/static/build", app=StaticFiles(directory=built, check_dir=False), name="build"),
         Mount("/static/tica", app=StaticFiles(directory=SHARED_STATIC, check_dir=False), name="tica"),
+        Route("/favicon.ico", favicon_ico, methods=["GET"], name="favicon"),
     ]
 
 

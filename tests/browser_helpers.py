@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from shared.pages import assets_dir
 
 AXE = Path(assets_dir()) / "axe-core" / "axe.min.js"
+PHONE = {"width": 390, "height": 844}
+DESKTOP = {"width": 1280, "height": 900}
 
 
 async def axe_violations(page, *, impacts: tuple[str, ...] = ("serious", "critical")) -> list[dict]:
@@ -14,3 +18,91 @@ async def axe_violations(page, *, impacts: tuple[str, ...] = ("serious", "critic
     await page.add_script_tag(path=str(AXE))
     result = await page.evaluate("async () => await axe.run(document, {resultTypes: ['violations']})")
     return [v for v in result["violations"] if v.get("impact") in impacts]
+
+
+def axe_summary(violations: list[dict]) -> list[str]:
+    """Violations as short lines for an assertion message: rule, impact and the first element."""
+    return [f"{v['id']} ({v['impact']}): {v['nodes'][0]['target'] if v.get('nodes') else ''}" for v in violations]
+
+
+@dataclass
+class ConsoleWatch:
+    """What went wrong in a page while watched: console errors, uncaught script errors, requests
+    that failed or were answered 4xx/5xx, and requests to any other origin than the site's (a font
+    or a script from elsewhere: the site's policy forbids them, and they leak who reads what)."""
+
+    origin: str
+    problems: list[str] = field(default_factory=list)
+    allowed_statuses: set[tuple[str, int]] = field(default_factory=set)  # (path, status) a test expects
+
+    def expect_status(self, path: str, status: int) -> None:
+        """A response the test asks for on purpose (a 404 page it checks) is no problem."""
+        self.allowed_statuses.add((path, status))
+
+    def _on_console(self, message) -> None:
+        if message.type == "error":
+            location = message.location or {}
+            url = location.get("url", "")
+            if message.text.startswith("Failed to load resource") and any(
+                urlsplit(url).path == path and f"status of {status} " in message.text
+                for path, status in self.allowed_statuses
+            ):
+                return  # Chromium's own note of an answer the test asked for
+            self.problems.append(f"console error: {message.text} ({url})")
+
+    def _on_page_error(self, error) -> None:
+        self.problems.append(f"script error: {error}")
+
+    def _on_request(self, request) -> None:
+        if request.url.startswith(("data:", "blob:", "about:", "chrome:", "chrome-extension:")):
+            return  # the page's own data, or the browser's (its PDF viewer)
+        parts = urlsplit(request.url)
+        origin = f"{parts.scheme.replace('ws', 'http')}://{parts.netloc}"
+        if origin != self.origin:
+            self.problems.append(f"request to another origin: {request.method} {request.url}")
+
+    def _on_request_failed(self, request) -> None:
+        if request.failure and "ERR_ABORTED" in request.failure and request.resource_type == "document":
+            return  # a navigation the test itself cut short by going elsewhere
+        self.problems.append(f"request failed: {request.method} {request.url} ({request.failure})")
+
+    def _on_response(self, response) -> None:
+        if response.status >= 400 and (urlsplit(response.url).path, response.status) not in self.allowed_statuses:
+            self.problems.append(f"{response.status} for {response.request.method} {response.url}")
+
+    def attach(self, page) -> ConsoleWatch:
+        page.on("console", self._on_console)
+        page.on("pageerror", self._on_page_error)
+        page.on("request", self._on_request)
+        page.on("requestfailed", self._on_request_failed)
+        page.on("response", self._on_response)
+        return self
+
+    def take(self) -> list[str]:
+        """The problems so far (and forget them)."""
+        problems, self.problems = self.problems, []
+        return problems
+
+    def assert_clean(self, where: str = "") -> None:
+        """Fail the test on any problem seen so far."""
+        problems = self.take()
+        assert problems == [], f"{where}: " + "\n".join(problems)
+
+
+def watch_console(page, origin: str) -> ConsoleWatch:
+    """Start watching `page` for console errors and failed or foreign requests; `origin` is the
+    site's (the live server's base URL). Call `.assert_clean()` after each step that should be clean."""
+    parts = urlsplit(origin)
+    return ConsoleWatch(f"{parts.scheme}://{parts.netloc}").attach(page)
+
+
+async def settle(page) -> None:
+    """Wait until the page's own requests have finished (fonts, icons, scripts' fetches)."""
+    await page.wait_for_load_state("load")
+    await page.evaluate("() => document.fonts.ready.then(() => true)")
+    await page.wait_for_timeout(150)  # module scripts and their component set-up run after load
+
+
+async def overflow_px(page) -> int:
+    """How far the page is wider than the window (0 when nothing runs off the side)."""
+    return int(await page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth"))

@@ -324,6 +324,8 @@ rows(
     owner_form(STAFF | {"group_member"}, W["COMM"]),
 )
 rows("page", P + "/support", "/support", "support page", everyone(200))
+rows("page", P + "/guidelines", "/guidelines", "community guidelines", everyone(200, ["Community guidelines"]))
+rows("page", P + "/developers", "/developers", "the API's description", everyone(200, ["/api/openapi.json"]))
 STAFF_PAGE = role_only(STAFF, page=True, login=401, shows=[W["PEND"]])
 rows("page", P + "/review", "/review", "pending post", STAFF_PAGE)
 rows("page", P + "/review/members/{username}", f"/review/members/{AUTHOR}", "pending post", STAFF_PAGE)
@@ -783,6 +785,8 @@ NOTES |= {
     "search GET /metrics": "not content: index freshness figures (counts and lags, no text)",
     "forum MOUNT /static/nhsuk": "not content: the NHS.UK frontend's files",
     "forum MOUNT /static/tica": "not content: tica's own CSS and scripts",
+    "forum MOUNT /static/build": "not content: the NHS.UK stylesheet as built for tica (package.json)",
+    "forum GET /favicon.ico": "not content: the site's icon",
     "forum GET /login": "not content: the login form",
     "forum GET /register": "not content: the registration form",
     "forum GET /reset": "not content: the password reset form",

@@ -28,6 +28,7 @@ from services.forum.moderation import admin_pages as moderation_admin_pages
 from services.forum.moderation import api as moderation_api
 from services.forum.moderation import audit
 from services.forum.moderation import pages as moderation_pages
+from services.forum.site import pages as site_pages
 from services.forum.topics import pages as topic_pages
 from services.forum.topics.api import categories_api, posts_api, topics_api
 from services.forum.webinars import api as webinar_api
@@ -124,6 +125,7 @@ def create_app(settings: Settings, *, background: bool = True) -> Starlette:
             *moderation_pages.routes,
             *moderation_admin_pages.routes,
             *webinar_pages.routes,
+            *site_pages.routes,
             *pages.static_routes(),
         ],
         background=(outbox_relay,) if background else (),

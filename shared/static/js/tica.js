@@ -1,5 +1,7 @@
 /* tica: small progressive enhancements. Every page works without this file. */
-document.body.className += " js-enabled nhsuk-frontend-supported";
+// As the NHS.UK page template does: the frontend's components (started by frontend.js, a module)
+// are styled for scripts only in browsers that run modules; others keep the no-script pages.
+document.body.className += " js-enabled" + ("noModule" in HTMLScriptElement.prototype ? " nhsuk-frontend-supported" : "");
 
 (function () {
   "use strict";

@@ -1,0 +1,1 @@
+"""The site's own pages: the community guidelines and the API's readable description."""
