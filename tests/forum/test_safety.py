@@ -238,7 +238,8 @@ async def test_support_page_and_api(client):
 
 
 async def test_get_support_is_in_the_same_place_on_every_page(client, sam, topic):
-    """The header's last menu item is "Get support", for visitors and members, on every kind of page."""
+    """The header's first menu item is "Get support", for visitors and members, on every kind of page (first, so
+    a narrow screen never folds it behind "More")."""
     for who in (client, sam.client):
         for path in ("/", "/categories", topic["url"], "/support", "/login", "/no-such-page"):
             response = await who.get(path)
@@ -248,7 +249,7 @@ async def test_get_support_is_in_the_same_place_on_every_page(client, sam, topic
             menu = html[html.index('class="nhsuk-header__navigation-list"') :]
             menu = menu[: menu.index("</ul>")]
             links = [part.split('"')[0] for part in menu.split('href="')[1:]]
-            assert links[-1] == "/support", (path, links)
+            assert links[0] == "/support", (path, links)
 
 
 # --- rate limits ------------------------------------------------------------------------------------
