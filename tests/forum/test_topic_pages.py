@@ -220,6 +220,10 @@ async def test_reply_form(admin, category, member_factory, client):
     assert (await sam.client.post(url, data={"body": "no token"})).status_code == 403
     assert (await sam.client.post(url, data={"body": "bad token", "csrf_token": "nope"})).status_code == 403
     assert (await sam.client.post("/t/999999/posts", data=form(sam, body="x"))).status_code == 404
+    # The refused form's address opened again (a reload or a bookmark, without JavaScript): the topic's reply form.
+    opened = await sam.client.get(url)
+    assert opened.status_code == 303 and opened.headers["location"] == f"{topic['url']}#reply"
+    assert (await sam.client.get("/t/999999/posts")).status_code == 404
 
 
 async def test_reply_form_anonymous_goes_to_login(admin, category, client):

@@ -441,6 +441,17 @@ def _anonymous_choice(form: FormData) -> bool | None:
     return _text(form, "anonymous") == "1"
 
 
+@pages.get("/t/{id}/posts")
+async def reply_form_address(request: Request) -> Response:
+    """The reply form's address, opened (a page refused with errors, reloaded or bookmarked, without
+    JavaScript): the topic, where the reply form is, rather than a 404."""
+    topic_id = path_int(request, "id")
+    who = await viewer(request)
+    async with runtime(request).pool.acquire() as conn:
+        topic = await topics.readable_topic(conn, who, topic_id)
+    return RedirectResponse(topics.topic_url(topic.id, topic.slug) + "#reply", status_code=303)
+
+
 @pages.post("/t/{id}/posts")
 async def reply_submit(request: Request) -> Response:
     """The reply form: write the reply, or show the page again with what needs fixing."""
