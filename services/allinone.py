@@ -62,6 +62,7 @@ class AllInOne:
             "notify": notify.create_app(settings, background=background),
             "search": search.create_app(settings, background=background),
         }
+        openapi.serve_on(self.apps["forum"])
         self.schemas = {
             "forum": (forum.SCHEMA, forum.MIGRATIONS_DIR),
             "notify": (notify.SCHEMA, notify.MIGRATIONS_DIR),
@@ -81,9 +82,6 @@ class AllInOne:
             return
         if scope["type"] == "http" and scope["path"] == "/readyz":
             await self._readyz(scope, receive, send)
-            return
-        if scope["type"] == "http" and scope["path"] == openapi.route.path:
-            await openapi.route.handle(scope, receive, send)
             return
         app: ASGIApp = self.apps[service_for(scope["path"])]
         await app(scope, receive, send)

@@ -115,8 +115,8 @@ def service_app_from_env() -> Any:
     logs.configure(settings.log_level)
     name = os.environ["TICA_SERVICE"]
     app = SERVICES[name].create_app(settings)
-    if name == "forum":  # the proxy routes /api/openapi.json to forum; the document covers all three
-        app.router.routes.insert(0, openapi.route)
+    if name == "forum":  # the document covers all three services: built here, above them
+        openapi.serve_on(app)
     settle_gc()
     return app
 

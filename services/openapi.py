@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -34,3 +35,9 @@ async def openapi_json(request: Request) -> Response:
 
 
 route = Route("/api/openapi.json", openapi_json)
+
+
+def serve_on(forum_app: Starlette) -> None:
+    """The document at /api/openapi.json on the forum's app (the proxy sends that path to the forum),
+    first, so forum pages that list the API (services/forum/site) find it in the same process."""
+    forum_app.router.routes.insert(0, route)

@@ -2,9 +2,9 @@
 from every page's footer and from the flag form, and the API's operations as a readable page
 (/developers), listed from the OpenAPI document the site serves at /api/openapi.json.
 
-The OpenAPI document covers the three services and is built above them (services/openapi.py),
-so the forum reads it as any client does, from the site itself, and keeps it for the process's
-life (it changes only with the code). When it cannot be read, the page still links it.
+The OpenAPI document covers the three services and is built above them (services/openapi.py), which
+serves it on the forum's app: the page reads it from there and keeps it for the process's life (it
+changes only with the code). Where it is not served (a forum app alone), the page still links it.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import json
 import logging
 from typing import Any
 
-import httpx
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -22,7 +21,6 @@ from shared.pages import Pages, render
 
 OPENAPI_PATH = "/api/openapi.json"
 METHODS = ("get", "post", "put", "patch", "delete")
-READ_TIMEOUT_S = 5.0
 log = logging.getLogger("tica.forum.site")
 pages = Pages()
 
@@ -45,14 +43,14 @@ async def api_page(request: Request) -> Response:
 
 
 async def openapi_document(request: Request) -> dict[str, Any] | None:
-    """The site's OpenAPI document: answered in this process when this app serves it (`tica serve
-    forum`), else asked of the server this request came in on (`tica run` answers it beside the
-    apps); None when neither answers."""
+    """The site's OpenAPI document, as this process serves it at /api/openapi.json (the runner adds
+    that route to the forum's app: services/openapi.py serve_on); None where it does not (a forum app
+    on its own, in tests)."""
     state = request.app.state
     cached = getattr(state, "openapi_document", None)
     if cached is not None:
         return dict(cached)
-    body = await _in_process(request) or await _over_http(request)
+    body = await _in_process(request)
     if body is None:
         return None
     try:
@@ -72,21 +70,6 @@ async def _in_process(request: Request) -> bytes | None:
             response = await route.endpoint(request)
             return bytes(response.body) if response.status_code == 200 else None
     return None
-
-
-async def _over_http(request: Request) -> bytes | None:
-    server = request.scope.get("server")
-    if not server or server[1] is None:  # a unix socket, or no server (in-process tests)
-        return None
-    host, port = server
-    host = f"[{host}]" if ":" in host else host
-    try:
-        async with httpx.AsyncClient(timeout=READ_TIMEOUT_S) as client:
-            response = await client.get(f"http://{host}:{port}{OPENAPI_PATH}")
-    except httpx.HTTPError as exc:
-        log.info("could not read the OpenAPI document from %s:%s: %s", host, port, exc)
-        return None
-    return response.content if response.status_code == 200 else None
 
 
 def operation_groups(document: dict[str, Any]) -> list[dict[str, Any]]:
