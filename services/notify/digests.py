@@ -6,9 +6,10 @@ their last visit, their address is verified, and they are not suspended. It queu
 one `send_digest` job each, with a deterministic job id (member and when they
 became due), so two runs queue one job, and the mail's idempotency key makes a
 retried job send once. A digest holds the most active topics the member can see
-since the last one (not muted, not started by members they muted or ignored) and
-the replies to their own topics; a content-noted post shows its note, not its
-text. It also holds the library's new documents the member may see, and upcoming
+since the last one (not muted, not started by members they muted or ignored),
+the replies to their own topics, and one line per topic they track with new replies
+("8 new replies in" the topic, the unread notification of tracking.py); a content-noted
+post shows its note, not its text. It also holds the library's new documents the member may see, and upcoming
 webinars (next 30 days, not cancelled). A webinar is told of twice at most, never in
 every digest: once when it was scheduled or moved in the digest's window, and once
 more when it came within a week of starting in the window ("coming up this week").
@@ -32,7 +33,7 @@ from typing import Any
 import asyncpg
 from arq.connections import ArqRedis
 
-from services.notify import mail, preferences, projections, unsubscribe
+from services.notify import mail, preferences, projections, tracking, unsubscribe
 from services.notify.projections import Member
 from shared import audience
 from shared.jobs import job_id, open_queue
@@ -45,6 +46,7 @@ INTERVALS = {"daily": timedelta(days=1), "weekly": timedelta(days=7)}
 LONGEST_WINDOW = timedelta(days=30)
 TOPICS_LIMIT = 5
 REPLIES_LIMIT = 10
+TRACKED_LIMIT = 10
 DOCUMENTS_LIMIT = 10
 WEBINARS_LIMIT = 10
 WEBINARS_AHEAD = timedelta(days=30)
@@ -127,7 +129,22 @@ WHERE t.author_id = $1 AND p.author_id <> $1 AND p.post_number > 1 AND p.status 
   {_VISIBLE_TO_MEMBER}
   AND NOT EXISTS (SELECT 1 FROM notify.mutes m WHERE m.user_id = $1 AND m.level <> 'none'
                   AND m.muted_user_id = p.author_id)
+  AND NOT EXISTS (SELECT 1 FROM notify.tracked_replies tr WHERE tr.user_id = $1 AND tr.post_id = p.id)
 ORDER BY p.created_at DESC, p.id DESC
+LIMIT $5
+"""
+
+# Topics the member tracks with new replies: their unread count of new replies, updated in the
+# window (one line each; a count told in an earlier digest and not grown since is not told again).
+TRACKED_SQL = f"""
+SELECT n.id, n.post_id, n.data, t.title
+FROM notify.notifications n
+JOIN notify.topics t ON t.id = n.topic_id
+{_WATCH_JOINS}
+WHERE n.user_id = $1 AND n.kind = 'new_replies' AND n.read_at IS NULL
+  AND n.updated_at > $2 AND n.updated_at <= $3
+  {_VISIBLE_TO_MEMBER}
+ORDER BY n.updated_at DESC, n.id DESC
 LIMIT $5
 """
 
@@ -317,16 +334,17 @@ class Digest:
     until: datetime
     topics: list[dict[str, Any]] = field(default_factory=list)
     replies: list[dict[str, Any]] = field(default_factory=list)
+    tracked: list[dict[str, Any]] = field(default_factory=list)
     documents: list[dict[str, Any]] = field(default_factory=list)
     webinars: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def empty(self) -> bool:
-        return not self.topics and not self.replies and not self.documents and not self.webinars
+        return not self.count
 
     @property
     def count(self) -> int:
-        return len(self.topics) + len(self.replies) + len(self.documents) + len(self.webinars)
+        return len(self.topics) + len(self.replies) + len(self.tracked) + len(self.documents) + len(self.webinars)
 
 
 def window_start(
@@ -359,6 +377,11 @@ def _reply_item(row: asyncpg.Record, base_url: str) -> dict[str, Any]:
         "content_note": note,
         "excerpt": None if note else row["excerpt"],
     }
+
+
+def _tracked_item(row: asyncpg.Record, base_url: str) -> dict[str, Any]:
+    text = tracking.describe(dict(row["data"] or {}), one_line(row["title"]))
+    return {"text": text, "url": f"{base_url}/p/{row['post_id']}"}
 
 
 def one_line(value: str | None) -> str:
@@ -405,6 +428,7 @@ async def build_digest(
     muted_users, watches = await member_filters(conn, member.id)
     topics = index.most_active(member, since, muted_users=muted_users, watches=watches)
     replies = await conn.fetch(REPLIES_SQL, member.id, since, index.until, audiences, REPLIES_LIMIT)
+    tracked = await conn.fetch(TRACKED_SQL, member.id, since, index.until, audiences, TRACKED_LIMIT)
     documents, webinars = await library_and_webinars(conn, member, since=since, until=index.until, base_url=base_url)
     return Digest(
         member,
@@ -413,6 +437,7 @@ async def build_digest(
         index.until,
         topics=[_topic_item(topic, count, base_url) for topic, count in topics],
         replies=[_reply_item(row, base_url) for row in replies],
+        tracked=[_tracked_item(row, base_url) for row in tracked],
         documents=documents,
         webinars=webinars,
     )
@@ -432,6 +457,7 @@ def render_digest(settings: Settings, digest: Digest) -> tuple[str, str, str]:
         "frequency": "daily" if daily else "weekly",
         "topics": digest.topics,
         "replies": digest.replies,
+        "tracked": digest.tracked,
         "documents": digest.documents,
         "webinars": digest.webinars,
         "base_url": settings.public_url,

@@ -18,7 +18,7 @@ import redis.asyncio as aioredis
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
-from services.notify import projections
+from services.notify import projections, tracking
 from shared import audience
 from shared.api import ApiRouter, Field, Maybe, Schema, Shape, path_int, query_int, read_json
 from shared.pages import Pages, form_data, render, signed_in, when
@@ -151,6 +151,7 @@ def describe(kind: str, data: dict[str, Any], title: str | None) -> str:
         "quoted": f"{actor} quoted your post in {where}",
         "posted": f"{actor} posted in {where}, which you are watching",
         "reacted": f"{_names(data)} reacted to your post in {where}",
+        "new_replies": tracking.describe(data, title or data.get("topic_title") or "a topic"),
         "post_hidden": f"Your post in {where} has been hidden for now while moderators look at it. You can edit it "
         f"to ask for another review.{reason}",
         "post_restored": f"Your post in {where} can be seen again.",

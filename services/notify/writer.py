@@ -8,7 +8,8 @@ updated and marked unread again. A post that mentions, replies to and quotes a
 member makes one notification (mention first, then reply, quote, watching).
 Posting in a topic follows it at the level the member prefers (preferences.py: watching for
 topics they start, tracking for topics they reply to, unless they chose otherwise); a level
-they chose on the topic itself is never changed by posting.
+they chose on the topic itself is never changed by posting. Members tracking a topic are not
+told of each reply: tracking.py counts new replies into one notification per topic.
 When a webinar moves (webinar.updated changes its times) or is cancelled, the members
 registered or waiting for it (from webinar.registered) hear of it in the app, once.
 """
@@ -22,7 +23,7 @@ from typing import Any
 
 import asyncpg
 
-from services.notify import projections
+from services.notify import projections, tracking
 from services.notify.notifications import publish_counts, unread_counts
 from shared import audience
 from shared import events as ev
@@ -47,14 +48,16 @@ class Outcome:
     mail_ids: list[int] = field(default_factory=list)
 
 
-WATCHERS_SQL = """
+# Members whose level in a topic ($1, in category $2) is $3 (watching or tracking), by the topic's
+# own level or its category's.
+FOLLOWERS_SQL = """
 SELECT c.user_id
-FROM (SELECT user_id FROM notify.watches WHERE target_kind = 'topic' AND target_id = $1 AND level = 'watching'
+FROM (SELECT user_id FROM notify.watches WHERE target_kind = 'topic' AND target_id = $1 AND level = $3
       UNION
-      SELECT user_id FROM notify.watches WHERE target_kind = 'category' AND target_id = $2 AND level = 'watching') c
+      SELECT user_id FROM notify.watches WHERE target_kind = 'category' AND target_id = $2 AND level = $3) c
 LEFT JOIN notify.watches tw ON tw.user_id = c.user_id AND tw.target_kind = 'topic' AND tw.target_id = $1
 LEFT JOIN notify.watches cw ON cw.user_id = c.user_id AND cw.target_kind = 'category' AND cw.target_id = $2
-WHERE notify.effective_level(tw.level, tw.reason, cw.level) = 'watching'
+WHERE notify.effective_level(tw.level, tw.reason, cw.level) = $3
 """
 
 # What notify does not know of a member yet: a visitor's audiences.
@@ -166,10 +169,18 @@ async def follow_on_post(conn: asyncpg.Connection, event: ev.PostCreated) -> Non
     )
 
 
+async def followers(conn: asyncpg.Connection, event: ev.PostCreated, level: str) -> list[int]:
+    """Members watching or tracking the topic of a post."""
+    rows = await conn.fetch(FOLLOWERS_SQL, event.topic_id, event.category_id, level)
+    return [row["user_id"] for row in rows]
+
+
 async def on_post_created(conn: asyncpg.Connection, envelope: ev.Envelope, event: ev.PostCreated) -> Outcome:
-    """The author follows the topic as they prefer; then mentions, the replied-to author, quoted
-    authors and watchers are told: one notification each."""
+    """The author follows the topic as they prefer (and has read it: their count of its new replies
+    is read); then mentions, the replied-to author, quoted authors and watchers are told, one
+    notification each, and the reply is counted in for those tracking the topic."""
     await follow_on_post(conn, event)
+    changed = await tracking.read_by_posting(conn, event)
     kinds: dict[int, str] = {}
     for user_id in event.mentioned_user_ids:
         kinds.setdefault(user_id, "mentioned")
@@ -177,17 +188,19 @@ async def on_post_created(conn: asyncpg.Connection, envelope: ev.Envelope, event
         kinds.setdefault(event.reply_to_user_id, "replied")
     for user_id in event.quoted_user_ids:
         kinds.setdefault(user_id, "quoted")
-    for row in await conn.fetch(WATCHERS_SQL, event.topic_id, event.category_id):
-        kinds.setdefault(row["user_id"], "posted")
+    for user_id in await followers(conn, event, "watching"):
+        kinds.setdefault(user_id, "posted")
+    trackers = set(await followers(conn, event, "tracking")) - set(kinds)
     allowed = await eligible(
         conn,
-        kinds,
+        set(kinds) | trackers,
         topic_id=event.topic_id,
         category_id=event.category_id,
         audience=event.audience,
         actor_id=event.author_id,
     )
     kinds = {user_id: kind for user_id, kind in kinds.items() if user_id in allowed}
+    changed |= await tracking.count_in(conn, trackers & allowed, event)
     key = f"post:{event.post_id}"
     data = {"actor_username": event.author_username, "topic_title": event.topic_title}
     new = await insert_notifications(
@@ -203,7 +216,7 @@ async def on_post_created(conn: asyncpg.Connection, envelope: ev.Envelope, event
     # Every unread one of this key, not only the new ones: after a crash between commit and
     # enqueueing, the repeat enqueues the mail (job ids keep that to one).
     mail = await conn.fetch(MAIL_CANDIDATES_SQL, key, list(kinds))
-    return Outcome(set(new), [row["id"] for row in mail])
+    return Outcome(set(new) | changed, [row["id"] for row in mail])
 
 
 REACTION_SUMMARY_SQL = """
@@ -287,13 +300,14 @@ async def _reaction_removed(conn: asyncpg.Connection, author: int, key: str, sum
 
 
 async def on_post_deleted(conn: asyncpg.Connection, envelope: ev.Envelope, event: ev.PostDeleted) -> Outcome:
-    """A deleted post takes its notifications with it (its text is gone, so is the reason to look)."""
+    """A deleted post takes its notifications with it (its text is gone, so is the reason to look),
+    and leaves the unread counts of new replies that held it."""
     rows = await conn.fetch(
         "DELETE FROM notify.notifications WHERE post_id = $1 AND kind = ANY($2::text[]) RETURNING user_id",
         event.post_id,
         list(POST_KINDS),
     )
-    return Outcome({row["user_id"] for row in rows})
+    return Outcome({row["user_id"] for row in rows} | await tracking.recount_post(conn, event.post_id))
 
 
 async def _tell(
@@ -331,12 +345,20 @@ async def _tell(
 async def on_post_status(
     conn: asyncpg.Connection, envelope: ev.Envelope, event: ev.PostHidden | ev.PostRestored
 ) -> Outcome:
-    """The author hears that moderators hid their post (and why) or that it can be seen again."""
+    """The author hears that moderators hid their post (and why) or that it can be seen again; the
+    unread counts of new replies that hold it leave it out or count it again."""
     if isinstance(event, ev.PostHidden):
         kind, key, data = "post_hidden", f"hidden:{envelope.id}", {"reason": event.reason}
     else:
         kind, key, data = "post_restored", f"restored:{envelope.id}", {}
-    return await _tell(conn, event.author_id, kind, key, topic_id=event.topic_id, post_id=event.post_id, data=data)
+    told = await _tell(conn, event.author_id, kind, key, topic_id=event.topic_id, post_id=event.post_id, data=data)
+    told.counts_changed |= await tracking.recount_post(conn, event.post_id)
+    return told
+
+
+async def on_user_muted(conn: asyncpg.Connection, envelope: ev.Envelope, event: ev.UserMuted) -> Outcome:
+    """Muting, ignoring or unmuting someone changes which replies the member's unread counts hold."""
+    return Outcome(await tracking.recount_member(conn, event.user_id))
 
 
 # Which outcome of a review its author hears about. Hiding and restoring a published post
@@ -429,6 +451,7 @@ TELL: dict[type[ev.Event], Tell] = {
     ev.ReactionAdded: on_reaction,
     ev.ReactionRemoved: on_reaction,
     ev.PostDeleted: on_post_deleted,
+    ev.UserMuted: on_user_muted,
     ev.PostHidden: on_post_status,
     ev.PostRestored: on_post_status,
     ev.ReviewResolved: on_review_resolved,

@@ -46,18 +46,21 @@ async def test_a_member_who_prefers_watching_replies_is_told_of_every_later_repl
 
 
 async def test_by_default_replying_tracks_and_starting_watches(world):
-    """Without a preference: the starter watches (told of every post), a replier tracks (told of replies to them)."""
+    """Without a preference: the starter watches (told of every post), a replier tracks (told of replies
+    to them, and of other new replies in one count: test_tracking.py)."""
     await _community(world)
     await world.emit(post(101, topic_id=10, number=2, author_id=BOB, author_username="bob"))
     assert (await _level(world, ALICE), await _level(world, BOB)) == ("watching", "tracking")
     await world.emit(post(102, topic_id=10, number=3, author_id=CAROL, reply_to_user_id=BOB))
     await world.emit(post(103, topic_id=10, number=4, author_id=CAROL))
-    assert [x["kind"] for x in await world.notifications(BOB)] == ["replied"]
+    told = [(x["kind"], x["post_id"]) for x in await world.notifications(BOB)]
+    assert told == [("replied", 102), ("new_replies", 103)]
     assert [x["kind"] for x in await world.notifications(ALICE)] == ["posted"] * 3
 
 
 async def test_a_member_who_prefers_tracking_for_topics_they_start_is_not_told_of_every_post(world):
-    """Alice prefers to track the topics she starts: her new topic is tracked, not watched."""
+    """Alice prefers to track the topics she starts: her new topic is tracked, not watched (Bob's reply
+    is counted among new replies, not told as a post)."""
     for user_id, name in ((ALICE, "alice"), (BOB, "bob")):
         await world.join(user_id, name)
     await _prefer(world, ALICE, watch_on_start="tracking")
@@ -68,7 +71,7 @@ async def test_a_member_who_prefers_tracking_for_topics_they_start_is_not_told_o
         post(111, topic_id=11, number=2, author_id=BOB, author_username="bob"),
     )
     assert await _level(world, ALICE, 11) == "tracking"
-    assert await world.notifications(ALICE) == []
+    assert [(x["kind"], x["data"]["count"]) for x in await world.notifications(ALICE)] == [("new_replies", 1)]
 
 
 async def test_posting_never_changes_a_level_the_member_chose(world):
