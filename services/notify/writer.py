@@ -210,7 +210,7 @@ async def on_post_created(conn: asyncpg.Connection, envelope: ev.Envelope, event
         topic_id=event.topic_id,
         post_id=event.post_id,
         post_number=event.post_number,
-        actor_id=event.author_id,
+        actor_id=None if event.anonymous else event.author_id,  # an anonymous author's id is never shown
         data=data,
     )
     # Every unread one of this key, not only the new ones: after a crash between commit and

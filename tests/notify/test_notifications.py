@@ -261,3 +261,23 @@ async def test_group_membership_events_decide_what_a_member_may_see(world):
         post(203, topic_id=20, number=4, author_id=BOB, category_id=2, audience=["group:5"], mentioned=(ALICE,))
     )
     assert [n["post_id"] for n in await world.notifications(ALICE)] == [202]
+
+
+async def test_an_anonymous_post_never_names_its_author_in_notifications(world):
+    """A reply posted anonymously tells the replied-to and the trackers without the author's id (the API's actor)."""
+    import dataclasses
+
+    from services.notify.notifications import notification_json
+
+    await _community(world)
+    await world.emit(post(101, topic_id=10, number=2, author_id=DAN, author_username="dan"))
+    anonymous = dataclasses.replace(
+        post(102, topic_id=10, number=3, author_id=BOB, reply_to_user_id=ALICE),
+        author_username="anonymous",
+        anonymous=True,
+    )
+    await world.emit(anonymous)
+    told = [n for n in await world.notifications(ALICE) if n["post_id"] == 102] + await world.notifications(DAN)
+    assert [(n["kind"], n["actor_id"]) for n in told] == [("replied", None), ("new_replies", None)]
+    shown = notification_json({**dict(told[0]), "title": "Topic 10", "slug": "topic-10"})
+    assert shown["actor"] is None and shown["text"] == "anonymous replied to your post in “Topic 10”"
