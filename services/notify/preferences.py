@@ -59,7 +59,10 @@ LABELS: dict[str, dict[str, str]] = {
     "email": {"always": "Always", "away": "Only when I have not been on tica for 10 minutes", "never": "Never"},
     "follow": {
         "watching": "Watch it: tell me about every new post",
-        "tracking": "Track it: one notification collecting its new replies, and tell me when someone mentions me, replies to me or quotes me",
+        "tracking": (
+            "Track it: one notification collecting its new replies, and tell me when someone mentions me, "
+            "replies to me or quotes me"
+        ),
         "normal": "Leave it at normal",
     },
 }
