@@ -274,6 +274,18 @@ class TopicUpdated(TopicEvent):
 
 
 @dataclass(frozen=True)
+class TopicRead(Event):
+    """A member read a topic further than before, up to a post number (written only when their read
+    state advances): notify reads their count of its new replies. No text; private, the member's own."""
+
+    type: ClassVar[str] = "topic.read"
+    user_id: int
+    topic_id: int
+    post_number: int
+    audience: list[str]
+
+
+@dataclass(frozen=True)
 class PostTextEvent(Event):
     """A post's words as written (created or edited), with where it stands and who may read it."""
 

@@ -10,6 +10,11 @@ otherwise (a mention, a reply to them or a quote is its own notification). The c
 notification's replies that are still visible: a reply hidden, deleted or withdrawn while the
 notification is unread is taken out when that event arrives (restored, it counts again); the
 last one gone takes the notification away. A read notification keeps what it said.
+
+Reading the topic reads it too (topic.read, which the forum writes when a member reads further than
+before): once the member has read up to, or past, the first reply it counts, as Discourse clears it
+once the first new reply was seen. How far each member read is kept (notify.topic_reads), so a
+reply handled after a read that covers it (events out of order) is not counted in again.
 """
 
 from __future__ import annotations
@@ -23,14 +28,17 @@ from shared import events as ev
 KIND = "new_replies"
 
 # One statement, so a repeat changes nothing: a reply the member was already counted for (in
-# any of their notifications, read or not) is skipped; otherwise the member's unread one for
-# the topic is found by its unique index and touched (its time, the latest replier), or made.
+# any of their notifications, read or not), or has read already, is skipped; otherwise the
+# member's unread one for the topic is found by its unique index and touched (its time, the
+# latest replier), or made.
 COUNT_IN_SQL = """
 WITH told AS (
     INSERT INTO notify.notifications AS n (user_id, kind, dedupe_key, topic_id, post_id, post_number, actor_id, data)
     SELECT r.user_id, 'new_replies', 'replies:' || $3::bigint || ':' || $2::bigint, $3, $2, $4, $5, $6::jsonb
     FROM unnest($1::bigint[]) AS r(user_id)
     WHERE NOT EXISTS (SELECT 1 FROM notify.tracked_replies tr WHERE tr.user_id = r.user_id AND tr.post_id = $2)
+      AND NOT EXISTS (SELECT 1 FROM notify.topic_reads rd
+                      WHERE rd.user_id = r.user_id AND rd.topic_id = $3 AND rd.last_read_post_number >= $4)
     ON CONFLICT (user_id, topic_id) WHERE kind = 'new_replies' AND read_at IS NULL
     DO UPDATE SET actor_id = EXCLUDED.actor_id, data = n.data || EXCLUDED.data, updated_at = now()
     RETURNING n.id, n.user_id
@@ -88,6 +96,35 @@ RETURNING user_id
 """
 
 
+# Counting replies in and reading a topic take this lock on the topic (replies exclusively, reads
+# shared): two replicas handling a reply and a read of it at once would otherwise each miss the
+# other's uncommitted row, and the reply would be counted in unread after all. A reply takes it
+# before it touches any notification, so the two never wait on each other in a circle. Two int4
+# keys: a key space apart from the one-bigint locks (relay, migrations).
+LOCK_KEY = 0x74726B  # "trk"
+LOCK_REPLIES_SQL = "SELECT pg_advisory_xact_lock($1, hashint8($2::bigint))"
+LOCK_READ_SQL = "SELECT pg_advisory_xact_lock_shared($1, hashint8($2::bigint))"
+
+# Reading a topic: remember how far (only ever further), then read the member's unread count for
+# the topic when its first counted reply is within what they read. One statement: a repeat reads
+# nothing new, as a notification started after the first read has its first reply beyond it.
+READ_TO_SQL = """
+WITH mark AS (
+    INSERT INTO notify.topic_reads AS rd (user_id, topic_id, last_read_post_number) VALUES ($1, $2, $3)
+    ON CONFLICT (user_id, topic_id) DO UPDATE SET last_read_post_number = EXCLUDED.last_read_post_number
+    WHERE rd.last_read_post_number < EXCLUDED.last_read_post_number
+)
+UPDATE notify.notifications SET read_at = now()
+WHERE user_id = $1 AND topic_id = $2 AND kind = 'new_replies' AND read_at IS NULL AND post_number <= $3
+RETURNING user_id
+"""
+
+
+async def lock_for_replies(conn: asyncpg.Connection, topic_id: int) -> None:
+    """Before a reply in this topic is handled: no read of the topic is being handled meanwhile."""
+    await conn.execute(LOCK_REPLIES_SQL, LOCK_KEY, topic_id)
+
+
 async def count_in(conn: asyncpg.Connection, user_ids: Iterable[int], event: ev.PostCreated) -> set[int]:
     """Count a new reply into each tracker's unread notification for its topic; returns whose changed."""
     users = sorted(set(user_ids))
@@ -126,6 +163,14 @@ async def recount_member(conn: asyncpg.Connection, user_id: int) -> set[int]:
 async def read_by_posting(conn: asyncpg.Connection, event: ev.PostCreated) -> set[int]:
     """The author of a post has read the topic: their unread count for it is read."""
     rows = await conn.fetch(READ_BY_POSTING_SQL, event.author_id, event.topic_id, event.post_number)
+    return {row["user_id"] for row in rows}
+
+
+async def read_to(conn: asyncpg.Connection, event: ev.TopicRead) -> set[int]:
+    """A member read a topic up to a post: their unread count for it is read when that covers its
+    first reply. Returns whose changed (the member, or no one)."""
+    await conn.execute(LOCK_READ_SQL, LOCK_KEY, event.topic_id)
+    rows = await conn.fetch(READ_TO_SQL, event.user_id, event.topic_id, event.post_number)
     return {row["user_id"] for row in rows}
 
 

@@ -179,6 +179,7 @@ async def on_post_created(conn: asyncpg.Connection, envelope: ev.Envelope, event
     """The author follows the topic as they prefer (and has read it: their count of its new replies
     is read); then mentions, the replied-to author, quoted authors and watchers are told, one
     notification each, and the reply is counted in for those tracking the topic."""
+    await tracking.lock_for_replies(conn, event.topic_id)
     await follow_on_post(conn, event)
     changed = await tracking.read_by_posting(conn, event)
     kinds: dict[int, str] = {}
@@ -356,6 +357,11 @@ async def on_post_status(
     return told
 
 
+async def on_topic_read(conn: asyncpg.Connection, envelope: ev.Envelope, event: ev.TopicRead) -> Outcome:
+    """Reading a topic far enough reads the member's count of its new replies (tracking.py)."""
+    return Outcome(await tracking.read_to(conn, event))
+
+
 async def on_user_muted(conn: asyncpg.Connection, envelope: ev.Envelope, event: ev.UserMuted) -> Outcome:
     """Muting, ignoring or unmuting someone changes which replies the member's unread counts hold."""
     return Outcome(await tracking.recount_member(conn, event.user_id))
@@ -452,6 +458,7 @@ TELL: dict[type[ev.Event], Tell] = {
     ev.ReactionRemoved: on_reaction,
     ev.PostDeleted: on_post_deleted,
     ev.UserMuted: on_user_muted,
+    ev.TopicRead: on_topic_read,
     ev.PostHidden: on_post_status,
     ev.PostRestored: on_post_status,
     ev.ReviewResolved: on_review_resolved,

@@ -114,6 +114,7 @@ NOT_LIVE = {
     "webinar.updated": "webinars have no live channels",
     "webinar.cancelled": "webinars have no live channels",
     "webinar.registered": "staff only: who registered",
+    "topic.read": "private: how far a member read a topic",
 }
 
 

@@ -20,6 +20,7 @@ from shared.events import (
     PostHidden,
     ReactionAdded,
     TopicCreated,
+    TopicRead,
     TopicUpdated,
     stream_name,
 )
@@ -163,13 +164,16 @@ async def test_a_late_post_follows_its_topic_into_a_private_category(pool, searc
 
 
 async def test_events_search_does_not_use_are_ignored(pool):
-    """reaction.added and friends leave no trace in the index."""
+    """reaction.added and friends (topic.read: how far a member read) leave no trace in the index."""
     handler = indexer.Indexer(pool)
     await handler.handle(
         Envelope.wrap(
             ReactionAdded(post_id=1, topic_id=1, post_author_id=1, user_id=2, kind="like", audience=["public"]),
             actor_id=2,
         )
+    )
+    await handler.handle(
+        Envelope.wrap(TopicRead(user_id=2, topic_id=1, post_number=3, audience=["user:2"]), actor_id=2)
     )
     assert await pool.fetchval("SELECT count(*) FROM search.applied_events") == 0
 

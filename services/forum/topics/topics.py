@@ -21,8 +21,9 @@ from services.forum import access
 from services.forum.moderation import audit
 from services.forum.outbox import write_event
 from services.forum.topics.categories import fetch_category, readable_category
+from shared import audience
 from shared.api import query_choice, query_int
-from shared.events import TopicCreated, TopicUpdated
+from shared.events import TopicCreated, TopicRead, TopicUpdated
 from shared.sessions import Session
 from shared.web import invalid
 
@@ -252,12 +253,22 @@ INSERT INTO forum.topic_reads (user_id, topic_id, last_read_post_number) VALUES 
 ON CONFLICT (user_id, topic_id) DO UPDATE
 SET last_read_post_number = EXCLUDED.last_read_post_number, updated_at = now()
 WHERE forum.topic_reads.last_read_post_number < EXCLUDED.last_read_post_number
+RETURNING true
 """
 
 
-async def mark_read(conn: asyncpg.Connection, user_id: int, topic_id: int, post_number: int) -> None:
-    """Remember that a member has read a topic up to a post; read state only ever moves forward."""
-    await conn.execute(MARK_READ_SQL, user_id, topic_id, post_number)
+async def mark_read(conn: asyncpg.Connection, user_id: int, topic_id: int, post_number: int) -> bool:
+    """Remember that a member has read a topic up to a post; read state only ever moves forward.
+    When it moved, topic.read goes out in the same transaction (notify reads the member's count of
+    the topic's new replies by it); returns whether it moved."""
+    async with conn.transaction():
+        moved = bool(await conn.fetchval(MARK_READ_SQL, user_id, topic_id, post_number))
+        if moved:
+            event = TopicRead(
+                user_id=user_id, topic_id=topic_id, post_number=post_number, audience=[audience.user(user_id)]
+            )
+            await write_event(conn, event, actor_id=user_id)
+    return moved
 
 
 async def mark_read_past(conn: asyncpg.Connection, user_id: int, row: asyncpg.Record, post_number: int) -> None:
