@@ -103,6 +103,14 @@ async def settle(page) -> None:
     await page.wait_for_timeout(150)  # module scripts and their component set-up run after load
 
 
+# Not innerWidth alone: in a phone's emulation (is_mobile) the window grows to fit the page, so a
+# 588 px page on a 390 px screen reports innerWidth 588; the root's clientWidth stays the screen's.
+OVERFLOW_JS = """() => {
+  const root = document.documentElement;
+  return Math.max(root.scrollWidth - root.clientWidth, root.scrollWidth - window.innerWidth);
+}"""
+
+
 async def overflow_px(page) -> int:
-    """How far the page is wider than the window (0 when nothing runs off the side)."""
-    return int(await page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth"))
+    """How far the page is wider than the screen (0 when nothing runs off the side)."""
+    return int(await page.evaluate(OVERFLOW_JS))
