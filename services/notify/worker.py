@@ -77,6 +77,7 @@ async def run_worker(worker: Worker, stop: asyncio.Event, health: LoopHealth | N
     so a Redis restart never stops the mail; `health` says meanwhile that it is failing."""
 
     async def attempt() -> None:
+        _forget_finished_jobs(worker)
         main, stopping = asyncio.ensure_future(worker.main()), asyncio.ensure_future(stop.wait())
         try:
             await asyncio.wait({main, stopping}, return_when=asyncio.FIRST_COMPLETED)
@@ -91,6 +92,17 @@ async def run_worker(worker: Worker, stop: asyncio.Event, health: LoopHealth | N
                 stop.set()
 
     await supervise(health or LoopHealth("job_worker"), attempt, stop)
+
+
+def _forget_finished_jobs(worker: Worker) -> None:
+    """arq re-raises, one a poll, the error of each job task that ended while Redis was away: each
+    would end the restarted poll loop again and cost a backoff (mail then crawled at ~2 a second).
+    The jobs themselves stay queued in Redis and run again."""
+    for job_id, task in list(worker.tasks.items()):
+        if task.done():
+            del worker.tasks[job_id]
+            if not task.cancelled() and task.exception() is not None:
+                log.warning("job %s ended while Redis was away: %r", job_id, task.exception())
 
 
 async def close_worker(worker: Worker) -> None:
