@@ -1,0 +1,1 @@
+"""The fault test: tica's services as separate processes, killed and restarted under load."""
