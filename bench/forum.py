@@ -369,13 +369,7 @@ async def main() -> None:
             "TICA_LOG_LEVEL": "WARNING",
             "PORT": str(port),
         }
-        processes.append(
-            start(
-                [str(BIN / "tica"), "serve", "forum", "--workers", "2", "--port", str(port)],
-                env,
-                log=Path(tempfile.gettempdir(), f"tica-bench-forum-{run_id}.log"),
-            )
-        )
+        processes.append(serve_forum(port, env, run_id))  # this checkout's code, also run from a worktree
         with tempfile.TemporaryDirectory() as folder:
             Path(folder, "baseline_app.py").write_text(BASELINE_APP)
             Path(folder, "post.lua").write_text(POST_SCRIPT)
