@@ -357,7 +357,9 @@ async def act(http: httpx.AsyncClient, member: Member, reader: Reader, plan: Pla
         await asyncio.sleep(max(0.0, moment - time.time()))
         if next_reply <= next_page:
             written += 1
-            next_reply += plan.reply_every_s * random.uniform(0.8, 1.2)
+            # From now, not from when it was due: a member held up (a busy client process) does not then
+            # post the replies they "missed" in a burst, which the posting limit would rightly refuse.
+            next_reply = max(next_reply, time.time()) + plan.reply_every_s * random.uniform(0.8, 1.2)
             body = {"body": f"Reply {written} from {member.username}: our team tried this and it helped."}
             try:
                 answer = await http.post(f"/api/topics/{member.topic_id}/posts", json=body, headers=headers)
@@ -370,7 +372,7 @@ async def act(http: httpx.AsyncClient, member: Member, reader: Reader, plan: Pla
             if answer.status_code != 201:
                 tally.errors.append(f"reply {answer.status_code}: {answer.text[:120]}")
         else:
-            next_page += plan.page_every_s * random.uniform(0.8, 1.2)
+            next_page = max(next_page, time.time()) + plan.page_every_s * random.uniform(0.8, 1.2)
             # The first page, or the latest one (its number from the posts this member has seen).
             last = max(1, math.ceil((SEED_POSTS + len(reader.received)) / POSTS_PER_PAGE))
             page = random.choice((1, last))

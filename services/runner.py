@@ -49,6 +49,10 @@ SERVER_OPTIONS: dict[str, Any] = {
     "access_log": False,
     "lifespan": "on",
     "ws_per_message_deflate": False,
+    # Idle keep-alive connections are closed by the proxy, not by us: a proxy keeps its upstream
+    # connections for minutes (Caddy 2 min), and one that sends a request just as we close ours (after
+    # uvicorn's default 5 s) gets a reset it cannot retry for a POST.
+    "timeout_keep_alive": 130,
 }
 
 
