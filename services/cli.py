@@ -23,7 +23,7 @@ from services.forum import commands as forum_commands
 from services.notify import app as notify
 from services.ops import CommandError, MigrationPlan, servers
 from services.search import app as search
-from shared import db, embedded, logs
+from shared import db, embedded, logs, markdown
 from shared.settings import Settings, SettingsError
 from shared.web import settle_gc
 
@@ -138,6 +138,7 @@ async def _run_worker(settings: Settings, *, burst: bool) -> None:
         await run_worker(worker, stop)
     finally:
         await close_worker(worker)
+        markdown.close_render_pool()
 
 
 # --- digests (implementation: services/notify/digests.py) ------------------------------

@@ -19,6 +19,7 @@ from services import ops
 from services.allinone import AllInOne
 from services.forum import demo
 from services.notify.worker import close_worker, create_worker, run_worker
+from shared import markdown
 from shared.settings import Settings
 from shared.web import settle_gc
 
@@ -107,6 +108,7 @@ async def run_all(settings: Settings, migrations: ops.MigrationPlan, *, host: st
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await worker_task
         await close_worker(worker)
+        markdown.close_render_pool()  # last: the worker's jobs may have rendered after the apps stopped
 
 
 async def _announce(server: uvicorn.Server, settings: Settings, host: str) -> None:

@@ -586,8 +586,9 @@ class _RenderPool:
     """The worker processes of one service process, started at its first render.
 
     One per process, like the parsers above: it holds processes, not settings (the budget comes with
-    each call). forkserver: workers are forked from a small clean process that has imported this
-    module, never from a service process with its threads and sockets.
+    each call). spawn: each worker is a fresh interpreter, never a fork of a service process with its
+    threads and sockets, and a child of this process, so closing the pool reaps it (a forkserver's
+    children outlived it as zombies when the service stopped).
     """
 
     def __init__(self) -> None:
@@ -595,8 +596,7 @@ class _RenderPool:
 
     def _running(self) -> ProcessPoolExecutor:
         if self._executor is None:
-            context = multiprocessing.get_context("forkserver")
-            context.set_forkserver_preload([__name__])
+            context = multiprocessing.get_context("spawn")
             workers = min(4, os.cpu_count() or 1)
             self._executor = ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker)
         return self._executor

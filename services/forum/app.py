@@ -35,7 +35,7 @@ from services.forum.webinars import api as webinar_api
 from services.forum.webinars import pages as webinar_pages
 from services.forum.writings import api as writings_api
 from shared import api as api_lib
-from shared import pages
+from shared import markdown, pages
 from shared.events import Relay, stream_name
 from shared.jobs import close_job_queue, open_job_queue
 from shared.settings import Settings
@@ -108,6 +108,11 @@ class ActivityTracker:
         self.noted[who.user_id] = now
 
 
+async def close_render_workers(rt: Runtime) -> None:
+    """The markdown render workers end with the app (tica run's Ctrl-C leaves no process behind)."""
+    markdown.close_render_pool()
+
+
 def create_app(settings: Settings, *, background: bool = True) -> Starlette:
     """The forum app; `background=False` leaves the relay to the caller (tests)."""
     app = build_app(
@@ -130,7 +135,7 @@ def create_app(settings: Settings, *, background: bool = True) -> Starlette:
         ],
         background=(outbox_relay,) if background else (),
         startup=(open_job_queue,),
-        shutdown=(close_job_queue,),
+        shutdown=(close_job_queue, close_render_workers),
         exception_handlers=pages.ERROR_HANDLERS,
         large_body_paths=library_api.UPLOAD_PATHS,  # uploads enforce TICA_MAX_UPLOAD_BYTES themselves
     )

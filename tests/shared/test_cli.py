@@ -112,7 +112,10 @@ def test_tica_run_serves_shares_its_servers_and_stops_on_ctrl_c(data_dir):
     while (left := mentioning(str(data_dir))) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert left == []
-    assert children and not children & set(processes())
+    # A child that ended after tica did (the multiprocessing resource tracker) is a zombie until the
+    # machine's init reaps it, which this sandbox's init does late: it holds nothing, so it is gone.
+    running = {pid for pid, (_, args) in processes().items() if not args.endswith("<defunct>")}
+    assert children and not children & running
 
 
 def test_two_commands_started_together_on_a_fresh_data_dir_both_succeed(data_dir):

@@ -180,4 +180,4 @@ async def test_each_worker_keeps_its_consumer_name_across_a_restart(migrated: Se
     finally:
         if serve.poll() is None:
             os.killpg(serve.pid, signal.SIGKILL)
-            serve.wait()
+        serve.communicate()  # reaps it and closes its pipes
