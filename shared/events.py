@@ -217,6 +217,55 @@ class UserSeen(Event):
 
 
 @dataclass(frozen=True)
+class UserRoleChanged(Event):
+    """An admin made a member a moderator or an admin, or took the role back, with a reason; the
+    member is told (a notification). `roles` are the member's roles now."""
+
+    type: ClassVar[str] = "user.role_changed"
+    user_id: int
+    roles: list[str]
+    previous_roles: list[str]
+    reason: str
+
+
+@dataclass(frozen=True)
+class SignupRequested(Event):
+    """Someone registered while sign-up needs approval: their account waits in the staff queue."""
+
+    type: ClassVar[str] = "signup.requested"
+    user_id: int
+    username: str
+
+
+@dataclass(frozen=True)
+class SignupDecided(Event):
+    """A moderator approved a waiting account (it may now sign in) or turned it down."""
+
+    type: ClassVar[str] = "signup.decided"
+    user_id: int
+    approved: bool
+
+
+@dataclass(frozen=True)
+class InvitationSent(Event):
+    """Staff invited someone to join by email (the address stays in the forum)."""
+
+    type: ClassVar[str] = "invitation.sent"
+    invitation_id: int
+
+
+@dataclass(frozen=True)
+class SettingChanged(Event):
+    """An admin changed site settings. `keys` are the settings changed (shared/settings.py's
+    attribute names); `values` is every setting admins have set, as stored (text, parsed by the
+    variable's own parser), so a process applying it needs nothing else: shared/site_settings.py."""
+
+    type: ClassVar[str] = "setting.changed"
+    keys: list[str]
+    values: dict[str, str]
+
+
+@dataclass(frozen=True)
 class CategoryEvent(Event):
     """A category as search and notify keep it: its slug, name and audience."""
 
@@ -234,6 +283,35 @@ class CategoryCreated(CategoryEvent):
 @dataclass(frozen=True)
 class CategoryUpdated(CategoryEvent):
     type: ClassVar[str] = "category.updated"
+
+
+@dataclass(frozen=True)
+class CategoryArchived(CategoryEvent):
+    """An admin archived a category: it keeps its topics for reading and takes no new ones."""
+
+    type: ClassVar[str] = "category.archived"
+
+
+@dataclass(frozen=True)
+class CategoryUnarchived(CategoryEvent):
+    type: ClassVar[str] = "category.unarchived"
+
+
+@dataclass(frozen=True)
+class CategoryDeleted(Event):
+    """An admin deleted a category that never held a topic."""
+
+    type: ClassVar[str] = "category.deleted"
+    category_id: int
+    slug: str
+
+
+@dataclass(frozen=True)
+class CategoryReordered(Event):
+    """An admin put the categories in a new order (their ids, first to last)."""
+
+    type: ClassVar[str] = "category.reordered"
+    category_ids: list[int]
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,9 @@ class Variable:
     parse: Callable[[str], Any]
     default: Any
     help: str
+    # Admins may change it from /admin/settings (kept in the database, applied by every process
+    # within seconds: shared/site_settings.py); the environment variable is then only the default.
+    editable: bool = False
 
 
 def _url(*schemes: str) -> Callable[[str], str]:
@@ -117,6 +120,40 @@ def _networks(value: str) -> tuple[str, ...]:
         except ValueError:
             raise ValueError(f"{item!r} is not an IP address or a network like 10.0.0.0/8") from None
     return items
+
+
+REGISTRATION_MODES = ("open", "approval", "invite")
+SITE_NAME_MAX = 60
+SHORT_TEXT_MAX = 300
+LONG_TEXT_MAX = 5000
+
+
+def _registration_mode(value: str) -> str:
+    mode = value.strip().lower()
+    if mode not in REGISTRATION_MODES:
+        raise ValueError(f"must be one of {', '.join(REGISTRATION_MODES)}")
+    return mode
+
+
+def _site_name(value: str) -> str:
+    name = " ".join(value.split())
+    if not 0 < len(name) <= SITE_NAME_MAX:
+        raise ValueError(f"must be 1 to {SITE_NAME_MAX} characters")
+    return name
+
+
+def _short_text(value: str) -> str:
+    text = " ".join(value.split())
+    if not 0 < len(text) <= SHORT_TEXT_MAX:
+        raise ValueError(f"must be 1 to {SHORT_TEXT_MAX} characters")
+    return text
+
+
+def _long_text(value: str) -> str:
+    text = value.strip()
+    if len(text) > LONG_TEXT_MAX:
+        raise ValueError(f"must be at most {LONG_TEXT_MAX} characters")
+    return text
 
 
 def _prefix(value: str) -> str:
@@ -222,6 +259,7 @@ VARIABLES: tuple[Variable, ...] = (
         3,
         "flag score at which a post is hidden until a moderator reviews it (a member's flag counts 1, "
         "a moderator's 3; safeguarding flags never hide)",
+        editable=True,
     ),
     Variable(
         "TICA_NEW_MEMBER_REVIEW_POSTS",
@@ -229,6 +267,7 @@ VARIABLES: tuple[Variable, ...] = (
         _whole_number,
         0,
         "how many of a new member's first posts wait for a moderator's approval (0: none wait)",
+        editable=True,
     ),
     Variable(
         "TICA_NEW_MEMBER_DAYS",
@@ -236,6 +275,7 @@ VARIABLES: tuple[Variable, ...] = (
         _whole_number,
         3,
         "days after joining during which the stricter new-member rate limits apply",
+        editable=True,
     ),
     Variable(
         "TICA_SAFEGUARDING_HOLD",
@@ -243,6 +283,7 @@ VARIABLES: tuple[Variable, ...] = (
         _yes_no,
         False,
         "true: hold posts matching a safeguarding phrase for review; false: publish them and alert moderators",
+        editable=True,
     ),
     Variable(
         "TICA_POSTS_PER_MINUTE",
@@ -250,6 +291,7 @@ VARIABLES: tuple[Variable, ...] = (
         _positive_int,
         10,
         "posts (topics and replies) a member may write per minute; staff are not limited",
+        editable=True,
     ),
     Variable(
         "TICA_NEW_MEMBER_POSTS_PER_MINUTE",
@@ -257,6 +299,7 @@ VARIABLES: tuple[Variable, ...] = (
         _positive_int,
         3,
         "posts a new member may write per minute",
+        editable=True,
     ),
     Variable(
         "TICA_EDITS_PER_MINUTE",
@@ -264,6 +307,7 @@ VARIABLES: tuple[Variable, ...] = (
         _positive_int,
         10,
         "edits (of posts and comments) a member may make per minute; staff are not limited",
+        editable=True,
     ),
     Variable(
         "TICA_NEW_MEMBER_EDITS_PER_MINUTE",
@@ -271,6 +315,7 @@ VARIABLES: tuple[Variable, ...] = (
         _positive_int,
         5,
         "edits a new member may make per minute",
+        editable=True,
     ),
     Variable(
         "TICA_RENDER_BUDGET_MS",
@@ -279,21 +324,65 @@ VARIABLES: tuple[Variable, ...] = (
         2000,
         "longest a text may take to render to HTML (in a worker process); longer: refused as too complex (422)",
     ),
-    Variable("TICA_TOPICS_PER_DAY", "topics_per_day", _positive_int, 20, "topics a member may start per day"),
+    Variable(
+        "TICA_TOPICS_PER_DAY", "topics_per_day", _positive_int, 20, "topics a member may start per day", editable=True
+    ),
     Variable(
         "TICA_NEW_MEMBER_TOPICS_PER_DAY",
         "new_member_topics_per_day",
         _positive_int,
         5,
         "topics a new member may start per day",
+        editable=True,
     ),
-    Variable("TICA_FLAGS_PER_DAY", "flags_per_day", _positive_int, 30, "posts and comments a member may flag per day"),
+    Variable(
+        "TICA_FLAGS_PER_DAY",
+        "flags_per_day",
+        _positive_int,
+        30,
+        "posts and comments a member may flag per day",
+        editable=True,
+    ),
     Variable(
         "TICA_NEW_MEMBER_FLAGS_PER_DAY",
         "new_member_flags_per_day",
         _positive_int,
         10,
         "posts and comments a new member may flag per day",
+        editable=True,
+    ),
+    # The community itself (editable by admins; the environment gives the defaults).
+    Variable(
+        "TICA_SITE_NAME",
+        "site_name",
+        _site_name,
+        "tica",
+        "the community's name, in the header, titles and mails",
+        editable=True,
+    ),
+    Variable(
+        "TICA_WELCOME_TEXT",
+        "welcome_text",
+        _long_text,
+        "",
+        "markdown shown to visitors at the top of the home page (empty: the built-in welcome)",
+        editable=True,
+    ),
+    Variable(
+        "TICA_REGISTRATION_MODE",
+        "registration_mode",
+        _registration_mode,
+        "open",
+        "open: anyone may register; approval: new accounts wait for a moderator; invite: by invitation only",
+        editable=True,
+    ),
+    Variable(
+        "TICA_SIGNUP_QUESTION",
+        "signup_question",
+        _short_text,
+        "Tell us a little about yourself and what brings you to this community.",
+        "the question a person answers when registering needs approval",
+        editable=True,
     ),
 )
 
@@ -330,6 +419,10 @@ class Settings:
     new_member_topics_per_day: int = 5
     flags_per_day: int = 30
     new_member_flags_per_day: int = 10
+    site_name: str = "tica"
+    welcome_text: str = ""
+    registration_mode: str = "open"
+    signup_question: str = "Tell us a little about yourself and what brings you to this community."
     # Set by the process that starts, not by the environment.
     embedded: bool = field(default=False)
     dev_mail: bool = field(default=False)  # show caught mail at /dev/mail (`tica run` without SMTP_URL)

@@ -115,6 +115,15 @@ NOT_LIVE = {
     "webinar.cancelled": "webinars have no live channels",
     "webinar.registered": "staff only: who registered",
     "topic.read": "private: how far a member read a topic",
+    "user.role_changed": "private: told to the member as a notification",
+    "signup.requested": "staff only: the sign-up queue",
+    "signup.decided": "private: told to the person by mail",
+    "invitation.sent": "staff only: invitations",
+    "setting.changed": "not content: every process applies it to itself",
+    "category.archived": "no live channel shows categories themselves",
+    "category.unarchived": "no live channel shows categories themselves",
+    "category.deleted": "no live channel shows categories themselves",
+    "category.reordered": "no live channel shows categories themselves",
 }
 
 

@@ -47,7 +47,8 @@ INVALID = [
     ("TICA_FLAGS_PER_DAY", "0"),
     ("TICA_NEW_MEMBER_FLAGS_PER_DAY", "many"),
 ]
-ANY_VALUE_IS_VALID = {"DATA_DIR"}  # any path: problems show when the folder is used
+# Any path (problems show when the folder is used), and words people choose (bounded in length only).
+ANY_VALUE_IS_VALID = {"DATA_DIR", "TICA_SITE_NAME", "TICA_WELCOME_TEXT", "TICA_SIGNUP_QUESTION"}
 
 
 @pytest.mark.parametrize(("name", "value"), INVALID, ids=[f"{n}={v}" for n, v in INVALID])
@@ -79,6 +80,21 @@ def test_every_variable_rejects_a_bad_value_in_one_line():
         assert messages, f"{var.name} accepts {BAD_VALUES}"
         for message in messages:
             assert message.startswith(f"{var.name} is invalid: ") and "\n" not in message, message
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("TICA_SITE_NAME", "x" * 61),
+        ("TICA_SITE_NAME", "   "),
+        ("TICA_WELCOME_TEXT", "x" * 5001),
+        ("TICA_SIGNUP_QUESTION", "  "),
+    ],
+)
+def test_words_people_choose_are_bounded(name, value):
+    """The site name, welcome text and sign-up question are refused when too long (or empty where needed)."""
+    with pytest.raises(SettingsError, match=f"^{name} is invalid: must be"):
+        Settings.from_env({"TICA_SECRET_KEY": SECRET, name: value})
 
 
 def test_every_variable_has_a_settings_field():
