@@ -18,17 +18,24 @@ from services.forum import export, outbox
 from services.forum.accounts import api as account_api
 from services.forum.accounts import login
 from services.forum.accounts import pages as account_pages
+from services.forum.admin import pages as admin_pages
 from services.forum.directory import api as directory_api
 from services.forum.directory import pages as directory_pages
 from services.forum.groups import api as group_api
 from services.forum.groups import pages as group_pages
 from services.forum.library import api as library_api
 from services.forum.library import pages as document_pages
+from services.forum.members import api as member_api
+from services.forum.members import pages as member_pages
 from services.forum.moderation import admin_pages as moderation_admin_pages
 from services.forum.moderation import api as moderation_api
 from services.forum.moderation import audit
 from services.forum.moderation import pages as moderation_pages
+from services.forum.signups import api as signup_api
+from services.forum.signups import pages as signup_pages
+from services.forum.site import api as site_api
 from services.forum.site import pages as site_pages
+from services.forum.topics import category_admin_pages
 from services.forum.topics import pages as topic_pages
 from services.forum.topics.api import categories_api, posts_api, topics_api
 from services.forum.webinars import api as webinar_api
@@ -63,6 +70,9 @@ ROUTERS: list[api_lib.ApiRouter] = [
     audit.api,
     account_api.controls_api,
     webinar_api.api,
+    member_api.api,
+    signup_api.api,
+    site_api.api,
 ]
 
 
@@ -131,6 +141,10 @@ def create_app(settings: Settings, *, background: bool = True) -> Starlette:
             *moderation_admin_pages.routes,
             *webinar_pages.routes,
             *site_pages.routes,
+            *admin_pages.routes,
+            *member_pages.routes,
+            *signup_pages.routes,
+            *category_admin_pages.routes,
             *pages.static_routes(),
         ],
         background=(outbox_relay,) if background else (),

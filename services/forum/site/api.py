@@ -1,0 +1,5 @@
+"""JSON API (being built for issue 14)."""
+
+from shared.api import ApiRouter
+
+api = ApiRouter(tag="site")

@@ -1,0 +1,7 @@
+"""Pages (being built for issue 14)."""
+
+from shared.pages import Pages
+
+pages = Pages()
+
+routes = pages.routes
