@@ -103,9 +103,18 @@ async def test_every_action_reads_as_a_sentence(admin, moderator, sam, topic, ca
         "review": ("reviewable", review_id, {"post_status": "visible"}, {"post_status": "hidden"}),
         "post": ("post", post["id"], {"status": "visible"}, {"status": "hidden"}),
         "topic": ("topic", topic["id"], {"category_id": category["id"]}, {"category_id": other["id"]}),
-        "user": ("user", sam.id, None, {"until": "2030-03-05T10:00:00+00:00", "reason": "r"}),
+        "user": ("user", sam.id, None, {"until": "2030-03-05T10:00:00+00:00", "reason": "r", "role": "moderator"}),
         "watched_word": ("watched_word", 1, None, {"word": "cheap", "action": "require_approval"}),
         "safeguarding_phrase": ("safeguarding_phrase", 2, {"phrase": "end it all"}, {"phrase": "end it all"}),
+        "signup": ("user", sam.id, None, {"approved": True}),
+        "invitation": ("invitation", 3, None, {"expires_at": "2030-03-05T10:00:00+00:00"}),
+        "category": ("category", other["id"], {"name": "Support"}, {"name": "Support"}),
+        "setting": (
+            "setting",
+            None,
+            {"key": "site_name", "value": "tica"},
+            {"key": "site_name", "label": "Site name", "value": "Our place"},
+        ),
     }
     async with pool.acquire() as conn:
         for action in audit.ACTIONS:
@@ -137,6 +146,12 @@ async def test_every_action_reads_as_a_sentence(admin, moderator, sam, topic, ca
         "Ada took \u2018end it all\u2019 off the safeguarding phrases.",
         f"Ada looked up who wrote a reply by Sam in \u2018{TOPIC}\u2019.",
         f"Ada hid a reply by Sam in \u2018{TOPIC}\u2019.",
+        "Ada changed the role of Sam to moderator.",
+        "Ada approved the sign-up of Sam.",
+        "Ada sent an invitation to join.",
+        "Ada archived the category \u2018Support\u2019.",
+        "Ada put the categories in a new order.",
+        "Ada changed the setting \u2018Site name\u2019 to 'Our place'.",
     ]:
         assert expected in joined, expected
     assert 'href="/review/members/sam"' in page.text

@@ -25,7 +25,17 @@ from shared.web import ApiError, require_viewer, runtime
 api = ApiRouter(tag="moderation")
 
 ENTRIES_PER_PAGE = 50
-TARGET_TYPES = ("post", "topic", "user", "reviewable", "watched_word", "safeguarding_phrase", "category")
+TARGET_TYPES = (
+    "post",
+    "topic",
+    "user",
+    "reviewable",
+    "watched_word",
+    "safeguarding_phrase",
+    "category",
+    "setting",
+    "invitation",
+)
 # Every action the forum records, for the filter on the admin page (kept in sync by a test).
 ACTIONS = (
     "review.approve",
@@ -52,6 +62,18 @@ ACTIONS = (
     "watched_word.remove",
     "safeguarding_phrase.add",
     "safeguarding_phrase.remove",
+    "user.role_change",
+    "signup.approve",
+    "signup.decline",
+    "invitation.send",
+    "invitation.revoke",
+    "category.create",
+    "category.update",
+    "category.archive",
+    "category.unarchive",
+    "category.delete",
+    "category.reorder",
+    "setting.change",
 )
 
 # What each action did, in words (after the name of who did it; "{thing}" is what it was done to,
@@ -81,6 +103,18 @@ WORDS = {
     "watched_word.remove": "took {thing} off the watched words",
     "safeguarding_phrase.add": "added {thing} to the safeguarding phrases",
     "safeguarding_phrase.remove": "took {thing} off the safeguarding phrases",
+    "user.role_change": "changed the role of {thing}{detail}",
+    "signup.approve": "approved the sign-up of {thing}",
+    "signup.decline": "turned down the sign-up of {thing}",
+    "invitation.send": "sent {thing}",
+    "invitation.revoke": "withdrew {thing}",
+    "category.create": "created the category {thing}",
+    "category.update": "changed the category {thing}",
+    "category.archive": "archived the category {thing}",
+    "category.unarchive": "brought back the category {thing}",
+    "category.delete": "deleted the category {thing}",
+    "category.reorder": "put {thing} in a new order",
+    "setting.change": "changed the setting {thing}{detail}",
 }
 # A review's words depend on what the writing was before: "approve" keeps a visible post visible.
 REVIEW_WORDS = {
@@ -123,6 +157,18 @@ ACTION_NAMES = {
     "watched_word.remove": "Watched word removed",
     "safeguarding_phrase.add": "Safeguarding phrase added",
     "safeguarding_phrase.remove": "Safeguarding phrase removed",
+    "user.role_change": "Role changed",
+    "signup.approve": "Sign-up approved",
+    "signup.decline": "Sign-up turned down",
+    "invitation.send": "Invitation sent",
+    "invitation.revoke": "Invitation withdrawn",
+    "category.create": "Category created",
+    "category.update": "Category changed",
+    "category.archive": "Category archived",
+    "category.unarchive": "Category brought back",
+    "category.delete": "Category deleted",
+    "category.reorder": "Categories reordered",
+    "setting.change": "Setting changed",
 }
 TARGET_NAMES = {
     "post": "A post",
@@ -132,6 +178,8 @@ TARGET_NAMES = {
     "watched_word": "A watched word",
     "safeguarding_phrase": "A safeguarding phrase",
     "category": "A category",
+    "setting": "A setting",
+    "invitation": "An invitation",
 }
 
 
@@ -165,7 +213,7 @@ async def record(
 
 
 # An action's target type is its noun ("post.hide": a post), except where this names another.
-_TARGET_TYPE_OF = {"review": "reviewable"}
+_TARGET_TYPE_OF = {"review": "reviewable", "signup": "user"}
 
 
 async def record_by(

@@ -179,6 +179,14 @@ def _thing(who: Session, entry: dict[str, Any], found: Targets) -> list[Piece]:
         return _quoted(str(state.get("word", "a word")), None)
     if kind == "safeguarding_phrase":
         return _quoted(str(state.get("phrase", "a phrase")), None)
+    if entry["action"] == "category.reorder":
+        return [("the categories", None)]
+    if kind == "category":
+        return _quoted(str(state.get("name", "a category")), None)
+    if kind == "setting":
+        return _quoted(str(state.get("label") or state.get("key") or "a setting"), None)
+    if kind == "invitation":
+        return [("an invitation to join", None)]
     return [(audit.TARGET_NAMES.get(kind, "something").lower(), None)]
 
 
@@ -190,6 +198,10 @@ def _detail(entry: dict[str, Any], found: Targets) -> str:
         return f" from {old or 'a category'} to {new or 'another category'}"
     if entry["action"] in ("user.silence", "user.suspend") and after.get("until"):
         return f" until {when(datetime.fromisoformat(after['until']))['title']}"
+    if entry["action"] == "user.role_change" and isinstance(after.get("role"), str):
+        return f" to {after['role']}"
+    if entry["action"] == "setting.change" and "value" in after:
+        return f" to {after['value']!r}" if after["value"] != "" else " to nothing"
     if entry["action"] == "watched_word.add" and after.get("action") in screening.WORD_ACTION_LABELS:
         return f" ({screening.WORD_ACTION_LABELS[after['action']].lower()})"
     return ""
