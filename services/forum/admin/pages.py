@@ -1,7 +1,25 @@
-"""Pages (being built for issue 14)."""
+"""The admin home, /admin: every tool a moderator or admin may use, with what waits in each."""
 
-from shared.pages import Pages
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from services.forum.admin import admin
+from shared.pages import Pages, render
+from shared.web import require_viewer, runtime
 
 pages = Pages()
+
+
+@pages.get("/admin")
+async def admin_home(request: Request) -> Response:
+    """Staff's tools under plain headings (admins see more), each with what waits there."""
+    who = await require_viewer(request, "Please log in to use the admin pages.")
+    groups = admin.sections_for(who)
+    async with runtime(request).pool.acquire() as conn:
+        waiting = await admin.waiting(conn, who)
+    return await render(request, "admin/home.html", {"groups": groups, "waiting": waiting})
+
 
 routes = pages.routes

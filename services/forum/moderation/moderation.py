@@ -77,6 +77,19 @@ LIMIT 2
 """
 
 
+QUEUE_COUNTS_SQL = """
+SELECT kind, count(*) AS waiting FROM forum.reviewables WHERE status = 'pending' GROUP BY kind
+"""
+
+
+async def queue_counts(conn: asyncpg.Connection, who: Session) -> dict[str, int]:
+    """How many items wait in the review queue, by kind (staff): every kind, 0 when none wait."""
+    access.require_staff(who)
+    counts = {kind: 0 for kind in REVIEW_KINDS}
+    counts.update({row["kind"]: row["waiting"] for row in await conn.fetch(QUEUE_COUNTS_SQL)})
+    return counts
+
+
 @dataclass(frozen=True)
 class ReviewQuery:
     """Which items the queue shows: ?status=pending|approved|rejected|ignored|deleted|all&kind=&page=."""
