@@ -331,6 +331,7 @@ rows("page", P + "/review", "/review", "pending post", STAFF_PAGE)
 rows("page", P + "/review/members/{username}", f"/review/members/{AUTHOR}", "pending post", STAFF_PAGE)
 for path in ("/admin/audit-log", "/admin/watched-words", "/admin/safeguarding"):
     rows("page", P + path, path, "admin tool", role_only(frozenset({"admin"}), page=True, login=401))
+rows("page", P + "/admin", "/admin", "the admin home", role_only(STAFF, page=True, login=401, shows=["Review queue"]))
 for path in ("/me/edit", "/me/tokens", "/me/controls", f"/u/{AUTHOR}/mute"):
     route = P + ("/u/{username}/mute" if path.endswith("/mute") else path)
     rows("page", route, path, "own settings", members_only(page=True))
