@@ -114,3 +114,27 @@ OVERFLOW_JS = """() => {
 async def overflow_px(page) -> int:
     """How far the page is wider than the screen (0 when nothing runs off the side)."""
     return int(await page.evaluate(OVERFLOW_JS))
+
+
+async def member_page(browser, base: str, member, viewport: dict[str, int] | None = None):
+    """A browser context and page of their own, signed in as `member` (their session cookies; None: a
+    visitor), at `viewport` (desktop when not given). Close the context when done."""
+    context = await browser.new_context(bypass_csp=True, viewport=viewport or DESKTOP)
+    if member is not None:
+        await context.add_cookies(
+            [
+                {"name": "tica_session", "value": member.session.id, "url": base},
+                {"name": "tica_csrf", "value": member.session.csrf, "url": base},
+            ]
+        )
+    return context, await context.new_page()
+
+
+async def assert_page_sound(page, watch: ConsoleWatch, where: str) -> None:
+    """The page as people meet it: axe finds nothing serious or critical, nothing runs off the side,
+    and the console stayed clean."""
+    await settle(page)
+    violations = await axe_violations(page)
+    assert violations == [], f"{where}: {axe_summary(violations)}"
+    assert await overflow_px(page) == 0, f"{where}: wider than the screen"
+    watch.assert_clean(where)
