@@ -251,3 +251,50 @@ def may_manage_group(who: Session | None, owner: bool) -> bool:
 def may_see_email(who: Session | None, user_id: int) -> bool:
     """A member's email address, groups and directory choice are for them and admins."""
     return who is not None and (who.user_id == user_id or who.is_admin)
+
+
+def may_change_roles(who: Session | None) -> bool:
+    """Admins make a member a moderator or an admin, and take the role back."""
+    return is_admin(who)
+
+
+# --- the audit log ------------------------------------------------------------------------------
+# Moderators see what moderation did (the review queue, posts, topics, silences and suspensions,
+# sign-ups and invitations); admins see everything, also role changes, categories, settings,
+# watched words and safeguarding phrases. An action this does not name is for admins alone.
+
+MODERATION_AUDIT_NOUNS = ("review", "post", "topic", "signup", "invitation")
+MODERATION_AUDIT_ACTIONS = ("user.silence", "user.unsilence", "user.suspend", "user.unsuspend")
+
+
+def audit_action_visible(who: Session | None, action: str) -> bool:
+    """Whether the viewer may see audit entries of this action."""
+    if is_admin(who):
+        return True
+    if not is_staff(who):
+        return False
+    return action.split(".", 1)[0] in MODERATION_AUDIT_NOUNS or action in MODERATION_AUDIT_ACTIONS
+
+
+def audit_sql_params(who: Session | None) -> tuple[bool, bool]:
+    """Parameters for AUDIT_VISIBLE_SQL: whether the viewer is an admin, and whether staff."""
+    return is_admin(who), is_staff(who)
+
+
+# audit_action_visible in SQL: with the entry aliased `a` and the two parameters from
+# audit_sql_params, e.g. AUDIT_VISIBLE_SQL.format(admin="$1", staff="$2").
+AUDIT_VISIBLE_SQL = (
+    "({admin}::boolean OR ({staff}::boolean AND (split_part(a.action, '.', 1) = ANY(ARRAY["
+    + ", ".join(f"'{noun}'" for noun in MODERATION_AUDIT_NOUNS)
+    + "]) OR a.action = ANY(ARRAY["
+    + ", ".join(f"'{action}'" for action in MODERATION_AUDIT_ACTIONS)
+    + "]))))"
+)
+
+
+# --- members, as staff see them -------------------------------------------------------------------
+
+
+def may_search_email(who: Session | None) -> bool:
+    """Admins alone find members by email address (moderators neither search nor see addresses)."""
+    return is_admin(who)

@@ -139,6 +139,38 @@ def _starts(data: dict[str, Any]) -> str:
         return ""
 
 
+ROLE_WORDS = {"moderator": "a moderator", "admin": "an admin"}
+# What of a notification's data its reader gets in `data` (the rest is for its words).
+DATA_KEYS = frozenset(
+    [
+        *("count", "usernames", "kinds", "reason", "until"),
+        *("webinar_id", "webinar_title", "starts_at", "role", "previous_role"),
+    ]
+)
+
+
+def _role_changed(data: dict[str, Any]) -> str:
+    """A role given ("You are now a moderator"), or taken back, kindly."""
+    role, previous = str(data.get("role") or "member"), str(data.get("previous_role") or "member")
+    reason = f" The reason given: {data['reason']}" if data.get("reason") else ""
+    if role in ROLE_WORDS and (previous not in ROLE_WORDS or role == "admin"):
+        tools = "the review queue and the audit log" if role == "moderator" else "the staff tools"
+        return (
+            f"You are now {ROLE_WORDS[role]}. Thank you for helping to look after the community: "
+            f"{tools} are open to you.{reason}"
+        )
+    if role == "moderator":
+        return (
+            "You are now a moderator rather than an admin. You can still use the review queue and the audit log."
+            f"{reason}"
+        )
+    was = ROLE_WORDS.get(previous, "a member of staff")
+    return (
+        f"You are no longer {was}. Thank you for all you did to look after the community; you are very welcome "
+        f"to keep taking part as a member.{reason}"
+    )
+
+
 def describe(kind: str, data: dict[str, Any], title: str | None) -> str:
     """What a notification says, in plain words."""
     actor = data.get("actor_username") or "Someone"
@@ -162,6 +194,7 @@ def describe(kind: str, data: dict[str, Any], title: str | None) -> str:
         f"{reason}",
         "silenced": f"You cannot post for now{_until(data)}. You can still read.{reason}",
         "suspended": f"Your account was suspended{_until(data)}.{reason}",
+        "role_changed": _role_changed(data),
         "webinar_changed": f"The time of the webinar {webinar}, which you registered for, has changed.{_starts(data)}",
         "webinar_cancelled": f"The webinar {webinar}, which you registered for, has been cancelled. We are sorry "
         "for the change of plans.",
@@ -178,6 +211,8 @@ def target_url(
         return f"/webinars/{int(webinar_id)}" if webinar_id is not None else None
     if kind in ("post_rejected", "post_deleted", "silenced", "suspended"):
         return None
+    if kind == "role_changed":
+        return "/review" if (data or {}).get("role") in ROLE_WORDS else None
     if post_id is not None:
         return f"/p/{post_id}"
     return f"/t/{slug or 'topic'}/{topic_id}" if topic_id is not None else None
@@ -196,11 +231,7 @@ def notification_json(row: asyncpg.Record) -> dict[str, Any]:
         "post_id": row["post_id"],
         "post_number": row["post_number"],
         "actor": {"id": row["actor_id"], "username": data.get("actor_username")} if row["actor_id"] else None,
-        "data": {
-            k: v
-            for k, v in data.items()
-            if k in ("count", "usernames", "kinds", "reason", "until", "webinar_id", "webinar_title", "starts_at")
-        },
+        "data": {k: v for k, v in data.items() if k in DATA_KEYS},
         "created_at": row["created_at"].isoformat(),
         "updated_at": row["updated_at"].isoformat(),
     }

@@ -11,7 +11,8 @@ topics they start, tracking for topics they reply to, unless they chose otherwis
 they chose on the topic itself is never changed by posting. Members tracking a topic are not
 told of each reply: tracking.py counts new replies into one notification per topic.
 When a webinar moves (webinar.updated changes its times) or is cancelled, the members
-registered or waiting for it (from webinar.registered) hear of it in the app, once.
+registered or waiting for it (from webinar.registered) hear of it in the app, once. A member whose
+role an admin changed (user.role_changed) is told, with the admin's reason.
 """
 
 from __future__ import annotations
@@ -413,6 +414,24 @@ async def on_sanction(
     )
 
 
+async def on_role_changed(conn: asyncpg.Connection, envelope: ev.Envelope, event: ev.UserRoleChanged) -> Outcome:
+    """The member hears that an admin made them a moderator or an admin, or took the role back, and why."""
+    role, previous = role_named(event.roles), role_named(event.previous_roles)
+    return await _tell(
+        conn,
+        event.user_id,
+        "role_changed",
+        f"role:{envelope.id}",
+        actor_id=envelope.actor_id,
+        data={"role": role, "previous_role": previous, "reason": event.reason},
+    )
+
+
+def role_named(roles: Sequence[str]) -> str:
+    """A member's one role from their stored roles (as the forum names it): admin, moderator or member."""
+    return "admin" if "admin" in roles else "moderator" if "moderator" in roles else "member"
+
+
 REGISTERED_SQL = """
 SELECT user_id FROM notify.webinar_registrations WHERE webinar_id = $1 AND status IN ('registered', 'waiting')
 """
@@ -464,6 +483,7 @@ TELL: dict[type[ev.Event], Tell] = {
     ev.ReviewResolved: on_review_resolved,
     ev.UserSilenced: on_sanction,
     ev.UserSuspended: on_sanction,
+    ev.UserRoleChanged: on_role_changed,
     ev.WebinarUpdated: on_webinar_changed,
     ev.WebinarCancelled: on_webinar_changed,
 }

@@ -10,6 +10,7 @@ from moderation_helpers import (
 )
 from xss_corpus import PAYLOADS, assert_inert
 
+from services.forum import access
 from services.forum.moderation import audit
 
 
@@ -42,8 +43,9 @@ async def test_entries_cannot_be_changed_or_removed(admin, pool):
 async def test_an_action_that_fails_leaves_no_entry(sam, topic, moderator, pool):
     """Entries are written in the action's transaction: a refused action records nothing."""
     post = await reply(sam, topic["id"])
+    entries = await pool.fetchval("SELECT count(*) FROM forum.audit_log")  # making the topic's category is one
     assert (await moderator.client.post(f"/api/posts/{post['id']}/restore", json={})).status_code == 409
-    assert await pool.fetchval("SELECT count(*) FROM forum.audit_log") == 0
+    assert await pool.fetchval("SELECT count(*) FROM forum.audit_log") == entries
 
 
 async def test_audit_log_api_lists_newest_first_with_filters(admin, moderator, sam, pool):
@@ -96,10 +98,10 @@ async def test_audit_log_filters_refuse_bad_values(admin, query):
     assert response.status_code == 400 and response.json()["error"]["code"] == "bad_request"
 
 
-async def test_audit_log_is_for_admins(client, moderator, sam):
+async def test_audit_log_is_for_staff(client, moderator, sam):
     assert (await client.get("/api/admin/audit-log")).status_code == 401
     assert (await sam.client.get("/api/admin/audit-log")).status_code == 403
-    assert (await moderator.client.get("/api/admin/audit-log")).status_code == 403
+    assert (await moderator.client.get("/api/admin/audit-log")).status_code == 200
 
 
 async def test_audit_log_pages(admin, pool):
@@ -123,7 +125,7 @@ async def test_audit_log_page(admin, moderator, client, pool):
     bad = await admin.client.get("/admin/audit-log?since=soon")
     assert bad.status_code == 400 and "There is a problem" in bad.text
     assert (await client.get("/admin/audit-log")).status_code == 401
-    assert (await moderator.client.get("/admin/audit-log")).status_code == 403
+    assert (await moderator.client.get("/admin/audit-log")).status_code == 200
 
 
 async def test_audit_log_page_escapes_reasons(admin, pool):
@@ -132,3 +134,81 @@ async def test_audit_log_page_escapes_reasons(admin, pool):
     page = await admin.client.get("/admin/audit-log")
     assert page.status_code == 200
     assert_inert(page.text, page=True, allow_script_src=True)
+
+
+# --- what moderators see (issue 14, point 2) ---------------------------------------------------------------
+
+ADMIN_ONLY = [a for a in audit.ACTIONS if not a.startswith(("review.", "post.", "topic.", "signup.", "invitation."))]
+ADMIN_ONLY = [a for a in ADMIN_ONLY if a not in ("user.silence", "user.unsilence", "user.suspend", "user.unsuspend")]
+
+
+async def test_which_actions_moderators_see_is_decided_once_and_sql_agrees(pool, admin, moderator, sam):
+    """access.audit_action_visible and access.AUDIT_VISIBLE_SQL agree, for every action and viewer."""
+    assert "user.role_change" in ADMIN_ONLY and "setting.change" in ADMIN_ONLY and "watched_word.add" in ADMIN_ONLY
+    assert "user.silence" not in ADMIN_ONLY and "invitation.send" not in ADMIN_ONLY
+    actions = [*audit.ACTIONS, "something.new"]
+    visible = access.AUDIT_VISIBLE_SQL.format(admin="$1", staff="$2")
+    sql = f"SELECT a.action FROM unnest($3::text[]) AS a(action) WHERE {visible}"
+    for who in (None, sam.session, moderator.session, admin.session):
+        in_sql = {row["action"] for row in await pool.fetch(sql, *access.audit_sql_params(who), actions)}
+        assert in_sql == {a for a in actions if access.audit_action_visible(who, a)}, who
+    assert not access.audit_action_visible(moderator.session, "something.new"), "unknown actions are for admins"
+    assert audit.visible_actions(moderator.session) == [a for a in audit.ACTIONS if a not in ADMIN_ONLY]
+    assert audit.visible_actions(admin.session) == list(audit.ACTIONS)
+    assert "setting" not in audit.visible_target_types(moderator.session)
+    assert "setting" in audit.visible_target_types(admin.session)
+
+
+async def _one_of_each(pool, admin_id):
+    for action in audit.ACTIONS:
+        noun = action.split(".", 1)[0]
+        kind = {"review": "reviewable", "signup": "user"}.get(noun, noun)
+        await write_entry(pool, admin_id, action, kind, 5, f"because {action}")
+
+
+async def test_moderators_read_moderation_entries_and_not_admin_ones(admin, moderator, pool):
+    """The API: moderators get every moderation entry and none of the admins'; filtering by an
+    admin-only action finds nothing (200, not an error); admins get everything."""
+    await _one_of_each(pool, admin.id)
+    seen = [e["action"] for e in (await moderator.client.get("/api/admin/audit-log")).json()["items"]]
+    assert sorted(seen) == sorted(a for a in audit.ACTIONS if a not in ADMIN_ONLY)
+    for action in ADMIN_ONLY:
+        response = await moderator.client.get(f"/api/admin/audit-log?action={action}")
+        assert response.status_code == 200 and response.json() == {"items": [], "next": None}, action
+    assert (await moderator.client.get("/api/admin/audit-log?target_type=setting")).json()["items"] == []
+    everything = [e["action"] for e in (await admin.client.get("/api/admin/audit-log")).json()["items"]]
+    assert sorted(everything) == sorted(audit.ACTIONS)
+    assert [
+        e["action"] for e in (await admin.client.get("/api/admin/audit-log?action=setting.change")).json()["items"]
+    ] == ["setting.change"]
+
+
+async def test_the_audit_log_page_shows_moderators_moderation_only(admin, moderator, pool):
+    """The page: moderators see moderation entries, a filter offering only those, and no admin entry
+    even when they ask for one by its name."""
+    await _one_of_each(pool, admin.id)
+    page = await moderator.client.get("/admin/audit-log")
+    assert page.status_code == 200
+    assert "because user.silence" in page.text and "because review.approve" in page.text
+    for action in ADMIN_ONLY:
+        assert f"because {action}<" not in page.text and f"because {action}&" not in page.text, action
+        assert f'<option value="{action}"' not in page.text, action
+    assert '<option value="user.suspend"' in page.text
+    asked = await moderator.client.get("/admin/audit-log?action=user.role_change")
+    assert (
+        asked.status_code == 200 and "No entries match" in asked.text and "because user.role_change" not in asked.text
+    )
+    admins = await admin.client.get("/admin/audit-log")
+    assert '<option value="user.role_change"' in admins.text and "because setting.change" in admins.text
+
+
+async def test_entries_about_a_member_leave_out_admin_actions_for_moderators(admin, moderator, sam, pool):
+    """A member's entries: moderators (and callers that do not say who asks) get moderation ones only."""
+    await write_entry(pool, admin.id, "user.silence", "user", sam.id, "silenced")
+    await write_entry(pool, admin.id, "user.role_change", "user", sam.id, "promoted")
+    async with pool.acquire() as conn:
+        for who in (moderator.session, None):
+            rows = await audit.entries_about_member(conn, sam.id, who=who)
+            assert [r["action"] for r in rows] == ["user.silence"]
+        rows = await audit.entries_about_member(conn, sam.id, who=admin.session)
+        assert [r["action"] for r in rows] == ["user.role_change", "user.silence"]

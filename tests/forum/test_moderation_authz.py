@@ -1,6 +1,6 @@
 """Who may do what: every moderator and admin endpoint and page answers 401 to visitors and 403
-to members (and admin ones 403 to moderators); no member can see another's hidden post,
-waiting post or appeal."""
+to members (and admin ones 403 to moderators); the members' admin pages send visitors to log in;
+no member can see another's hidden post, waiting post or appeal."""
 
 from __future__ import annotations
 
@@ -28,9 +28,9 @@ STAFF_API = [
     ("DELETE", "/api/users/{user}/silence", None),
     ("GET", "/api/users/{user}/moderation", None),
     ("POST", "/api/topics/{topic}/moderate", {"closed": True}),
+    ("GET", "/api/admin/audit-log", None),
 ]
 ADMIN_API = [
-    ("GET", "/api/admin/audit-log", None),
     ("GET", "/api/admin/watched-words", None),
     ("POST", "/api/admin/watched-words", {"word": "x", "action": "flag"}),
     ("DELETE", "/api/admin/watched-words/1", None),
@@ -48,15 +48,26 @@ STAFF_PAGES = [
     ("POST", "/topics/{topic}/moderate"),
     ("GET", "/review/members/{username}"),
     ("POST", "/review/members/{username}/sanction"),
+    ("GET", "/admin/audit-log"),
 ]
 ADMIN_PAGES = [
-    ("GET", "/admin/audit-log"),
     ("GET", "/admin/watched-words"),
     ("POST", "/admin/watched-words"),
     ("POST", "/admin/watched-words/1/delete"),
     ("GET", "/admin/safeguarding"),
     ("POST", "/admin/safeguarding"),
 ]
+# The members' admin tools (tag "members"): staff read, admins change roles.
+MEMBERS_STAFF_API = [
+    ("GET", "/api/admin/members", None),
+    ("GET", "/api/admin/members/{user}", None),
+]
+MEMBERS_ADMIN_API = [
+    ("PUT", "/api/admin/members/{user}/role", {"role": "moderator", "reason": "Trusted and kind"}),
+]
+# Visitors are sent to log in (303), members get 403; the role form is for admins.
+MEMBERS_STAFF_PAGES = [("GET", "/admin/members"), ("GET", "/admin/members/{user}")]
+MEMBERS_ADMIN_PAGES = [("POST", "/admin/members/{user}/role")]
 
 
 @pytest.fixture
@@ -82,6 +93,7 @@ async def call(client, method, path, body=None, *, form=False):
 
 async def test_staff_api_is_refused_to_visitors_and_members(client, targets, sam, member_factory, pool):
     member = await member_factory("plain")
+    entries = await pool.fetchval("SELECT count(*) FROM forum.audit_log")  # making the topic's category is one
     for method, path, body in STAFF_API:
         url = path.format(**targets)
         visitor = await call(client, method, url, body)
@@ -91,13 +103,13 @@ async def test_staff_api_is_refused_to_visitors_and_members(client, targets, sam
             refused = await call(who.client, method, url, body)
             assert refused.status_code == 403, (method, url, refused.text)
             assert refused.json()["error"]["code"] == "forbidden"
-    assert await pool.fetchval("SELECT count(*) FROM forum.audit_log") == 0
+    assert await pool.fetchval("SELECT count(*) FROM forum.audit_log") == entries
     assert await pool.fetchval("SELECT status FROM forum.posts WHERE id = $1", targets["post"]) == "visible"
 
 
 async def test_admin_api_is_refused_to_visitors_members_and_moderators(client, targets, moderator, member_factory):
     member = await member_factory("plain")
-    for method, path, body in ADMIN_API:
+    for method, path, body in ADMIN_API + MEMBERS_ADMIN_API:
         url = path.format(**targets)
         assert (await call(client, method, url, body)).status_code == 401, (method, url)
         for who in (member, moderator):
@@ -119,6 +131,41 @@ async def test_staff_and_admin_pages_answer_401_and_403(client, targets, moderat
         ).status_code == 403, path
 
 
+async def test_members_api_is_refused_to_visitors_and_members(client, targets, sam, member_factory, pool):
+    """The members' admin API: 401 for visitors, 403 for members (the member it is about too)."""
+    member = await member_factory("plain")
+    for method, path, body in MEMBERS_STAFF_API + MEMBERS_ADMIN_API:
+        url = path.format(**targets)
+        assert (await call(client, method, url, body)).status_code == 401, (method, url)
+        for who in (member, sam):
+            refused = await call(who.client, method, url, body)
+            assert refused.status_code == 403, (method, url, refused.text)
+    assert await pool.fetchval("SELECT roles FROM forum.users WHERE id = $1", sam.id) == ["member"]
+
+
+async def test_members_pages_send_visitors_to_log_in_and_refuse_members(client, targets, moderator, member_factory):
+    """303 to /login for visitors (before any form is read), 403 for members; the role form 403 for moderators."""
+    member = await member_factory("plain")
+    for method, path in MEMBERS_STAFF_PAGES + MEMBERS_ADMIN_PAGES:
+        url = path.format(**targets)
+        visitor = await call(client, method, url, form=method == "POST")
+        assert visitor.status_code == 303 and visitor.headers["location"].startswith("/login"), (method, url)
+        refused = await call(member.client, method, url, form=method == "POST")
+        assert refused.status_code == 403, (method, url, refused.status_code)
+    for method, path in MEMBERS_STAFF_PAGES:
+        assert (await moderator.client.get(path.format(**targets))).status_code == 200, path
+    for method, path in MEMBERS_ADMIN_PAGES:
+        assert (await call(moderator.client, method, path.format(**targets), form=True)).status_code == 403, path
+
+
+async def test_members_of_no_one_are_404(admin, moderator):
+    """An id that names no member: 404 on the API and the page."""
+    for who in (admin, moderator):
+        assert (await who.client.get("/api/admin/members/999999")).status_code == 404
+        assert (await who.client.get("/admin/members/999999")).status_code == 404
+        assert (await who.client.get("/admin/members/0")).status_code == 404
+
+
 def _shape(path: str) -> str:
     """A path with every parameter (or the sample values above) as {x}."""
     return re.sub(r"\{[a-z_]+\}|/1(?=/|$)|/overdose$", lambda m: "/{x}" if m.group(0).startswith("/") else "{x}", path)
@@ -136,9 +183,10 @@ async def test_every_moderation_endpoint_is_in_the_matrix():
         (op.method, _shape(op.path))
         for router in forum_app.ROUTERS
         for op in router.operations
-        if router.tag == "moderation" or op.path.endswith("/moderate")
+        if router.tag in ("moderation", "members") or op.path.endswith("/moderate")
     }
-    listed = {(method, _shape(path)) for method, path, _ in STAFF_API + ADMIN_API}
+    every = STAFF_API + ADMIN_API + MEMBERS_STAFF_API + MEMBERS_ADMIN_API
+    listed = {(method, _shape(path)) for method, path, _ in every}
     assert declared - for_members == listed
 
 

@@ -1,5 +1,6 @@
-"""Admins' moderation pages: the audit log, watched words and safeguarding phrases (the same
-check-then-do functions as the JSON API; 401 to visitors and 403 to members before anything else).
+"""Staff's moderation pages: the audit log (moderators see moderation's entries, admins all), and
+admins' watched words and safeguarding phrases (the same check-then-do functions as the JSON API;
+401 to visitors and 403 to members before anything else).
 """
 
 from __future__ import annotations
@@ -11,9 +12,10 @@ import asyncpg
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from services.forum import access
 from services.forum.moderation import api as moderation_api
 from services.forum.moderation import audit, audit_words, screening
-from services.forum.moderation.pages import _admin, _errors, _status, _text
+from services.forum.moderation.pages import _admin, _errors, _staff, _status, _text
 from shared.api import path_int
 from shared.pages import Pages, form_data, render
 from shared.sessions import Session
@@ -21,13 +23,14 @@ from shared.web import ApiError, runtime
 
 pages = Pages()
 
-# --- admin: the audit log -------------------------------------------------------------------------------------
+# --- staff: the audit log -------------------------------------------------------------------------------------
 
 
 @pages.get("/admin/audit-log")
 async def audit_log_page(request: Request) -> Response:
-    """Every moderator and admin action, newest first, filtered by who, what, target and dates."""
-    who = await _admin(request)
+    """Moderator and admin actions the viewer may see (access.audit_action_visible), newest first,
+    filtered by who, what, target and dates."""
+    who = await _staff(request)
     try:
         query = audit.parse_audit_query(request)
     except ApiError as exc:
@@ -39,7 +42,7 @@ async def audit_log_page(request: Request) -> Response:
 
 async def _audit_context(request: Request, who: Session, query: audit.AuditQuery) -> dict[str, Any]:
     async with runtime(request).pool.acquire() as conn:
-        rows, has_next = await audit.list_entries(conn, query)
+        rows, has_next = await audit.list_entries(conn, who, query)
         entries = await audit_words.described(conn, who, [audit.entry_json(row) for row in rows])
     params = {k: v for k, v in request.query_params.items() if k != "page" and v}
 
@@ -57,9 +60,10 @@ async def _audit_context(request: Request, who: Session, query: audit.AuditQuery
             "until": query.until.isoformat() if query.until else "",
         },
         "actions": [{"value": "", "text": "Any action"}]
-        + [{"value": a, "text": audit.ACTION_NAMES[a]} for a in audit.ACTIONS],
+        + [{"value": a, "text": audit.ACTION_NAMES[a]} for a in audit.visible_actions(who)],
         "target_types": [{"value": "", "text": "Anything"}]
-        + [{"value": t, "text": audit.TARGET_NAMES[t]} for t in audit.TARGET_TYPES],
+        + [{"value": t, "text": audit.TARGET_NAMES[t]} for t in audit.visible_target_types(who)],
+        "everything": access.is_admin(who),
         "previous_url": page_url(query.page - 1) if query.page > 1 else None,
         "next_url": page_url(query.page + 1) if has_next else None,
     }

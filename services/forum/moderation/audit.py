@@ -1,5 +1,8 @@
 """The audit log: every moderator and admin action (who, what, on what, why, and the state
-before and after), kept append-only by a trigger that refuses UPDATE and DELETE; its admin API.
+before and after), kept append-only by a trigger that refuses UPDATE and DELETE; its staff API.
+
+Moderators read the entries of moderation actions, admins every entry: the rule is
+access.audit_action_visible, applied in SQL by every query here (access.AUDIT_VISIBLE_SQL).
 
 Actions record themselves with `record_by(conn, who, ...)` in the transaction of the change, so an
 action that rolls back leaves no entry, and an entry never describes something that did not happen.
@@ -281,7 +284,8 @@ class AuditQuery:
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
-def _date_param(request: Request, name: str) -> date | None:
+def query_date(request: Request, name: str) -> date | None:
+    """A date query parameter (YYYY-MM-DD), None when absent; 400 when it is not a date."""
     raw = request.query_params.get(name) or None
     if raw is None:
         return None
@@ -306,24 +310,27 @@ def parse_audit_query(request: Request) -> AuditQuery:
     target_id = (
         query_int(request, "target_id", 0, minimum=1, maximum=access.MAX_ID) if params.get("target_id") else None
     )
-    since, until = _date_param(request, "since"), _date_param(request, "until")
+    since, until = query_date(request, "since"), query_date(request, "until")
     if since and until and since > until:
         raise ApiError(400, "bad_request", "?since must not be after ?until.", {"since": "is after until"})
     return AuditQuery(actor, action, target_type, target_id, since, until, query_int(request, "page", 1))
 
 
-LIST_SQL = """
+_VISIBLE = access.AUDIT_VISIBLE_SQL.format(admin="$1", staff="$2")
+
+LIST_SQL = f"""
 SELECT a.id, a.at, a.action, a.target_type, a.target_id, a.reason, a.before, a.after,
        a.actor_id, u.username, u.display_name
 FROM forum.audit_log a JOIN forum.users u ON u.id = a.actor_id
-WHERE ($1::text IS NULL OR lower(u.username) = lower($1))
-  AND ($2::text IS NULL OR a.action = $2)
-  AND ($3::text IS NULL OR a.target_type = $3)
-  AND ($4::bigint IS NULL OR a.target_id = $4)
-  AND ($5::timestamptz IS NULL OR a.at >= $5)
-  AND ($6::timestamptz IS NULL OR a.at < $6)
+WHERE {_VISIBLE}
+  AND ($3::text IS NULL OR lower(u.username) = lower($3))
+  AND ($4::text IS NULL OR a.action = $4)
+  AND ($5::text IS NULL OR a.target_type = $5)
+  AND ($6::bigint IS NULL OR a.target_id = $6)
+  AND ($7::timestamptz IS NULL OR a.at >= $7)
+  AND ($8::timestamptz IS NULL OR a.at < $8)
 ORDER BY a.id DESC
-LIMIT $7 OFFSET $8
+LIMIT $9 OFFSET $10
 """
 
 
@@ -331,10 +338,25 @@ def _start_of(day: date | None) -> datetime | None:
     return datetime.combine(day, time(), tzinfo=UTC) if day else None
 
 
-async def list_entries(conn: asyncpg.Connection, query: AuditQuery) -> tuple[list[asyncpg.Record], bool]:
-    """One page of entries, newest first, and whether another page follows."""
+def visible_actions(who: Session | None) -> list[str]:
+    """The actions whose entries the viewer may see (the filter offers only these)."""
+    return [action for action in ACTIONS if access.audit_action_visible(who, action)]
+
+
+def visible_target_types(who: Session | None) -> list[str]:
+    """What the entries the viewer may see can be about."""
+    found = {_TARGET_TYPE_OF.get(noun, noun) for noun in (a.split(".", 1)[0] for a in visible_actions(who))}
+    return [kind for kind in TARGET_TYPES if kind in found]
+
+
+async def list_entries(conn: asyncpg.Connection, who: Session, query: AuditQuery) -> tuple[list[asyncpg.Record], bool]:
+    """One page of the entries the viewer may see, newest first, and whether another page follows.
+
+    A filter for an action the viewer may not see finds nothing (not an error: the log does not
+    say what it holds for others)."""
     rows = await conn.fetch(
         LIST_SQL,
+        *access.audit_sql_params(who),
         query.actor,
         query.action,
         query.target_type,
@@ -347,21 +369,44 @@ async def list_entries(conn: asyncpg.Connection, query: AuditQuery) -> tuple[lis
     return list(rows[:ENTRIES_PER_PAGE]), len(rows) > ENTRIES_PER_PAGE
 
 
-TARGET_SQL = """
+TARGET_SQL = f"""
 SELECT a.id, a.at, a.action, a.target_type, a.target_id, a.reason, a.before, a.after,
        a.actor_id, u.username, u.display_name
 FROM forum.audit_log a JOIN forum.users u ON u.id = a.actor_id
-WHERE (a.target_type = 'user' AND a.target_id = $1)
-   OR (a.target_type = 'post' AND a.target_id IN (SELECT id FROM forum.posts WHERE author_id = $1))
-   OR (a.target_type = 'reviewable' AND a.target_id IN (SELECT id FROM forum.reviewables WHERE author_id = $1))
+WHERE {_VISIBLE}
+  AND ((a.target_type = 'user' AND a.target_id = $3)
+   OR (a.target_type = 'post' AND a.target_id IN (SELECT id FROM forum.posts WHERE author_id = $3))
+   OR (a.target_type = 'reviewable' AND a.target_id IN (SELECT id FROM forum.reviewables WHERE author_id = $3)))
 ORDER BY a.id DESC
-LIMIT $2
+LIMIT $4
 """
 
 
-async def entries_about_member(conn: asyncpg.Connection, user_id: int, limit: int = 50) -> list[asyncpg.Record]:
-    """The latest entries about a member: their account, their posts and their reviewables."""
-    return list(await conn.fetch(TARGET_SQL, user_id, limit))
+async def entries_about_member(
+    conn: asyncpg.Connection, user_id: int, limit: int = 50, *, who: Session | None = None
+) -> list[asyncpg.Record]:
+    """The latest entries about a member that `who` may see: their account, their posts and their
+    reviewables. Without `who`, only the entries every moderator may see."""
+    params = access.audit_sql_params(who) if who is not None else (False, True)
+    return list(await conn.fetch(TARGET_SQL, *params, user_id, limit))
+
+
+ACCOUNT_SQL = f"""
+SELECT a.id, a.at, a.action, a.target_type, a.target_id, a.reason, a.before, a.after,
+       a.actor_id, u.username, u.display_name
+FROM forum.audit_log a JOIN forum.users u ON u.id = a.actor_id
+WHERE {_VISIBLE} AND a.target_type = 'user' AND a.target_id = $3 AND a.action = ANY($4::text[])
+ORDER BY a.id DESC
+LIMIT $5
+"""
+
+
+async def account_entries(
+    conn: asyncpg.Connection, who: Session, user_id: int, actions: list[str], limit: int = 100
+) -> list[asyncpg.Record]:
+    """The latest entries of these actions about a member's account that the viewer may see
+    (their sanctions, their role changes), newest first."""
+    return list(await conn.fetch(ACCOUNT_SQL, *access.audit_sql_params(who), user_id, actions, limit))
 
 
 LATEST_BY_SQL = """
@@ -381,7 +426,7 @@ async def latest_by(conn: asyncpg.Connection, actor_id: int, action: str) -> asy
 
 
 def entry_json(row: asyncpg.Record) -> dict[str, Any]:
-    """The public shape of an entry (admins and moderators only)."""
+    """The public shape of an entry (staff only, each entry as access.audit_action_visible allows)."""
     return {
         "id": row["id"],
         "at": row["at"].isoformat(),
@@ -420,7 +465,11 @@ ENTRY = Shape(
     auth=True,
     query={
         "actor": Field("string", max_length=100, description="username of who acted"),
-        "action": Field("string", enum=tuple(ACTIONS), description="e.g. review.approve, user.suspend"),
+        "action": Field(
+            "string",
+            enum=tuple(ACTIONS),
+            description="e.g. review.approve, user.suspend (an action the viewer may not see finds nothing)",
+        ),
         "target_type": Field("string", enum=tuple(TARGET_TYPES)),
         "target_id": Field("integer", minimum=1, maximum=access.MAX_ID, description="id of the target"),
         "since": Field(
@@ -433,10 +482,10 @@ ENTRY = Shape(
     },
 )
 async def audit_log_endpoint(request: Request) -> Response:
-    """The audit log (admins): every moderator and admin action, newest first, with filters."""
+    """The audit log (moderators: moderation actions; admins: every action), newest first, with filters."""
     who = await require_viewer(request)
-    access.require_admin(who)
+    access.require_staff(who, "Only moderators and admins can read the audit log.")
     query = parse_audit_query(request)
     async with runtime(request).pool.acquire() as conn:
-        rows, has_next = await list_entries(conn, query)
+        rows, has_next = await list_entries(conn, who, query)
     return JSONResponse({"items": [entry_json(r) for r in rows], "next": query.page + 1 if has_next else None})
