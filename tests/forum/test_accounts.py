@@ -97,6 +97,7 @@ USER_KEYS = {
     "badges",
 }
 PRIVATE_KEYS = USER_KEYS | {"email", "email_verified", "groups", "in_directory"}
+REGISTERED_KEYS = PRIVATE_KEYS | {"awaiting_approval"}  # the answer of registration and verification
 
 
 # --- registration ------------------------------------------------------------------------
@@ -107,7 +108,7 @@ async def test_register_then_verify_by_mail(client, pool, redis, settings):
     response = await client.post("/api/users", json=register_body(display_name="Rowan Ash"))
     assert response.status_code == 201, response.text
     user = response.json()
-    assert set(user) == PRIVATE_KEYS
+    assert set(user) == REGISTERED_KEYS and user["awaiting_approval"] is False
     assert user["username"] == "rowan" and user["display_name"] == "Rowan Ash" and user["roles"] == ["member"]
     assert user["email_verified"] is False and user["groups"] == []
     assert user["avatar"]["initials"] == "RA"

@@ -29,6 +29,7 @@ from services.forum.accounts.accounts import (
     update_me,
 )
 from services.forum.accounts.password_reset import confirm_reset, request_reset
+from services.forum.signups import invitations, signups
 from shared.api import STATUS, ApiRouter, Field, Schema, Shape, page_of, path_int, read_json, writing
 from shared.sessions import SESSION_COOKIE, Session
 from shared.web import ApiError, require_viewer, require_writer, runtime, viewer
@@ -69,6 +70,7 @@ PRIVATE_USER = PUBLIC_USER.extend(
         "in_directory": "boolean",
     },
 )
+REGISTERED_USER = PRIVATE_USER.extend("RegisteredUser", {"awaiting_approval": "boolean"})
 TOKEN = Shape("ApiToken", {"id": "integer", "name": "string", "created_at": "datetime", "last_used_at": "datetime?"})
 NEW_TOKEN = TOKEN.extend("NewApiToken", {"token": "string"})
 CONTROLS = Shape(
@@ -169,6 +171,20 @@ REGISTER_IN = Schema(
             description="at least 10 characters, not a common password",
         ),
         "display_name": Field("string", nullable=True, max_length=1000),
+        "answer": Field(
+            "string",
+            nullable=True,
+            max_length=signups.ANSWER_MAX,
+            description="the answer to the sign-up question (GET /api/site): required while sign-up needs "
+            "approval, unless with an invitation; seen by staff only",
+        ),
+        "invitation": Field(
+            "string",
+            nullable=True,
+            max_length=invitations.TOKEN_MAX,
+            description="the token of an invitation (the `invitation` of the link in its mail): required while "
+            "joining is by invitation; skips approval",
+        ),
     },
 )
 VERIFY_IN = Schema("EmailVerification", {"token": Field("string", required=True, max_length=1000)})
@@ -211,37 +227,65 @@ CONTROLS_IN = Schema("MemberControlsIn", {"content_notes": Field("string", requi
 # --- endpoints ------------------------------------------------------------------------------
 
 
-@api.post("/api/users", body=REGISTER_IN, answers={201: ("User; a verification email is sent", PRIVATE_USER)})
+def registered_json(done: registration.Registered) -> dict[str, Any]:
+    """A registration's answer: the account as its owner sees it, and whether it waits for approval."""
+    return {**private_json(done.user), "awaiting_approval": done.waiting}
+
+
+@api.post(
+    "/api/users",
+    body=REGISTER_IN,
+    answers={
+        201: ("User; a verification email is sent (unless the invited address was used)", REGISTERED_USER),
+        400: "invalid_invitation: the invitation cannot be used (fields.invitation: unknown, replaced, expired, "
+        "used or withdrawn)",
+        403: "invitation_required: joining is by invitation",
+        409: "username_taken",
+        422: "invalid: a field needs attention",
+        429: "rate_limited: too many registrations from this network",
+    },
+)
 async def create_user(request: Request) -> Response:
     """Register an account (201 user); a verification email is sent.
+
+    How depends on the site's sign-up mode (GET /api/site): open, anyone registers; approval, the
+    account waits for a moderator (`awaiting_approval: true`, `answer` required; it cannot log in
+    until approved, and is mailed either way); invite, an `invitation` is required (403
+    `invitation_required` without, 400 `invalid_invitation` when it cannot be used). An invitation
+    skips approval; registering with the invited address confirms it (no mail).
 
     The answer does not reveal whether the email address already has an account:
     then nothing is created, the body looks the same, and the address's owner is told
     by email that someone tried to register with it. 409 `username_taken`, 422 with
-    `fields` for a bad username, email or password, 415 for a body that is not JSON.
+    `fields` for a bad username, email, password or answer, 415 for a body that is not JSON.
     """
     require_json(request)
     data = await read_json(request, REGISTER_IN)
-    user = await registration.register(
+    done = await registration.register(
         runtime(request),
         username=data["username"],
         email=data["email"],
         password=data["password"],
         display_name=data.get("display_name"),
         address=login.client_address(request),
+        answer=data.get("answer"),
+        invitation=data.get("invitation"),
     )
-    return JSONResponse(private_json(user), status_code=201)
+    return JSONResponse(registered_json(done), status_code=201)
 
 
 @api.post(
-    "/api/users/verify", body=VERIFY_IN, answers={200: ("User (email verified)", PRIVATE_USER), 400: REFUSED_LINK}
+    "/api/users/verify",
+    body=VERIFY_IN,
+    answers={200: ("User (email verified)", REGISTERED_USER), 400: REFUSED_LINK},
 )
 async def verify_user(request: Request) -> Response:
-    """Confirm an email address with the token from the verification mail (400 `invalid_token`)."""
+    """Confirm an email address with the token from the verification mail (400 `invalid_token`);
+    `awaiting_approval` says whether the account still waits for a moderator."""
     require_json(request)
     data = await read_json(request, VERIFY_IN)
-    user = await registration.verify_email(runtime(request), data["token"])
-    return JSONResponse(private_json(user))
+    done = await registration.verify_email(runtime(request), data["token"])
+    return JSONResponse(registered_json(done))
 
 
 @api.post(
@@ -259,7 +303,8 @@ async def create_session(request: Request) -> Response:
     """Log in with a username or email address and a password.
 
     401 `invalid_login` (the same for an unknown login and a wrong password),
-    403 `suspended` (message and fields `until`, `reason`), 429 with Retry-After after
+    403 `suspended` (message and fields `until`, `reason`), 403 `awaiting_approval` (the right
+    password of an account waiting for a moderator), 429 with Retry-After after
     5 failures for one login or 20 from one address in 15 minutes.
     """
     require_json(request)

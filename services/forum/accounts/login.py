@@ -12,6 +12,7 @@ from starlette.responses import Response
 from services.forum.accounts import passwords
 from services.forum.accounts.accounts import User, invalid, set_password_hash, user_by_login
 from services.forum.outbox import write_event
+from services.forum.signups import signups
 from shared import ratelimit
 from shared.events import UserSeen
 from shared.pages import cookies_secure, set_csrf_cookie
@@ -49,7 +50,8 @@ async def log_in(
     """Check a login and password and open a session.
 
     The answer for a wrong password and for an unknown login is the same, after the
-    same work (a dummy hash check). Attempts count against the login name and the
+    same work (a dummy hash check). An account waiting for approval (services/forum/signups/)
+    gets a kind 403 `awaiting_approval`, but only for its right password. Attempts count against the login name and the
     client address before the check, so parallel guesses cannot slip past the limit;
     a successful attempt is taken back.
     """
@@ -72,13 +74,18 @@ async def log_in(
         raise ratelimit.too_many(result, _wait_message(result))
     async with rt.pool.acquire() as conn:
         user = await user_by_login(conn, login)
-    if user is None:
+        waiting = await signups.waiting_by_login(conn, login) if user is None else None
+    password_hash = user.password_hash if user else waiting.password_hash if waiting else None
+    if password_hash is None:
         await passwords.verify_dummy(password)
         raise ApiError(401, "invalid_login", INVALID_LOGIN)
-    if not await passwords.verify_password(user.password_hash, password):
+    if not await passwords.verify_password(password_hash, password):
         raise ApiError(401, "invalid_login", INVALID_LOGIN)
     await ratelimit.clear(rt.redis, account_key)
     await ratelimit.undo(rt.redis, address_key)
+    if user is None:
+        assert waiting is not None
+        raise _waiting(waiting)
     if user.suspended:
         raise _suspended(user)
     return user, await _open_session(rt, user, password, previous)
@@ -110,6 +117,20 @@ def _suspended(user: User) -> ApiError:
         message += f" The moderators gave this reason: {user.suspended_reason}"
     # The fields carry the same facts for scripts.
     return ApiError(403, "suspended", message, {"until": until.isoformat(), "reason": user.suspended_reason or ""})
+
+
+WAITING = (
+    "Thank you for your patience. A moderator has not yet read your request to join, so you cannot log in "
+    "yet. We will email you as soon as they have."
+)
+CONFIRM_MEANWHILE = " Meanwhile, please confirm your email address with the link we sent you."
+
+
+def _waiting(waiting: signups.Waiting) -> ApiError:
+    """The kind 403 for the right password of an account that waits for approval: only someone who
+    knows the password learns that it waits."""
+    message = WAITING + ("" if waiting.email_verified else CONFIRM_MEANWHILE)
+    return ApiError(403, "awaiting_approval", message)
 
 
 async def _open_session(rt: Runtime, user: User, password: str, previous: Session | None) -> Session:

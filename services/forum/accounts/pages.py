@@ -1,5 +1,6 @@
-"""Account pages: log in and out, create an account, confirm an email address, reset a
-password, a member's profile, editing your own profile and your API tokens.
+"""Account pages: log in and out, create an account (as the sign-up mode says: open, approval or
+by invitation), confirm an email address, reset a password, a member's profile, editing your own
+profile and your API tokens.
 
 They call the same actions as the JSON API (api.py) and show its shapes, so a form and the API
 follow the same rules; an ApiError becomes the NHS.UK error summary and inline errors on the form.
@@ -9,11 +10,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import asyncpg
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from services.forum import access
 from services.forum.accounts import accounts, api, login, password_reset, registration, tokens
+from services.forum.signups import signups
 from shared.pages import Pages, form_data, form_errors, form_text, member_session, members_only, render
 from shared.sessions import Session
 from shared.web import ApiError, Runtime, runtime, viewer
@@ -55,7 +58,8 @@ async def login_page(request: Request) -> Response:
         next_path = safe_next(request.query_params.get("next"))
         if await member_session(request) is not None:
             return RedirectResponse(next_path, status_code=303)
-        return await render(request, "accounts/login.html", {"next": next_path, "values": {}})
+        context = {"next": next_path, "values": {}, "site_name": runtime(request).settings.site_name}
+        return await render(request, "accounts/login.html", context)
     form = await form_data(request)
     next_path = safe_next(form_text(form, "next"))
     values = {"login": form_text(form, "login")}
@@ -68,7 +72,10 @@ async def login_page(request: Request) -> Response:
             previous=await member_session(request),
         )
     except ApiError as exc:
-        return await _form_failed(request, "accounts/login.html", exc, "login", {"next": next_path, "values": values})
+        if exc.code == "awaiting_approval":
+            return await render(request, "signups/waiting.html", {"message": exc.message}, status=403)
+        context = {"next": next_path, "values": values, "site_name": runtime(request).settings.site_name}
+        return await _form_failed(request, "accounts/login.html", exc, "login", context)
     response = RedirectResponse(next_path, status_code=303)
     login.set_session_cookies(response, request, session)
     return response
@@ -93,29 +100,81 @@ async def logout_page(request: Request) -> Response:
 # --- creating an account -------------------------------------------------------------------
 
 
+def _register_context(rt: Runtime, mode: str, invitation: str, values: dict[str, str]) -> dict[str, Any]:
+    """What the registration form shows: the sign-up question when the account will wait for a
+    moderator, the invitation it carries (which skips that)."""
+    return {
+        "values": values,
+        "invitation": invitation,
+        "question": rt.settings.signup_question if registration.must_wait(mode, invitation) else None,
+        "answer_max": signups.ANSWER_MAX,
+        "site_name": rt.settings.site_name,
+    }
+
+
+async def _by_invitation_only(request: Request, status: int = 200) -> Response:
+    """Joining is by invitation: said plainly, with whom to ask, and no form."""
+    context = {"message": registration.INVITE_ONLY, "site_name": runtime(request).settings.site_name}
+    return await render(request, "accounts/register_by_invitation.html", context, status=status)
+
+
+async def _invitation_unusable(request: Request, exc: ApiError) -> Response:
+    """An invitation link that cannot be used, and why (expired, used, withdrawn, replaced)."""
+    reason = (exc.fields or {}).get("invitation", "unknown")
+    return await render(
+        request, "accounts/register_invitation.html", {"message": exc.message, "reason": reason}, status=400
+    )
+
+
 @pages.form("/register")
 async def register_page(request: Request) -> Response:
-    """Create an account; then "check your email" (the same page whether or not the address had one)."""
+    """Create an account, as the sign-up mode says: open (then "check your email"), approval (with
+    the sign-up question; then "a moderator will read it") or by invitation (the invitation's link
+    opens the form with the invited address; without one, no form)."""
+    rt = runtime(request)
+    mode = rt.settings.registration_mode
     if request.method == "GET":
-        return await render(request, "accounts/register.html", {"values": {}})
+        invitation = request.query_params.get("invitation", "")
+        if not invitation and mode == "invite":
+            return await _by_invitation_only(request)
+        try:
+            invited = await registration.check_invitation(rt, invitation)
+        except ApiError as exc:
+            return await _invitation_unusable(request, exc)
+        values = {"email": invited.email} if invited else {}
+        return await render(request, "accounts/register.html", _register_context(rt, mode, invitation, values))
     form = await form_data(request)
-    values = {name: form_text(form, name) for name in ("username", "email", "display_name")}
+    values = {name: form_text(form, name) for name in ("username", "email", "display_name", "answer")}
+    invitation = form_text(form, "invitation")
+    password = form_text(form, "password", strip=False)
     try:
-        await _every_registration_problem(runtime(request), values, form_text(form, "password", strip=False))
-        await registration.register(
-            runtime(request),
+        registration.check_invited(mode, invitation)
+        await registration.check_invitation(rt, invitation)
+        await _every_registration_problem(rt, mode, invitation, values, password)
+        done = await registration.register(
+            rt,
             username=values["username"],
             email=values["email"],
-            password=form_text(form, "password", strip=False),
+            password=password,
             display_name=values["display_name"] or None,
             address=login.client_address(request),
+            answer=values["answer"],
+            invitation=invitation or None,
         )
     except ApiError as exc:
-        return await _form_failed(request, "accounts/register.html", exc, "username", {"values": values})
-    return await render(request, "accounts/register_sent.html", {"email": values["email"]})
+        if exc.code == "invitation_required":
+            return await _by_invitation_only(request, status=403)
+        if exc.code == "invalid_invitation":
+            return await _invitation_unusable(request, exc)
+        context = _register_context(rt, mode, invitation, values)
+        return await _form_failed(request, "accounts/register.html", exc, "username", context)
+    context = {"email": values["email"], "waiting": done.waiting, "confirmed": done.user.email_verified}
+    return await render(request, "accounts/register_sent.html", context)
 
 
-async def _every_registration_problem(rt: Runtime, values: dict[str, str], password: str) -> None:
+async def _every_registration_problem(
+    rt: Runtime, mode: str, invitation: str, values: dict[str, str], password: str
+) -> None:
     """All of a registration's problems at once (422), the taken username and a display name too like
     another member's among them, so the form shows every one in its error summary, not one a try."""
     problems = accounts.registration_problems(
@@ -124,8 +183,9 @@ async def _every_registration_problem(rt: Runtime, values: dict[str, str], passw
         password=password,
         display_name=values["display_name"] or None,
     )
+    problems.update(registration.answer_problems(mode, invitation, values["answer"]))
     async with rt.pool.acquire() as conn:
-        if "username" not in problems and await accounts.user_by_username(conn, values["username"]) is not None:
+        if "username" not in problems and await _username_in_use(conn, values["username"]):
             problems["username"] = (accounts.username_taken().fields or {})["username"]
         if "display_name" not in problems:
             try:
@@ -135,18 +195,27 @@ async def _every_registration_problem(rt: Runtime, values: dict[str, str], passw
             except ApiError as exc:
                 problems["display_name"] = (exc.fields or {})["display_name"]
     if problems:  # in the order the form asks
-        order = {"username": 0, "email": 1, "display_name": 2, "password": 3}
-        raise accounts.invalid({name: problems[name] for name in sorted(problems, key=lambda n: order.get(n, 4))})
+        order = {"username": 0, "email": 1, "display_name": 2, "password": 3, "answer": 4}
+        raise accounts.invalid({name: problems[name] for name in sorted(problems, key=lambda n: order.get(n, 5))})
+
+
+async def _username_in_use(conn: asyncpg.Connection, username: str) -> bool:
+    """Whether a member or a person waiting for approval has the username."""
+    member = await accounts.user_by_username(conn, username)
+    return member is not None or await signups.waiting_by_username(conn, username) is not None
 
 
 @pages.get("/verify")
 async def verify_page(request: Request) -> Response:
-    """The link in the verification mail: confirms the address and says so."""
+    """The link in the verification mail: confirms the address and says so (and, for an account
+    waiting for approval, what happens next)."""
     try:
-        user = await registration.verify_email(runtime(request), request.query_params.get("token", ""))
+        done = await registration.verify_email(runtime(request), request.query_params.get("token", ""))
     except ApiError as exc:
         return await render(request, "accounts/verify.html", {"verified": False, "message": exc.message}, status=400)
-    return await render(request, "accounts/verify.html", {"verified": True, "user": user})
+    if done.waiting:
+        return await render(request, "signups/verified_waiting.html", {"user": done.user})
+    return await render(request, "accounts/verify.html", {"verified": True, "user": done.user})
 
 
 # --- resetting a password -----------------------------------------------------------------------
