@@ -259,7 +259,7 @@ async def test_queue_page_approves_and_declines(client, pool, approval, moderato
     second = await ask_to_join(client, username="sky", email="sky@example.org")
     page = await moderator.client.get("/admin/signups")
     assert page.status_code == 200
-    assert page.text.index("(rowan)") < page.text.index("(sky)")
+    assert page.text.index(f'id="signup-{first["id"]}"') < page.text.index(f'id="signup-{second["id"]}"')
     assert "&lt;script&gt;" in page.text and "<script>alert" not in page.text
     assert_inert(page.text, page=True, allow_script_src=True)
     assert "not confirmed yet" in page.text and "Sign-up is open" not in page.text
