@@ -246,7 +246,8 @@ async def render(
     status: int = 200,
     headers: Mapping[str, str] | None = None,
 ) -> HTMLResponse:
-    """Render a page with the viewer, CSRF token and current path available to the template."""
+    """Render a page with the viewer, CSRF token, current path and the site's name (as admins set it:
+    shared/site_settings.py) available to the template."""
     env: jinja2.Environment = request.app.state.templates
     session = await viewer(request)
     token = csrf_token(request, session)
@@ -254,6 +255,7 @@ async def render(
         "request": request,
         "viewer": session,
         "csrf_token": token,
+        "site_name": runtime(request).settings.site_name,
         "path": request.url.path,
         "query": request.query_params.get("q", "") if request.url.path.startswith("/search") else "",
         **(context or {}),

@@ -365,7 +365,7 @@ VARIABLES: tuple[Variable, ...] = (
         "welcome_text",
         _long_text,
         "",
-        "markdown shown to visitors at the top of the home page (empty: the built-in welcome)",
+        "a welcome shown to visitors at the top of the home page, written in Markdown",
         editable=True,
     ),
     Variable(

@@ -33,7 +33,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shared import db
+from shared import db, site_settings
 from shared.events import LoopHealth, set_loop_health
 from shared.logs import request_id_var
 from shared.sessions import CSRF_HEADER, Session, SessionStore, csrf_ok
@@ -158,6 +158,12 @@ class Runtime:
     sessions: SessionStore
     extras: dict[str, Any] = field(default_factory=dict)
     loops: list[LoopHealth] = field(default_factory=list)  # its background loops, for /readyz
+    # The settings from the environment: `settings` is these with the admins' values laid over them
+    # (shared/site_settings.py), so a value an admin takes back falls back to the environment's.
+    base_settings: Settings = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.base_settings = self.settings
 
 
 def settle_gc() -> None:
@@ -468,18 +474,29 @@ def build_app(
     exception_handlers: dict[Any, Any] | None = None,
     large_body_paths: tuple[str, ...] = (),
     pool_max: int = 10,
+    follow_settings: bool = False,
+    settings_loader: site_settings.Loader | None = None,
 ) -> Starlette:
-    """A service's Starlette app: lifespan opens its runtime and runs its background loops."""
+    """A service's Starlette app: lifespan opens its runtime and runs its background loops.
+
+    With `follow_settings` it also keeps the runtime's settings current with what admins set
+    (shared/site_settings.py): loaded at start, then followed by the `site_settings` loop; the
+    forum gives its `settings_loader`, the other services read the snapshot the forum publishes."""
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with open_runtime(settings, pool_max=pool_max) as rt:
             app.state.runtime = rt
+            loops = background
+            if follow_settings:
+                follower = site_settings.Follower(settings_loader)
+                await follower.start(rt)
+                loops = (*background, _settings_loop(follower))
             for hook in startup:
                 await hook(rt)
             stop = asyncio.Event()
             tasks = []
-            for task in background:
+            for task in loops:
                 health = LoopHealth(getattr(task, "__name__", "background task"))
                 rt.loops.append(health)
                 run = functools.partial(task, rt, stop)
@@ -507,6 +524,13 @@ def build_app(
         large_body_paths=large_body_paths,
     )
     return app
+
+
+def _settings_loop(follower: site_settings.Follower) -> BackgroundTask:
+    async def site_settings(rt: Runtime, stop: asyncio.Event) -> None:  # its name is what /readyz says
+        await follower.run(rt, stop)
+
+    return site_settings
 
 
 SETTLE_S = 3.0  # a restarted loop that runs this long without failing is well again

@@ -35,6 +35,7 @@ from services.forum.signups import api as signup_api
 from services.forum.signups import pages as signup_pages
 from services.forum.site import api as site_api
 from services.forum.site import pages as site_pages
+from services.forum.site import settings as stored_settings
 from services.forum.topics import category_admin_pages
 from services.forum.topics import pages as topic_pages
 from services.forum.topics.api import categories_api, posts_api, topics_api
@@ -148,6 +149,8 @@ def create_app(settings: Settings, *, background: bool = True) -> Starlette:
             *pages.static_routes(),
         ],
         background=(outbox_relay,) if background else (),
+        follow_settings=background,  # what admins set, from forum.site_settings (site/settings.py)
+        settings_loader=stored_settings.load_snapshot,
         startup=(open_job_queue,),
         shutdown=(close_job_queue, close_render_workers),
         exception_handlers=pages.ERROR_HANDLERS,

@@ -58,6 +58,7 @@ def create_app(settings: Settings, *, background: bool = True) -> Starlette:
             *devmail.routes,
         ],
         background=(notification_writer, live.live_fanout) if background else (),
+        follow_settings=background,  # what admins set (the site's name in pages), as the forum publishes it
         startup=(open_job_queue, live.start_hub),
         shutdown=(close_job_queue,),
         ready_detail=ready_detail,

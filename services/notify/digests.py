@@ -448,10 +448,12 @@ def render_digest(settings: Settings, digest: Digest) -> tuple[str, str, str]:
     daily = digest.frequency == "daily"
     count = digest.count
     things = f"{count} thing{'s' if count != 1 else ''}"
-    subject = f"Your {'daily' if daily else 'weekly'} tica summary: {things} to catch up on"
+    site_name = settings.site_name
+    subject = f"Your {'daily' if daily else 'weekly'} {site_name} summary: {things} to catch up on"
     context = {
         "subject": subject,
-        "heading": "Your tica summary",
+        "heading": f"Your {site_name} summary",
+        "site_name": site_name,
         "member": digest.member,
         "period_words": "since yesterday" if daily else "since your last summary",
         "frequency": "daily" if daily else "weekly",

@@ -33,7 +33,6 @@ from shared.web import Runtime
 log = logging.getLogger("tica.mail")
 
 DEV_MAILBOX_SIZE = 200
-FROM_NAME = "tica community"
 RETRY_BASE_S = 5
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 # Header lines up to SMTP's limit: folding an unsubscribe URL onto a new line puts a space before it.
@@ -51,9 +50,10 @@ def dev_mailbox_key(settings: Settings) -> str:
 
 
 def from_address(settings: Settings) -> str:
+    """No-reply at the site's host, in the site's name (as admins set it)."""
     host = urlsplit(settings.public_url).hostname or "localhost"
     domain = host if "." in host else f"{host}.localdomain"
-    return formataddr((FROM_NAME, f"no-reply@{domain}"))
+    return formataddr((settings.site_name, f"no-reply@{domain}"))
 
 
 @cache

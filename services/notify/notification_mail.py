@@ -64,6 +64,7 @@ async def send_notification_mail(ctx: dict[str, Any], notification_id: int) -> b
         "headline": headline,
         "url": base_url + path,
         "base_url": base_url,
+        "site_name": rt.settings.site_name,
         "post": post,
         "why": MAIL_WHY[list_name],
         "list_words": unsubscribe.LISTS[list_name][1],

@@ -1,7 +1,9 @@
 """The arq worker of notify: mail, notification mail, digests (and, as they land,
 reminders). `create_worker(settings)` builds it and `run_worker` runs it, for `tica
 worker` and for the all-in-one run. Jobs receive `ctx["runtime"]` (pool, redis,
-settings) and `ctx["redis"]` (the queue, for jobs that queue more jobs).
+settings) and `ctx["redis"]` (the queue, for jobs that queue more jobs). The runtime's
+settings follow what admins set (the site's name in mail) as the services' do: a
+site_settings follower runs beside the jobs (shared/site_settings.py).
 """
 
 from __future__ import annotations
@@ -16,10 +18,11 @@ from arq.worker import Function, Worker, func
 from redis.exceptions import RedisError
 
 from services.notify import digests, mail, notification_mail
+from shared import site_settings
 from shared.events import LoopHealth
 from shared.jobs import queue_name, redis_settings
 from shared.settings import Settings
-from shared.web import open_runtime, supervise
+from shared.web import Runtime, open_runtime, supervise
 
 log = logging.getLogger("tica.worker")
 
@@ -51,9 +54,13 @@ def create_worker(settings: Settings, *, burst: bool = False) -> Worker:
 
     async def startup(ctx: dict[str, Any]) -> None:
         if "runtime" not in ctx:  # arq starts up again each time run_worker restarts it
-            ctx["runtime"] = await runtime_cm.__aenter__()
+            ctx["runtime"] = rt = await runtime_cm.__aenter__()
+            ctx[SETTINGS_FOLLOWER] = await follow_settings(rt)
 
     async def shutdown(ctx: dict[str, Any]) -> None:
+        following = ctx.pop(SETTINGS_FOLLOWER, None)
+        if following is not None:
+            await stop_following(*following)
         if ctx.pop("runtime", None) is not None:
             await runtime_cm.__aexit__(None, None, None)
 
@@ -69,6 +76,31 @@ def create_worker(settings: Settings, *, burst: bool = False) -> Worker:
         poll_delay=0.2,
         keep_result=3600,
     )
+
+
+SETTINGS_FOLLOWER = "site_settings_follower"
+
+
+async def follow_settings(rt: Runtime) -> tuple[asyncio.Event, asyncio.Task[None]]:
+    """Load what admins set, then follow their changes until stopped (shared/site_settings.py), with
+    backoff while Redis is away, as the services' loops do."""
+    follower = site_settings.Follower()
+    await follower.start(rt)
+    stop = asyncio.Event()
+
+    async def follow() -> None:
+        await follower.run(rt, stop)
+
+    task = asyncio.create_task(supervise(LoopHealth("site_settings"), follow, stop), name="site_settings")
+    return stop, task
+
+
+async def stop_following(stop: asyncio.Event, task: asyncio.Task[None]) -> None:
+    stop.set()
+    try:
+        await asyncio.wait_for(task, timeout=5)
+    except TimeoutError:  # wait_for has cancelled it
+        log.warning("the site settings follower did not stop in time")
 
 
 async def run_worker(worker: Worker, stop: asyncio.Event, health: LoopHealth | None = None) -> None:

@@ -35,6 +35,7 @@ def create_app(settings: Settings, *, background: bool = True) -> Starlette:
         migrations_dir=MIGRATIONS_DIR,
         routes=[*api_lib.routes(ROUTERS), *pages.routes, *indexer.routes],
         background=(indexer.run_indexer, indexer.prune_applied_events) if background else (),
+        follow_settings=background,  # what admins set (the site's name in pages), as the forum publishes it
         ready_detail=indexer.ready_detail,
         exception_handlers=shared_pages.ERROR_HANDLERS,
     )
