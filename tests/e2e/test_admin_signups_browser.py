@@ -97,6 +97,13 @@ async def test_asking_to_join_and_being_welcomed(migrated, pool, redis, browser,
         await page.get_by_role("button", name="Ask to join").click()
         await expect(page.locator("h1")).to_have_text("Thank you for asking to join")
         await assert_page_sound(page, watch, "asked to join")
+        [confirm] = await mails.to("rowan@example.org")
+        verify = re.search(r"http://127\.0\.0\.1:\d+/verify\?token=\S+", confirm.get_body(("plain",)).get_content())
+        assert verify
+        await page.goto(verify.group(0))
+        await expect(page.locator("h1")).to_have_text("Your email address is confirmed")
+        await expect(page.locator("main")).to_contain_text("Your request to join is with the moderators")
+        await assert_page_sound(page, watch, "address confirmed while waiting")
 
         await page.goto(base + "/login")
         await page.get_by_label("Username or email address").fill("rowan")
@@ -112,7 +119,8 @@ async def test_asking_to_join_and_being_welcomed(migrated, pool, redis, browser,
         await staff.goto(base + "/admin/signups")
         card = staff.locator("section.nhsuk-card").filter(has_text="I want our ward")
         await expect(card).to_contain_text("I want our ward to feel safer.")
-        await expect(card).to_contain_text("not confirmed yet")
+        await expect(card).to_contain_text("confirmed")
+        await expect(card).not_to_contain_text("not confirmed yet")
         await assert_page_sound(staff, staff_watch, "the sign-up queue")
         await card.get_by_label(re.compile("A note for rowan")).fill("Welcome aboard.")
         await card.get_by_role("button", name="Approve rowan").click()
@@ -122,6 +130,7 @@ async def test_asking_to_join_and_being_welcomed(migrated, pool, redis, browser,
         await staff_context.close()
         welcome = [m for m in await mails.to("rowan@example.org") if "Welcome" in str(m["Subject"])]
         assert len(welcome) == 1 and "Welcome aboard." in welcome[0].get_body(("plain",)).get_content()
+        assert "You have not confirmed your email address yet" not in welcome[0].get_body(("plain",)).get_content()
 
         await page.goto(base + "/login")
         await page.get_by_label("Username or email address").fill("rowan")
