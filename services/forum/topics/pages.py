@@ -32,6 +32,7 @@ from services.forum.topics import api, categories, moves, posts, revisions, topi
 from services.forum.topics.fragments import Rights, author_of, person, post_facts, post_fragment, shown, viewing
 from services.forum.writings import writings
 from services.forum.writings.targets import POST
+from shared import site_settings
 from shared.api import path_int, query_int
 from shared.pages import Pages, cookies_secure, csrf_token, form_data, form_errors, form_text, render, signed_in, when
 from shared.sessions import Session
@@ -214,6 +215,8 @@ async def home_page(request: Request) -> Response:
         context = await _topic_list_context(conn, who, "/", query)
     if not context["topics"] and query.page > 1:
         raise ApiError(404, "not_found", "There is no such page of topics.")
+    if who is None:  # the welcome admins write (shared/site_settings.py), rendered once per text
+        context["welcome_html"] = await site_settings.welcome_html(runtime(request))
     return await render(request, "topics/home.html", context)
 
 
