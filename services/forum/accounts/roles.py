@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 import asyncpg
 
@@ -86,10 +85,11 @@ def check_role(role: str | None) -> str:
 
 
 def _sanctioned(target: asyncpg.Record, now: datetime) -> str | None:
-    for kind, words in (("suspended", "suspended"), ("silenced", "silenced")):
+    """ "suspended" or "silenced" while the member is, else None."""
+    for kind in ("suspended", "silenced"):
         until = target[f"{kind}_until"]
         if until is not None and until > now:
-            return words
+            return kind
     return None
 
 
@@ -167,7 +167,3 @@ async def change_role_now(rt: Runtime, who: Session, user_id: int, role: str | N
         change = await change_role(conn, who, user_id, role, reason)
     await accounts.refresh_sessions(rt, user_id)
     return change
-
-
-def change_json(change: RoleChange) -> dict[str, Any]:
-    return {"user_id": change.user_id, "before": change.before, "after": change.after, "roles": change.roles}
