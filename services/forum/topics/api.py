@@ -43,8 +43,13 @@ CATEGORY = Shape(
         "allow_anonymous": "boolean",
         "url": "string",
         "group_ids?": ["integer"],
+        "parent_id": "integer?",
+        "default_kind": "string",
+        "archived": "boolean",
+        "archived_at": "datetime?",
     },
 )
+CATEGORY_LIST = Shape("CategoryList", {"items": [CATEGORY]})
 TOPIC = Shape(
     "Topic",
     {
@@ -119,6 +124,16 @@ PAGE = Field("integer", minimum=1, maximum=10_000, description="1-based")
 
 # --- categories ----------------------------------------------------------------------------------
 
+PARENT_FIELD = Field(
+    "integer",
+    minimum=1,
+    maximum=access.MAX_ID,
+    nullable=True,
+    description="a subcategory of this top-level category (one level deep); null: top level",
+)
+DEFAULT_KIND_FIELD = Field(
+    "string", enum=categories.KINDS, nullable=True, description="the kind a new topic here starts as"
+)
 CATEGORY_IN = Schema(
     "CategoryIn",
     {
@@ -143,6 +158,8 @@ CATEGORY_IN = Schema(
             description="private to these groups (and staff) when not empty",
         ),
         "allow_anonymous": Field("boolean", nullable=True, description='members may post as "Anonymous member"'),
+        "parent_id": PARENT_FIELD,
+        "default_kind": DEFAULT_KIND_FIELD,
     },
 )
 
@@ -162,6 +179,29 @@ CATEGORY_PATCH = Schema(
             maximum=access.MAX_ID,
             description="private to these groups (and staff); [] for public",
         ),
+        "parent_id": PARENT_FIELD,
+        "default_kind": Field("string", enum=categories.KINDS, description="the kind a new topic here starts as"),
+    },
+)
+CATEGORY_ORDER = Schema(
+    "CategoryOrder",
+    {
+        "parent_id": Field(
+            "integer",
+            minimum=1,
+            maximum=access.MAX_ID,
+            nullable=True,
+            description="whose subcategories to order; null or absent: the top-level categories",
+        ),
+        "category_ids": Field(
+            "array",
+            required=True,
+            items="integer",
+            max_length=1000,
+            minimum=1,
+            maximum=access.MAX_ID,
+            description="every category of that level, each once, in their new order",
+        ),
     },
 )
 
@@ -178,15 +218,17 @@ def category_json(row: asyncpg.Record, who: Session | None) -> dict[str, Any]:
         "topics_count": row["topics_count"],
         "allow_anonymous": row["allow_anonymous"],
         "url": f"/c/{row['slug']}",
+        "parent_id": row["parent_id"],
+        "default_kind": row["default_kind"],
+        "archived": row["archived_at"] is not None,
+        "archived_at": row["archived_at"].isoformat() if row["archived_at"] else None,
     }
     if access.is_staff(who):
         out["group_ids"] = list(row["group_ids"])
     return out
 
 
-@categories_api.get(
-    "/api/categories", answers={200: ("Categories the viewer may read", Shape("CategoryList", {"items": [CATEGORY]}))}
-)
+@categories_api.get("/api/categories", answers={200: ("Categories the viewer may read", CATEGORY_LIST)})
 async def list_categories_endpoint(request: Request) -> Response:
     """List the categories the viewer may read."""
     who = await viewer(request)
@@ -203,12 +245,61 @@ async def create_category_endpoint(request: Request) -> Response:
     return JSONResponse(category_json(row, w.who), status_code=201)
 
 
+@categories_api.put(
+    "/api/categories/order",
+    body=CATEGORY_ORDER,
+    answers={200: ("The categories of that level in their new order", CATEGORY_LIST)},
+    auth=True,
+)
+async def reorder_categories_endpoint(request: Request) -> Response:
+    """Put the top-level categories, or one category's subcategories, in a new order (admins)."""
+    async with writing(request, CATEGORY_ORDER, allowed=categories.require_manager) as w:
+        rows = await categories.reorder_categories(w.conn, w.who, w.data.get("parent_id"), w.data["category_ids"])
+    return JSONResponse({"items": [category_json(row, w.who) for row in rows]})
+
+
 @categories_api.patch("/api/categories/{id}", body=CATEGORY_PATCH, answers={200: CATEGORY}, auth=True)
 async def update_category_endpoint(request: Request) -> Response:
-    """Change a category's name, description, colour, position, groups or anonymous posting (admins)."""
+    """Change a category's name, description, colour, position, groups, parent, default kind or anonymous
+    posting (admins)."""
     category_id = path_int(request, "id")
     async with writing(request, CATEGORY_PATCH, allowed=categories.require_manager) as w:
         row = await categories.change_category(w.conn, w.who, category_id, w.data)
+    return JSONResponse(category_json(row, w.who))
+
+
+@categories_api.delete(
+    "/api/categories/{id}",
+    answers={204: "Deleted", 409: "It has held topics (archive it instead), or it has subcategories"},
+    auth=True,
+)
+async def delete_category_endpoint(request: Request) -> Response:
+    """Delete a category that never held a topic and has no subcategories (admins)."""
+    category_id = path_int(request, "id")
+    async with writing(request, allowed=categories.require_manager) as w:
+        await categories.delete_category(w.conn, w.who, category_id)
+    return Response(status_code=204)
+
+
+@categories_api.post("/api/categories/{id}/archive", answers={200: CATEGORY}, auth=True)
+async def archive_category_endpoint(request: Request) -> Response:
+    """Archive a category and its subcategories: readable, but no new topics or replies (admins)."""
+    category_id = path_int(request, "id")
+    async with writing(request, allowed=categories.require_manager) as w:
+        row = await categories.archive_category(w.conn, w.who, category_id)
+    return JSONResponse(category_json(row, w.who))
+
+
+@categories_api.delete(
+    "/api/categories/{id}/archive",
+    answers={200: CATEGORY, 409: "Its parent category is archived: bring that back first"},
+    auth=True,
+)
+async def unarchive_category_endpoint(request: Request) -> Response:
+    """Bring back an archived category, with the subcategories archived with it (admins)."""
+    category_id = path_int(request, "id")
+    async with writing(request, allowed=categories.require_manager) as w:
+        row = await categories.unarchive_category(w.conn, w.who, category_id)
     return JSONResponse(category_json(row, w.who))
 
 
@@ -248,7 +339,7 @@ TOPIC_IN = Schema(
             "string",
             enum=topics.KINDS,
             nullable=True,
-            description="discussion (default), blog, case_study or narrative",
+            description="discussion, blog, case_study or narrative; absent: the category's default kind",
         ),
         "content_note": CONTENT_NOTE_FIELD,
         "anonymous": ANONYMOUS_FIELD,

@@ -86,6 +86,7 @@ def topic_view(row: asyncpg.Record, who: Session | None) -> dict[str, Any]:
         "allow_anonymous": row["allow_anonymous"],
         "anonymous": row["anonymous"],
         "own": who is not None and who.user_id == row["author_id"],
+        "archived": row["category_archived_at"] is not None,
     }
 
 
@@ -220,18 +221,46 @@ async def home_page(request: Request) -> Response:
     return await render(request, "topics/home.html", context)
 
 
+def category_view(row: asyncpg.Record, who: Session | None, names: dict[int, str]) -> dict[str, Any]:
+    """A category as the lists and its page show it: `groups` names the groups it is private to that
+    the viewer may know of (staff: all of them; a member: their own), `private` says whether it is."""
+    known = [g for g in row["group_ids"] if access.is_staff(who) or (who is not None and g in who.group_ids)]
+    return {
+        **dict(row),
+        "url": f"/c/{row['slug']}",
+        "private": bool(row["group_ids"]),
+        "groups": [names[g] for g in names if g in known],
+        "archived": row["archived_at"] is not None,
+        "kind_label": topics.KIND_LABELS[row["default_kind"]],
+    }
+
+
+async def _names_of_groups(conn: asyncpg.Connection, rows: list[asyncpg.Record]) -> dict[int, str]:
+    return await categories.group_names(conn, sorted({g for row in rows for g in row["group_ids"]}))
+
+
 @pages.get("/categories")
 async def categories_page(request: Request) -> Response:
-    """Every category the viewer may read, with its colour, description and topic count."""
+    """Every category the viewer may read, with its colour, description and topic count: subcategories
+    under their parent, archived categories in a part of their own."""
     who = await viewer(request)
     async with runtime(request).pool.acquire() as conn:
         rows = await categories.list_readable(conn, who)
-    return await render(request, "categories/index.html", {"categories": [dict(row) for row in rows]})
+        names = await _names_of_groups(conn, rows)
+    by_id = {row["id"]: category_view(row, who, names) for row in rows}
+    open_tree = [
+        (by_id[parent["id"]], [by_id[c["id"]] for c in children if c["archived_at"] is None])
+        for parent, children in categories.arranged(rows)
+        if parent["archived_at"] is None
+    ]
+    archived = [{**view, "parent": by_id.get(view["parent_id"])} for view in by_id.values() if view["archived"]]
+    return await render(request, "categories/index.html", {"tree": open_tree, "archived": archived})
 
 
 @pages.get("/c/{slug}")
 async def category_page(request: Request) -> Response:
-    """One category's topics, in the same list as the home page."""
+    """One category's topics, in the same list as the home page, with its parent, its subcategories,
+    who may read it, and whether it is archived."""
     who = await viewer(request)
     slug = str(request.path_params["slug"])
     if not re.fullmatch(categories.SLUG_PATTERN, slug) or len(slug) > categories.SLUG_MAX:
@@ -243,26 +272,48 @@ async def category_page(request: Request) -> Response:
         category = await categories.readable_category(conn, who, row["id"])
         query = topics.parse_topic_query(request, category_id=category["id"])
         context = await _topic_list_context(conn, who, f"/c/{category['slug']}", query)
+        family = [r for r in await categories.list_readable(conn, who) if category["id"] in (r["id"], r["parent_id"])]
+        parent = await categories.fetch_category(conn, category["parent_id"]) if category["parent_id"] else None
+        names = await _names_of_groups(conn, [category])
     if not context["topics"] and query.page > 1:
         raise ApiError(404, "not_found", "There is no such page of topics.")
-    return await render(request, "categories/show.html", {**context, "category": dict(category)})
+    readable_parent = parent is not None and access.groups_readable(who, parent["group_ids"])
+    return await render(
+        request,
+        "categories/show.html",
+        {
+            **context,
+            "category": category_view(category, who, names),
+            "parent": category_view(parent, who, {}) if parent is not None and readable_parent else None,
+            "subcategories": [category_view(r, who, {}) for r in family if r["id"] != category["id"]],
+            "archived_message": categories.ARCHIVED_MESSAGE,
+        },
+    )
 
 
 # --- starting a topic --------------------------------------------------------------------------
 
 
+def _category_choices(rows: list[asyncpg.Record], chosen: Any) -> list[dict[str, Any]]:
+    """The new-topic form's categories: those that take posts, each subcategory after its parent and
+    named with it ("Parent > Subcategory", with a single angle quote)."""
+    choices = []
+    for parent, children in categories.arranged(rows):
+        for r in (parent, *children):
+            text = r["name"] if r is parent else f"{parent['name']}\u00a0\u203a {r['name']}"
+            choices.append({"value": str(r["id"]), "text": text, "selected": str(r["id"]) == str(chosen)})
+    return choices
+
+
 async def _new_topic_context(conn: asyncpg.Connection, who: Session, form: dict[str, Any]) -> dict[str, Any]:
-    rows = await categories.list_readable(conn, who)
+    rows = [r for r in await categories.list_readable(conn, who) if categories.takes_posts(r)]
     blocked, blocked_message = "", ""
     try:
         await posts.check_can_post(conn, who)
     except ApiError as exc:
         blocked, blocked_message = exc.code, exc.message
     return {
-        "categories": [
-            {"value": str(r["id"]), "text": r["name"], "selected": str(r["id"]) == str(form.get("category_id"))}
-            for r in rows
-        ],
+        "categories": _category_choices(rows, form.get("category_id")),
         "anonymous_categories": [r["name"] for r in rows if r["allow_anonymous"]],
         "kinds": [{"value": k, "text": topics.KIND_LABELS[k]} for k in topics.KINDS],
         "form": form,
@@ -272,13 +323,24 @@ async def _new_topic_context(conn: asyncpg.Connection, who: Session, form: dict[
     }
 
 
+async def _new_topic_start(conn: asyncpg.Connection, who: Session, wanted: str) -> dict[str, Any]:
+    """The new-topic form's first values: the category asked for (?category=, when the viewer may post
+    in it) and its default kind."""
+    start = {"category_id": "", "kind": "discussion"}
+    if wanted.isdigit() and len(wanted) < 19:
+        row = await categories.fetch_category(conn, int(wanted))
+        if row is not None and access.groups_readable(who, row["group_ids"]) and categories.takes_posts(row):
+            start = {"category_id": wanted, "kind": row["default_kind"]}
+    return start
+
+
 @pages.form("/new-topic")
 @signed_in(viewer, _login_redirect)
 async def new_topic_page(request: Request, who: Session) -> Response:
     """Start a topic: category, kind, title, body and an optional content note."""
     if request.method == "GET":
-        start = {"category_id": request.query_params.get("category", ""), "kind": "discussion"}
         async with runtime(request).pool.acquire() as conn:
+            start = await _new_topic_start(conn, who, request.query_params.get("category", ""))
             context = await _new_topic_context(conn, who, start)
         return await render(request, "topics/new_topic.html", context)
     submitted = await form_data(request)
@@ -346,6 +408,9 @@ async def _reply_defaults(
 def _may_reply(who: Session | None, topic: dict[str, Any], row: asyncpg.Record) -> tuple[str, str]:
     """Why the reply form is not shown ("" when it is), and what to tell the member; `row` is the
     topic as topics.topic_row gave it, with the viewer's standing (as posts.check_can_post reads it)."""
+    if topic["archived"] and who is not None:
+        # topics/topic.html shows the message of a "silenced" refusal as it is (it has no "archived" case yet).
+        return "silenced", categories.ARCHIVED_MESSAGE
     reason = access.may_reply(who, closed=topic["closed"], status=topic["status"])
     if reason:
         return reason, ""

@@ -20,7 +20,7 @@ import asyncpg
 from services.forum import access
 from services.forum.moderation import screening
 from services.forum.outbox import write_event
-from services.forum.topics.categories import readable_category, slugify
+from services.forum.topics.categories import archived_refusal, check_takes_topics, readable_category, slugify
 from services.forum.topics.topics import (
     ANONYMOUS_USERNAME,
     TopicContext,
@@ -450,17 +450,19 @@ async def start_topic(
 ) -> tuple[asyncpg.Record, Written]:
     """Check and start a topic (TOPIC_IN data) with its first post; returns the topic row and the post.
 
-    With `rules` (every request does) the safety checks run: a blocked word is 422, too many
+    The kind is the category's default unless `data` names one; an archived category takes no topic
+    (409). With `rules` (every request does) the safety checks run: a blocked word is 422, too many
     posts 429, and a post held for review leaves both topic and post pending, with no events
     until a moderator approves it. Without rules (demo data) nothing is screened.
     """
     category = await readable_category(conn, who, data["category_id"])
+    await check_takes_topics(conn, category["id"])
     author = await check_can_post(conn, who)
     title = clean_title(data["title"])
     raw = clean_body(data["body"])
     note = clean_note(data.get("content_note"))
     anonymous = check_anonymous(category["allow_anonymous"], data.get("anonymous"))
-    kind = data.get("kind") or "discussion"
+    kind = data.get("kind") or category["default_kind"]
     rendered = await render_body(conn, raw, rules)
     review = await screening.review_new_post(
         conn, who, author, text=f"{title}\n{rendered.text}", rules=rules, topic=True
@@ -521,6 +523,8 @@ async def reply(
 ) -> Written:
     """Check and write a reply (REPLY_IN data) in a topic; returns the post (pending when held for review)."""
     topic = await readable_topic(conn, who, topic_id)
+    if topic.archived:
+        raise archived_refusal()
     refusal = access.may_reply(who, closed=topic.closed, status=topic.status)
     if refusal == "closed":
         raise ApiError(403, "topic_closed", "This topic is closed, so it no longer takes replies.")

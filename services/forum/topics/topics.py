@@ -20,14 +20,14 @@ from starlette.requests import Request
 from services.forum import access
 from services.forum.moderation import audit
 from services.forum.outbox import write_event
-from services.forum.topics.categories import fetch_category, readable_category
+from services.forum.topics.categories import KINDS, archived_refusal, fetch_category, readable_category
 from shared import audience
 from shared.api import query_choice, query_int
 from shared.events import TopicCreated, TopicRead, TopicUpdated
 from shared.sessions import Session
 from shared.web import invalid
 
-KINDS = ("discussion", "blog", "case_study", "narrative")
+# KINDS, the topic kinds, are defined with categories (each starts new topics as one of them).
 KIND_LABELS = {
     "discussion": "Discussion",
     "blog": "Blog",
@@ -63,6 +63,7 @@ class TopicContext:
     status: str = "visible"  # pending, rejected or hidden while its first post is
     anonymous: bool = False
     allow_anonymous: bool = False  # its category allows pseudonymous posts
+    archived: bool = False  # its category is archived: no new replies (categories.takes_posts)
 
     @property
     def audience(self) -> list[str]:
@@ -71,7 +72,7 @@ class TopicContext:
 
 TOPIC_CONTEXT_SQL = """
 SELECT t.id, t.title, t.slug, t.category_id, c.group_ids, t.author_id, t.closed, t.deleted_at IS NOT NULL AS deleted,
-       t.status, t.anonymous, c.allow_anonymous
+       t.status, t.anonymous, c.allow_anonymous, c.archived_at
 FROM forum.topics t JOIN forum.categories c ON c.id = t.category_id
 WHERE t.id = $1
 """
@@ -90,6 +91,7 @@ def _topic_context(row: asyncpg.Record) -> TopicContext:
         row["status"],
         row["anonymous"],
         row["allow_anonymous"],
+        row["archived_at"] is not None,
     )
 
 
@@ -143,7 +145,7 @@ def _topic_select(since: str, viewer_columns: str = "", viewer_join: str = "") -
 SELECT t.id, t.title, t.slug, t.category_id, t.kind, t.author_id, u.username, u.display_name,
        t.created_at, t.last_posted_at, t.posts_count, t.highest_post_number, t.pinned, t.closed, t.content_note,
        t.reactions_count, c.name AS category_name, c.slug AS category_slug, c.colour AS category_colour, c.group_ids,
-       t.status, t.anonymous, c.allow_anonymous,
+       t.status, t.anonymous, c.allow_anonymous, c.archived_at AS category_archived_at,
        r.last_read_post_number,
        CASE WHEN r.last_read_post_number IS NULL THEN NULL ELSE (
            SELECT count(*) FROM forum.posts p
@@ -337,6 +339,7 @@ async def insert_topic(
         status=status,
         anonymous=anonymous,
         allow_anonymous=category["allow_anonymous"],
+        archived=category["archived_at"] is not None,
     )
 
 
@@ -437,7 +440,10 @@ async def moderate_topic(conn: asyncpg.Connection, who: Session, topic_id: int, 
 async def _move_topic(
     conn: asyncpg.Connection, who: Session, topic_id: int, old: int, new: int, reason: str | None
 ) -> None:
-    if await fetch_category(conn, new) is None:
+    category = await fetch_category(conn, new)
+    if category is None:
         raise invalid("category_id", "must be an existing category")
+    if category["archived_at"] is not None:  # moving out of an archived category is fine
+        raise archived_refusal("category_id")
     await conn.execute("UPDATE forum.topics SET category_id = $2, updated_at = now() WHERE id = $1", topic_id, new)
     await audit.changed(conn, who, "topic.move", topic_id, "category_id", old, new, reason=reason)
