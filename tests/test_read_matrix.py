@@ -329,9 +329,37 @@ rows("page", P + "/developers", "/developers", "the API's description", everyone
 STAFF_PAGE = role_only(STAFF, page=True, login=401, shows=[W["PEND"]])
 rows("page", P + "/review", "/review", "pending post", STAFF_PAGE)
 rows("page", P + "/review/members/{username}", f"/review/members/{AUTHOR}", "pending post", STAFF_PAGE)
-for path in ("/admin/audit-log", "/admin/watched-words", "/admin/safeguarding"):
+for path in ("/admin/watched-words", "/admin/safeguarding"):
     rows("page", P + path, path, "admin tool", role_only(frozenset({"admin"}), page=True, login=401))
-rows("page", P + "/admin", "/admin", "the admin home", role_only(STAFF, page=True, login=401, shows=["Review queue"]))
+rows("page", P + "/admin", "/admin", "the admin home", role_only(STAFF, page=True, shows=["Review queue"]))
+# Moderators read the log of moderation; what admins did to the site's settings only admins read.
+rows("page", P + "/admin/audit-log", "/admin/audit-log", "audit log", role_only(STAFF, page=True, login=401))
+# Staff find members; only admins see their email addresses.
+AUTHOR_EMAIL = f"{AUTHOR}@example.org"
+
+
+def member_admin(*, page: bool) -> Rule:
+    def rule(viewer: str) -> Expect:
+        if viewer in SIGNED_OUT:
+            return E(303 if page else 401)
+        if viewer == "admin":
+            return E(200, [AUTHOR, AUTHOR_EMAIL])
+        return E(200, [AUTHOR], [AUTHOR_EMAIL]) if viewer == "moderator" else E(403, (), [AUTHOR_EMAIL])
+
+    return rule
+
+
+rows("page", P + "/admin/members", "/admin/members", "members and their addresses", member_admin(page=True))
+rows("page", P + "/admin/members/{id}", "/admin/members/{user_author}", "a member's standing", member_admin(page=True))
+for path in ("/admin/signups", "/admin/invitations"):
+    rows("page", P + path, path, "sign-ups", role_only(STAFF, page=True))
+rows(
+    "page",
+    P + "/admin/settings",
+    "/admin/settings",
+    "site settings",
+    role_only(frozenset({"admin"}), page=True),
+)
 for path in ("/me/edit", "/me/tokens", "/me/controls", f"/u/{AUTHOR}/mute"):
     route = P + ("/u/{username}/mute" if path.endswith("/mute") else path)
     rows("page", route, path, "own settings", members_only(page=True))
@@ -472,8 +500,19 @@ rows("api", A + "/review", "/api/review", "pending post", STAFF_API)
 rows("api", A + "/review/{id}", "/api/review/{review}", "pending post", STAFF_API)
 rows("api", A + "/users/{id}/moderation", "/api/users/{user_author}/moderation", "pending post", STAFF_API)
 rows("api", A + "/support", "/api/support", "support", everyone(200))
-for path in ("/admin/watched-words", "/admin/safeguarding-phrases", "/admin/audit-log"):
+for path in ("/admin/watched-words", "/admin/safeguarding-phrases", "/admin/settings"):
     rows("api", A + path, "/api" + path, "admin tool", role_only(frozenset({"admin"}), page=False))
+for path in ("/admin/audit-log", "/admin/signups", "/admin/invitations"):
+    rows("api", A + path, "/api" + path, "staff tool", role_only(STAFF, page=False))
+rows("api", A + "/admin/members", "/api/admin/members", "members and their addresses", member_admin(page=False))
+rows(
+    "api",
+    A + "/admin/members/{id}",
+    "/api/admin/members/{user_author}",
+    "a member's standing",
+    member_admin(page=False),
+)
+rows("api", A + "/site", "/api/site", "the site's name and welcome", everyone(200, ["tica"]))
 rows("api", A + "/webinars", "/api/webinars", "webinar join link", JOIN_LINK)
 rows("api", A + "/webinars/{id:int}", "/api/webinars/{webinar}", "webinar join link", JOIN_LINK)
 rows(
@@ -765,6 +804,18 @@ forum POST /webinars/{id:int}/cancel
 forum POST /webinars/{id:int}/edit
 forum POST /webinars/{id:int}/register
 forum POST /webinars/{id:int}/unregister
+forum POST /admin/members/{id}/role
+forum PUT /api/admin/members/{id}/role
+forum POST /admin/signups/{id}
+forum POST /api/admin/signups/{id:int}
+forum POST /admin/invitations
+forum POST /admin/invitations/{id}/resend
+forum POST /admin/invitations/{id}/withdraw
+forum POST /api/admin/invitations
+forum DELETE /api/admin/invitations/{id:int}
+forum POST /api/admin/invitations/{id:int}/resend
+forum POST /admin/settings
+forum PATCH /api/admin/settings
 notify PUT /api/me/preferences
 notify POST /api/notifications/read
 notify PUT /api/watch

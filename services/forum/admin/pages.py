@@ -6,16 +6,17 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from services.forum.admin import admin
-from shared.pages import Pages, render
-from shared.web import require_viewer, runtime
+from shared.pages import Pages, render, signed_in
+from shared.sessions import Session
+from shared.web import runtime, viewer
 
 pages = Pages()
 
 
 @pages.get("/admin")
-async def admin_home(request: Request) -> Response:
-    """Staff's tools under plain headings (admins see more), each with what waits there."""
-    who = await require_viewer(request, "Please log in to use the admin pages.")
+@signed_in(viewer)
+async def admin_home(request: Request, who: Session) -> Response:
+    """Staff's tools under plain headings (admins see more), each with what waits there; visitors log in first."""
     groups = admin.sections_for(who)
     async with runtime(request).pool.acquire() as conn:
         waiting = await admin.waiting(conn, who)
