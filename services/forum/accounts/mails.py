@@ -177,11 +177,12 @@ def declined_mail(base_url: str, *, display_name: str, note: str = "") -> Mail:
     )
 
 
-def invitation_mail(link: str, *, email: str, inviter: str, note: str, days: int) -> Mail:
-    """An invitation to join, with its signed link to the registration form."""
+def invitation_mail(link: str, *, inviter: str, note: str, days: int) -> Mail:
+    """An invitation to join, with its signed link to the registration form ("Hello there": we do
+    not know their name yet)."""
     return compose(
         subject=f"You are invited to join {SITE}",
-        greeting_name=email,
+        greeting_name="there",
         paragraphs=[
             f"{inviter} has invited you to join {SITE}.",
             *_note(f"{inviter} added a note for you:", note),

@@ -302,7 +302,6 @@ async def _mail(rt: Runtime, who: Session, row: asyncpg.Record) -> None:
     inviter = row["inviter_name"] or who.username
     mail = mails.invitation_mail(
         invitation_link(rt.settings.public_url, token),
-        email=row["email"],
         inviter=inviter,
         note=row["note"],
         days=INVITE_TTL.days,
