@@ -50,3 +50,25 @@ async def test_what_waits_in_the_queue_is_counted(moderator, sam, topic, member_
     page = await moderator.client.get("/admin")
     assert "1 thing waits for you below." in page.text
     assert re.search(r">1</strong> Flagged post", page.text)
+
+
+async def test_people_waiting_to_join_are_counted(admin, moderator, client):
+    """A sign-up waiting for approval waits for staff; an unused invitation is shown but waits for no one."""
+    changed = await admin.client.patch("/api/admin/settings", json={"values": {"registration_mode": "approval"}})
+    assert changed.status_code == 200, changed.text
+    asked = await client.post(
+        "/api/users",
+        json={
+            "username": "newcomer",
+            "email": "newcomer@example.org",
+            "password": "a long and unusual passphrase",
+            "answer": "I work in a crisis team.",
+        },
+    )
+    assert asked.status_code == 201, asked.text
+    invited = await moderator.client.post("/api/admin/invitations", json={"email": "friend@example.org"})
+    assert invited.status_code == 201, invited.text
+    page = await moderator.client.get("/admin")
+    assert re.search(r">1</strong> person waiting to join", page.text)
+    assert re.search(r">1</strong> invitation not used yet", page.text)
+    assert "1 thing waits for you below." in page.text

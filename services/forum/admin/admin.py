@@ -15,6 +15,7 @@ import asyncpg
 
 from services.forum import access
 from services.forum.moderation import moderation
+from services.forum.signups import invitations, signups
 from services.forum.writings.reviews import KIND_LABELS
 from shared.sessions import Session
 
@@ -39,6 +40,7 @@ class Count:
     text: str
     number: int
     url: str
+    needs_you: bool = True  # False: for information (invitations waiting for the people invited)
 
 
 SECTIONS: tuple[Section, ...] = (
@@ -145,11 +147,29 @@ class Waiting:
 
     @property
     def total(self) -> int:
-        return sum(count.number for counts in self.by_section.values() for count in counts)
+        return sum(count.number for counts in self.by_section.values() for count in counts if count.needs_you)
+
+
+async def signup_counts(conn: asyncpg.Connection, who: Session) -> list[Count]:
+    """People waiting for approval (staff act on them), and invitations not yet used (for information)."""
+    access.require_staff(who)
+    found = []
+    if waiting_people := await signups.count_waiting(conn):
+        found.append(
+            Count(
+                "people waiting to join" if waiting_people > 1 else "person waiting to join",
+                waiting_people,
+                "/admin/signups",
+            )
+        )
+    if open_invitations := await invitations.count_pending_invitations(conn):
+        text = "invitations not used yet" if open_invitations > 1 else "invitation not used yet"
+        found.append(Count(text, open_invitations, "/admin/invitations", needs_you=False))
+    return found
 
 
 # Where each section's counts come from.
-COUNT_SOURCES: dict[str, CountSource] = {"/review": queue_counts}
+COUNT_SOURCES: dict[str, CountSource] = {"/review": queue_counts, "/admin/signups": signup_counts}
 
 
 async def waiting(conn: asyncpg.Connection, who: Session) -> Waiting:
