@@ -242,6 +242,7 @@ async def test_the_member_page_shows_the_standing_with_links(moderator, admin, s
     ):
         assert f'href="{href}"' in page.text, href
     assert "Role changes" not in text
+    assert "&lt;time" not in page.text and "Joined" in text
     assert "Role changes" in text_of((await admin.client.get(f"/admin/members/{sam.id}")).text)
 
 
