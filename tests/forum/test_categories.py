@@ -585,3 +585,14 @@ async def test_topics_cannot_be_moved_into_an_archived_category(member_factory):
     assert out.status_code == 200 and out.json()["category_id"] == current["id"]
     back_in = await moderator.client.post(f"/api/topics/{topic['id']}/moderate", json={"category_id": old["id"]})
     assert back_in.status_code == 409 and back_in.json()["error"]["code"] == "category_archived"
+
+
+async def test_other_methods_on_the_order_path_are_405(member_factory, client):
+    """/api/categories/order answers PUT only: PATCH and DELETE there are 405 (not a 404 for an id "order")."""
+    admin = await member_factory(roles=("admin",))
+    for http in (client, admin.client):
+        patched = await http.patch("/api/categories/order", json={"category_ids": []})
+        deleted = await http.delete("/api/categories/order")
+        for response in (patched, deleted):
+            assert response.status_code == 405 and response.headers["allow"] == "PUT"
+            assert response.json()["error"]["code"] == "method_not_allowed"

@@ -277,6 +277,8 @@ async def test_archive_and_bring_back_from_the_pages(admin, member_factory, clie
     assert "Start a new topic" not in (await member.client.get("/c/old-news")).text
     topic_page = (await member.client.get(topic["url"])).text
     assert ARCHIVED in text_of(topic_page) and f'action="/t/{topic["id"]}/posts"' not in topic_page
+    visitor_page = text_of((await client.get(topic["url"])).text)
+    assert ARCHIVED in visitor_page and "create an account to reply" not in visitor_page
     listed = text_of((await client.get("/categories")).text)
     assert listed.index("Archived") < listed.index("Old news")
     new_topic = (await member.client.get(f"/new-topic?category={category['id']}")).text

@@ -16,7 +16,7 @@ from services.forum.moderation import screening
 from services.forum.topics import categories, moves, posts, revisions, topics
 from shared.api import ApiRouter, Field, Schema, Shape, page_of, path_int, query_int, read_json, writing
 from shared.sessions import Session
-from shared.web import require_writer, runtime, viewer
+from shared.web import ApiError, require_writer, runtime, viewer
 
 categories_api = ApiRouter(tag="categories")
 topics_api = ApiRouter(tag="topics")
@@ -228,6 +228,14 @@ def category_json(row: asyncpg.Record, who: Session | None) -> dict[str, Any]:
     return out
 
 
+def category_id_of(request: Request) -> int:
+    """The id in /api/categories/{id}: that path also matches /api/categories/order, which answers PUT
+    only, so any other method there is 405 (as for any path), not a 404 for an id "order"."""
+    if request.path_params.get("id") == "order":
+        raise ApiError(405, "method_not_allowed", "Method Not Allowed", headers={"Allow": "PUT"})
+    return path_int(request, "id")
+
+
 @categories_api.get("/api/categories", answers={200: ("Categories the viewer may read", CATEGORY_LIST)})
 async def list_categories_endpoint(request: Request) -> Response:
     """List the categories the viewer may read."""
@@ -262,7 +270,7 @@ async def reorder_categories_endpoint(request: Request) -> Response:
 async def update_category_endpoint(request: Request) -> Response:
     """Change a category's name, description, colour, position, groups, parent, default kind or anonymous
     posting (admins)."""
-    category_id = path_int(request, "id")
+    category_id = category_id_of(request)
     async with writing(request, CATEGORY_PATCH, allowed=categories.require_manager) as w:
         row = await categories.change_category(w.conn, w.who, category_id, w.data)
     return JSONResponse(category_json(row, w.who))
@@ -275,7 +283,7 @@ async def update_category_endpoint(request: Request) -> Response:
 )
 async def delete_category_endpoint(request: Request) -> Response:
     """Delete a category that never held a topic and has no subcategories (admins)."""
-    category_id = path_int(request, "id")
+    category_id = category_id_of(request)
     async with writing(request, allowed=categories.require_manager) as w:
         await categories.delete_category(w.conn, w.who, category_id)
     return Response(status_code=204)
