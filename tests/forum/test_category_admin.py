@@ -346,7 +346,9 @@ async def test_category_page_shows_parent_groups_and_subcategories(admin, member
     await created(admin, name="Circle room", parent_id=parent["id"], group_ids=[6])
     insider = await member_factory(group_ids=(6,))
     page = text_of((await insider.client.get("/c/circle-room")).text)
-    assert "A subcategory of Practice" in page and "Only members of Group 6" in page
+    assert "A subcategory of Practice" in page and "you can as a member of Group 6" in page
+    staff_page = text_of((await admin.client.get("/c/circle-room")).text)
+    assert "Only members of Group 6 (and moderators and admins) can read it." in staff_page
     parent_page = text_of((await client.get("/c/practice")).text)
     assert "Open room" in parent_page and "Circle room" not in parent_page
     assert "Circle room" in text_of((await insider.client.get("/c/practice")).text)

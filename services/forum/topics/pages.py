@@ -222,14 +222,17 @@ async def home_page(request: Request) -> Response:
 
 
 def category_view(row: asyncpg.Record, who: Session | None, names: dict[int, str]) -> dict[str, Any]:
-    """A category as the lists and its page show it: `groups` names the groups it is private to that
-    the viewer may know of (staff: all of them; a member: their own), `private` says whether it is."""
-    known = [g for g in row["group_ids"] if access.is_staff(who) or (who is not None and g in who.group_ids)]
+    """A category as the lists and its page show it: whether it is `private`; to staff, all the groups
+    it is private to (`groups`); to a member, those of them they are in (`your_groups`: a private
+    group they are not in stays unnamed)."""
+    staff = access.is_staff(who)
+    mine = set(who.group_ids) if who is not None else set()
     return {
         **dict(row),
         "url": f"/c/{row['slug']}",
         "private": bool(row["group_ids"]),
-        "groups": [names[g] for g in names if g in known],
+        "groups": [names[g] for g in names if staff and g in row["group_ids"]],
+        "your_groups": [names[g] for g in names if not staff and g in mine and g in row["group_ids"]],
         "archived": row["archived_at"] is not None,
         "kind_label": topics.KIND_LABELS[row["default_kind"]],
     }
