@@ -203,12 +203,14 @@ async def test_the_audit_log_page_shows_moderators_moderation_only(admin, modera
 
 
 async def test_entries_about_a_member_leave_out_admin_actions_for_moderators(admin, moderator, sam, pool):
-    """A member's entries: moderators (and callers that do not say who asks) get moderation ones only."""
+    """A member's entries: moderators get moderation ones only, admins everything; the member page shows the same."""
     await write_entry(pool, admin.id, "user.silence", "user", sam.id, "silenced")
     await write_entry(pool, admin.id, "user.role_change", "user", sam.id, "promoted")
     async with pool.acquire() as conn:
-        for who in (moderator.session, None):
-            rows = await audit.entries_about_member(conn, sam.id, who=who)
-            assert [r["action"] for r in rows] == ["user.silence"]
-        rows = await audit.entries_about_member(conn, sam.id, who=admin.session)
+        rows = await audit.entries_about_member(conn, moderator.session, sam.id)
+        assert [r["action"] for r in rows] == ["user.silence"]
+        rows = await audit.entries_about_member(conn, admin.session, sam.id)
         assert [r["action"] for r in rows] == ["user.role_change", "user.silence"]
+    for who, seen in ((moderator, ["user.silence"]), (admin, ["user.role_change", "user.silence"])):
+        record = (await who.client.get(f"/api/users/{sam.id}/moderation")).json()
+        assert [entry["action"] for entry in record["audit"]] == seen

@@ -383,11 +383,11 @@ LIMIT $4
 
 
 async def entries_about_member(
-    conn: asyncpg.Connection, user_id: int, limit: int = 50, *, who: Session | None = None
+    conn: asyncpg.Connection, who: Session, user_id: int, limit: int = 50
 ) -> list[asyncpg.Record]:
     """The latest entries about a member that `who` may see: their account, their posts and their
-    reviewables. Without `who`, only the entries every moderator may see."""
-    params = access.audit_sql_params(who) if who is not None else (False, True)
+    reviewables."""
+    params = access.audit_sql_params(who)
     return list(await conn.fetch(TARGET_SQL, *params, user_id, limit))
 
 

@@ -603,7 +603,7 @@ async def member_record(conn: asyncpg.Connection, who: Session, user_id: int) ->
         raise ApiError(404, "not_found", "There is no such member.")
     counts = await conn.fetchrow(MEMBER_COUNTS_SQL, user_id)
     reviews = await reviews_json(conn, list(await conn.fetch(MEMBER_REVIEWS_SQL, user_id)))
-    entries = await audit.entries_about_member(conn, user_id)
+    entries = await audit.entries_about_member(conn, who, user_id)
     return {
         "user": {
             "id": row["id"],
