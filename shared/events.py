@@ -255,6 +255,14 @@ class InvitationSent(Event):
 
 
 @dataclass(frozen=True)
+class InvitationWithdrawn(Event):
+    """Staff withdrew an invitation that was not used: its link stops working."""
+
+    type: ClassVar[str] = "invitation.withdrawn"
+    invitation_id: int
+
+
+@dataclass(frozen=True)
 class SettingChanged(Event):
     """An admin changed site settings. `keys` are the settings changed (shared/settings.py's
     attribute names); `values` is every setting admins have set, as stored (text, parsed by the

@@ -158,6 +158,8 @@ async def test_a_withdrawn_invitation_stops_working(client, pool, invite_only, m
     assert (await moderator.client.delete("/api/admin/invitations/999999")).status_code == 404
     actions = [row["action"] for row in await pool.fetch("SELECT action FROM forum.audit_log ORDER BY id")]
     assert actions == ["invitation.send", "invitation.revoke"]
+    kinds = [r["kind"] for r in await pool.fetch("SELECT payload->>'type' AS kind FROM forum.outbox ORDER BY id")]
+    assert [k for k in kinds if k.startswith("invitation.")] == ["invitation.sent", "invitation.withdrawn"]
     [listed] = (await moderator.client.get("/api/admin/invitations")).json()["items"]
     assert listed["status"] == "withdrawn" and listed["withdrawn_at"]
 

@@ -134,6 +134,8 @@ async def test_decline_mails_the_note_and_frees_the_name(client, pool, approval,
     assert [kind for kind, _ in await outbox(pool)][-1] == "signup.decided"
     entry = await pool.fetchrow("SELECT action, reason FROM forum.audit_log")
     assert entry["action"] == "signup.decline" and entry["reason"] == note
+    log = await moderator.client.get("/admin/audit-log")
+    assert "Mo turned down the sign-up of someone who asked to join." in log.text
     again = await ask_to_join(client)
     assert again["awaiting_approval"] is True and again["id"] != user["id"]
 

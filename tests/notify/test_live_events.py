@@ -119,6 +119,7 @@ NOT_LIVE = {
     "signup.requested": "staff only: the sign-up queue",
     "signup.decided": "private: told to the person by mail",
     "invitation.sent": "staff only: invitations",
+    "invitation.withdrawn": "staff only: invitations",
     "setting.changed": "not content: every process applies it to itself",
     "category.archived": "no live channel shows categories themselves",
     "category.unarchived": "no live channel shows categories themselves",

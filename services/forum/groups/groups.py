@@ -491,10 +491,10 @@ async def create_invite(
     inviter = await accounts.user_by_id(conn, who.user_id)
     inviter_name = inviter.display_name if inviter else who.username
     mail = mails.compose(
-        subject=f"You are invited to join {place.group['name']} on tica",
+        subject=f"You are invited to join {place.group['name']} on {mails.SITE}",
         greeting_name=email,
         paragraphs=[
-            f"{inviter_name} has invited you to join the group \u201c{place.group['name']}\u201d on tica. "
+            f"{inviter_name} has invited you to join the group \u201c{place.group['name']}\u201d on {mails.SITE}. "
             "To see the invitation and accept it, open this link:"
         ],
         link=link,

@@ -174,7 +174,10 @@ def _thing(who: Session, entry: dict[str, Any], found: Targets) -> list[Piece]:
     if kind == "topic":
         return topic_phrase(who, found.topics.get(target_id))
     if kind == "user":
-        return member_phrase(who, found.users.get(target_id))
+        user = found.users.get(target_id)
+        if user is None and entry["action"].startswith("signup."):
+            return [("someone who asked to join", None)]  # a declined request leaves no account
+        return member_phrase(who, user)
     if kind == "watched_word":
         return _quoted(str(state.get("word", "a word")), None)
     if kind == "safeguarding_phrase":

@@ -28,7 +28,7 @@ from services.forum import access, outbox
 from services.forum.accounts import accounts, mails
 from services.forum.moderation import audit
 from shared import ratelimit
-from shared.events import InvitationSent
+from shared.events import InvitationSent, InvitationWithdrawn
 from shared.sessions import Session
 from shared.web import ApiError, Runtime
 
@@ -279,6 +279,7 @@ async def withdraw(conn: asyncpg.Connection, who: Session, invitation_id: int) -
     before = await invitation(conn, invitation_id)
     if await conn.fetchval(WITHDRAW_SQL, invitation_id, who.user_id) is None:
         raise _closed(before["status"])
+    await outbox.write_event(conn, InvitationWithdrawn(invitation_id=invitation_id), actor_id=who.user_id)
     await audit.record_by(
         conn,
         who,
