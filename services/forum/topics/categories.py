@@ -75,6 +75,12 @@ FROM forum.categories c
 WHERE {access.READABLE_SQL.format(groups="$1", staff="$2")}
 ORDER BY {_ORDER}
 """
+SUBCATEGORIES_READABLE_SQL = f"""
+SELECT {_CATEGORY_COLUMNS}
+FROM forum.categories c
+WHERE c.parent_id = $3 AND {access.READABLE_SQL.format(groups="$1", staff="$2")}
+ORDER BY {_ORDER}
+"""
 CATEGORY_SQL = f"SELECT {_CATEGORY_COLUMNS} FROM forum.categories c WHERE c.id = $1"
 LOCK_CATEGORY_SQL = CATEGORY_SQL + " FOR UPDATE OF c"
 # The categories of one level: the top level ($1 NULL) or one parent's subcategories, locked.
@@ -127,6 +133,14 @@ async def list_readable(conn: asyncpg.Connection, who: Session | None) -> list[a
     """Every category the viewer may read (archived ones too), in display order, flat: see arranged()."""
     groups, staff = access.sql_params(who)
     return list(await conn.fetch(LIST_READABLE_SQL, groups, staff))
+
+
+async def list_readable_subcategories(
+    conn: asyncpg.Connection, who: Session | None, parent_id: int
+) -> list[asyncpg.Record]:
+    """The subcategories of a category that the viewer may read (archived ones too), in display order."""
+    groups, staff = access.sql_params(who)
+    return list(await conn.fetch(SUBCATEGORIES_READABLE_SQL, groups, staff, parent_id))
 
 
 async def fetch_category(conn: asyncpg.Connection, category_id: int) -> asyncpg.Record | None:

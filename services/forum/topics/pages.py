@@ -275,9 +275,9 @@ async def category_page(request: Request) -> Response:
         category = await categories.readable_category(conn, who, row["id"])
         query = topics.parse_topic_query(request, category_id=category["id"])
         context = await _topic_list_context(conn, who, f"/c/{category['slug']}", query)
-        family = [r for r in await categories.list_readable(conn, who) if category["id"] in (r["id"], r["parent_id"])]
+        children = await categories.list_readable_subcategories(conn, who, category["id"])
         parent = await categories.fetch_category(conn, category["parent_id"]) if category["parent_id"] else None
-        names = await _names_of_groups(conn, [category])
+        names = await _names_of_groups(conn, [category]) if category["group_ids"] else {}
     if not context["topics"] and query.page > 1:
         raise ApiError(404, "not_found", "There is no such page of topics.")
     readable_parent = parent is not None and access.groups_readable(who, parent["group_ids"])
@@ -288,7 +288,7 @@ async def category_page(request: Request) -> Response:
             **context,
             "category": category_view(category, who, names),
             "parent": category_view(parent, who, {}) if parent is not None and readable_parent else None,
-            "subcategories": [category_view(r, who, {}) for r in family if r["id"] != category["id"]],
+            "subcategories": [category_view(r, who, {}) for r in children],
             "archived_message": categories.ARCHIVED_MESSAGE,
         },
     )
