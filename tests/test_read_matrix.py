@@ -360,6 +360,20 @@ rows(
     "site settings",
     role_only(frozenset({"admin"}), page=True),
 )
+# Categories managed by admins: every one, private ones too, only to them; others learn nothing of them.
+ADMIN_SEES_PRIVATE = split(
+    frozenset({"admin"}), E(200, ["Circle room"]), E(403, (), ["Circle room"]), anonymous=E(303), suspended=E(303)
+)
+rows("page", P + "/admin/categories", "/admin/categories", "private category", ADMIN_SEES_PRIVATE)
+rows("page", P + "/admin/categories/new", "/admin/categories/new", "private category", ADMIN_SEES_PRIVATE)
+for action in ("edit", "archive", "unarchive", "delete"):
+    rows(
+        "page",
+        P + f"/admin/categories/{{id}}/{action}",
+        f"/admin/categories/{{priv_cat}}/{action}",
+        "private category",
+        ADMIN_SEES_PRIVATE,
+    )
 for path in ("/me/edit", "/me/tokens", "/me/controls", f"/u/{AUTHOR}/mute"):
     route = P + ("/u/{username}/mute" if path.endswith("/mute") else path)
     rows("page", route, path, "own settings", members_only(page=True))
@@ -694,6 +708,16 @@ forum DELETE /api/admin/watched-words/{id}
 forum POST /api/badges
 forum POST /api/categories
 forum PATCH /api/categories/{id}
+forum DELETE /api/categories/{id}
+forum PUT /api/categories/order
+forum POST /api/categories/{id}/archive
+forum DELETE /api/categories/{id}/archive
+forum POST /admin/categories/new
+forum POST /admin/categories/{id}/edit
+forum POST /admin/categories/{id}/move
+forum POST /admin/categories/{id}/archive
+forum POST /admin/categories/{id}/unarchive
+forum POST /admin/categories/{id}/delete
 forum DELETE /api/document-comments/{id:int}
 forum PATCH /api/document-comments/{id:int}
 forum POST /api/document-comments/{id:int}/flags
