@@ -125,9 +125,18 @@ def shown_params(who: Session | None) -> tuple[int | None, bool]:
     return (who.user_id if who else None), is_staff(who)
 
 
-def may_reply(who: Session | None, *, closed: bool, status: str) -> str:
-    """Why the viewer may not reply to a topic they can read ("" when they may): "login",
+def category_takes_posts(archived_at: object) -> bool:
+    """Whether a category takes new topics and replies: not once archived, from anyone, staff
+    included (its topics stay readable)."""
+    return archived_at is None
+
+
+def may_reply(who: Session | None, *, closed: bool, status: str, archived: bool = False) -> str:
+    """Why the viewer may not reply to a topic they can read ("" when they may): "archived" (its
+    category takes no posts: said to visitors too, whom "log in to reply" would mislead), "login",
     "closed" or "not_open". Whether their account may write at all is asked apart."""
+    if archived:
+        return "archived"
     if who is None:
         return "login"
     if closed and not who.is_staff:

@@ -80,4 +80,6 @@ async def review_of(pool: Any, post_id: int, kind: str) -> Any:
 
 
 async def audit_actions(pool: Any) -> list[str]:
-    return [row["action"] for row in await pool.fetch("SELECT action FROM forum.audit_log ORDER BY id")]
+    """The moderation actions in the audit log, oldest first (not the categories fixtures made)."""
+    rows = await pool.fetch("SELECT action FROM forum.audit_log WHERE action NOT LIKE 'category.%' ORDER BY id")
+    return [row["action"] for row in rows]

@@ -164,6 +164,9 @@ def test_replying():
     assert access.may_reply(member, closed=False, status="pending") == "not_open"
     assert access.may_reply(member, closed=False, status="visible") == ""
     assert access.may_reply(moderator, closed=True, status="pending") == ""
+    for who in (None, member, moderator):  # an archived category takes no replies from anyone
+        assert access.may_reply(who, closed=False, status="visible", archived=True) == "archived"
+    assert access.category_takes_posts(None) and not access.category_takes_posts("2026-01-01")
 
 
 def test_roles():

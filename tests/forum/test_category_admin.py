@@ -354,3 +354,17 @@ async def test_category_page_shows_parent_groups_and_subcategories(admin, member
     assert "Circle room" in text_of((await insider.client.get("/c/practice")).text)
     listed = text_of((await insider.client.get("/categories")).text)
     assert listed.index("Practice") < listed.index("Open room") and "Circle room" in listed
+
+
+async def test_moving_a_topic_offers_only_categories_that_take_posts(admin, member_factory):
+    """The topic's moderation page offers the categories a topic may move into (not archived ones),
+    and the one it is in even when that one is archived, so a topic can be moved out."""
+    moderator = await member_factory("mo", roles=("member", "moderator"))
+    home, shelf, elsewhere = [await created(admin, name=n) for n in ("Home", "Old shelf", "Elsewhere")]
+    topic = await started(admin, home["id"])
+    assert (await admin.client.post(f"/api/categories/{shelf['id']}/archive")).status_code == 200
+    page = (await moderator.client.get(f"/topics/{topic['id']}/moderate")).text
+    assert f'value="{elsewhere["id"]}"' in page and f'value="{shelf["id"]}"' not in page
+    assert (await admin.client.post(f"/api/categories/{home['id']}/archive")).status_code == 200
+    page = (await moderator.client.get(f"/topics/{topic['id']}/moderate")).text
+    assert f'value="{home["id"]}"' in page and f'value="{elsewhere["id"]}"' in page

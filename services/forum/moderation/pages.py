@@ -274,7 +274,12 @@ async def topic_moderation_page(request: Request) -> Response:
     form: dict[str, Any] = {"closed": row["closed"], "pinned": row["pinned"], "category_id": str(row["category_id"])}
     context: dict[str, Any] = {
         "topic": {"id": row["id"], "title": row["title"], "url": topics.topic_url(row["id"], row["slug"])},
-        "categories": [{"value": str(c["id"]), "text": c["name"]} for c in choices],
+        # Where it may move: categories that take posts, and the one it is in (archived or not).
+        "categories": [
+            {"value": str(c["id"]), "text": c["name"]}
+            for c in choices
+            if categories.takes_posts(c) or c["id"] == row["category_id"]
+        ],
     }
     if request.method == "GET":
         return await render(request, "moderation/topic.html", {**context, "form": form})

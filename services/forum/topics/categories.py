@@ -188,12 +188,11 @@ def arranged(rows: Sequence[asyncpg.Record]) -> list[tuple[asyncpg.Record, list[
 
 
 # --- posting in a category ------------------------------------------------------------------------
-# Whether a category takes new posts (a rule of who may do what: access.py is its eventual home).
 
 
 def takes_posts(category: asyncpg.Record | dict[str, Any]) -> bool:
-    """Whether a category takes new topics and replies: not once archived, from anyone, staff included."""
-    return category["archived_at"] is None
+    """Whether a category row takes new topics and replies (access.category_takes_posts)."""
+    return access.category_takes_posts(category["archived_at"])
 
 
 def archived_refusal(field: str | None = None) -> ApiError:

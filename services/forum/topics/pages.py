@@ -411,12 +411,9 @@ async def _reply_defaults(
 def _may_reply(who: Session | None, topic: dict[str, Any], row: asyncpg.Record) -> tuple[str, str]:
     """Why the reply form is not shown ("" when it is), and what to tell the member; `row` is the
     topic as topics.topic_row gave it, with the viewer's standing (as posts.check_can_post reads it)."""
-    if topic["archived"]:  # nobody replies, visitors included: "log in to reply" would mislead them
-        # topics/topic.html shows the message of a "silenced" refusal as it is (it has no "archived" case yet).
-        return "silenced", categories.ARCHIVED_MESSAGE
-    reason = access.may_reply(who, closed=topic["closed"], status=topic["status"])
+    reason = access.may_reply(who, closed=topic["closed"], status=topic["status"], archived=topic["archived"])
     if reason:
-        return reason, ""
+        return reason, categories.ARCHIVED_MESSAGE if reason == "archived" else ""
     refusal = posts.posting_refusal(
         exists=row["viewer_exists"],
         verified=row["viewer_verified"],

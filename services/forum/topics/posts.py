@@ -523,9 +523,9 @@ async def reply(
 ) -> Written:
     """Check and write a reply (REPLY_IN data) in a topic; returns the post (pending when held for review)."""
     topic = await readable_topic(conn, who, topic_id)
-    if topic.archived:
+    refusal = access.may_reply(who, closed=topic.closed, status=topic.status, archived=topic.archived)
+    if refusal == "archived":
         raise archived_refusal()
-    refusal = access.may_reply(who, closed=topic.closed, status=topic.status)
     if refusal == "closed":
         raise ApiError(403, "topic_closed", "This topic is closed, so it no longer takes replies.")
     if refusal == "not_open":
