@@ -36,7 +36,7 @@ from services.forum.signups import pages as signup_pages
 from services.forum.site import api as site_api
 from services.forum.site import pages as site_pages
 from services.forum.site import settings as stored_settings
-from services.forum.topics import category_admin_pages
+from services.forum.topics import category_admin_pages, category_pages
 from services.forum.topics import pages as topic_pages
 from services.forum.topics.api import categories_api, posts_api, topics_api
 from services.forum.webinars import api as webinar_api
@@ -133,6 +133,7 @@ def create_app(settings: Settings, *, background: bool = True) -> Starlette:
         # Starlette tries routes in order: the most visited pages first (no other route shares their paths).
         routes=[
             *topic_pages.routes,
+            *category_pages.routes,
             *api_lib.routes(ROUTERS),
             *account_pages.routes,
             *group_pages.routes,
