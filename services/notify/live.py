@@ -45,7 +45,9 @@ from services.notify.live_wire import (
     CLOSE_SESSION_ENDED,
     CLOSE_TOO_SLOW,
     CLOSE_TRY_LATER,
+    FIRST_SEEN_BACK,
     STREAM_ID,
+    FirstSeen,
     as_str,
     count_message,
     dumps,
@@ -92,6 +94,7 @@ class Hub:
     stats: HubStats = field(default_factory=HubStats)
     running: bool = False
     last_event_id: str = "0-0"  # the last entry of the events stream fanned out
+    first_seen: FirstSeen = field(default_factory=FirstSeen)  # a relay's repeated entries are not sent again
     access: Access = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -161,6 +164,8 @@ class Hub:
         if read is None:
             return
         envelope, messages = read
+        if self.first_seen.is_repeat(envelope.id, entry_id):
+            return
         self.access.learn(entry_id, envelope)
         key = stream_key(entry_id)
         for channel, data, audience in messages:
@@ -195,6 +200,8 @@ class Hub:
             self.live_stream: await live_replay.stream_end(redis, self.live_stream),
         }
         self.last_event_id = cursors[self.events_stream]
+        recent = await redis.xrevrange(self.events_stream, count=FIRST_SEEN_BACK)
+        self.first_seen.remember(list(reversed(recent)))
         self.running = True
         upkeep = asyncio.create_task(self.upkeep(stop), name="live-upkeep")
         try:

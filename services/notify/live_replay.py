@@ -63,6 +63,8 @@ async def replay(redis: aioredis.Redis, stream: str, client: Client, channels: l
         if read is None:
             continue
         envelope, messages = read
+        if client.hub.first_seen.is_repeat(envelope.id, entry):
+            continue
         for channel, data, audience in messages:
             if channel not in wanted:
                 continue

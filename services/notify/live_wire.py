@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections import OrderedDict
+from dataclasses import dataclass, field
 from typing import Any
 
 from services.notify import channels as ch
@@ -51,6 +53,42 @@ def dumps(value: dict[str, Any]) -> str:
 
 
 # --- stream entries in ---------------------------------------------------------------------------------
+
+
+FIRST_SEEN_KEPT = 20_000  # envelopes remembered: far more than a relay's retry can repeat
+FIRST_SEEN_BACK = 2_000  # entries read back at start: a repeated batch follows its first within 1,000
+
+
+@dataclass
+class FirstSeen:
+    """Which stream entry first carried each recent event. The outbox relay publishes at least
+    once: when Redis goes away between its XADD and the answer, the batch is added again, so one
+    event can sit in the stream twice (same envelope id, a later entry id). Live clients get the
+    first and never the repeat, whether it reaches them live or by replay."""
+
+    kept: int = FIRST_SEEN_KEPT
+    entries: OrderedDict[str, str] = field(default_factory=OrderedDict)
+
+    def is_repeat(self, envelope_id: str, entry_id: str) -> bool:
+        first = self.entries.get(envelope_id)
+        if first is not None:
+            return stream_key(entry_id) > stream_key(first)
+        self.entries[envelope_id] = entry_id
+        if len(self.entries) > self.kept:
+            self.entries.popitem(last=False)
+        return False
+
+    def remember(self, entries: list[tuple[Any, dict[Any, Any]]]) -> None:
+        """Learn the events of stream entries read before this process fanned out (oldest first), so
+        a repeat of one of them after a restart is known for what it is."""
+        for entry_id, fields in entries:
+            raw = fields.get(ev.STREAM_FIELD.encode()) or fields.get(ev.STREAM_FIELD)
+            try:
+                envelope_id = json.loads(raw or b"")["id"]
+            except (TypeError, ValueError, KeyError):
+                continue
+            if isinstance(envelope_id, str):
+                self.is_repeat(envelope_id, as_str(entry_id))
 
 
 def read_entry(entry_id: str, fields: dict[Any, Any]) -> tuple[ev.Envelope, list[Message]] | None:
