@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import socket
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import uvicorn
+
+from services.allinone import AllInOne
+from services.notify.worker import create_worker
 from shared.pages import assets_dir
+from shared.settings import Settings
 
 AXE = Path(assets_dir()) / "axe-core" / "axe.min.js"
 PHONE = {"width": 390, "height": 844}
@@ -138,3 +147,36 @@ async def assert_page_sound(page, watch: ConsoleWatch, where: str) -> None:
     assert violations == [], f"{where}: {axe_summary(violations)}"
     assert await overflow_px(page) == 0, f"{where}: wider than the screen"
     watch.assert_clean(where)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.asynccontextmanager
+async def serving_tica(settings: Settings, *, worker: bool = True) -> AsyncIterator[str]:
+    """The whole product (forum, notify, search; with `worker`, the arq worker too, so mail is
+    sent as in `tica run`) under real uvicorn on `settings.port`, in this event loop; its base URL."""
+    server = uvicorn.Server(
+        uvicorn.Config(AllInOne(settings), host="127.0.0.1", port=settings.port, log_config=None, lifespan="on")
+    )
+    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    serving = asyncio.create_task(server.serve())
+    jobs = create_worker(settings) if worker else None
+    working = asyncio.create_task(jobs.main()) if jobs is not None else None
+    while not server.started:
+        if serving.done():
+            serving.result()
+        await asyncio.sleep(0.02)
+    try:
+        yield settings.public_url
+    finally:
+        server.should_exit = True
+        await serving
+        if working is not None and jobs is not None:
+            working.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await working
+            await jobs.close()

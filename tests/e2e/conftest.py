@@ -8,19 +8,14 @@ it); Playwright cannot download browsers here.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import os
 import shutil
-import socket
 from collections.abc import AsyncIterator
 
 import pytest
 import pytest_asyncio
-import uvicorn
+from browser_helpers import free_port, serving_tica
 
-from services.allinone import AllInOne
-from services.notify.worker import create_worker
 from shared.settings import Settings
 
 CHROMIUM = os.environ.get("TICA_CHROMIUM", "/usr/bin/chromium")
@@ -43,37 +38,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
                 item.add_marker(skip)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest_asyncio.fixture(loop_scope="session")
 async def live_server(migrated: Settings, pool, redis) -> AsyncIterator[str]:
     """The base URL of a running tica (forum, notify, search, worker) on a free port."""
-    port = _free_port()
+    port = free_port()
     settings = migrated.replace(port=port, base_url=f"http://127.0.0.1:{port}", dev_mail=True)
-    server = uvicorn.Server(
-        uvicorn.Config(AllInOne(settings), host="127.0.0.1", port=port, log_config=None, lifespan="on")
-    )
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
-    serving = asyncio.create_task(server.serve())
-    worker = create_worker(settings)
-    working = asyncio.create_task(worker.main())
-    while not server.started:
-        if serving.done():
-            serving.result()
-        await asyncio.sleep(0.02)
-    try:
-        yield settings.public_url
-    finally:
-        server.should_exit = True
-        await serving
-        working.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await working
-        await worker.close()
+    async with serving_tica(settings) as base:
+        yield base
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")

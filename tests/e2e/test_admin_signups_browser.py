@@ -7,59 +7,30 @@ Each test runs its own tica, started with the sign-up mode as admins would have 
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import re
-import socket
 from collections.abc import AsyncIterator
 
 import pytest
-import uvicorn
-from browser_helpers import DESKTOP, PHONE, assert_page_sound, member_page, watch_console
+from browser_helpers import DESKTOP, PHONE, assert_page_sound, free_port, member_page, serving_tica, watch_console
 from playwright.async_api import expect
 from signup_helpers import PASSWORD, Mailbox, cheap_hashing, mailbox
 
-from services.allinone import AllInOne
 from shared.settings import Settings
 
 QUESTION = "What brings you to a trauma-informed care community?"
 VIEWPORTS = pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["1280", "390"])
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextlib.asynccontextmanager
-async def tica(settings: Settings) -> AsyncIterator[str]:
-    """The whole product under real uvicorn with these settings; its base URL."""
-    server = uvicorn.Server(
-        uvicorn.Config(AllInOne(settings), host="127.0.0.1", port=settings.port, log_config=None, lifespan="on")
-    )
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
-    serving = asyncio.create_task(server.serve())
-    while not server.started:
-        if serving.done():
-            serving.result()
-        await asyncio.sleep(0.02)
-    try:
-        yield settings.public_url
-    finally:
-        server.should_exit = True
-        await serving
-
-
 @contextlib.asynccontextmanager
 async def running(migrated: Settings, registration_mode: str) -> AsyncIterator[tuple[str, Mailbox]]:
     """tica in a sign-up mode, and the mailbox its mail reaches (a real SMTP server)."""
-    port = _free_port()
+    port = free_port()
     settings = migrated.replace(
         port=port, base_url=f"http://127.0.0.1:{port}", registration_mode=registration_mode, signup_question=QUESTION
     )
     with mailbox(settings) as box:
-        async with tica(settings) as base:
+        async with serving_tica(settings, worker=False) as base:
             yield base, box
 
 
