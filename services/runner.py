@@ -97,7 +97,8 @@ async def run_all(settings: Settings, migrations: ops.MigrationPlan, *, host: st
     config = uvicorn.Config(app, host=host, port=settings.port, **server_options(settings))
     server = uvicorn.Server(config)
     # The job worker outlives Redis restarts (run_worker); /readyz says while it is failing.
-    worker, worker_stop = create_worker(settings), asyncio.Event()
+    worker = create_worker(settings, settings_health=app.loop("job_worker_site_settings"))
+    worker_stop = asyncio.Event()
     worker_task = asyncio.create_task(run_worker(worker, worker_stop, app.loop("job_worker")), name="arq-worker")
     announce = asyncio.create_task(_announce(server, settings, host))
     try:

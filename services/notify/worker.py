@@ -48,14 +48,15 @@ def cron_jobs(settings: Settings) -> list[CronJob]:
     ]
 
 
-def create_worker(settings: Settings, *, burst: bool = False) -> Worker:
-    """An arq worker for tica's jobs; signals are left to the caller."""
+def create_worker(settings: Settings, *, burst: bool = False, settings_health: LoopHealth | None = None) -> Worker:
+    """An arq worker for tica's jobs; signals are left to the caller. `settings_health` reports its
+    site settings follower (`tica run` shows it on /readyz)."""
     runtime_cm = open_runtime(settings, pool_max=5)
 
     async def startup(ctx: dict[str, Any]) -> None:
         if "runtime" not in ctx:  # arq starts up again each time run_worker restarts it
             ctx["runtime"] = rt = await runtime_cm.__aenter__()
-            ctx[SETTINGS_FOLLOWER] = await follow_settings(rt)
+            ctx[SETTINGS_FOLLOWER] = await follow_settings(rt, settings_health)
 
     async def shutdown(ctx: dict[str, Any]) -> None:
         following = ctx.pop(SETTINGS_FOLLOWER, None)
@@ -81,7 +82,7 @@ def create_worker(settings: Settings, *, burst: bool = False) -> Worker:
 SETTINGS_FOLLOWER = "site_settings_follower"
 
 
-async def follow_settings(rt: Runtime) -> tuple[asyncio.Event, asyncio.Task[None]]:
+async def follow_settings(rt: Runtime, health: LoopHealth | None = None) -> tuple[asyncio.Event, asyncio.Task[None]]:
     """Load what admins set, then follow their changes until stopped (shared/site_settings.py), with
     backoff while Redis is away, as the services' loops do."""
     follower = site_settings.Follower()
@@ -91,7 +92,8 @@ async def follow_settings(rt: Runtime) -> tuple[asyncio.Event, asyncio.Task[None
     async def follow() -> None:
         await follower.run(rt, stop)
 
-    task = asyncio.create_task(supervise(LoopHealth("site_settings"), follow, stop), name="site_settings")
+    health = health or LoopHealth("site_settings")
+    task = asyncio.create_task(supervise(health, follow, stop), name="site_settings")
     return stop, task
 
 

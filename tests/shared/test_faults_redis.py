@@ -127,8 +127,9 @@ async def test_the_job_worker_goes_on_sending_mail_after_a_redis_restart(
     away_settings: Settings, private_redis: PrivateRedis, pool: asyncpg.Pool
 ) -> None:
     """The worker of `tica run`: failing (for /readyz) while Redis is away, never ended; mail queued
-    after Redis returned is sent, and the worker is well again."""
-    worker = create_worker(away_settings)
+    after Redis returned is sent, and the worker is well again; so is its site settings follower."""
+    following = LoopHealth("job worker site settings")
+    worker = create_worker(away_settings, settings_health=following)
     health, stop = LoopHealth("job worker"), asyncio.Event()
     task = asyncio.create_task(run_worker(worker, stop, health))
     try:
@@ -136,12 +137,14 @@ async def test_the_job_worker_goes_on_sending_mail_after_a_redis_restart(
         await wait_for(lambda: _sent(pool, "before"), 15, "the mail queued before")
         private_redis.kill()
         await wait_for(lambda: _true(health.problem() is not None), 10, "the worker to be failing")
+        await wait_for(lambda: _true(following.problem() is not None), 10, "its settings follower to be failing")
         await asyncio.sleep(1)
         assert not task.done(), "the worker is still there"
         private_redis.start()
         await _queue_mail(away_settings, "after")
         await wait_for(lambda: _sent(pool, "after"), 20, "the mail queued after Redis returned")
         await wait_for(lambda: _true(health.problem() is None), 10, "the worker to be well again")
+        await wait_for(lambda: _true(following.problem() is None), 20, "its settings follower to be well again")
     finally:
         stop.set()
         await asyncio.wait_for(task, 10)
