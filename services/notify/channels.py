@@ -2,7 +2,7 @@
 
 A channel is `topic:N`, `category:N`, `user:N` (a member's own unread count) or `latest`
 (lists of every category); these are live channel names, not audiences. Each event type the
-live fan-out forwards has one handler in `LIVE`, taking the typed event (shared/events.py)
+live fan-out forwards has one handler in `LIVE`, taking the typed event (shared/event_types.py)
 and returning its messages: only page-level facts (ids, post number, author username, event
 type), never user.* events, which carry private addresses. An event type not in the table is
 not forwarded; a renamed field fails to parse as its type and is logged by the fan-out.

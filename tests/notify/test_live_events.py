@@ -88,7 +88,7 @@ EXAMPLES: dict[type[ev.Event], tuple[ev.Event, list[channels.Message]]] = {
     ),
 }
 
-# Every other event type, and why no live channel carries it. A new event type in shared/events.py
+# Every other event type, and why no live channel carries it. A new event type in shared/event_types.py
 # must be put in channels.LIVE or here: it is never skipped without anyone deciding so.
 NOT_LIVE = {
     "user.registered": "private: email addresses",
