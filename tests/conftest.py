@@ -8,6 +8,7 @@ never collide. Each test starts with empty tables and no keys under the prefix.
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import shutil
@@ -26,7 +27,7 @@ from private_redis import PrivateRedis
 
 from services.allinone import AllInOne
 from services.cli import apply_migrations
-from shared import db, embedded
+from shared import db, embedded, logs
 from shared.sessions import CSRF_COOKIE, CSRF_HEADER, SESSION_COOKIE, Session, SessionStore
 from shared.settings import Settings
 
@@ -141,6 +142,18 @@ async def empty_state(pool: asyncpg.Pool, redis: aioredis.Redis, settings: Setti
     if tables:
         await pool.execute(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
     await _delete_prefix(redis, settings.redis_prefix)
+
+
+@pytest.fixture(autouse=True)
+def logging_as_found() -> Iterator[None]:
+    """A test that runs a `tica` command in this process configures tica's JSON logging; it ends
+    with the test, so servers run by later tests (threads included) do not write log lines into
+    the run's output."""
+    root = logging.getLogger()
+    level = root.level
+    yield
+    root.handlers[:] = [h for h in root.handlers if not isinstance(h, logs.StderrHandler)]
+    root.setLevel(level)
 
 
 @pytest.fixture(autouse=True)
