@@ -13,6 +13,7 @@ import logging
 from typing import Any
 
 import asyncpg
+from arq.constants import in_progress_key_prefix
 from arq.cron import CronJob, cron
 from arq.worker import Function, Worker, func
 from redis.exceptions import RedisError
@@ -111,7 +112,7 @@ async def run_worker(worker: Worker, stop: asyncio.Event, health: LoopHealth | N
     so a Redis restart never stops the mail; `health` says meanwhile that it is failing."""
 
     async def attempt() -> None:
-        _forget_finished_jobs(worker)
+        await _release_jobs_left_behind(worker)
         main, stopping = asyncio.ensure_future(worker.main()), asyncio.ensure_future(stop.wait())
         try:
             await asyncio.wait({main, stopping}, return_when=asyncio.FIRST_COMPLETED)
@@ -128,15 +129,20 @@ async def run_worker(worker: Worker, stop: asyncio.Event, health: LoopHealth | N
     await supervise(health or LoopHealth("job_worker"), attempt, stop)
 
 
-def _forget_finished_jobs(worker: Worker) -> None:
+async def _release_jobs_left_behind(worker: Worker) -> None:
     """arq re-raises, one a poll, the error of each job task that ended while Redis was away: each
     would end the restarted poll loop again and cost a backoff (mail then crawled at ~2 a second).
-    The jobs themselves stay queued in Redis and run again."""
+    Such a job stays queued in Redis, but still marked in progress for as long as the longest job
+    may run (half an hour, for the digests' cron): its mark is removed so it runs again at once (the
+    jobs are idempotent: a mail recorded as sent is not sent again). Nobody else can hold it: the
+    mark was never lifted. While Redis is still away this fails and the supervisor tries again."""
     for job_id, task in list(worker.tasks.items()):
-        if task.done():
-            del worker.tasks[job_id]
-            if not task.cancelled() and task.exception() is not None:
-                log.warning("job %s ended while Redis was away: %r", job_id, task.exception())
+        if not task.done():
+            continue
+        if not task.cancelled() and task.exception() is not None:
+            await worker.pool.delete(in_progress_key_prefix + job_id)
+            log.warning("job %s ended while Redis was away, queued to run again: %r", job_id, task.exception())
+        del worker.tasks[job_id]
 
 
 async def close_worker(worker: Worker) -> None:

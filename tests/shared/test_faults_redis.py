@@ -19,6 +19,7 @@ import asyncpg
 import httpx
 import pytest
 import redis.asyncio as aioredis
+from arq.constants import in_progress_key_prefix
 from private_redis import PrivateRedis
 
 from services.allinone import AllInOne
@@ -222,3 +223,29 @@ async def test_while_redis_is_away_requests_answer_503_with_retry_after(
         assert response.headers["retry-after"] == "5"
         assert response.json()["error"]["code"] == "unavailable"
     assert not [r for r in caplog.records if r.levelname == "ERROR"], "an outage is not a bug: no error logged"
+
+
+async def test_a_job_cut_off_by_redis_going_away_runs_again_at_once(
+    away_settings: Settings, private_redis: PrivateRedis, pool: asyncpg.Pool
+) -> None:
+    """What arq leaves when Redis goes away under a job: its task ended with a connection error, the job
+    still queued and still marked in progress for half an hour. The restarted worker lifts the mark,
+    so the mail goes now, not in thirty minutes."""
+    worker = create_worker(away_settings, burst=True)
+    try:
+        await _queue_mail(away_settings, "before")
+        await asyncio.wait_for(run_worker(worker, asyncio.Event()), 20)
+        assert await _sent(pool, "before")
+
+        await _queue_mail(away_settings, "cut off")
+        [held] = [job for job in await worker.pool.queued_jobs() if job.kwargs["key"] == "cut off"]
+        await worker.pool.psetex(in_progress_key_prefix + held.job_id, int(worker.in_progress_timeout_s * 1000), b"1")
+        cut_off: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        cut_off.set_exception(ConnectionError("Connection closed by server."))
+        worker.tasks[held.job_id] = cut_off  # type: ignore[assignment]
+
+        await asyncio.wait_for(run_worker(worker, asyncio.Event()), 20)
+        assert await _sent(pool, "cut off")
+        assert not await worker.pool.exists(in_progress_key_prefix + held.job_id)
+    finally:
+        await close_worker(worker)
