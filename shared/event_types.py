@@ -294,6 +294,7 @@ class PostCreated(PostTextEvent):
     quoted_user_ids: list[int]
     created_at: str
     anonymous: bool = False  # as on TopicCreated: author_username is "anonymous", author_id stays private
+    sensitive: bool = False  # matched a safeguarding phrase: mail and digests never quote its text
 
 
 @dataclass(frozen=True)
@@ -301,6 +302,7 @@ class PostEdited(PostTextEvent):
     type: ClassVar[str] = "post.edited"
     revision: int
     anonymous: bool = False
+    sensitive: bool = False
 
 
 @dataclass(frozen=True)
@@ -580,6 +582,112 @@ class WebinarRegistered(Event):
     audience: list[str]
 
 
+# --- private messages ---------------------------------------------------------------------------------
+# A conversation's audience is `conversation:<id>` (its members), plus `staff` when the moderators'
+# inbox is a party to it. Search and notify keep who is in each conversation from these events
+# (`member_ids` is always the whole list now, so handling an event twice changes nothing).
+
+
+@dataclass(frozen=True)
+class ConversationEvent(Event):
+    """Who is in a private conversation now."""
+
+    conversation_id: int
+    member_ids: list[int]  # the members in it now (not those invited who have not accepted, nor who left)
+    with_moderators: bool  # the moderators' shared inbox is a party: any moderator may read and answer
+    audience: list[str]
+
+
+@dataclass(frozen=True)
+class ConversationCreated(ConversationEvent):
+    type: ClassVar[str] = "conversation.created"
+    started_by: int
+    title: str
+    review_id: int | None = None  # outreach: started by a moderator from this safeguarding item
+
+
+@dataclass(frozen=True)
+class ConversationMembersChanged(ConversationEvent):
+    """Someone joined (accepted an invitation), left, or was invited (`invited_ids`: told, not yet in)."""
+
+    type: ClassVar[str] = "conversation.members_changed"
+    added_ids: list[int]
+    removed_ids: list[int]
+    invited_ids: list[int]
+
+
+@dataclass(frozen=True)
+class MessageCreated(Event):
+    """A message in a private conversation. `recipient_ids` are whom notify tells (the members but the
+    author, less any who blocked the author); the moderators' inbox is told through `with_moderators`."""
+
+    type: ClassVar[str] = "message.created"
+    message_id: int
+    conversation_id: int
+    author_id: int
+    author_username: str  # "the moderators" when sent from their inbox
+    title: str  # the conversation's
+    text: str
+    created_at: str
+    recipient_ids: list[int]
+    with_moderators: bool
+    audience: list[str]
+    from_moderators: bool = False
+    sensitive: bool = False  # matched a safeguarding phrase: never quoted in mail
+
+
+@dataclass(frozen=True)
+class MessageHidden(Event):
+    """A moderator hid a reported message: it leaves search and is no longer shown but to staff."""
+
+    type: ClassVar[str] = "message.hidden"
+    message_id: int
+    conversation_id: int
+    author_id: int
+    reason: str
+
+
+# --- safeguarding ----------------------------------------------------------------------------------------
+# The forum decides who is alerted (moderators, members with the safeguarding lead duty, and on a
+# re-alert admins too); notify writes their notifications, mails the leads and updates the header's count.
+
+
+@dataclass(frozen=True)
+class SafeguardingAlerted(Event):
+    """A safeguarding item needs someone: `round` 1 when it opens, 2 and on when nobody picked it up in time."""
+
+    type: ClassVar[str] = "safeguarding.alerted"
+    review_id: int
+    round: int
+    recipient_ids: list[int]  # whom to notify
+    email_ids: list[int]  # of those, whom to mail too (the safeguarding leads)
+    post_id: int | None = None
+    topic_id: int | None = None
+    topic_title: str | None = None
+    message_id: int | None = None
+    conversation_id: int | None = None
+
+
+@dataclass(frozen=True)
+class SafeguardingPickedUp(Event):
+    """A moderator said "I'm looking at this" (or put it down again: moderator_id None)."""
+
+    type: ClassVar[str] = "safeguarding.picked_up"
+    review_id: int
+    moderator_id: int | None
+    moderator_username: str | None
+
+
+@dataclass(frozen=True)
+class SafeguardingResolved(Event):
+    """What was done about a safeguarding item: reached_out, signposted, escalated, no_action."""
+
+    type: ClassVar[str] = "safeguarding.resolved"
+    review_id: int
+    outcome: str
+    moderator_id: int
+
+
 __all__ = [
     "CategoryArchived",
     "CategoryCreated",
@@ -590,6 +698,9 @@ __all__ = [
     "CategoryUpdated",
     "CommentEvent",
     "CommentTextEvent",
+    "ConversationCreated",
+    "ConversationEvent",
+    "ConversationMembersChanged",
     "DocumentCommentCreated",
     "DocumentCommentDeleted",
     "DocumentCommentEdited",
@@ -604,6 +715,8 @@ __all__ = [
     "GroupMemberRemoved",
     "InvitationSent",
     "InvitationWithdrawn",
+    "MessageCreated",
+    "MessageHidden",
     "PostCreated",
     "PostDeleted",
     "PostEdited",
@@ -616,6 +729,9 @@ __all__ = [
     "ReactionEvent",
     "ReactionRemoved",
     "ReviewResolved",
+    "SafeguardingAlerted",
+    "SafeguardingPickedUp",
+    "SafeguardingResolved",
     "SanctionEvent",
     "SettingChanged",
     "SignupDecided",

@@ -76,6 +76,13 @@ def _yes_no(value: str) -> bool:
     raise ValueError("must be true or false")
 
 
+def _minutes(value: str) -> float:
+    number = float(value)
+    if not 0 < number <= 24 * 60:
+        raise ValueError("must be a number of minutes, more than 0 and at most 1440 (a day)")
+    return number
+
+
 def _base_url(value: str) -> str:
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.netloc:
@@ -351,6 +358,55 @@ VARIABLES: tuple[Variable, ...] = (
         "posts and comments a new member may flag per day",
         editable=True,
     ),
+    Variable(
+        "TICA_CONVERSATIONS_PER_DAY",
+        "conversations_per_day",
+        _positive_int,
+        20,
+        "private conversations a member may start per day",
+        editable=True,
+    ),
+    Variable(
+        "TICA_NEW_MEMBER_CONVERSATIONS_PER_DAY",
+        "new_member_conversations_per_day",
+        _positive_int,
+        3,
+        "private conversations a new member may start per day",
+        editable=True,
+    ),
+    Variable(
+        "TICA_CONVERSATION_MAX_MEMBERS",
+        "conversation_max_members",
+        _positive_int,
+        10,
+        "most people one private conversation may hold, its starter included",
+        editable=True,
+    ),
+    # Safeguarding (editable by admins).
+    Variable(
+        "TICA_SAFEGUARDING_REALERT_MINUTES",
+        "safeguarding_realert_minutes",
+        _minutes,
+        30.0,
+        "minutes a safeguarding item may wait unpicked before staff, admins too, are alerted again",
+        editable=True,
+    ),
+    Variable(
+        "TICA_QUICK_EXIT",
+        "quick_exit",
+        _yes_no,
+        True,
+        "show the 'Leave this site quickly' control on every page (Escape twice does the same)",
+        editable=True,
+    ),
+    Variable(
+        "TICA_QUICK_EXIT_URL",
+        "quick_exit_url",
+        _base_url,
+        "https://www.bbc.co.uk/weather",
+        "the neutral page 'Leave this site quickly' goes to",
+        editable=True,
+    ),
     # The community itself (editable by admins; the environment gives the defaults).
     Variable(
         "TICA_SITE_NAME",
@@ -419,6 +475,12 @@ class Settings:
     new_member_topics_per_day: int = 5
     flags_per_day: int = 30
     new_member_flags_per_day: int = 10
+    conversations_per_day: int = 20
+    new_member_conversations_per_day: int = 3
+    conversation_max_members: int = 10
+    safeguarding_realert_minutes: float = 30.0
+    quick_exit: bool = True
+    quick_exit_url: str = "https://www.bbc.co.uk/weather"
     site_name: str = "tica"
     welcome_text: str = ""
     registration_mode: str = "open"

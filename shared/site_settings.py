@@ -96,10 +96,23 @@ _SHOWN: dict[str, dict[str, Any]] = {
     "new_member_topics_per_day": {"label": "New members' topics per day", "maximum": LIMIT_MAX},
     "flags_per_day": {"label": "Flags per day", "maximum": LIMIT_MAX},
     "new_member_flags_per_day": {"label": "New members' flags per day", "maximum": LIMIT_MAX},
+    "conversations_per_day": {"label": "Private conversations started per day", "maximum": LIMIT_MAX},
+    "new_member_conversations_per_day": {
+        "label": "New members' private conversations started per day",
+        "maximum": LIMIT_MAX,
+    },
+    "conversation_max_members": {"label": "Most people in one private conversation", "maximum": 100},
     "new_member_days": {"label": "Days a member counts as new", "maximum": 3650},
     "flag_hide_score": {"label": "Flag score that hides a post", "section": "Moderation and safety", "maximum": 1000},
     "new_member_review_posts": {"label": "New members' posts checked before they show", "maximum": 1000},
     "safeguarding_hold": {"label": "Hold posts that match a safeguarding phrase", "kind": "yes_no"},
+    "safeguarding_realert_minutes": {
+        "label": "Minutes before an unpicked safeguarding item alerts again",
+        "maximum": 1440,
+        "hint": "a safeguarding item nobody has picked up in this time alerts moderators, leads and admins again",
+    },
+    "quick_exit": {"label": "Show 'Leave this site quickly'", "kind": "yes_no"},
+    "quick_exit_url": {"label": "Where 'Leave this site quickly' goes", "kind": "short_text"},
 }
 
 

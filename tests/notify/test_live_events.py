@@ -125,6 +125,13 @@ NOT_LIVE = {
     "category.unarchived": "no live channel shows categories themselves",
     "category.deleted": "no live channel shows categories themselves",
     "category.reordered": "no live channel shows categories themselves",
+    "conversation.created": "private: who talks with whom",
+    "conversation.members_changed": "private: who talks with whom",
+    "message.created": "private messages have no live channel yet",
+    "message.hidden": "private messages have no live channel yet",
+    "safeguarding.alerted": "staff only: told as notifications",
+    "safeguarding.picked_up": "staff only: the review queue",
+    "safeguarding.resolved": "staff only: the review queue",
 }
 
 

@@ -43,7 +43,7 @@ def test_every_editable_variable_is_in_the_vocabulary():
     defaults = Settings()
     for item in EDITABLE:
         default = getattr(defaults, item.key)
-        expected = {bool: ("yes_no",), int: ("number",), str: ("choice", "short_text", "long_text")}
+        expected = {bool: ("yes_no",), int: ("number",), float: ("number",), str: ("choice", "short_text", "long_text")}
         assert item.kind in expected[type(default)], item.key
         assert item.help[0].isupper() and item.help.endswith("."), item.key
         assert (item.kind == "choice") == bool(item.choices), item.key
