@@ -27,6 +27,8 @@ from services.forum.library import api as library_api
 from services.forum.library import pages as document_pages
 from services.forum.members import api as member_api
 from services.forum.members import pages as member_pages
+from services.forum.messages import api as message_api
+from services.forum.messages import pages as message_pages
 from services.forum.moderation import admin_pages as moderation_admin_pages
 from services.forum.moderation import api as moderation_api
 from services.forum.moderation import audit
@@ -74,6 +76,7 @@ ROUTERS: list[api_lib.ApiRouter] = [
     member_api.api,
     signup_api.api,
     site_api.api,
+    message_api.api,
 ]
 
 
@@ -147,6 +150,7 @@ def create_app(settings: Settings, *, background: bool = True) -> Starlette:
             *member_pages.routes,
             *signup_pages.routes,
             *category_admin_pages.routes,
+            *message_pages.routes,
             *pages.static_routes(),
         ],
         background=(outbox_relay,) if background else (),

@@ -30,6 +30,9 @@ KIND_LABELS = {
     "flagged_comment": "Flagged document comment",
 }
 REVIEW_KINDS = tuple(KIND_LABELS)
+# The kinds that are about someone's safety: alerted at once, first in the queue (a private message
+# that matched a safeguarding phrase opens a "safeguarding_message" item once messages are reviewable).
+SAFEGUARDING_KINDS = ("safeguarding", "safeguarding_message")
 NEEDS_REASON = ("reject", "hide", "delete")  # the author is told why
 OUTCOME = {
     "approve": "approved",
