@@ -475,6 +475,55 @@ async def set_watch(
     )
 
 
+# --- private conversations: who is in each (for /live's conversation:<id> channels) ---------------
+
+UPSERT_CONVERSATION_SQL = """
+INSERT INTO notify.conversations AS c (id, member_ids, with_moderators, audience, event_id)
+VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (id) DO UPDATE SET
+    member_ids = EXCLUDED.member_ids, with_moderators = EXCLUDED.with_moderators, audience = EXCLUDED.audience,
+    event_id = EXCLUDED.event_id
+WHERE c.event_id IS NULL OR c.event_id < EXCLUDED.event_id
+"""
+
+
+async def apply_conversation(
+    conn: asyncpg.Connection, envelope: ev.Envelope, event: ev.ConversationCreated | ev.ConversationMembersChanged
+) -> None:
+    """Who is in a conversation now: each event carries the whole list, so the newest one wins."""
+    await conn.execute(
+        UPSERT_CONVERSATION_SQL,
+        event.conversation_id,
+        sorted(set(event.member_ids)),
+        event.with_moderators,
+        list(event.audience),
+        envelope.id,
+    )
+
+
+@dataclass(frozen=True)
+class Conversation:
+    """Who may follow a conversation: its members now, and staff when the moderators' inbox is in it.
+    `event_id` is the event that said so (UUIDv7: a newer one orders after)."""
+
+    id: int
+    member_ids: frozenset[int]
+    with_moderators: bool
+    event_id: str
+
+    def admits(self, user_id: int, *, staff: bool) -> bool:
+        return user_id in self.member_ids or (staff and self.with_moderators)
+
+
+async def fetch_conversation(conn: asyncpg.Connection, conversation_id: int) -> Conversation | None:
+    row = await conn.fetchrow(
+        "SELECT id, member_ids, with_moderators, event_id FROM notify.conversations WHERE id = $1", conversation_id
+    )
+    if row is None:
+        return None
+    return Conversation(row["id"], frozenset(row["member_ids"]), row["with_moderators"], str(row["event_id"] or ""))
+
+
 # --- dispatch ---------------------------------------------------------------------------
 
 # Typed like search's indexer: each function takes the event type it is listed under.
@@ -506,6 +555,8 @@ APPLY: dict[type[ev.Event], Apply] = {
     ev.WebinarUpdated: apply_webinar,
     ev.WebinarCancelled: apply_webinar,
     ev.WebinarRegistered: apply_webinar_registered,
+    ev.ConversationCreated: apply_conversation,
+    ev.ConversationMembersChanged: apply_conversation,
 }
 
 
@@ -597,11 +648,15 @@ async def category_audience(conn: asyncpg.Connection, category_id: int) -> list[
     return list(value) if value is not None else None
 
 
-NEWEST_SQL = {"topic": "SELECT max(id) FROM notify.topics", "category": "SELECT max(id) FROM notify.categories"}
+NEWEST_SQL = {
+    "topic": "SELECT max(id) FROM notify.topics",
+    "category": "SELECT max(id) FROM notify.categories",
+    "conversation": "SELECT max(id) FROM notify.conversations",
+}
 
 
 async def newest_id(conn: asyncpg.Connection, kind: str) -> int | None:
-    """The newest topic or category id notify knows (None before the first): an unknown id above it
+    """The newest topic, category or conversation id notify knows (None before the first): an unknown id above it
     may be one being created, not yet projected."""
     value = await conn.fetchval(NEWEST_SQL[kind])
     return int(value) if value is not None else None
