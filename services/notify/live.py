@@ -3,8 +3,9 @@
 Every notify replica reads the event stream (and notify's own stream of unread
 counts) with plain XREAD, no group, so each sees every event and pushes it to its
 own websocket clients. A client subscribes to channels (`topic:N`, `category:N`,
-`user:N`, and `latest` for lists of every category), each checked against what the
-viewer may see; it sends the last event id it saw and gets what it missed first.
+`user:N`, `latest` for lists of every category, `conversation:N` for a private
+conversation's members, `review` for staff), each checked against what the viewer
+may see; it sends the last event id it saw and gets what it missed first.
 channels.py names the channels and says what each event type shows on them: user.*
 events never reach topic or category channels (they carry private addresses),
 channels get only what a page needs (ids, post number, author username, event type),
@@ -303,7 +304,7 @@ class Hub:
             audience = await self.access.arrival(channel, deadline)
             if channel not in client.waiting:
                 return  # unsubscribed meanwhile
-            if audience is None or not client.sees(audience):
+            if audience is None or not client.sees_on(channel, audience):
                 # Not earlier than an unknown channel is refused: the timing tells an outsider nothing.
                 await asyncio.sleep(max(0.0, deadline - time.monotonic()))
                 if channel in client.waiting:

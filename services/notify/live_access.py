@@ -49,8 +49,23 @@ MEMBER_EVENTS = frozenset(
 )
 # Events that say who may read a topic or category, so a channel created a moment ago is known.
 AUDIENCE_EVENTS = frozenset(
-    cls.type for cls in (ev.TopicCreated, ev.TopicUpdated, ev.CategoryCreated, ev.CategoryUpdated)
+    cls.type
+    for cls in (
+        ev.TopicCreated,
+        ev.TopicUpdated,
+        ev.CategoryCreated,
+        ev.CategoryUpdated,
+        ev.ConversationCreated,
+        ev.ConversationMembersChanged,
+    )
 )
+
+
+def conversation_audience(member_ids: Iterable[int], with_moderators: bool) -> list[str]:
+    """Who may follow a conversation's channel, as audiences checked strictly (Client.sees_on):
+    each member by name, and staff only when the moderators' inbox is in it."""
+    people = [aud.user(u) for u in sorted(set(member_ids))]
+    return [*people, aud.STAFF] if with_moderators else people
 
 
 def _suspended(until: str | None) -> bool:
@@ -83,6 +98,8 @@ class Access:
     _newest: dict[str, int] = field(default_factory=dict)
     _arrived: dict[str, asyncio.Event] = field(default_factory=dict)  # set when a channel's audience arrives
     _revoked: dict[int, Revoked] = field(default_factory=dict)
+    # conversation channel -> (id of the event that said it, audience), from the stream
+    _conversations: OrderedDict[str, tuple[str, list[str]]] = field(default_factory=OrderedDict)
 
     def learn(self, entry_id: str, envelope: ev.Envelope) -> None:
         """What an event says about members and audiences, applied to the hub's clients."""
@@ -94,6 +111,8 @@ class Access:
                 self._remember(ch.topic_channel(event.topic_id), list(event.audience), event.category_id)
             elif isinstance(event, ev.CategoryCreated | ev.CategoryUpdated):
                 self._remember(ch.category_channel(event.category_id), list(event.audience), None)
+            elif isinstance(event, ev.ConversationCreated | ev.ConversationMembersChanged):
+                self._follow_conversation(envelope.id, event)
             else:
                 self._follow_member(event)
         except ev.EventError:
@@ -176,6 +195,9 @@ class Access:
     def _recheck(self, client: Client) -> None:
         """Hold the client's topic and category channels until each is asked again: messages with
         an audience are already filtered, but a hidden or deleted post's ids rely on the channel."""
+        if ch.REVIEW in client.channels and (client.session is None or not client.session.is_staff):
+            self.hub._leave(client, [ch.REVIEW])
+            client.push(dumps(forbidden(ch.REVIEW)))
         for channel in client.channels:
             parsed = ch.parse(channel)
             if parsed is not None and parsed[0] != "user":
@@ -191,7 +213,7 @@ class Access:
                 held = client.held.pop(channel, None)  # decided now, with the viewer as it is now
                 if held is None or channel not in client.channels:
                     continue
-                if audience is None or not client.sees(audience):
+                if audience is None or not client.sees_on(channel, audience):
                     self.hub._leave(client, [channel])
                     client.push(dumps(forbidden(channel)))
                     continue
@@ -200,6 +222,43 @@ class Access:
         except UNAVAILABLE as exc:
             log.warning("live: could not ask a channel again, the client reconnects: %r", exc)
             self.hub.kick(client, CLOSE_TRY_LATER)
+
+    # -- private conversations: who is in each, from the stream and the projection
+
+    def _follow_conversation(
+        self, event_id: str, event: ev.ConversationCreated | ev.ConversationMembersChanged
+    ) -> None:
+        """Remember who is in a conversation now; whoever may no longer follow it stops at once
+        (a member who left or was removed gets `forbidden` for the channel and nothing more)."""
+        channel = ch.conversation_channel(event.conversation_id)
+        known = self._conversations.get(channel)
+        if known is not None and known[0] >= event_id:
+            return  # an older word than one already applied
+        audience = conversation_audience(event.member_ids, event.with_moderators)
+        self._conversations[channel] = (event_id, audience)
+        self._conversations.move_to_end(channel)
+        while len(self._conversations) > RECENT_CHANNELS:
+            self._conversations.popitem(last=False)
+        self._audience_cache.pop(channel, None)
+        self._newest["conversation"] = max(self._newest.get("conversation", 0), event.conversation_id)
+        arrived = self._arrived.pop(channel, None)
+        if arrived is not None:
+            arrived.set()
+        for client in tuple(self.hub.channels.get(channel, ())):
+            if not client.sees_on(channel, audience):
+                self.hub._leave(client, [channel])
+                client.push(dumps(forbidden(channel)))
+
+    async def _conversation_audience(self, channel: str, number: int) -> list[str] | None:
+        """Who may follow a conversation: the newer of the projection's word and the stream's."""
+        async with self.hub.rt.pool.acquire() as conn:
+            projected = await projections.fetch_conversation(conn, number)
+        streamed = self._conversations.get(channel)
+        if projected is None:
+            return streamed[1] if streamed is not None else None
+        if streamed is not None and streamed[0] > projected.event_id:
+            return streamed[1]
+        return conversation_audience(projected.member_ids, projected.with_moderators)
 
     # -- audiences: the projection, and what the stream said before the projection caught up
 
@@ -225,12 +284,17 @@ class Access:
         return category[0] if category is not None else audience
 
     async def audience(self, channel: str) -> list[str] | None:
-        """Who may read a topic or category channel; None when notify does not know it."""
+        """Who may read a topic, category or conversation channel; None when notify does not know it."""
         cached = self._audience_cache.get(channel)
         now = time.monotonic()
         if cached is not None and cached[0] > now:
             return cached[1]
         kind, number = ch.parse(channel) or ("", 0)
+        if kind == "conversation":
+            audience = await self._conversation_audience(channel, number)
+            if audience is not None:
+                self._audience_cache[channel] = (now + AUDIENCE_CACHE_S, audience)
+            return audience
         async with self.hub.rt.pool.acquire() as conn:
             if kind == "topic":
                 audience = await projections.topic_audience(conn, number)
@@ -272,13 +336,19 @@ class Access:
         if not isinstance(channel, str) or not ch.CHANNEL.fullmatch(channel):
             return error(
                 "bad_channel",
-                'Channels look like "topic:42", "category:3", "user:7" or "latest".',
+                'Channels look like "topic:42", "category:3", "user:7", "conversation:5", "review" or "latest".',
                 channel if isinstance(channel, str) else None,
             )
+        if channel == ch.REVIEW:
+            if client.session is None:
+                return error("unauthorized", "Log in to follow the review queue.", channel)
+            return None if client.session.is_staff else forbidden(channel)
         parsed = ch.parse(channel)
         if parsed is None:  # latest: lists of every category, each message checked on its own
             return None
         kind, number = parsed
+        if kind == "conversation" and client.session is None:
+            return forbidden(channel)  # as for a member who is not in it: a visitor learns nothing
         if kind == "user":
             if client.session is None:
                 return error("unauthorized", "Log in to get your notifications.", channel)
@@ -288,6 +358,6 @@ class Access:
         audience = await self.audience(channel)
         if audience is None and await self._may_be_new(kind, number):
             return {"type": "pending", "channel": channel}
-        if audience is None or not client.sees(audience):
+        if audience is None or not client.sees_on(channel, audience):
             return forbidden(channel)
         return None

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from starlette.websockets import WebSocket
 
+from services.notify import channels as ch
 from services.notify.live_wire import CLOSE_TOO_SLOW, StreamKey
 from shared import audience as aud
 from shared.sessions import Session
@@ -74,6 +75,13 @@ class Client:
         """Whether the viewer may see a message (None: the channel's check at subscribe decided)."""
         return audience is None or self.may_read(audience)
 
+    def sees_on(self, channel: str, audience: Iterable[str] | None) -> bool:
+        """`sees`, but on a private conversation's channel strictly: being staff counts only where
+        the audience names staff (the moderators' inbox is in it), as everyone else is named."""
+        if audience is not None and ch.is_conversation_channel(channel):
+            return not self.audiences.isdisjoint(audience)
+        return self.sees(audience)
+
     @property
     def replay_room(self) -> int:
         return max(1, (self.queue.maxsize or QUEUE_SIZE) // 2)
@@ -103,7 +111,7 @@ class Client:
             if len(held) > self.queue.maxsize:
                 self.hub.kick(self, CLOSE_TOO_SLOW)
             return
-        if not self.sees(audience):
+        if not self.sees_on(channel, audience):
             return
         upto = self.replayed_upto.get(channel)
         if upto is not None and key <= upto:

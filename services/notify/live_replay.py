@@ -70,7 +70,7 @@ async def replay(redis: aioredis.Redis, stream: str, client: Client, channels: l
                 continue
             if channel in client.held:
                 await client.rechecked()
-            if channel in client.channels and client.sees(audience):
+            if channel in client.channels and client.sees_on(channel, audience):
                 await client.put(event_message(entry, channel, envelope.type, data))
 
 
