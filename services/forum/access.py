@@ -307,3 +307,131 @@ AUDIT_VISIBLE_SQL = (
 def may_search_email(who: Session | None) -> bool:
     """Admins alone find members by email address (moderators neither search nor see addresses)."""
     return is_admin(who)
+
+
+# --- private messages ---------------------------------------------------------------------------------
+# A conversation's audience is its members; with the moderators' shared inbox a party, staff too. A member
+# reads what was said while they were in it (from joining, up to leaving); a member they blocked has no new
+# messages in it for them. Staff read a conversation only when the moderators are a party, admins included;
+# otherwise a moderator sees a reported message and the few before it (on the review item), nothing else.
+
+WHO_MAY_MESSAGE = ("anyone", "talked", "nobody")
+REPORTED_CONTEXT_BEFORE = 3  # messages before a reported one that moderators see with it
+
+
+def conversation_audience(conversation_id: int, with_moderators: bool) -> list[str]:
+    """Who may read a conversation: its members, and staff when the moderators' inbox is a party."""
+    found = [audience.conversation(conversation_id)]
+    return [*found, audience.STAFF] if with_moderators else found
+
+
+def may_read_conversation(who: Session | None, state: str | None, with_moderators: bool) -> bool:
+    """Active and former members (`state` is the viewer's membership, None when none), and staff when the
+    moderators are a party; an invited member sees only the invitation."""
+    if who is None:
+        return False
+    return state in ("active", "left") or (with_moderators and who.is_staff)
+
+
+def may_see_invitation(who: Session | None, state: str | None) -> bool:
+    """A member invited to a conversation sees its title and who asked, to accept or decline."""
+    return who is not None and state == "invited"
+
+
+def may_write_in_conversation(who: Session | None, state: str | None, with_moderators: bool) -> bool:
+    """Active members write in a conversation; staff answer one with the moderators (as "the moderators")."""
+    if who is None:
+        return False
+    return state == "active" or (with_moderators and who.is_staff and state is None)
+
+
+def writes_as_moderators(who: Session, state: str | None, with_moderators: bool) -> bool:
+    """Staff answering from the shared inbox sign as "the moderators" (not a member of it themselves)."""
+    return with_moderators and who.is_staff and state != "active"
+
+
+def may_invite_to_conversation(state: str | None, with_moderators: bool) -> bool:
+    """Active members bring someone in (not into a conversation with the moderators: that stays private)."""
+    return state == "active" and not with_moderators
+
+
+def message_visible(
+    *,
+    message_id: int,
+    seen_after_message_id: int,
+    left_message_id: int | None,
+    blocked_since: object | None,
+    created_at: object,
+    staff_party: bool,
+) -> bool:
+    """Whether a member (or staff reading the moderators' inbox: `staff_party`) sees one message: said
+    while they were in the conversation, and not from a member they blocked after they blocked them."""
+    if staff_party:
+        return True
+    if message_id <= seen_after_message_id or (left_message_id is not None and message_id > left_message_id):
+        return False
+    return blocked_since is None or created_at < blocked_since  # type: ignore[operator]
+
+
+# message_visible in SQL: with the message aliased `x`, the viewer's membership `m` (LEFT JOIN, none for
+# staff reading the inbox), the viewer's id and whether staff read it as a party, e.g.
+# MESSAGE_VISIBLE_SQL.format(user="$2", staff_party="$3").
+MESSAGE_VISIBLE_SQL = """({staff_party}::boolean OR (m.state IN ('active', 'left')
+    AND x.id > m.seen_after_message_id AND (m.left_message_id IS NULL OR x.id <= m.left_message_id)
+    AND NOT EXISTS (SELECT 1 FROM forum.member_blocks b
+        WHERE b.blocker_id = {user}::bigint AND b.blocked_id = x.author_id AND x.created_at >= b.created_at)))"""
+
+
+def message_text_withheld(who: Session | None, status: str, author_id: int, staff_party: bool) -> bool:
+    """A hidden message's text is for its author and staff who may read the conversation."""
+    return status == "hidden" and not (is_self(who, author_id) or staff_party)
+
+
+def reported_context_visible(who: Session | None, reported: bool) -> bool:
+    """Staff see a message that was reported (or matched a safeguarding phrase) and the
+    REPORTED_CONTEXT_BEFORE messages before it, on its review item: nothing else of the conversation.
+    `reported`: the message has a review item of a message kind."""
+    return is_staff(who) and reported
+
+
+# The reported context: the reported message ($1) and the REPORTED_CONTEXT_BEFORE messages before it in its
+# conversation, when a review item names it; empty otherwise.
+REPORTED_CONTEXT_SQL = f"""
+SELECT x.id, x.conversation_id, x.author_id, x.from_moderators, x.raw, x.cooked, x.plain, x.status,
+       x.created_at, u.username, u.display_name
+FROM forum.messages r
+JOIN forum.messages x ON x.conversation_id = r.conversation_id AND x.id <= r.id
+JOIN forum.users u ON u.id = x.author_id
+WHERE r.id = $1
+  AND EXISTS (SELECT 1 FROM forum.reviewables v
+      WHERE v.message_id = r.id AND v.kind IN ('flagged_message', 'safeguarding_message'))
+ORDER BY x.id DESC
+LIMIT {REPORTED_CONTEXT_BEFORE + 1}
+"""
+
+
+def may_message(*, policy: str, blocked: bool, talked: bool, outreach: bool) -> bool:
+    """Whether someone may start a conversation with a member whose choice is `policy`: never when that
+    member blocked them (`blocked`); `talked` when they have talked in public or share a conversation.
+    The moderators' outreach always reaches a member (`outreach`)."""
+    if outreach:
+        return True
+    if blocked or policy == "nobody":
+        return False
+    return policy == "anyone" or talked
+
+
+# Whether two members ($1, $2) have talked in public (one replied to the other's post, or in the other's
+# topic, neither post anonymous nor unpublished) or already share a conversation.
+TALKED_SQL = """
+SELECT EXISTS (
+    SELECT 1 FROM forum.posts p JOIN forum.posts q
+        ON q.id = p.reply_to_post_id
+        OR (p.reply_to_post_id IS NULL AND q.topic_id = p.topic_id AND q.post_number = 1)
+    WHERE ((p.author_id = $1 AND q.author_id = $2) OR (p.author_id = $2 AND q.author_id = $1))
+      AND p.status = 'visible' AND q.status = 'visible' AND NOT p.anonymous AND NOT q.anonymous
+) OR EXISTS (
+    SELECT 1 FROM forum.conversation_members a JOIN forum.conversation_members b USING (conversation_id)
+    WHERE a.user_id = $1 AND b.user_id = $2 AND a.state IN ('active', 'left') AND b.state IN ('active', 'left')
+)
+"""

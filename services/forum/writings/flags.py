@@ -12,11 +12,12 @@ from typing import Any
 import asyncpg
 
 from services.forum.accounts import accounts
+from services.forum.messages import conversations
 from services.forum.moderation import screening
 from services.forum.outbox import write_event
 from services.forum.topics import moves, topics
 from services.forum.writings import comments, reviews, writings
-from services.forum.writings.targets import COMMENT, FLAG_REASON_LABELS, POST, TARGETS, Target, Writing
+from services.forum.writings.targets import COMMENT, FLAG_REASON_LABELS, MESSAGE, POST, TARGETS, Target, Writing
 from shared.events import PostFlagged
 from shared.sessions import Session
 from shared.web import ApiError, invalid
@@ -24,11 +25,15 @@ from shared.web import ApiError, invalid
 MEMBER_FLAG_WEIGHT = 1
 STAFF_FLAG_WEIGHT = 3  # a moderator's flag weighs more: it hides a post at the default threshold
 AUTO_HIDE_REASON = "Members flagged this post, so it is hidden until a moderator has looked at it."
-AUTO_HIDE_REASONS = {POST.name: AUTO_HIDE_REASON, COMMENT.name: comments.AUTO_HIDE_REASON}
+AUTO_HIDE_REASONS = {
+    POST.name: AUTO_HIDE_REASON,
+    COMMENT.name: comments.AUTO_HIDE_REASON,
+    MESSAGE.name: conversations.AUTO_HIDE_REASON,
+}
 
 ALREADY_SQL = {t.name: f"SELECT 1 FROM {t.flags_table} WHERE {t.id_column} = $1 AND user_id = $2" for t in TARGETS}
 # A comment's flag keeps an empty note as '' (its column is NOT NULL), a post's as NULL.
-_NOTE = {POST.name: "$4", COMMENT.name: "coalesce($4, '')"}
+_NOTE = {POST.name: "$4", COMMENT.name: "coalesce($4, '')", MESSAGE.name: "$4"}
 INSERT_SQL = {
     t.name: f"INSERT INTO {t.flags_table} ({t.id_column}, user_id, reason, note, weight, reviewable_id) "
     f"VALUES ($1, $2, $3, {_NOTE[t.name]}, $5, $6) "
@@ -76,6 +81,7 @@ async def check_flag(conn: asyncpg.Connection, who: Session, writing: Writing, r
 ALREADY = {
     POST.name: "You have already flagged this post. A moderator will look at it.",
     COMMENT.name: "You have already flagged this comment. The moderators will look at it.",
+    MESSAGE.name: "You have already reported this message. The moderators will look at it.",
 }
 
 
@@ -101,7 +107,7 @@ async def flag(
     await screening.enforce_flag_limit(conn, who, rules)
     locked = await LOCK[target.name](conn, writing_id)
     safeguarding = reason == "safeguarding"
-    kind = "safeguarding" if safeguarding and target is POST else target.flag_kind
+    kind = target.safeguarding_kind if safeguarding and target.safeguarding_kind else target.flag_kind
     review = await reviews.open_review(
         conn,
         kind=kind,
@@ -175,8 +181,8 @@ async def _hide_comment(conn: asyncpg.Connection, who: Session, comment: asyncpg
     await comments.set_status(conn, comment, "hidden", reason, actor_id=None)
 
 
-LOCK = {POST.name: moves.lock_post, COMMENT.name: comments.lock}
-HIDE = {POST.name: _hide_post, COMMENT.name: _hide_comment}
+LOCK = {POST.name: moves.lock_post, COMMENT.name: comments.lock, MESSAGE.name: conversations.lock}
+HIDE = {POST.name: _hide_post, COMMENT.name: _hide_comment, MESSAGE.name: conversations.hide_reported}
 
 
 def flag_json(flag: asyncpg.Record, review: asyncpg.Record) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from typing import Any
 import asyncpg
 
 from services.forum.moderation import audit
-from services.forum.writings.targets import FLAG_REASON_LABELS, KIND_TARGETS, POST, TARGETS, Target
+from services.forum.writings.targets import FLAG_REASON_LABELS, KIND_TARGETS, MESSAGE, POST, TARGETS, Target
 from shared.sessions import Session
 from shared.web import ApiError, invalid
 
@@ -28,6 +28,8 @@ KIND_LABELS = {
     "safeguarding": "Safeguarding",
     "appeal": "Appeal",
     "flagged_comment": "Flagged document comment",
+    "flagged_message": "Reported private message",
+    "safeguarding_message": "Safeguarding (private message)",
 }
 REVIEW_KINDS = tuple(KIND_LABELS)
 # The kinds that are about someone's safety: alerted at once, first in the queue (a private message
@@ -120,6 +122,8 @@ async def open_review(
 
 def allowed_actions(target: Target, kind: str, status: str) -> tuple[str, ...]:
     """What a moderator can do with an item, given its kind and the writing's state now."""
+    if target is MESSAGE:  # a private message is shown or hidden; its author cannot delete it
+        return ("hide", "ignore") if status == "visible" else ("restore", "hide")
     if target is not POST:  # a comment is never waiting for approval: it is shown, hidden or gone
         if status == "visible":
             return ("hide", "delete", "ignore")

@@ -1,5 +1,5 @@
 """The kinds of writing members react to, flag and moderators review (a post, a document
-comment; a private message later): each described once, so reactions, flags and review items
+comment, a private message): each described once, so reactions, flags and review items
 have one implementation parameterised by the target.
 """
 
@@ -24,6 +24,7 @@ class Target:
     # The container's count of reactions (a topic's), kept with each reaction; "" when none.
     container_reactions_sql: str = ""
     events: bool = False  # reactions and flags are events (posts: notify and search follow them)
+    safeguarding_kind: str = ""  # the reviewable kind a safeguarding flag opens ("": its flag_kind)
 
 
 POST = Target(
@@ -38,6 +39,7 @@ POST = Target(
         "UPDATE forum.topics SET reactions_count = greatest(0, reactions_count + $2) WHERE id = $1"
     ),
     events=True,
+    safeguarding_kind="safeguarding",
 )
 COMMENT = Target(
     name="comment",
@@ -48,7 +50,18 @@ COMMENT = Target(
     flag_kind="flagged_comment",
     note_max=500,
 )
-TARGETS = (POST, COMMENT)
+# A private message: reported by the people in its conversation; moderators see it and the few before it.
+MESSAGE = Target(
+    name="message",
+    table="forum.messages",
+    id_column="message_id",
+    reactions_table="forum.message_reactions",
+    flags_table="forum.message_flags",
+    flag_kind="flagged_message",
+    note_max=1000,
+    safeguarding_kind="safeguarding_message",
+)
+TARGETS = (POST, COMMENT, MESSAGE)
 
 # Which writing each kind of review item is about.
 KIND_TARGETS = {
@@ -57,6 +70,8 @@ KIND_TARGETS = {
     "safeguarding": POST,
     "appeal": POST,
     "flagged_comment": COMMENT,
+    "flagged_message": MESSAGE,
+    "safeguarding_message": MESSAGE,
 }
 
 
@@ -73,7 +88,7 @@ class Writing:
     id: int
     author_id: int
     status: str
-    container_id: int  # its topic, or its document
+    container_id: int  # its topic, its document, or its conversation
     audience: list[str]
     category_id: int | None = None  # a post's category (flag events carry it)
 

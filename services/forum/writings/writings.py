@@ -9,15 +9,17 @@ from typing import Any
 import asyncpg
 
 from services.forum.library import documents
+from services.forum.messages import conversations
 from services.forum.topics import posts
 from services.forum.writings import reactions
-from services.forum.writings.targets import COMMENT, POST, Target, Writing
+from services.forum.writings.targets import COMMENT, MESSAGE, POST, Target, Writing
 from shared.sessions import Session
 from shared.web import ApiError
 
 NO_REACTIONS = {
     "post": "That post cannot take reactions: it was deleted or is not shown.",
     "comment": "That comment cannot take reactions.",
+    "message": "That message cannot take reactions: it is not shown.",
 }
 
 
@@ -34,7 +36,7 @@ async def readable_comment(conn: asyncpg.Connection, who: Session | None, commen
     return Writing(COMMENT, comment_id, comment["author_id"], comment["status"], document["id"], audience)
 
 
-READABLE = {POST.name: readable_post, COMMENT.name: readable_comment}
+READABLE = {POST.name: readable_post, COMMENT.name: readable_comment, MESSAGE.name: conversations.readable_writing}
 
 
 async def readable(conn: asyncpg.Connection, who: Session | None, target: Target, writing_id: int) -> Writing:
