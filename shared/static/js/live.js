@@ -7,7 +7,11 @@
  *    (it fetches the page again and takes the changed posts from it, so the markup
  *    is always the server's own), or offers a link when new posts are on a later page;
  *  - on lists (a category, latest), says "N new topics" with a link to show them;
- *  - in the header, keeps the unread notification count up to date.
+ *  - in the header, keeps the unread notification count up to date, and for staff the
+ *    review queue's count (on a "review" message it asks GET /api/review/counts);
+ *  - in a private conversation, adds new messages at the end as they are sent (it fetches
+ *    /messages/<id>/after/<last message id>, list items the forum renders) and says so
+ *    politely to screen readers.
  * It reconnects with back-off (longer each time until a subscription is answered; at
  * least 5 s after "try again later", 1013) and resumes from the last event
  * it saw. When the server says `reset` (too much was missed), or a resume fails
@@ -28,6 +32,10 @@
  *   data-live-post="7" on each post      (the post's id; the element that is swapped)
  *   data-live-topic="42" on list rows    (a topic already listed is not counted as new)
  *   id="tica-notification-count"         the header's unread count (data-live-channel="user:N")
+ *   id="tica-review-count"               staff: the review queue's count (data-live-channel="review"),
+ *     data-review-count, data-review-label  ... the number, and the words for screen readers, inside it
+ *   id="messages"                        a conversation's list of messages
+ *     data-live-channel="conversation:5" ... each child li id="message-<n>" (the last is where to go on from)
  */
 (function () {
   "use strict";
@@ -59,6 +67,9 @@
   var newTopics = {};
   var refreshTimer = null;
   var liveRegion = null;
+  var reviewTimer = null;
+  var messagesFetching = false; /* one fetch of new messages at a time */
+  var messagesAgain = false; /* another message came while fetching: fetch once more after it */
 
   function collectChannels() {
     var found = {};
@@ -227,6 +238,136 @@
       count === 1 ? "Show it" : "Show them");
   }
 
+  /* --- the header's review count (staff) --- */
+
+  function setReviewCount(counts) {
+    var badge = document.getElementById("tica-review-count");
+    var waiting = Number(counts && counts.waiting);
+    var safeguarding = Number(counts && counts.safeguarding) || 0;
+    if (!badge || !isFinite(waiting) || waiting < 0) {
+      return;
+    }
+    var number = badge.querySelector("[data-review-count]") || badge;
+    number.textContent = String(waiting);
+    var label = badge.querySelector("[data-review-label]");
+    if (label) {
+      label.textContent = ": " + waiting + " waiting" + (safeguarding > 0 ? ", " + safeguarding + " about safeguarding" : "");
+    }
+    badge.hidden = waiting === 0;
+    badge.classList.toggle("nhsuk-tag--red", safeguarding > 0);
+    badge.classList.toggle("tica-review-count--safeguarding", safeguarding > 0);
+    badge.classList.toggle("nhsuk-tag--blue", safeguarding === 0);
+  }
+
+  function refreshReviewCount() {
+    reviewTimer = null;
+    if (!window.fetch || !document.getElementById("tica-review-count")) {
+      return;
+    }
+    window
+      .fetch("/api/review/counts", { credentials: "same-origin", headers: { Accept: "application/json" } })
+      .then(function (response) {
+        return response.ok ? response.json() : Promise.reject(response.status);
+      })
+      .then(setReviewCount)
+      .catch(function () {
+        /* the count stays as it was; the next change or page asks again */
+      });
+  }
+
+  function reviewChanged() {
+    if (reviewTimer === null) {
+      reviewTimer = window.setTimeout(refreshReviewCount, REFRESH_DELAY_MS);
+    }
+  }
+
+  /* --- a private conversation: new messages at the end --- */
+
+  function messagesList(channel) {
+    var list = document.getElementById("messages");
+    if (!list) {
+      return null;
+    }
+    var names = (list.getAttribute("data-live-channel") || "").split(/\s+/);
+    return names.indexOf(channel) >= 0 ? list : null;
+  }
+
+  function lastMessageId(list) {
+    for (var item = list.lastElementChild; item; item = item.previousElementSibling) {
+      var match = /^message-(\d+)$/.exec(item.id || "");
+      if (match) {
+        return match[1];
+      }
+    }
+    return "0";
+  }
+
+  function appendMessages(list, html) {
+    var fresh = new DOMParser().parseFromString("<ul>" + html + "</ul>", "text/html");
+    var holder = fresh.querySelector("ul");
+    var added = 0;
+    var items = holder ? holder.children : [];
+    for (var i = 0; i < items.length; i++) {
+      var item = items[i];
+      if (!/^message-\d+$/.test(item.id || "") || document.getElementById(item.id)) {
+        continue; /* already shown (a fetch that overlapped another) */
+      }
+      list.appendChild(document.importNode(item, true));
+      added += 1;
+    }
+    if (added > 0) {
+      announce(added === 1 ? "A new message was added at the end." : added + " new messages were added at the end.");
+    }
+  }
+
+  function fetchNewMessages(channel) {
+    var list = messagesList(channel);
+    if (!list) {
+      return;
+    }
+    if (messagesFetching) {
+      messagesAgain = true;
+      return;
+    }
+    var conversationId = channel.slice("conversation:".length);
+    if (!window.fetch || !window.DOMParser || !/^\d+$/.test(conversationId)) {
+      banner("messages", "There are new messages.", "Reload to see them");
+      return;
+    }
+    messagesFetching = true;
+    window
+      .fetch("/messages/" + conversationId + "/after/" + lastMessageId(list), {
+        credentials: "same-origin",
+        headers: { Accept: "text/html" }
+      })
+      .then(function (response) {
+        return response.ok ? response.text() : Promise.reject(response.status);
+      })
+      .then(function (html) {
+        appendMessages(list, html);
+      })
+      .catch(function () {
+        banner("messages", "There are new messages.", "Reload to see them");
+      })
+      .then(function () {
+        messagesFetching = false;
+        if (messagesAgain) {
+          messagesAgain = false;
+          fetchNewMessages(channel);
+        }
+      });
+  }
+
+  function conversationChanged(channel, event) {
+    if (event === "message.created") {
+      fetchNewMessages(channel);
+    } else if (event === "message.hidden") {
+      banner("conversation", "A message in this conversation was hidden by the moderators.", "Reload the page");
+    } else if (event === "conversation.members_changed") {
+      banner("conversation", "The people in this conversation have changed.", "Reload the page");
+    }
+  }
+
   /* --- the socket --- */
 
   function handle(message) {
@@ -239,7 +380,11 @@
         return;
       }
       lastEventId = message.id;
-      if (channel.indexOf("topic:") === 0 && message.event !== "topic.updated") {
+      if (channel === "review") {
+        reviewChanged();
+      } else if (channel.indexOf("conversation:") === 0) {
+        conversationChanged(channel, message.event);
+      } else if (channel.indexOf("topic:") === 0 && message.event !== "topic.updated") {
         postChanged(message.event, message.data);
       } else if (message.event === "topic.created" && !document.querySelector('[data-live-topic="' + message.data.topic_id + '"]')) {
         topicCreated(message.data);
