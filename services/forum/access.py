@@ -199,6 +199,16 @@ def may_reveal_author(who: Session | None) -> bool:
     return is_staff(who)
 
 
+def may_redact_revision(who: Session | None, author_id: int) -> bool:
+    """A post's author and staff may redact an earlier version of it (take back what it said)."""
+    return own_or_staff(who, author_id)
+
+
+def redacted_text_shown(who: Session | None) -> bool:
+    """A redacted version's text, and every diff touching it, is shown to admins alone."""
+    return is_admin(who)
+
+
 # --- the library --------------------------------------------------------------------------------
 
 

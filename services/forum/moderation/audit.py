@@ -52,6 +52,7 @@ ACTIONS = (
     "post.edit",
     "post.delete",
     "post.reveal_author",
+    "post.revision_redact",
     "topic.close",
     "topic.open",
     "topic.pin",
@@ -93,6 +94,7 @@ WORDS = {
     "post.edit": "edited {thing}",
     "post.delete": "deleted {thing}",
     "post.reveal_author": "looked up who wrote {thing}",
+    "post.revision_redact": "removed an earlier version of {thing}{detail}",
     "topic.close": "closed {thing} to new replies",
     "topic.open": "opened {thing} to replies again",
     "topic.pin": "pinned {thing}",
@@ -147,6 +149,7 @@ ACTION_NAMES = {
     "post.edit": "Post edited",
     "post.delete": "Post deleted",
     "post.reveal_author": "Anonymous author looked up",
+    "post.revision_redact": "Earlier version of a post removed",
     "topic.close": "Topic closed",
     "topic.open": "Topic opened",
     "topic.pin": "Topic pinned",
@@ -318,8 +321,20 @@ def parse_audit_query(request: Request) -> AuditQuery:
 
 _VISIBLE = access.AUDIT_VISIBLE_SQL.format(admin="$1", staff="$2")
 
+
+def _unredacted_sql(side: str) -> str:
+    """An entry's `before` or `after`, without the post's text when it is a post.edit whose version
+    that was has since been redacted (topics/revisions.py): that text is for admins ($1) alone."""
+    return f"""CASE WHEN NOT $1::boolean AND a.action = 'post.edit' AND EXISTS (
+        SELECT 1 FROM forum.post_revisions r WHERE r.post_id = a.target_id AND r.redacted_at IS NOT NULL
+          AND r.revision::text = a.{side}->>'revision')
+    THEN a.{side} - 'raw' - 'content_note' ELSE a.{side} END AS {side}"""
+
+
+_STATES = f"{_unredacted_sql('before')}, {_unredacted_sql('after')}"
+
 LIST_SQL = f"""
-SELECT a.id, a.at, a.action, a.target_type, a.target_id, a.reason, a.before, a.after,
+SELECT a.id, a.at, a.action, a.target_type, a.target_id, a.reason, {_STATES},
        a.actor_id, u.username, u.display_name
 FROM forum.audit_log a JOIN forum.users u ON u.id = a.actor_id
 WHERE {_VISIBLE}
@@ -370,7 +385,7 @@ async def list_entries(conn: asyncpg.Connection, who: Session, query: AuditQuery
 
 
 TARGET_SQL = f"""
-SELECT a.id, a.at, a.action, a.target_type, a.target_id, a.reason, a.before, a.after,
+SELECT a.id, a.at, a.action, a.target_type, a.target_id, a.reason, {_STATES},
        a.actor_id, u.username, u.display_name
 FROM forum.audit_log a JOIN forum.users u ON u.id = a.actor_id
 WHERE {_VISIBLE}

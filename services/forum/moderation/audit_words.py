@@ -205,6 +205,8 @@ def _detail(entry: dict[str, Any], found: Targets) -> str:
         return f" to {after['role']}"
     if entry["action"] == "setting.change" and "value" in after:
         return f" to {after['value']!r}" if after["value"] != "" else " to nothing"
+    if entry["action"] == "post.revision_redact" and isinstance(after.get("revision"), int):
+        return f" (version {after['revision']}, so only admins can read it)"
     if entry["action"] == "watched_word.add" and after.get("action") in screening.WORD_ACTION_LABELS:
         return f" ({screening.WORD_ACTION_LABELS[after['action']].lower()})"
     return ""

@@ -14,7 +14,7 @@ from starlette.responses import JSONResponse, Response
 from services.forum import access
 from services.forum.moderation import screening
 from services.forum.topics import categories, moves, posts, revisions, topics
-from shared.api import ApiRouter, Field, Schema, Shape, page_of, path_int, query_int, read_json, writing
+from shared.api import ApiRouter, Field, Maybe, Schema, Shape, page_of, path_int, query_int, read_json, writing
 from shared.sessions import Session
 from shared.web import ApiError, require_writer, runtime, viewer
 
@@ -109,6 +109,7 @@ WRITTEN = {"support?": SUPPORT, "status?": "string", "message?": "string"}  # wi
 NEW_TOPIC = TOPIC.extend("NewTopic", {"first_post": POST, **WRITTEN})
 NEW_POST = POST.extend("NewPost", WRITTEN)
 TOPIC_WITH_POSTS = TOPIC.extend("TopicWithPosts", {"posts": [POST], "next": "integer?"})
+REDACTION = Shape("Redaction", {"by": "string", "at": "datetime"})  # by: "author" or "moderator"
 REVISION = Shape(
     "Revision",
     {
@@ -118,6 +119,8 @@ REVISION = Shape(
         "editor": AUTHOR,
         "reason": "string?",
         "created_at": "datetime",
+        "redacted": Maybe(REDACTION),
+        "can_redact": "boolean",
     },
 )
 PAGE = Field("integer", minimum=1, maximum=10_000, description="1-based")
@@ -591,12 +594,33 @@ async def edit_post_endpoint(request: Request) -> Response:
     answers={200: ("Every version of the post, the current one last", page_of(REVISION))},
 )
 async def revisions_endpoint(request: Request) -> Response:
-    """A post's versions: {revision, raw, content_note, editor, reason, created_at}, oldest first."""
+    """A post's versions, oldest first: {revision, raw, content_note, editor, reason, created_at,
+    redacted, can_redact}; a redacted version's text is empty for everyone but admins."""
     post_id = path_int(request, "id")
     who = await viewer(request)
     async with runtime(request).pool.acquire() as conn:
         _, _, items = await revisions.post_revisions(conn, who, post_id)
     return JSONResponse({"items": items, "next": None})
+
+
+@posts_api.post(
+    "/api/posts/{id}/revisions/{revision}/redact",
+    answers={
+        200: ("The version, now redacted (the same when it already was)", REVISION),
+        403: "Someone else\u2019s post",
+        404: "No such post or version, or one the viewer may not read",
+        409: "The current version (edit the post instead)",
+    },
+    auth=True,
+)
+async def redact_revision_endpoint(request: Request) -> Response:
+    """Redact an earlier version of a post (its author or staff): its text is shown to admins alone
+    from then on, and the redaction is audited. Idempotent: redacting a redacted version answers 200."""
+    post_id = path_int(request, "id")
+    revision = path_int(request, "revision")
+    async with writing(request) as w:
+        item, _ = await revisions.redact_revision(w.conn, w.who, post_id, revision)
+    return JSONResponse(item)
 
 
 @posts_api.delete("/api/posts/{id}", answers={204: "Deleted"}, auth=True)

@@ -30,7 +30,16 @@ from starlette.responses import RedirectResponse, Response
 from services.forum import access
 from services.forum.moderation import screening
 from services.forum.topics import api, categories, moves, posts, revisions, topics
-from services.forum.topics.fragments import Rights, author_of, person, post_facts, post_fragment, shown, viewing
+from services.forum.topics.fragments import (
+    ANONYMOUS_PERSON,
+    Rights,
+    author_of,
+    person,
+    post_facts,
+    post_fragment,
+    shown,
+    viewing,
+)
 from services.forum.writings import writings
 from services.forum.writings.targets import POST
 from shared import site_settings
@@ -585,39 +594,109 @@ def _edit_context(post: asyncpg.Record, topic: topics.TopicContext, form: dict[s
     }
 
 
+REDACTED_BY_WORDS = {
+    revisions.REDACTED_BY_AUTHOR: "by its author",
+    revisions.REDACTED_BY_MODERATOR: "by a moderator",
+}
+
+
+def _version_views(who: Session | None, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The versions as the page shows them, oldest first: each with its diff from the one before.
+
+    A redacted version the viewer may not read shows neither its text nor its content note, and
+    neither diff touching it does: the next version is shown whole instead of as a change."""
+    readable = access.redacted_text_shown(who)
+    versions = []
+    previous: dict[str, Any] | None = None
+    for item in items:
+        redaction = item["redacted"]
+        withheld = redaction is not None and not readable
+        compared = previous is not None and not previous["withheld"] and not withheld
+        editor = item["editor"]
+        versions.append(
+            {
+                "revision": item["revision"],
+                "editor": person(editor["id"], editor["username"], editor["display_name"])
+                if editor["id"] is not None
+                else dict(ANONYMOUS_PERSON),
+                "reason": item["reason"],
+                "created": when(datetime.fromisoformat(item["created_at"])),
+                "diff": diff_html(previous["raw"], item["raw"]) if compared and previous else None,
+                "raw": item["raw"],
+                "withheld": withheld,
+                "redacted": {
+                    "by": REDACTED_BY_WORDS[redaction["by"]],
+                    "when": when(datetime.fromisoformat(redaction["at"])),
+                }
+                if redaction
+                else None,
+                "can_redact": item["can_redact"],
+                "content_note": None if withheld else item["content_note"],
+                "note_changed": compared and previous is not None and previous["content_note"] != item["content_note"],
+                "previous_note": previous["content_note"] if compared and previous else None,
+            }
+        )
+        previous = {**item, "withheld": withheld}
+    return versions
+
+
 @pages.get("/posts/{id}/revisions")
 async def revisions_page(request: Request) -> Response:
-    """Every version of a post, newest first, each with who, when, why, and what changed."""
+    """Every version of a post, newest first, each with who, when, why, and what changed; a button
+    to remove each earlier version for its author and staff (?removed=N after removing one)."""
     post_id = path_int(request, "id")
     who = await viewer(request)
     async with runtime(request).pool.acquire() as conn:
         post, topic, items = await revisions.post_revisions(conn, who, post_id)
-    versions = []
-    previous: dict[str, Any] | None = None
-    for item in items:
-        versions.append(
-            {
-                "revision": item["revision"],
-                "editor": person(item["editor"]["id"], item["editor"]["username"], item["editor"]["display_name"]),
-                "reason": item["reason"],
-                "created": when(datetime.fromisoformat(item["created_at"])),
-                "diff": diff_html(previous["raw"], item["raw"]) if previous else None,
-                "raw": item["raw"],
-                "content_note": item["content_note"],
-                "note_changed": previous is not None and previous["content_note"] != item["content_note"],
-                "previous_note": previous["content_note"] if previous else None,
-            }
-        )
-        previous = item
+    removed = request.query_params.get("removed", "")
     return await render(
         request,
         "topics/revisions.html",
         {
-            "post": {"id": post["id"], "number": post["post_number"], "status": post["status"]},
+            "post": {
+                "id": post["id"],
+                "number": post["post_number"],
+                "status": post["status"],
+                "own": who is not None and who.user_id == post["author_id"],
+                "can_reveal": post["anonymous"] and access.may_reveal_author(who),
+            },
             "topic": {"title": topic.title, "url": topics.topic_url(topic.id, topic.slug)},
-            "versions": list(reversed(versions)),
+            "versions": list(reversed(_version_views(who, items))),
+            "removed": next((i["revision"] for i in items if str(i["revision"]) == removed and i["redacted"]), None),
+            "admin": access.redacted_text_shown(who),
         },
     )
+
+
+@pages.form("/posts/{id}/revisions/{revision}/redact")
+async def redact_revision_page(request: Request) -> Response:
+    """Confirm (GET) and remove (POST) an earlier version of a post: its author or staff."""
+    post_id = path_int(request, "id")
+    revision = path_int(request, "revision")
+    who = await viewer(request)
+    if who is None:
+        return _login_redirect(request)
+    pool = runtime(request).pool
+    if request.method == "GET":
+        async with pool.acquire() as conn:
+            post, topic = await revisions.check_redact(conn, who, post_id, revision)
+            _, _, items = await revisions.post_revisions(conn, who, post_id)
+        item = next(i for i in items if i["revision"] == revision)
+        if item["redacted"] is not None:  # already removed: nothing to confirm
+            return RedirectResponse(f"/posts/{post_id}/revisions?removed={revision}#revision-{revision}", 303)
+        return await render(
+            request,
+            "topics/redact_revision.html",
+            {
+                "post": {"id": post["id"], "number": post["post_number"], "own": post["author_id"] == who.user_id},
+                "version": {"revision": revision, "raw": item["raw"], "content_note": item["content_note"]},
+                "topic": {"title": topic.title, "url": topics.topic_url(topic.id, topic.slug)},
+            },
+        )
+    await form_data(request)
+    async with pool.acquire() as conn, conn.transaction():
+        await revisions.redact_revision(conn, who, post_id, revision)
+    return RedirectResponse(f"/posts/{post_id}/revisions?removed={revision}#revision-{revision}", status_code=303)
 
 
 @pages.form("/posts/{id}/delete")

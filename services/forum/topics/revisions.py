@@ -169,12 +169,45 @@ async def _sync_topic_note(conn: asyncpg.Connection, who: Session, topic_id: int
     await write_topic_updated(conn, topic_id, actor_id=who.user_id)
 
 
+# --- the versions of a post, and redacting one -----------------------------------------------------
+
 REVISIONS_SQL = """
-SELECT r.revision, r.raw, r.content_note, r.reason, r.created_at, r.editor_id, u.username, u.display_name
+SELECT r.revision, r.raw, r.content_note, r.reason, r.created_at, r.editor_id, u.username, u.display_name,
+       r.redacted_at, r.redacted_by
 FROM forum.post_revisions r JOIN forum.users u ON u.id = r.editor_id
 WHERE r.post_id = $1
 ORDER BY r.revision
 """
+LOCK_REVISION_SQL = """
+SELECT revision, redacted_at, redacted_by FROM forum.post_revisions WHERE post_id = $1 AND revision = $2 FOR UPDATE
+"""
+REDACT_REVISION_SQL = """
+UPDATE forum.post_revisions SET redacted_at = now(), redacted_by = $3
+WHERE post_id = $1 AND revision = $2 AND redacted_at IS NULL
+"""
+
+# Who took a version back, as everyone who may read the post is told (never who they are).
+REDACTED_BY_AUTHOR = "author"
+REDACTED_BY_MODERATOR = "moderator"
+
+
+async def readable_revisions(
+    conn: asyncpg.Connection, who: Session | None, post_id: int
+) -> tuple[asyncpg.Record, TopicContext]:
+    """The post and topic, if the viewer may read the post's versions: 404 for a deleted post, or a
+    hidden or unpublished one, to those who may not read its text (staff read them all)."""
+    post, topic = await readable_post(conn, who, post_id)
+    if not access.is_staff(who) and access.text_withheld(who, post["status"], post["author_id"]):
+        raise ApiError(404, "not_found", "We could not find that post.")
+    return post, topic
+
+
+def _redaction(post: asyncpg.Record, row: asyncpg.Record) -> dict[str, Any] | None:
+    """How a redacted version is described: by its author or by a moderator, and when."""
+    if row["redacted_at"] is None:
+        return None
+    by = REDACTED_BY_AUTHOR if row["redacted_by"] == post["author_id"] else REDACTED_BY_MODERATOR
+    return {"by": by, "at": row["redacted_at"].isoformat()}
 
 
 async def post_revisions(
@@ -182,12 +215,16 @@ async def post_revisions(
 ) -> tuple[asyncpg.Record, TopicContext, list[dict[str, Any]]]:
     """Every version of a post, oldest first, the current one last; 404 for a deleted post to non-staff.
 
-    Each item says who made that version, when, and the reason they gave.
+    Each item says who made that version, when, and the reason they gave; an anonymous author's own
+    versions keep the pseudonym, for staff too (they reveal an author with the audited reveal). A
+    redacted version says by whom (its author or a moderator) and when; its text and content note
+    are empty for everyone but admins (access.redacted_text_shown), who see them marked as redacted.
+    `can_redact` says whether the viewer may redact that version (never the current one).
     """
-    post, topic = await readable_post(conn, who, post_id)
-    if not access.is_staff(who) and access.text_withheld(who, post["status"], post["author_id"]):
-        raise ApiError(404, "not_found", "We could not find that post.")
+    post, topic = await readable_revisions(conn, who, post_id)
     rows = await conn.fetch(REVISIONS_SQL, post_id)
+    may_redact = access.may_redact_revision(who, post["author_id"])
+    text_shown = access.redacted_text_shown(who)
 
     def editor(user_id: int, username: str, display_name: str) -> dict[str, Any]:
         if post["anonymous"] and user_id == post["author_id"]:
@@ -202,11 +239,77 @@ async def post_revisions(
     }
     items = []
     for row in rows:
-        items.append({"revision": row["revision"], "raw": row["raw"], "content_note": row["content_note"], **made_by})
+        redacted = _redaction(post, row)
+        withheld = redacted is not None and not text_shown
+        items.append(
+            {
+                "revision": row["revision"],
+                "raw": "" if withheld else row["raw"],
+                "content_note": None if withheld else row["content_note"],
+                **made_by,
+                "redacted": redacted,
+                "can_redact": may_redact and redacted is None,
+            }
+        )
         made_by = {
             "editor": editor(row["editor_id"], row["username"], row["display_name"]),
             "reason": row["reason"],
             "created_at": row["created_at"].isoformat(),
         }
-    items.append({"revision": post["revision"], "raw": post["raw"], "content_note": post["content_note"], **made_by})
+    items.append(
+        {
+            "revision": post["revision"],
+            "raw": post["raw"],
+            "content_note": post["content_note"],
+            **made_by,
+            "redacted": None,
+            "can_redact": False,
+        }
+    )
     return post, topic, items
+
+
+async def check_redact(
+    conn: asyncpg.Connection, who: Session, post_id: int, revision: int
+) -> tuple[asyncpg.Record, TopicContext]:
+    """The post and topic, if the viewer may redact this earlier version of it: 404 for a post they
+    may not read or a version it does not have, 403 for someone else's post, 409 for the current
+    version (its author edits that instead)."""
+    post, topic = await readable_revisions(conn, who, post_id)
+    if not access.may_redact_revision(who, post["author_id"]):
+        raise ApiError(403, "forbidden", "You can only remove earlier versions of your own posts.")
+    if revision == post["revision"]:
+        raise ApiError(
+            409,
+            "current_revision",
+            "This is what the post says now, so it cannot be removed as an earlier version: edit the post "
+            "to change it, then remove this version.",
+        )
+    if not 1 <= revision < post["revision"]:
+        raise ApiError(404, "not_found", f"This post has no version {revision}.")
+    return post, topic
+
+
+async def redact_revision(
+    conn: asyncpg.Connection, who: Session, post_id: int, revision: int
+) -> tuple[dict[str, Any], bool]:
+    """Redact an earlier version of a post (its author or staff); returns the version as the viewer now
+    sees it, and whether this call redacted it (False: it already was, and nothing changes).
+
+    The text is kept, shown to admins alone. A redaction by anyone but an anonymous post's own author
+    is in the audit log (naming that author there would undo the pseudonym); the version itself
+    always records who redacted it and when. Call in a transaction.
+    """
+    post, _ = await check_redact(conn, who, post_id, revision)
+    row = await conn.fetchrow(LOCK_REVISION_SQL, post_id, revision)
+    if row is None:  # not expected: every version before the current one has its row
+        raise ApiError(404, "not_found", f"This post has no version {revision}.")
+    done = row["redacted_at"] is None
+    if done:
+        await conn.execute(REDACT_REVISION_SQL, post_id, revision, who.user_id)
+        if not (post["anonymous"] and who.user_id == post["author_id"]):
+            before = {"revision": revision, "redacted": False}
+            after = {"revision": revision, "redacted": True}
+            await audit.record_by(conn, who, "post.revision_redact", post_id, before=before, after=after)
+    _, _, items = await post_revisions(conn, who, post_id)
+    return next(item for item in items if item["revision"] == revision), done
