@@ -8,8 +8,10 @@ became due), so two runs queue one job, and the mail's idempotency key makes a
 retried job send once. A digest holds the most active topics the member can see
 since the last one (not muted, not started by members they muted or ignored),
 the replies to their own topics, and one line per topic they track with new replies
-("8 new replies in" the topic, the unread notification of tracking.py); a content-noted
-post shows its note, not its text. It also holds the library's new documents the member may see, and upcoming
+("8 new replies in" the topic, the unread notification of tracking.py). A post is quoted only
+when it may be: one with a content note (its own or its topic's) shows the note, one that
+matched a safeguarding phrase shows its title and a link, and a hidden or waiting one is never
+in a digest (mail.quotable). It also holds the library's new documents the member may see, and upcoming
 webinars (next 30 days, not cancelled). A webinar is told of twice at most, never in
 every digest: once when it was scheduled or moved in the digest's window, and once
 more when it came within a week of starting in the window ("coming up this week").
@@ -119,8 +121,8 @@ LEFT JOIN notify.watches cw ON cw.user_id = $1 AND cw.target_kind = 'category' A
 """
 
 REPLIES_SQL = f"""
-SELECT p.id, p.topic_id, p.post_number, p.author_username, p.excerpt, p.content_note, t.title, t.slug,
-       t.content_note AS topic_note
+SELECT p.id, p.topic_id, p.post_number, p.author_username, p.excerpt, p.content_note, p.sensitive, t.title,
+       t.slug, t.content_note AS topic_note
 FROM notify.topics t
 JOIN notify.posts p ON p.topic_id = t.id
 {_WATCH_JOINS}
@@ -184,8 +186,8 @@ ORDER BY created_at, id
 
 INDEX_TOPICS_SQL = f"""
 SELECT t.id, t.title, t.slug, t.content_note, t.category_id, t.author_id,
-       {projections.TOPIC_AUDIENCE_SQL.format(t="t")} AS audience, p.excerpt AS first_excerpt,
-       p.content_note AS first_note
+       {projections.TOPIC_AUDIENCE_SQL.format(t="t")} AS audience,
+       CASE WHEN NOT p.sensitive THEN p.excerpt END AS first_excerpt, p.content_note AS first_note
 FROM notify.topics t
 LEFT JOIN notify.posts p ON p.topic_id = t.id AND p.post_number = 1 AND p.status = 'visible'
 WHERE t.id = ANY($1::bigint[])
@@ -357,13 +359,14 @@ def window_start(
 
 
 def _topic_item(topic: TopicActivity, new_posts: int, base_url: str) -> dict[str, Any]:
+    # first_excerpt is there only for a visible first post that did not match a safeguarding phrase.
     note = topic.content_note or topic.first_note
     return {
         "title": topic.title,
         "url": f"{base_url}/t/{topic.slug}/{topic.id}",
         "new_posts": new_posts,
         "content_note": note,
-        "excerpt": None if note else topic.first_excerpt,
+        "excerpt": mail.quotable(topic.first_excerpt, note=note, sensitive=False, status="visible"),
     }
 
 
@@ -375,7 +378,7 @@ def _reply_item(row: asyncpg.Record, base_url: str) -> dict[str, Any]:
         "author_username": row["author_username"],
         "url": f"{base_url}/p/{row['id']}",
         "content_note": note,
-        "excerpt": None if note else row["excerpt"],
+        "excerpt": mail.quotable(row["excerpt"], note=note, sensitive=row["sensitive"], status="visible"),
     }
 
 

@@ -1,6 +1,6 @@
 """Sending mail: the arq job every service enqueues, through SMTP_URL or, when it
 is unset, into the development mailbox shown at /dev/mail; and the templates of
-notify's own mail (a text and an HTML part each).
+notify's own mail (a text and an HTML part each), and the one rule of what mail may quote.
 
 A job carries an idempotency key; notify.sent_mail records each key in the same
 transaction as the send, so a retried job never sends twice.
@@ -75,6 +75,15 @@ def render_mail(name: str, context: dict[str, Any]) -> tuple[str, str]:
     text = env.get_template(f"notify/mail/{name}.txt").render(context)
     html = env.get_template(f"notify/mail/{name}.html").render(context)
     return text, html
+
+
+def quotable(excerpt: str | None, *, note: str | None, sensitive: bool, status: str | None) -> str | None:
+    """The words of a post that mail may quote: none when it carries a content note (its own or its
+    topic's), matched a safeguarding phrase, or is not visible (hidden, deleted, or never published:
+    notify does not know a waiting post). The one rule for digests and notification emails."""
+    if note or sensitive or status != "visible":
+        return None
+    return excerpt or None
 
 
 def build_message(

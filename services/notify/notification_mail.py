@@ -1,5 +1,11 @@
-"""The mail job for notifications (replies, mentions, quotes, watched topics): one email
-per notification, if it is still unread and the member wants it, now or when away.
+"""The mail job for notifications (replies, mentions, quotes, watched topics, private messages,
+safeguarding alerts): one email per notification and version, if it is still unread and the
+member wants it, now or when away.
+
+A post's words are quoted only when mail.quotable allows (no content note, no safeguarding
+phrase, visible); a message's only when it matched no safeguarding phrase and is not hidden.
+A safeguarding alert goes to the safeguarding leads whatever their usual choice (it is a duty)
+and never says what was written: the review item holds that, behind a login.
 """
 
 from __future__ import annotations
@@ -11,24 +17,32 @@ from services.notify import mail, preferences, projections, unsubscribe
 from services.notify.notifications import describe, target_url
 from shared.web import Runtime
 
-# Kinds a member may get by email, and the preference that decides it.
-MAIL_PREFERENCE = {
+# Kinds a member may get by email, and the preference that decides it (None: always, a duty).
+MAIL_PREFERENCE: dict[str, str | None] = {
     "mentioned": "email_on_mention",
     "replied": "email_on_reply",
     "quoted": "email_on_reply",
     "posted": "email_on_watched",
+    "message": "email_on_message",
+    "safeguarding_alert": None,
 }
+POST_MAIL_KINDS = ("mentioned", "replied", "quoted", "posted")
 
-MAIL_LIST = {"mentioned": "mention", "replied": "reply", "quoted": "reply", "posted": "watched"}
+MAIL_LIST = {"mentioned": "mention", "replied": "reply", "quoted": "reply", "posted": "watched", "message": "message"}
 MAIL_WHY = {
     "mention": "you chose to get an email when someone mentions you",
     "reply": "you chose to get an email when someone replies to you or quotes you",
     "watched": "you chose to get an email about new posts in what you watch",
+    "message": "you chose to get an email when someone sends you a private message",
 }
+SAFEGUARDING_WHY = (
+    "you are asked to look after safeguarding on {site_name}. These emails come whatever your other email "
+    "choices, and never include what was written: please log in to read it"
+)
 
 MAIL_SQL = f"""
 SELECT n.id, n.user_id, n.kind, n.topic_id, n.post_id, n.post_number, n.data, n.read_at, t.title, t.slug,
-       p.excerpt, p.content_note, p.status AS post_status, {
+       p.excerpt, p.content_note, p.sensitive, p.status AS post_status, t.content_note AS topic_note, {
     ", ".join("u." + c for c in projections.MEMBER_COLUMNS.split(", ") if c != "id")
 }
 FROM notify.notifications n
@@ -39,37 +53,65 @@ WHERE n.id = $1
 """
 
 
-async def send_notification_mail(ctx: dict[str, Any], notification_id: int) -> bool:
-    """Job: email one notification, if it is still unread and the member wants it (now, or when away)."""
+def current_version(kind: str, data: dict[str, Any]) -> str:
+    """The version of a notification a mail is about: the newest message of a conversation's
+    notification, the round of a safeguarding alert; "" for a notification that never changes."""
+    if kind == "message":
+        return f"message-{data.get('last_id')}"
+    if kind == "safeguarding_alert":
+        return f"round-{data.get('round')}"
+    return ""
+
+
+async def send_notification_mail(ctx: dict[str, Any], notification_id: int, version: str = "") -> bool:
+    """Job: email one notification, if it is still unread and the member wants it (now, or when away).
+
+    `version` names what changed (a new message, a new round): a job for an older version sends
+    nothing, as the newer one's job tells it all.
+    """
     rt: Runtime = ctx["runtime"]
     async with rt.pool.acquire() as conn:
         row = await conn.fetchrow(MAIL_SQL, notification_id)
-        if row is None or row["read_at"] is not None or row["kind"] not in MAIL_LIST:
+        if row is None or row["read_at"] is not None or row["kind"] not in MAIL_PREFERENCE:
             return False
         prefs = await preferences.get_preferences(conn, row["user_id"])
+    kind, data = row["kind"], dict(row["data"] or {})
+    if version != current_version(kind, data):
+        return False
     member = projections.member_from({**dict(row), "id": row["user_id"]})
     now = datetime.now(UTC)
-    choice = prefs[MAIL_PREFERENCE[row["kind"]]]
+    preference = MAIL_PREFERENCE[kind]
+    choice = prefs[preference] if preference else "always"
     if choice == "never" or (choice == "away" and not member.is_away(now)):
         return False
-    if not member.email or not member.email_verified or member.is_suspended(now) or row["post_status"] != "visible":
+    if not member.email or not member.email_verified or member.is_suspended(now):
         return False
-    list_name = MAIL_LIST[row["kind"]]
-    headline = describe(row["kind"], dict(row["data"] or {}), row["title"])
+    if kind in POST_MAIL_KINDS and row["post_status"] != "visible":
+        return False
+    headline = describe(kind, data, row["title"])
     base_url = rt.settings.public_url
-    path = target_url(row["kind"], row["topic_id"], row["slug"], row["post_id"]) or "/notifications"
-    post = {"excerpt": row["excerpt"], "content_note": row["content_note"]} if row["excerpt"] is not None else None
-    context = {
+    path = target_url(kind, row["topic_id"], row["slug"], row["post_id"], data) or "/notifications"
+    context: dict[str, Any] = {
         "subject": headline,
         "headline": headline,
         "url": base_url + path,
         "base_url": base_url,
         "site_name": rt.settings.site_name,
-        "post": post,
-        "why": MAIL_WHY[list_name],
-        "list_words": unsubscribe.LISTS[list_name][1],
-        "unsubscribe_url": unsubscribe.unsubscribe_url(rt.settings, member.id, list_name),
+        "post": _quoted(row, data),
+        "safeguarding": kind == "safeguarding_alert",
+        "why": SAFEGUARDING_WHY.format(site_name=rt.settings.site_name),
+        "list_words": None,
+        "unsubscribe_url": None,
     }
+    headers: dict[str, str] = {}
+    if kind in MAIL_LIST:
+        list_name = MAIL_LIST[kind]
+        context |= {
+            "why": MAIL_WHY[list_name],
+            "list_words": unsubscribe.LISTS[list_name][1],
+            "unsubscribe_url": unsubscribe.unsubscribe_url(rt.settings, member.id, list_name),
+        }
+        headers = unsubscribe.headers(rt.settings, member.id, list_name)
     text, html = mail.render_mail("notification", context)
     return await mail.send_mail(
         ctx,
@@ -77,9 +119,24 @@ async def send_notification_mail(ctx: dict[str, Any], notification_id: int) -> b
         subject=_subject(headline),
         text=text,
         html=html,
-        key=f"notification:{notification_id}",
-        headers=unsubscribe.headers(rt.settings, member.id, list_name),
+        key=f"notification:{notification_id}" + (f":{version}" if version else ""),
+        headers=headers,
     )
+
+
+def _quoted(row: Any, data: dict[str, Any]) -> dict[str, Any] | None:
+    """What the mail shows of the writing: its words when they may be quoted, else its content note,
+    else nothing (the headline and the link)."""
+    if row["kind"] == "message":
+        excerpt = data.get("excerpt")
+        return {"excerpt": excerpt, "content_note": None} if excerpt else None
+    if row["kind"] not in POST_MAIL_KINDS or row["post_status"] is None:
+        return None
+    note = row["content_note"] or row["topic_note"]
+    words = mail.quotable(row["excerpt"], note=note, sensitive=row["sensitive"], status=row["post_status"])
+    if words is None and not note:
+        return None
+    return {"excerpt": words, "content_note": note}
 
 
 def _subject(text: str, limit: int = 140) -> str:

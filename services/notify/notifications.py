@@ -145,8 +145,37 @@ DATA_KEYS = frozenset(
     [
         *("count", "usernames", "kinds", "reason", "until"),
         *("webinar_id", "webinar_title", "starts_at", "role", "previous_role"),
+        *("conversation_id", "conversation_title", "message_id", "review_id", "round"),
     ]
 )
+
+
+def _senders(data: dict[str, Any]) -> str:
+    """Who wrote the new messages of a conversation: "sam", "sam and alex", "sam and 2 others"."""
+    names = [str(name) for name in data.get("usernames") or []] or ["someone"]
+    if len(names) == 1:
+        return names[0]
+    if len(names) == 2:
+        return f"{names[0]} and {names[1]}"
+    return f"{names[0]} and {len(names) - 1} others"
+
+
+def _messages(data: dict[str, Any]) -> str:
+    """One notification per conversation, counting its unread messages (as Discourse says it)."""
+    count = int(data.get("count") or 1)
+    where = f"“{data.get('conversation_title') or 'a conversation'}”"
+    inbox = ", to the moderators" if data.get("to_moderators") else ""
+    if count == 1:
+        return f"{_senders(data)} sent you a message in {where}{inbox}"
+    return f"{count} new messages from {_senders(data)} in {where}{inbox}"
+
+
+def _safeguarding(data: dict[str, Any]) -> str:
+    """Calm words, and never the words that matched: the review item holds them."""
+    what = "A private message" if data.get("about") == "message" else "A post"
+    if int(data.get("round") or 1) > 1:
+        return f"Still waiting: {what.lower()} may need a safeguarding response, and nobody has picked it up yet."
+    return f"{what} may need a safeguarding response."
 
 
 def _role_changed(data: dict[str, Any]) -> str:
@@ -198,6 +227,9 @@ def describe(kind: str, data: dict[str, Any], title: str | None) -> str:
         "webinar_changed": f"The time of the webinar {webinar}, which you registered for, has changed.{_starts(data)}",
         "webinar_cancelled": f"The webinar {webinar}, which you registered for, has been cancelled. We are sorry "
         "for the change of plans.",
+        "message": _messages(data),
+        "conversation_invited": f"{actor} invited you to a conversation",
+        "safeguarding_alert": _safeguarding(data),
     }
     return texts.get(kind, "Something happened")
 
@@ -206,13 +238,22 @@ def target_url(
     kind: str, topic_id: int | None, slug: str | None, post_id: int | None, data: dict[str, Any] | None = None
 ) -> str | None:
     """Where a notification leads: the post (the forum's `/p/{id}` finds its page), its topic, a webinar, or nowhere."""
+    data = data or {}
     if kind in ("webinar_changed", "webinar_cancelled"):
-        webinar_id = (data or {}).get("webinar_id")
+        webinar_id = data.get("webinar_id")
         return f"/webinars/{int(webinar_id)}" if webinar_id is not None else None
+    if kind in ("message", "conversation_invited"):
+        conversation_id, message_id = data.get("conversation_id"), data.get("message_id")
+        if conversation_id is None:
+            return None
+        return f"/messages/{int(conversation_id)}" + (f"#message-{int(message_id)}" if message_id is not None else "")
+    if kind == "safeguarding_alert":
+        review_id = data.get("review_id")
+        return f"/review/{int(review_id)}" if review_id is not None else "/review"
     if kind in ("post_rejected", "post_deleted", "silenced", "suspended"):
         return None
     if kind == "role_changed":
-        return "/review" if (data or {}).get("role") in ROLE_WORDS else None
+        return "/review" if data.get("role") in ROLE_WORDS else None
     if post_id is not None:
         return f"/p/{post_id}"
     return f"/t/{slug or 'topic'}/{topic_id}" if topic_id is not None else None

@@ -1,5 +1,5 @@
-"""A member's preferences: the digest (daily, weekly or never), email on replies, mentions
-and watched topics (never, when away, always), and how closely they follow a topic once they
+"""A member's preferences: the digest (daily, weekly or never), email on replies, mentions,
+watched topics and private messages (never, when away, always), and how closely they follow a topic once they
 start it or reply to it (watching, tracking or normal; writer.py applies them). `GET/PUT
 /api/me/preferences` and the /preferences page, which also lists what they watch.
 """
@@ -30,10 +30,12 @@ DEFAULTS: dict[str, str] = {
     "email_on_reply": "away",
     "email_on_mention": "away",
     "email_on_watched": "never",
+    "email_on_message": "away",
     "watch_on_start": "watching",
     "watch_on_reply": "tracking",
 }
-FOLLOW_FIELDS = ("watch_on_start", "watch_on_reply")  # a form without them keeps their values
+# A form without them keeps their values (forms written before they were asked).
+OPTIONAL_FIELDS = ("watch_on_start", "watch_on_reply", "email_on_message")
 
 PREFERENCES_IN = Schema(
     "PreferencesIn",
@@ -42,6 +44,9 @@ PREFERENCES_IN = Schema(
         "email_on_reply": Field("string", enum=EMAIL_CHOICES, description="email for replies and quotes"),
         "email_on_mention": Field("string", enum=EMAIL_CHOICES, description="email when someone @mentions you"),
         "email_on_watched": Field("string", enum=EMAIL_CHOICES, description="email for new posts in what you watch"),
+        "email_on_message": Field(
+            "string", enum=EMAIL_CHOICES, description="email for private messages (default when away)"
+        ),
         "watch_on_start": Field(
             "string", enum=FOLLOW_CHOICES, description="the level a topic you start is set to (default watching)"
         ),
@@ -143,6 +148,7 @@ def _question(name: str) -> str:
         "email_on_reply": "Replies and quotes",
         "email_on_mention": "Mentions",
         "email_on_watched": "New posts in what you watch",
+        "email_on_message": "Private messages",
         "watch_on_start": "Topics you start",
         "watch_on_reply": "Topics you reply to",
     }[name]
@@ -163,7 +169,7 @@ async def save_preferences(request: Request) -> Response:
     who = await require_viewer(request)
     form = await form_data(request)
     submitted: dict[str, Any] = {
-        name: form.get(name) for name in DEFAULTS if name not in FOLLOW_FIELDS or form.get(name) is not None
+        name: form.get(name) for name in DEFAULTS if name not in OPTIONAL_FIELDS or form.get(name) is not None
     }
     errors = {
         name: "choose one"

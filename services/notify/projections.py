@@ -250,8 +250,8 @@ async def apply_post_created(conn: asyncpg.Connection, envelope: ev.Envelope, ev
     )
     await conn.execute(
         "INSERT INTO notify.posts AS p (id, topic_id, post_number, author_id, author_username, excerpt, content_note, "
-        "reply_to_user_id, created_at, content_event_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) "
-        "ON CONFLICT (id) DO NOTHING",
+        "reply_to_user_id, created_at, content_event_id, sensitive) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, "
+        "$11) ON CONFLICT (id) DO NOTHING",
         event.post_id,
         event.topic_id,
         event.post_number,
@@ -262,6 +262,7 @@ async def apply_post_created(conn: asyncpg.Connection, envelope: ev.Envelope, ev
         event.reply_to_user_id,
         created,
         envelope.id,
+        event.sensitive,
     )
     if event.post_number == 1:
         await set_watch(
@@ -273,13 +274,15 @@ async def apply_post_created(conn: asyncpg.Connection, envelope: ev.Envelope, ev
 
 
 async def apply_post_edited(conn: asyncpg.Connection, envelope: ev.Envelope, event: ev.PostEdited) -> None:
+    # Once sensitive, always: an edit that took the words out does not make mail quote the post.
     await conn.execute(
-        "UPDATE notify.posts SET excerpt = $2, content_note = $3, content_event_id = $4 "
+        "UPDATE notify.posts SET excerpt = $2, content_note = $3, content_event_id = $4, sensitive = sensitive OR $5 "
         "WHERE id = $1 AND (content_event_id IS NULL OR content_event_id < $4)",
         event.post_id,
         excerpt(event.text),
         event.content_note,
         envelope.id,
+        event.sensitive,
     )
 
 

@@ -1,7 +1,7 @@
 """Unsubscribing without logging in: signed links in every digest and notification
 mail, and RFC 8058 one-click (`List-Unsubscribe-Post: List-Unsubscribe=One-Click`).
 
-A token names a member and a list (digest, reply, mention, watched) and carries an
+A token names a member and a list (digest, reply, mention, watched, message) and carries an
 HMAC-SHA256 of both with the install's secret key. `GET /unsubscribe?token=` asks
 first (link scanners must not unsubscribe anyone); `POST` unsubscribes at once,
 with no CSRF token: the signed token is the proof, and mail clients post nothing else.
@@ -30,6 +30,7 @@ LISTS: dict[str, tuple[str, str]] = {
     "reply": ("email_on_reply", "emails about replies and quotes"),
     "mention": ("email_on_mention", "emails about mentions"),
     "watched": ("email_on_watched", "emails about new posts in what you watch"),
+    "message": ("email_on_message", "emails about private messages"),
 }
 _PURPOSE = b"tica unsubscribe v1:"
 

@@ -13,6 +13,15 @@ told of each reply: tracking.py counts new replies into one notification per top
 When a webinar moves (webinar.updated changes its times) or is cancelled, the members
 registered or waiting for it (from webinar.registered) hear of it in the app, once. A member whose
 role an admin changed (user.role_changed) is told, with the admin's reason.
+
+Private messages (issue 15): one notification per member and conversation ("3 new messages from
+sam in" its title), updated and marked unread again as messages come, leading to the first one they have
+not read; a member writing in it has read it. A member invited to a conversation is told; one who
+leaves it is told nothing more about it (their notifications of it go). A message to the
+moderators' inbox tells the moderators; one sent from it names "the moderators", never which one.
+Safeguarding alerts (safeguarding.alerted) tell the staff the forum names, once per item and
+round (a later round marks it unread again), and mail the safeguarding leads whatever their
+choices; they never carry the words that matched. Once the item is resolved, its alerts are read.
 """
 
 from __future__ import annotations
@@ -47,6 +56,8 @@ class Outcome:
 
     counts_changed: set[int] = field(default_factory=set)
     mail_ids: list[int] = field(default_factory=list)
+    # (notification id, version): mail about a notification that changes (a new message, a new round)
+    mail_versions: list[tuple[int, str]] = field(default_factory=list)
 
 
 # Members whose level in a topic ($1, in category $2) is $3 (watching or tracking), by the topic's
@@ -99,6 +110,7 @@ WHERE n.dedupe_key = $1 AND n.user_id = ANY($2::bigint[]) AND n.read_at IS NULL
                   WHEN 'replied' THEN coalesce(p.email_on_reply, 'away')
                   WHEN 'quoted' THEN coalesce(p.email_on_reply, 'away')
                   WHEN 'posted' THEN coalesce(p.email_on_watched, 'never')
+                  WHEN 'message' THEN coalesce(p.email_on_message, 'away')
                   ELSE 'never' END <> 'never'
 """
 
@@ -468,6 +480,194 @@ async def on_webinar_changed(
     return Outcome(set(new))
 
 
+# --- private messages --------------------------------------------------------------------------
+
+
+MODERATORS_NAME = "the moderators"  # who sent a message from the moderators' inbox, as members see it
+
+
+def conversation_key(conversation_id: int) -> str:
+    """The key of a member's one notification about a conversation's new messages."""
+    return f"conversation:{conversation_id}"
+
+
+# One notification per member and conversation. Unread, it counts the new message in (the link
+# stays on the first unread one); read, it starts again from this message. A message handled
+# twice (or older than the newest counted) changes nothing: `last_id` is the newest message in it.
+UPSERT_MESSAGE_SQL = """
+INSERT INTO notify.notifications AS n (user_id, kind, dedupe_key, actor_id, data)
+SELECT r.user_id, 'message', $2, $3, $4::jsonb FROM unnest($1::bigint[]) AS r(user_id)
+ON CONFLICT (user_id, dedupe_key) DO UPDATE SET
+    data = CASE WHEN n.read_at IS NULL AND n.kind = 'message' THEN n.data || jsonb_build_object(
+               'count', coalesce((n.data->>'count')::int, 0) + 1,
+               'usernames', CASE WHEN coalesce(n.data->'usernames', '[]') @> EXCLUDED.data->'usernames'
+                                 THEN n.data->'usernames'
+                                 ELSE EXCLUDED.data->'usernames' || coalesce(n.data->'usernames', '[]') END,
+               'last_id', EXCLUDED.data->'last_id',
+               'conversation_title', EXCLUDED.data->'conversation_title',
+               'excerpt', EXCLUDED.data->'excerpt',
+               'excerpt_id', EXCLUDED.data->'excerpt_id')
+           ELSE EXCLUDED.data END,
+    actor_id = EXCLUDED.actor_id, read_at = NULL, updated_at = now()
+WHERE coalesce((n.data->>'last_id')::bigint, 0) < (EXCLUDED.data->>'last_id')::bigint
+RETURNING user_id
+"""
+
+# Staff who read the moderators' inbox, but the author; none who muted or ignored the author.
+MODERATORS_SQL = """
+SELECT u.id FROM notify.users u
+WHERE u.roles && ARRAY['moderator', 'admin']::text[] AND u.id <> $1
+  AND (u.suspended_until IS NULL OR u.suspended_until <= now())
+"""
+
+# Of these members, those who did not mute or ignore the author (staff outreach always reaches them).
+NOT_MUTING_SQL = """
+SELECT c.id FROM unnest($1::bigint[]) AS c(id)
+WHERE NOT EXISTS (SELECT 1 FROM notify.mutes m WHERE m.user_id = c.id AND m.muted_user_id = $2 AND m.level <> 'none')
+"""
+
+READ_BY_WRITING_SQL = """
+UPDATE notify.notifications SET read_at = now()
+WHERE user_id = $1 AND dedupe_key = $2 AND read_at IS NULL
+RETURNING user_id
+"""
+
+
+async def on_message_created(conn: asyncpg.Connection, envelope: ev.Envelope, event: ev.MessageCreated) -> Outcome:
+    """The conversation's members (and, for a message to the moderators' inbox, the moderators) are
+    told, one notification per conversation; the author has read it by writing in it."""
+    key = conversation_key(event.conversation_id)
+    author = event.author_id
+    changed = {row["user_id"] for row in await conn.fetch(READ_BY_WRITING_SQL, author, key)}
+    members = set(event.recipient_ids) - {author}
+    inbox: set[int] = set()
+    if event.with_moderators and not event.from_moderators:
+        inbox = {row["id"] for row in await conn.fetch(MODERATORS_SQL, author)} - members
+    if not event.from_moderators:  # a member who muted someone hears nothing from them; outreach always reaches
+        allowed = {row["id"] for row in await conn.fetch(NOT_MUTING_SQL, sorted(members | inbox), author)}
+        members, inbox = members & allowed, inbox & allowed
+    sender = MODERATORS_NAME if event.from_moderators else event.author_username
+    data = {
+        "conversation_id": event.conversation_id,
+        "conversation_title": event.title,
+        "message_id": event.message_id,
+        "last_id": event.message_id,
+        "count": 1,
+        "usernames": [sender],
+        # The words mail may quote: none of a message that matched a safeguarding phrase.
+        "excerpt": None if event.sensitive else projections.excerpt(event.text),
+        "excerpt_id": event.message_id,
+    }
+    actor_id = None if event.from_moderators else author
+    told: set[int] = set()
+    for users, extra in ((members, {}), (inbox, {"to_moderators": True})):
+        if users:
+            rows = await conn.fetch(UPSERT_MESSAGE_SQL, sorted(users), key, actor_id, {**data, **extra})
+            told |= {row["user_id"] for row in rows}
+    mail = await conn.fetch(MAIL_CANDIDATES_SQL, key, sorted(members | inbox))
+    version = f"message-{event.message_id}"
+    return Outcome(changed | told, mail_versions=[(row["id"], version) for row in mail])
+
+
+async def on_message_hidden(conn: asyncpg.Connection, envelope: ev.Envelope, event: ev.MessageHidden) -> Outcome:
+    """A hidden message is never quoted in mail (notifications keep its conversation and count)."""
+    await conn.execute(
+        "UPDATE notify.notifications SET data = data || '{\"excerpt\": null}'::jsonb "
+        "WHERE dedupe_key = $1 AND data->>'excerpt_id' = $2",
+        conversation_key(event.conversation_id),
+        str(event.message_id),
+    )
+    return Outcome()
+
+
+# A member who left a conversation hears nothing more of it: their notifications about it go.
+FORGET_CONVERSATION_SQL = """
+DELETE FROM notify.notifications
+WHERE user_id = ANY($1::bigint[]) AND (dedupe_key = $2 OR dedupe_key LIKE $3)
+RETURNING user_id, read_at IS NULL AS unread
+"""
+
+
+async def on_members_changed(
+    conn: asyncpg.Connection, envelope: ev.Envelope, event: ev.ConversationMembersChanged
+) -> Outcome:
+    """Those invited are told who invited them; those who left (or were removed) lose what told them of it."""
+    cid = event.conversation_id
+    rows = await conn.fetch(FORGET_CONVERSATION_SQL, list(event.removed_ids), conversation_key(cid), f"invited:{cid}:%")
+    changed = {row["user_id"] for row in rows if row["unread"]}
+    invited = set(event.invited_ids) - set(event.member_ids) - set(event.removed_ids)
+    invited.discard(envelope.actor_id or 0)
+    if invited:
+        inviter = None
+        if envelope.actor_id:
+            inviter = await conn.fetchval("SELECT username FROM notify.users WHERE id = $1", envelope.actor_id)
+        new = await insert_notifications(
+            conn,
+            dict.fromkeys(sorted(invited), "conversation_invited"),
+            key=f"invited:{cid}:{envelope.id}",
+            topic_id=None,
+            post_id=None,
+            post_number=None,
+            actor_id=envelope.actor_id,
+            data={"conversation_id": cid, "actor_username": inviter or "Someone"},
+        )
+        changed |= set(new)
+    return Outcome(changed)
+
+
+# --- safeguarding --------------------------------------------------------------------------------
+
+
+def safeguarding_key(review_id: int) -> str:
+    return f"safeguarding:{review_id}"
+
+
+# One alert per member and item; a later round marks it unread again (a round told twice: nothing).
+UPSERT_ALERT_SQL = """
+INSERT INTO notify.notifications AS n (user_id, kind, dedupe_key, data)
+SELECT r.user_id, 'safeguarding_alert', $2, $3::jsonb FROM unnest($1::bigint[]) AS r(user_id)
+ON CONFLICT (user_id, dedupe_key) DO UPDATE SET data = EXCLUDED.data, read_at = NULL, updated_at = now()
+WHERE coalesce((n.data->>'round')::int, 0) < (EXCLUDED.data->>'round')::int
+RETURNING user_id
+"""
+
+# The leads to mail about this round: whatever their email choices, when the alert is unread.
+ALERT_MAIL_SQL = """
+SELECT n.id FROM notify.notifications n JOIN notify.users u ON u.id = n.user_id
+WHERE n.dedupe_key = $1 AND n.user_id = ANY($2::bigint[]) AND n.read_at IS NULL
+  AND (n.data->>'round')::int = $3 AND u.email IS NOT NULL AND u.email_verified
+"""
+
+
+async def on_safeguarding_alerted(
+    conn: asyncpg.Connection, envelope: ev.Envelope, event: ev.SafeguardingAlerted
+) -> Outcome:
+    """Tell those the forum named that an item needs someone (never what was written), and mail the leads."""
+    key = safeguarding_key(event.review_id)
+    data = {
+        "review_id": event.review_id,
+        "round": event.round,
+        "about": "message" if event.message_id is not None else "post",
+    }
+    recipients = sorted(set(event.recipient_ids))
+    rows = await conn.fetch(UPSERT_ALERT_SQL, recipients, key, data) if recipients else []
+    leads = sorted(set(event.email_ids) & set(recipients))
+    mail = await conn.fetch(ALERT_MAIL_SQL, key, leads, event.round) if leads else []
+    version = f"round-{event.round}"
+    return Outcome({row["user_id"] for row in rows}, mail_versions=[(row["id"], version) for row in mail])
+
+
+async def on_safeguarding_resolved(
+    conn: asyncpg.Connection, envelope: ev.Envelope, event: ev.SafeguardingResolved
+) -> Outcome:
+    """A resolved item needs no one: its alerts are marked read, so no count keeps asking."""
+    rows = await conn.fetch(
+        "UPDATE notify.notifications SET read_at = now() WHERE dedupe_key = $1 AND read_at IS NULL RETURNING user_id",
+        safeguarding_key(event.review_id),
+    )
+    return Outcome({row["user_id"] for row in rows})
+
+
 # Typed like search's indexer: each function takes the event type it is listed under.
 Tell = Callable[[asyncpg.Connection, ev.Envelope, Any], Awaitable[Outcome]]
 
@@ -486,6 +686,11 @@ TELL: dict[type[ev.Event], Tell] = {
     ev.UserRoleChanged: on_role_changed,
     ev.WebinarUpdated: on_webinar_changed,
     ev.WebinarCancelled: on_webinar_changed,
+    ev.MessageCreated: on_message_created,
+    ev.MessageHidden: on_message_hidden,
+    ev.ConversationMembersChanged: on_members_changed,
+    ev.SafeguardingAlerted: on_safeguarding_alerted,
+    ev.SafeguardingResolved: on_safeguarding_resolved,
 }
 
 
@@ -513,15 +718,16 @@ async def after_commit(rt: Runtime, outcome: Outcome) -> None:
         async with rt.pool.acquire() as conn:
             counts = await unread_counts(conn, outcome.counts_changed)
         await publish_counts(rt.redis, rt.settings.redis_prefix, counts)
-    if outcome.mail_ids:
+    jobs = [(notification_id, "") for notification_id in outcome.mail_ids] + outcome.mail_versions
+    if jobs:
         queue = rt.extras.get("queue")
         if queue is None:
-            log.warning("no job queue: %d notification mail(s) not queued", len(outcome.mail_ids))
+            log.warning("no job queue: %d notification mail(s) not queued", len(jobs))
             return
-        for notification_id in outcome.mail_ids:
-            await queue.enqueue_job(
-                "send_notification_mail", notification_id, _job_id=job_id(queue, f"notification-mail:{notification_id}")
-            )
+        for notification_id, version in jobs:
+            name = f"notification-mail:{notification_id}" + (f":{version}" if version else "")
+            args = (notification_id, version) if version else (notification_id,)
+            await queue.enqueue_job("send_notification_mail", *args, _job_id=job_id(queue, name))
 
 
 def consumer(rt: Runtime, *, name: str | None = None, **options: Any) -> ev.Consumer:

@@ -133,12 +133,15 @@ async def test_preferences_default_update_and_validate(member_factory):
         "email_on_reply": "away",
         "email_on_mention": "away",
         "email_on_watched": "never",
+        "email_on_message": "away",
         "watch_on_start": "watching",
         "watch_on_reply": "tracking",
     }
-    response = await alice.client.put("/api/me/preferences", json={"digest": "daily", "email_on_mention": "always"})
+    response = await alice.client.put(
+        "/api/me/preferences", json={"digest": "daily", "email_on_mention": "always", "email_on_message": "never"}
+    )
     assert response.status_code == 200
-    assert response.json() == {**defaults, "digest": "daily", "email_on_mention": "always"}
+    assert response.json() == {**defaults, "digest": "daily", "email_on_mention": "always", "email_on_message": "never"}
     assert (await alice.client.get("/api/me/preferences")).json()["digest"] == "daily"
     bad = await alice.client.put("/api/me/preferences", json={"digest": "hourly", "colour": "red"})
     assert bad.status_code == 422

@@ -33,7 +33,7 @@ from services.forum.topics.topics import (
     topic_row,
     write_topic_created,
 )
-from services.forum.writings import reactions
+from services.forum.writings import reactions, reviews
 from services.forum.writings.targets import POST
 from shared import markdown
 from shared.events import PostCreated
@@ -378,11 +378,13 @@ async def create_post(
     censor: screening.Matcher | None = None,
     rendered: markdown.Rendered | None = None,
     read_by: int | None = None,
+    sensitive: bool = False,
 ) -> asyncpg.Record:
     """Write a checked post and bump its topic; returns the post row.
 
     A visible post records PostCreated now; a pending one (waiting for review) when published.
     With `read_by` (a user id), that member's read state moves to the new post in the same statement.
+    `sensitive`: it matched a safeguarding phrase (mail never quotes it).
     """
     assert status in ("visible", "pending")
     rendered = censored(rendered or await render_body(conn, raw), censor)
@@ -402,14 +404,33 @@ async def create_post(
     )
     assert post is not None
     if status == "visible":
-        await record_post_created(conn, post, topic, rendered)
+        await record_post_created(conn, post, topic, rendered, sensitive=sensitive)
     return post
 
 
+# Whether a post has (or had) a safeguarding item: it matched a safeguarding phrase, or was flagged so.
+SAFEGUARDING_ITEM_SQL = "SELECT EXISTS (SELECT 1 FROM forum.reviewables WHERE post_id = $1 AND kind = ANY($2::text[]))"
+
+
+async def has_safeguarding_item(conn: asyncpg.Connection, post_id: int) -> bool:
+    """Whether a post is sensitive: mail and digests never quote one that has a safeguarding item."""
+    return bool(await conn.fetchval(SAFEGUARDING_ITEM_SQL, post_id, list(reviews.SAFEGUARDING_KINDS)))
+
+
 async def record_post_created(
-    conn: asyncpg.Connection, post: asyncpg.Record, topic: TopicContext, rendered: markdown.Rendered
+    conn: asyncpg.Connection,
+    post: asyncpg.Record,
+    topic: TopicContext,
+    rendered: markdown.Rendered,
+    *,
+    sensitive: bool | None = None,
 ) -> None:
-    """Record PostCreated for a post being published (at once, or when a moderator approves it)."""
+    """Record PostCreated for a post being published (at once, or when a moderator approves it).
+
+    `sensitive` when known (a new post's screening); else whether it has a safeguarding item.
+    """
+    if sensitive is None:
+        sensitive = await has_safeguarding_item(conn, post["id"])
     author_id = post["author_id"]
     reply_to_user = post["reply_to_author_id"] if post["reply_to_post_id"] else None
     event = PostCreated(
@@ -429,6 +450,7 @@ async def record_post_created(
         quoted_user_ids=await _quoted_authors(conn, rendered.quotes, besides=author_id),
         created_at=post["created_at"].isoformat(),
         anonymous=post["anonymous"],
+        sensitive=sensitive,
     )
     # A pseudonymous post's envelope names no actor: the stream must not tie it to its author.
     await write_event(conn, event, actor_id=None if post["anonymous"] else author_id)
@@ -509,6 +531,7 @@ async def _write_post(
         censor=review.censored,
         rendered=rendered,
         read_by=author["id"],  # the author has read their own post: in the same statement
+        sensitive=bool(review.crisis),
     )
     await screening.open_reviews_for_new_post(conn, post, review, category_id=topic.category_id)
     return Written(post, bool(review.crisis))
