@@ -1,0 +1,138 @@
+"""The pages of private messages, without JavaScript: inbox, new message, conversation (reply, invite,
+accept, leave, react, report), the fragment after a message, the moderators' inbox, who may message me."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+
+@pytest.fixture
+async def sam(member_factory):
+    return await member_factory("sam")
+
+
+@pytest.fixture
+async def priya(member_factory):
+    return await member_factory("priya")
+
+
+def form(member: Any, **fields: Any) -> dict[str, Any]:
+    return {"csrf_token": member.session.csrf, **fields}
+
+
+async def send_new(member: Any, **fields: Any) -> Any:
+    return await member.client.post("/messages/new", data=form(member, **fields))
+
+
+async def test_new_message_to_conversation_and_inbox(sam, priya):
+    page = await sam.client.get("/messages/new?to=priya")
+    assert page.status_code == 200 and 'value="priya"' in page.text
+    sent = await send_new(sam, recipients="priya", title="Hello Priya", text="How are *you*?")
+    assert sent.status_code == 303
+    url = sent.headers["location"].split("#")[0]
+    conversation = await sam.client.get(url)
+    assert conversation.status_code == 200
+    assert 'id="messages"' in conversation.text and "data-live-channel=\"conversation:" in conversation.text
+    assert "<em>you</em>" in conversation.text
+    inbox = await priya.client.get("/messages")
+    assert "Hello Priya" in inbox.text and "New" in inbox.text
+    await priya.client.get(url)  # reading it marks it read
+    assert "tica-conversation--unread" not in (await priya.client.get("/messages")).text
+
+
+async def test_new_message_errors_keep_what_was_typed(sam, priya):
+    await priya.client.post("/account/messages", data=form(priya, who_may_message="nobody"))
+    refused = await send_new(sam, recipients="priya", title="Hi", text="Kept words")
+    assert refused.status_code == 403 and "not taking new messages" in refused.text and "Kept words" in refused.text
+    missing = await send_new(sam, recipients="", title="", text="")
+    assert missing.status_code == 422 and "There is a problem" in missing.text
+    bad_csrf = await sam.client.post("/messages/new", data={"csrf_token": "nope", "title": "x"})
+    assert bad_csrf.status_code == 403
+
+
+async def test_reply_react_report_and_fragment(sam, priya, pool):
+    sent = await send_new(sam, recipients="priya", title="Plans", text="First")
+    cid = int(sent.headers["location"].split("/")[2].split("#")[0].split("?")[0])
+    replied = await priya.client.post(f"/messages/{cid}", data=form(priya, text="Second"))
+    assert replied.status_code == 303
+    first_id = await pool.fetchval("SELECT min(id) FROM forum.messages WHERE conversation_id = $1", cid)
+    fragment = await sam.client.get(f"/messages/{cid}/after/{first_id}")
+    assert fragment.status_code == 200 and "Second" in fragment.text and "First" not in fragment.text
+    assert f'id="message-{first_id + 1}"' in fragment.text
+    assert (await sam.client.post(f"/messages/{cid}", data=form(sam, text="  "))).status_code == 422
+    reacted = await priya.client.post(f"/messages/{cid}/messages/{first_id}/react", data=form(priya, kind="hug"))
+    assert reacted.status_code == 303
+    assert await pool.fetchval("SELECT reactions FROM forum.messages WHERE id = $1", first_id) == {"hug": 1}
+    page = await priya.client.get(f"/messages/{cid}/messages/{first_id}/report")
+    assert page.status_code == 200 and "3 messages before it" in page.text
+    no_reason = await priya.client.post(f"/messages/{cid}/messages/{first_id}/report", data=form(priya))
+    assert no_reason.status_code == 422
+    reported = await priya.client.post(
+        f"/messages/{cid}/messages/{first_id}/report", data=form(priya, reason="inappropriate")
+    )
+    assert reported.status_code == 303
+    assert await pool.fetchval("SELECT kind FROM forum.reviewables WHERE message_id = $1", first_id) == (
+        "flagged_message"
+    )
+
+
+async def test_outsider_gets_404(sam, priya, member_factory):
+    sent = await send_new(sam, recipients="priya", title="Ours", text="Private")
+    url = sent.headers["location"].split("#")[0]
+    jo = await member_factory("jo")
+    assert (await jo.client.get(url)).status_code == 404
+    admin = await member_factory("ada", roles=("member", "admin"))
+    assert (await admin.client.get(url)).status_code == 404
+    assert (await sam.client.get("/messages/moderators")).status_code == 404
+
+
+async def test_invite_accept_and_leave(sam, priya, member_factory):
+    jo = await member_factory("jo")
+    sent = await send_new(sam, recipients="priya", title="Group", text="Hello")
+    cid = int(sent.headers["location"].split("/")[2].split("#")[0].split("?")[0])
+    invited = await sam.client.post(f"/messages/{cid}/invite", data=form(sam, username="jo"))
+    assert invited.status_code == 303
+    invitation = await jo.client.get(f"/messages/{cid}")
+    assert "Accept" in invitation.text and "Hello" not in invitation.text
+    assert (await jo.client.post(f"/messages/{cid}/accept", data=form(jo))).status_code == 303
+    nobody = await sam.client.post(f"/messages/{cid}/invite", data=form(sam, username="nobody-at-all"))
+    assert nobody.status_code == 422
+    left = await priya.client.post(f"/messages/{cid}/leave", data=form(priya))
+    assert left.status_code == 303 and left.headers["location"] == "/messages?done=left"
+    assert "You left" in (await priya.client.get("/messages")).text
+
+
+async def test_moderators_inbox_and_safeguarding_support(sam, member_factory):
+    mo = await member_factory("mo", roles=("member", "moderator"))
+    sent = await send_new(sam, to_moderators="1", title="Struggling", text="I want to end my life")
+    assert "support=1" in sent.headers["location"]
+    page = await sam.client.get(sent.headers["location"].split("#")[0])
+    assert 'id="support-panel"' in page.text
+    inbox = await mo.client.get("/messages/moderators")
+    assert inbox.status_code == 200 and "Struggling" in inbox.text
+    cid = int(sent.headers["location"].split("/")[2].split("#")[0].split("?")[0])
+    assert (await mo.client.post(f"/messages/{cid}", data=form(mo, text="We are here for you"))).status_code == 303
+    seen = await sam.client.get(f"/messages/{cid}")
+    assert "The moderators" in seen.text and "written by mo" not in seen.text
+    assert "written by mo" in (await mo.client.get(f"/messages/{cid}")).text
+
+
+async def test_settings_and_blocks(sam, priya):
+    page = await sam.client.get("/account/messages")
+    assert page.status_code == 200 and 'value="anyone" checked' in page.text
+    saved = await sam.client.post("/account/messages", data=form(sam, who_may_message="talked"))
+    assert saved.status_code == 303
+    assert 'value="talked" checked' in (await sam.client.get("/account/messages")).text
+    assert (await sam.client.post("/account/messages", data=form(sam, who_may_message="x"))).status_code == 422
+    blocked = await sam.client.post("/account/messages/block", data=form(sam, username="priya"))
+    assert blocked.status_code == 303
+    assert "@priya" in (await sam.client.get("/account/messages")).text
+    await sam.client.post("/account/messages/unblock", data=form(sam, username="priya"))
+    assert "You have not blocked anyone" in (await sam.client.get("/account/messages")).text
+
+
+async def test_visitor_is_sent_to_log_in(client):
+    response = await client.get("/messages")
+    assert response.status_code == 303 and response.headers["location"].startswith("/login")
