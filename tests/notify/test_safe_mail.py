@@ -204,3 +204,19 @@ async def test_an_edit_that_matched_keeps_a_post_unquoted(world, smtp, mail_ctx)
     text, html = parts(smtp[0].messages[0])
     assert "Fine words" not in text and "Fine words" not in html
     assert "http://testserver/p/101" in text
+
+
+async def test_an_author_edit_that_brings_a_safeguarding_phrase_is_sensitive(app, world, member_factory):
+    """The forum's post.edited says `sensitive` when the edit matched a phrase, and keeps saying it after."""
+    admin = await member_factory("ada", roles=("member", "admin"))
+    sam = await member_factory("sam")
+    general = await _posted(admin, "/api/categories", {"name": "General"})
+    started = await _posted(sam, "/api/topics", {"category_id": general["id"], "title": "Nights", "body": "Hard."})
+    first = (await sam.client.get(f"/api/topics/{started['id']}")).json()
+    post_id = (first.get("posts") or [{}])[0].get("id") or started.get("first_post_id")
+    assert post_id, first
+    for body in ("Some nights I feel I can't go on", "Some nights are hard but better now"):
+        response = await sam.client.patch(f"/api/posts/{post_id}", json={"body": body})
+        assert response.status_code == 200, response.text
+    rows = await world.pool.fetch("SELECT payload FROM forum.outbox WHERE type = 'post.edited' ORDER BY id")
+    assert [ev.Envelope(**row["payload"]).event().sensitive for row in rows] == [True, True]

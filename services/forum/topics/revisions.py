@@ -18,6 +18,7 @@ from services.forum.topics.posts import (
     clean_body,
     enforce_edit_limit,
     fetch_post,
+    has_safeguarding_item,
     readable_post,
     render_body,
 )
@@ -102,7 +103,9 @@ async def edit_post(
     )
     revision = await conn.fetchval(UPDATE_POST_SQL, post_id, raw, rendered.cooked, rendered.text, note)
     if post["status"] not in access.UNPUBLISHED:
-        await _post_edited(conn, post, topic, rendered, note, revision, editor_id=who.user_id)
+        # Sensitive (mail never quotes it): the edit brought a safeguarding phrase, or the post has an item.
+        sensitive = bool(review and review.crisis) or await has_safeguarding_item(conn, post_id)
+        await _post_edited(conn, post, topic, rendered, note, revision, editor_id=who.user_id, sensitive=sensitive)
     if post["post_number"] == 1 and note != post["content_note"]:
         await _sync_topic_note(conn, who, topic.id, note)
     if not by_author:
@@ -129,6 +132,7 @@ async def _post_edited(
     revision: int,
     *,
     editor_id: int,
+    sensitive: bool = False,
 ) -> None:
     hide_actor = post["anonymous"] and editor_id == post["author_id"]
     await write_event(
@@ -142,6 +146,7 @@ async def _post_edited(
             audience=topic.audience,
             revision=revision,
             anonymous=post["anonymous"],
+            sensitive=sensitive,
         ),
         actor_id=None if hide_actor else editor_id,
     )
