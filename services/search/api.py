@@ -1,5 +1,5 @@
 """GET /api/search: search the topics, posts and comments on library documents the viewer may
-read (shared/API.md, "Search")."""
+read, and the private messages of their own conversations (shared/API.md, "Search")."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ QUERY_HELP = {
         required=True,
         pattern=r"[\s\S]*\S[\s\S]*",
         description='words, "phrases", -exclusions, `or`, and filters @username, #category-slug, in:title, '
-        "kind:post|topic|document_comment, before:YYYY-MM-DD, after:YYYY-MM-DD (400 when it asks for nothing)",
+        "kind:post|topic|document_comment|message, before:YYYY-MM-DD, after:YYYY-MM-DD (400 when it asks for nothing)",
     ),
     "page": Field("integer", minimum=1, maximum=MAX_PAGE, description=f"1-based; {query.PER_PAGE} results a page"),
 }
@@ -32,6 +32,7 @@ RESULT = Shape(
         "topic_id": "integer?",
         "post_number": "integer?",
         "document_id": "integer?",
+        "conversation_id": "integer?",
         "title": "string?",
         "snippet": "string",
         "author": Maybe(Shape("Author", {"id": "integer?", "username": "string", "display_name": "string"})),
@@ -49,7 +50,7 @@ async def run_search(request: Request, parsed: query.ParsedQuery, page: int) -> 
     """Search as the request's viewer: anonymous people see public content, staff everything."""
     who = await viewer(request)
     try:
-        return await query.search(runtime(request).pool, parsed, query.audiences_for(who), page=page)
+        return await query.search(runtime(request).pool, parsed, query.audiences_for(who), page=page, viewer=who)
     except asyncpg.QueryCanceledError:
         raise ApiError(
             503,
@@ -65,7 +66,8 @@ async def run_search(request: Request, parsed: query.ParsedQuery, page: int) -> 
     query=QUERY_HELP,
 )
 async def search_endpoint(request: Request) -> Response:
-    """Search topics, posts and comments on library documents (best matches first, recent ones boosted)."""
+    """Search topics, posts, comments on library documents and your own private messages (best matches first,
+    recent ones boosted)."""
     parsed = query.parse(request.query_params.get("q", ""))
     page = query_int(request, "page", 1, minimum=1, maximum=MAX_PAGE)
     if parsed.is_empty:

@@ -32,6 +32,8 @@ from shared.events import (
     CategoryCreated,
     CategoryUpdated,
     Consumer,
+    ConversationCreated,
+    ConversationMembersChanged,
     DocumentCommentCreated,
     DocumentCommentDeleted,
     DocumentCommentEdited,
@@ -41,6 +43,8 @@ from shared.events import (
     Envelope,
     Event,
     FolderUpdated,
+    MessageCreated,
+    MessageHidden,
     PostCreated,
     PostDeleted,
     PostEdited,
@@ -244,6 +248,46 @@ async def _comment_deleted(conn: asyncpg.Connection, tables: Tables, e: Document
     await store.write_document(conn, tables, write)
 
 
+# --- private messages ----------------------------------------------------------------------------
+
+
+async def _conversation(
+    conn: asyncpg.Connection, tables: Tables, e: ConversationCreated | ConversationMembersChanged, env: Envelope
+) -> None:
+    # Kept in the live schema whatever `tables` (a rebuild's journal replays onto the same rows).
+    await store.write_conversation(
+        conn,
+        conversation_id=e.conversation_id,
+        member_ids=e.member_ids,
+        with_moderators=e.with_moderators,
+        version=env.id,
+    )
+
+
+async def _message(conn: asyncpg.Connection, tables: Tables, e: MessageCreated, env: Envelope) -> None:
+    if not e.from_moderators:
+        await store.add_author(conn, tables, user_id=e.author_id, username=e.author_username)
+    write = _stamped(
+        env,
+        "message",
+        e.message_id,
+        author_id=None if e.from_moderators else e.author_id,
+        from_moderators=e.from_moderators,
+        conversation_id=e.conversation_id,
+        created_at=_time(e.created_at),
+        content=Content(e.text),
+        status="visible",
+        placement=Placement(None, e.audience, e.title),
+    )
+    await store.write_document(conn, tables, write)
+
+
+async def _message_hidden(conn: asyncpg.Connection, tables: Tables, e: MessageHidden, env: Envelope) -> None:
+    # Hidden by a moderator after a report: it leaves search (the text is kept, as for a hidden post).
+    write = _stamped(env, "message", e.message_id, conversation_id=e.conversation_id, status="hidden")
+    await store.write_document(conn, tables, write)
+
+
 APPLIERS: dict[type[Event], Apply] = {
     UserRegistered: _user,
     UserUpdated: _user,
@@ -263,6 +307,10 @@ APPLIERS: dict[type[Event], Apply] = {
     DocumentCommentCreated: _comment,
     DocumentCommentEdited: _comment,
     DocumentCommentDeleted: _comment_deleted,
+    ConversationCreated: _conversation,
+    ConversationMembersChanged: _conversation,
+    MessageCreated: _message,
+    MessageHidden: _message_hidden,
 }
 HANDLED_TYPES = frozenset(cls.type for cls in APPLIERS)
 

@@ -27,8 +27,14 @@ KIND_CHOICES = (
     ("topic", "Topics (titles)"),
     ("post", "Posts and replies"),
     ("document_comment", "Comments on documents"),
+    ("message", "Your private messages"),
 )
-KIND_LABELS = {"topic": "Topic", "post": "Post", "document_comment": "Comment on a document"}
+KIND_LABELS = {
+    "topic": "Topic",
+    "post": "Post",
+    "document_comment": "Comment on a document",
+    "message": "Private message",
+}
 FORM_FIELDS = ("q", "kind", "category", "after", "before")
 
 CATEGORIES_SQL = """

@@ -3,7 +3,7 @@ ranking matches fast at a million posts, and snippets with highlighted words.
 
 Query language: plain words, "quoted phrases", -exclusions, `or` between words (it binds
 tighter than the implicit "and": `grief or loss support` is (grief or loss) and support),
-and the filters @username, #category-slug, in:title, kind:post|topic|document_comment,
+and the filters @username, #category-slug, in:title, kind:post|topic|document_comment|message,
 before:YYYY-MM-DD and after:YYYY-MM-DD (UTC dates; before is exclusive, after inclusive).
 Nothing a person types is ever parsed as tsquery syntax: each word or phrase goes to
 plainto_tsquery / phraseto_tsquery as a parameter and the pieces are combined with
@@ -16,6 +16,11 @@ alone: each document carries facet lexemes for its day at eight granularities
 widens the window until it holds enough matches, then ranks only those candidates by
 relevance (ts_rank: title weight A, body weight D) with a recency boost, and pages
 through them. For a rare word the window soon covers everything: the result is exact.
+
+Private messages are the one exception to "staff read everything": a message is found only by
+the members of its conversation now (search.conversations), and by staff only when the
+moderators' inbox is in it (its audience names `staff`). A member who left finds nothing said
+in it any more, as they can follow nothing new in it: the safest and simplest rule.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import html
 import math
 import re
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
@@ -52,8 +58,10 @@ KIND_ALIASES = {
     "document_comment": "document_comment",
     "comment": "document_comment",
     "comments": "document_comment",
+    "message": "message",
+    "messages": "message",
 }
-KINDS = ("topic", "post", "document_comment")
+KINDS = ("topic", "post", "document_comment", "message")
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _USERNAME = re.compile(r"[A-Za-z0-9_-]{1,40}")
@@ -311,12 +319,20 @@ CANDIDATES_SQL = """
 SELECT kind, id, created_at, {rank} AS rank
 FROM (SELECT kind, id, created_at, tsv FROM search.documents
       WHERE status = 'visible' AND tsv @@ ($1::tsquery && $2::tsquery)
-        AND ($3::text[] IS NULL OR audience && $3::text[])
+        AND {may_read}
         AND ($4::timestamptz IS NULL OR created_at < $4::timestamptz)
         AND ($5::timestamptz IS NULL OR created_at >= $5::timestamptz)
       ORDER BY created_at DESC, kind, id DESC
       LIMIT $6) AS newest
 """
+# Who may read a document: a message only through the viewer's own conversations (`private`, and
+# `staff` for staff: messages with the moderators' inbox), everything else by its audience (NULL:
+# staff, who read everything else).
+MAY_READ_SQL = (
+    "(CASE WHEN {d}kind = 'message' THEN {d}audience && {private}::text[]"
+    " ELSE {audiences}::text[] IS NULL OR {d}audience && {audiences}::text[] END)"
+)
+CANDIDATES_SQL = CANDIDATES_SQL.replace("{may_read}", MAY_READ_SQL.format(d="", private="$7", audiences="$3"))
 RANK_SQL = "ts_rank('{0.1, 0.2, 0.4, 1.0}', tsv, $1::tsquery, 1)"
 
 # Only the GIN index can answer these queries quickly: never let a misestimate pick a scan.
@@ -351,6 +367,7 @@ async def find_candidates(
     *,
     today: date,
     limit: int,
+    private: Sequence[str] = (),
 ) -> tuple[list[Candidate], bool]:
     """The newest `limit` matches, ranked; and whether there may be more matches than that.
 
@@ -385,7 +402,9 @@ async def find_candidates(
         if not every_day or parsed.before is not None or not (filters or prepared.tsquery):
             parts.append(f"({day_cover(first_day, last_day)})")
         step_started = time.perf_counter()
-        rows = await conn.fetch(sql, prepared.tsquery, " & ".join(parts), audiences, before, after, limit + 1)
+        rows = await conn.fetch(
+            sql, prepared.tsquery, " & ".join(parts), audiences, before, after, limit + 1, list(private)
+        )
         if len(rows) > limit or every_day:
             break
         growth = min(4.0 if phrases else 16.0, max(2.0, 1.5 * limit / max(len(rows), 1)))
@@ -439,7 +458,8 @@ EXCERPT_CHARS = 240
 
 PAGE_SQL = """
 SELECT d.kind, d.id, d.topic_id, d.post_number, d.document_id, d.title, d.slug, d.content_note, d.topic_kind,
-       d.created_at, d.author_id, d.anonymous, u.username, u.display_name, d.category_id,
+       d.created_at, d.author_id, d.anonymous, d.conversation_id, d.from_moderators, u.username, u.display_name,
+       d.category_id,
        c.slug AS category_slug, c.name AS category_name,
        CASE WHEN $4 THEN ts_headline('english',
                                      translate(CASE WHEN d.kind = 'topic' THEN d.title ELSE left(d.body, $6) END,
@@ -450,9 +470,9 @@ FROM unnest($1::text[], $2::bigint[]) WITH ORDINALITY AS page(kind, id, n)
 JOIN search.documents d ON d.kind = page.kind AND d.id = page.id
 LEFT JOIN search.users u ON u.user_id = d.author_id
 LEFT JOIN search.categories c ON c.category_id = d.category_id
-WHERE d.status = 'visible' AND ($8::text[] IS NULL OR d.audience && $8::text[])
+WHERE d.status = 'visible' AND {may_read}
 ORDER BY page.n
-"""
+""".replace("{may_read}", MAY_READ_SQL.format(d="d.", private="$9", audiences="$8"))
 
 
 def highlight(raw: str) -> str:
@@ -473,10 +493,16 @@ def excerpt(text: str, chars: int = EXCERPT_CHARS) -> str:
 # How the forum shows the author of a pseudonymous topic or post, to everyone
 # (ANONYMOUS_AUTHOR in services/forum/topics/topics.py).
 ANONYMOUS_AUTHOR = {"id": None, "username": "anonymous", "display_name": "Anonymous member"}
+# A message from the moderators' shared inbox: no one moderator's name (as the forum shows it).
+MODERATORS_AUTHOR = {"id": None, "username": "moderators", "display_name": "The moderators"}
 
 
-def url_for(kind: str, id: int, *, slug: str = "", document_id: int | None = None) -> str:
-    """Where a result lives on the forum's pages (a comment: its anchor on its document's page)."""
+def url_for(
+    kind: str, id: int, *, slug: str = "", document_id: int | None = None, conversation_id: int | None = None
+) -> str:
+    """Where a result lives on the forum's pages (a comment or message: its anchor on its page)."""
+    if kind == "message":
+        return f"/messages/{conversation_id}#message-{id}"
     if kind == "topic":
         return f"/t/{slug or 'topic'}/{id}"
     if kind == "post":
@@ -487,9 +513,11 @@ def url_for(kind: str, id: int, *, slug: str = "", document_id: int | None = Non
 def item_out(row: asyncpg.Record, *, highlighted: bool) -> dict[str, Any]:
     """One result in the API's shape."""
     author = None
-    if row["anonymous"]:
+    if row["from_moderators"]:
+        author = dict(MODERATORS_AUTHOR)
+    elif row["anonymous"]:
         author = dict(ANONYMOUS_AUTHOR)
-    elif row["author_id"] is not None:
+    elif row["author_id"] is not None and row["username"] is not None:
         author = {"id": row["author_id"], "username": row["username"], "display_name": row["display_name"]}
     category = None
     if row["category_slug"] is not None:
@@ -501,11 +529,18 @@ def item_out(row: asyncpg.Record, *, highlighted: bool) -> dict[str, Any]:
         "topic_id": row["topic_id"],
         "post_number": row["post_number"],
         "document_id": row["document_id"],
+        "conversation_id": row["conversation_id"],
         "title": row["title"],
         "snippet": highlight(snippet) if highlighted else excerpt(snippet),
         "author": author,
         "created_at": row["created_at"].isoformat(),
-        "url": url_for(row["kind"], row["id"], slug=row["slug"], document_id=row["document_id"]),
+        "url": url_for(
+            row["kind"],
+            row["id"],
+            slug=row["slug"],
+            document_id=row["document_id"],
+            conversation_id=row["conversation_id"],
+        ),
         "category": category,
         "topic_kind": row["topic_kind"],
         "content_note": row["content_note"],
@@ -530,6 +565,19 @@ def audiences_for(viewer: Viewer | None) -> list[str] | None:
     return None if audience.is_staff_audience(audiences) else audiences
 
 
+CONVERSATIONS_OF_SQL = "SELECT conversation_id FROM search.conversations WHERE member_ids @> ARRAY[$1::bigint]"
+
+
+async def private_audiences(conn: asyncpg.Connection, viewer: Viewer | None) -> list[str]:
+    """The audiences through which a viewer finds private messages: each conversation they are in
+    now, and `staff` for staff (conversations with the moderators' inbox). A visitor: none."""
+    if viewer is None:
+        return []
+    rows = await conn.fetch(CONVERSATIONS_OF_SQL, viewer.user_id)
+    found = [audience.conversation(r["conversation_id"]) for r in rows]
+    return [*found, audience.STAFF] if viewer.is_staff else found
+
+
 async def search(
     pool: asyncpg.Pool,
     parsed: ParsedQuery,
@@ -537,10 +585,13 @@ async def search(
     *,
     page: int = 1,
     per_page: int = PER_PAGE,
+    viewer: Viewer | None = None,
 ) -> SearchResult:
-    """One page of what the viewer (audiences; None: staff) may see, best first."""
+    """One page of what the viewer (audiences; None: staff) may see, best first; private messages
+    only those of `viewer`'s own conversations (none without a viewer)."""
     started = time.perf_counter()
     async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+        private = await private_audiences(conn, viewer)
         await conn.execute(SEARCH_SETTINGS_SQL)
         prepared = await prepare(conn, parsed)
         if (
@@ -550,7 +601,7 @@ async def search(
         ):
             return SearchResult([], page, None, _ms(started), False, prepared)
         candidates, more = await find_candidates(
-            conn, parsed, prepared, audiences, today=prepared.today, limit=CANDIDATES
+            conn, parsed, prepared, audiences, today=prepared.today, limit=CANDIDATES, private=private
         )
         start = (page - 1) * per_page
         chosen = candidates[start : start + per_page]
@@ -565,6 +616,7 @@ async def search(
                 SNIPPET_SOURCE_CHARS,
                 EXCERPT_CHARS * 2,
                 audiences,
+                private,
             )
             if chosen
             else []

@@ -6,7 +6,8 @@ live index, then swap it in, while searches go on and events keep flowing.
    From then on the indexer also journals every event it applies (indexer.py).
 2. Pull every category, topic, post and comment on a library document from the forum's
    export API (HTTP, authenticated as a service) into the new tables; then build their
-   indexes and statistics.
+   indexes and statistics. Private messages are not exported (yet): the live index's are
+   carried over, and who is in each conversation (search.conversations) is kept as it is.
 3. Replay the journal onto the new tables, with the same code the indexer uses.
 4. Swap: under the exclusive rebuild lock again, replay what the journal gained
    meanwhile, then rename the new tables into place, in one transaction. Searches wait
@@ -64,6 +65,7 @@ class Report:
     topics: int = 0
     posts: int = 0
     comments: int = 0
+    messages: int = 0  # carried over from the live index: the forum's export has none yet
     replayed: int = 0
     seconds: float = 0.0
     log: list[str] = field(default_factory=list)
@@ -71,7 +73,8 @@ class Report:
     def summary(self) -> str:
         return (
             f"search index rebuilt: {self.categories} categories, {self.topics} topics, {self.posts} posts, "
-            f"{self.comments} document comments from the forum, {self.replayed} events replayed, "
+            f"{self.comments} document comments from the forum, {self.messages} private messages kept, "
+            f"{self.replayed} events replayed, "
             f"in {self.seconds:.1f}s"
         )
 
@@ -377,6 +380,7 @@ async def load_export(conn: asyncpg.Connection, client: httpx.AsyncClient, repor
     async for rows in pull(client, "/api/export/document-comments", page_size):
         await _load_comments(conn, rows)
         report.comments += len(rows)
+    report.messages = await store.carry_messages(conn, store.LIVE, NEW)
 
 
 # --- the whole rebuild ----------------------------------------------------------------------------

@@ -26,7 +26,7 @@ from datetime import datetime
 
 import asyncpg
 
-KINDS = ("topic", "post", "document_comment")
+KINDS = ("topic", "post", "document_comment", "message")
 STATUSES = ("visible", "hidden", "deleted")
 BODY_MAX_CHARS = 100_000
 
@@ -108,6 +108,8 @@ class DocumentWrite:
     document_id: int | None = None  # a comment's library document
     folder_id: int | None = None  # a comment's folder (placement)
     anonymous: bool = False  # posted pseudonymously: no author is kept (see the module's docstring)
+    conversation_id: int | None = None  # a private message's conversation
+    from_moderators: bool = False  # a message sent from the moderators' inbox: no author is kept
 
 
 def _newer_sql(column: str, param: str) -> str:
@@ -121,20 +123,23 @@ _PLACE_OK = f"($15 AND $16 AND {_newer_sql('placement_version', '$20')})"
 WRITE_DOCUMENT_SQL = f"""
 INSERT INTO {{documents}} AS d (kind, id, topic_id, post_number, author_id, created_at, body, content_note, topic_kind,
     status, category_id, audience, title, slug, content_version, status_version, placement_version,
-    document_id, folder_id, anonymous)
-VALUES ($1::text, $2::bigint, $3::bigint, $4::integer, CASE WHEN NOT $24::boolean THEN $5::bigint END,
+    document_id, folder_id, anonymous, conversation_id, from_moderators)
+VALUES ($1::text, $2::bigint, $3::bigint, $4::integer, CASE WHEN NOT ($24::boolean OR $26::boolean) THEN $5::bigint END,
     coalesce($6::timestamptz, $7::timestamptz),
     coalesce($8::text, ''), $9::text, $10::text, coalesce($11::text, 'visible'),
     $12::bigint, coalesce($17::text[], ARRAY[]::text[]), coalesce($18::text, ''), coalesce($21::text, ''),
     CASE WHEN $13::boolean THEN $19::uuid END, CASE WHEN $14::boolean THEN $19::uuid END,
-    CASE WHEN $15::boolean THEN $20::uuid END, $22::bigint, $23::bigint, $24::boolean)
+    CASE WHEN $15::boolean THEN $20::uuid END, $22::bigint, $23::bigint, $24::boolean, $25::bigint, $26::boolean)
 ON CONFLICT (kind, id) DO UPDATE SET
     topic_id = coalesce(EXCLUDED.topic_id, d.topic_id),
     post_number = coalesce(EXCLUDED.post_number, d.post_number),
     -- Once known to be pseudonymous, always: no later write, whatever it carries, attaches an author.
-    author_id = CASE WHEN d.anonymous OR $24::boolean THEN NULL ELSE coalesce(EXCLUDED.author_id, d.author_id) END,
+    author_id = CASE WHEN d.anonymous OR $24::boolean OR d.from_moderators OR $26::boolean THEN NULL
+                     ELSE coalesce(EXCLUDED.author_id, d.author_id) END,
     anonymous = d.anonymous OR $24::boolean,
     document_id = coalesce(EXCLUDED.document_id, d.document_id),
+    conversation_id = coalesce(EXCLUDED.conversation_id, d.conversation_id),
+    from_moderators = d.from_moderators OR $26::boolean,
     folder_id = CASE WHEN {_PLACE_OK} THEN coalesce(EXCLUDED.folder_id, d.folder_id) ELSE d.folder_id END,
     created_at = coalesce($6::timestamptz, d.created_at),
     body = CASE WHEN {_CONTENT_OK} THEN EXCLUDED.body ELSE d.body END,
@@ -198,6 +203,8 @@ def _document_args(write: DocumentWrite) -> tuple[object, ...]:
         write.document_id,
         write.folder_id,
         write.anonymous,  # $22-$24
+        write.conversation_id,
+        write.from_moderators,  # $25, $26
     )
 
 
@@ -521,3 +528,50 @@ async def write_folder(
         PROPAGATE_FOLDER_SQL.format(documents=tables.documents, library=tables.library), folder_id, audience, version
     )
     return int(result.split()[-1])
+
+
+# --- private messages: who is in each conversation ----------------------------------------------------
+
+WRITE_CONVERSATION_SQL = """
+INSERT INTO search.conversations AS c (conversation_id, member_ids, with_moderators, version)
+VALUES ($1, $2, $3, $4)
+ON CONFLICT (conversation_id) DO UPDATE SET
+    member_ids = EXCLUDED.member_ids, with_moderators = EXCLUDED.with_moderators, version = EXCLUDED.version
+WHERE c.version IS NULL OR c.version < EXCLUDED.version
+"""
+
+
+async def write_conversation(
+    conn: asyncpg.Connection, *, conversation_id: int, member_ids: list[int], with_moderators: bool, version: str
+) -> None:
+    """Who is in a conversation now: each event carries the whole list, so the newest one wins."""
+    await conn.execute(WRITE_CONVERSATION_SQL, conversation_id, sorted(set(member_ids)), with_moderators, version)
+
+
+# The forum's export has no messages yet: a rebuild carries the live index's messages over into its
+# new tables (after it started journaling, so a message indexed meanwhile is replayed on top).
+CARRY_MESSAGES_SQL = """
+INSERT INTO {new} (kind, id, topic_id, post_number, category_id, author_id, title, slug, body, content_note,
+    topic_kind, audience, status, created_at, content_version, status_version, placement_version, indexed_at,
+    document_id, folder_id, anonymous, conversation_id, from_moderators)
+SELECT kind, id, topic_id, post_number, category_id, author_id, title, slug, body, content_note,
+    topic_kind, audience, status, created_at, content_version, status_version, placement_version, indexed_at,
+    document_id, folder_id, anonymous, conversation_id, from_moderators
+FROM {live} WHERE kind = 'message'
+ON CONFLICT (kind, id) DO NOTHING
+"""
+
+
+CARRY_AUTHORS_SQL = """
+INSERT INTO {new} (user_id, username, display_name, version)
+SELECT u.user_id, u.username, u.display_name, u.version FROM {live} u
+WHERE u.user_id IN (SELECT author_id FROM {messages} WHERE kind = 'message' AND author_id IS NOT NULL)
+ON CONFLICT (user_id) DO NOTHING
+"""
+
+
+async def carry_messages(conn: asyncpg.Connection, live: Tables, new: Tables) -> int:
+    """Copy the messages of the live index, and their authors, into a rebuild's tables; how many messages."""
+    status = await conn.execute(CARRY_MESSAGES_SQL.format(new=new.documents, live=live.documents))
+    await conn.execute(CARRY_AUTHORS_SQL.format(new=new.users, live=live.users, messages=live.documents))
+    return int(status.rsplit(" ", 1)[-1])
