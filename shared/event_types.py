@@ -124,6 +124,8 @@ class UserRoleChanged(Event):
     roles: list[str]
     previous_roles: list[str]
     reason: str
+    duty: str | None = None  # a duty given or taken back (roles unchanged): "safeguarding_lead"
+    duty_held: bool = False  # whether they hold `duty` now
 
 
 @dataclass(frozen=True)

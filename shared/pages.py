@@ -258,6 +258,7 @@ async def render(
         "site_name": runtime(request).settings.site_name,
         "path": request.url.path,
         "query": request.query_params.get("q", "") if request.url.path.startswith("/search") else "",
+        **(await _service_context(request, session)),
         **(context or {}),
     }
     html = env.get_template(template).render(values)
@@ -266,6 +267,15 @@ async def render(
     if request.cookies.get(CSRF_COOKIE) != token:
         set_csrf_cookie(response, request, token)
     return response
+
+
+async def _service_context(request: Request, session: Session | None) -> dict[str, Any]:
+    """What a service adds to every page it renders (app.state.page_context, e.g. the forum's review count
+    in the header for staff); nothing when it adds nothing."""
+    add: Callable[[Request, Session | None], Awaitable[dict[str, Any]]] | None = getattr(
+        request.app.state, "page_context", None
+    )
+    return await add(request, session) if add is not None else {}
 
 
 def cookies_secure(request: Request) -> bool:

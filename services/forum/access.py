@@ -319,6 +319,34 @@ def may_search_email(who: Session | None) -> bool:
     return is_admin(who)
 
 
+# --- safeguarding -------------------------------------------------------------------------------------
+
+
+def may_hold_safeguarding_duty(roles: Sequence[str]) -> bool:
+    """Only moderators and admins are safeguarding leads: safeguarding items stay among staff (taking away
+    a member's staff role takes the duty with it)."""
+    return member_is_staff(roles)
+
+
+def may_pick_up(who: Session | None) -> bool:
+    """Moderators and admins say "I'm looking at this" on a safeguarding item (and take it over)."""
+    return is_staff(who)
+
+
+def may_see_review_counts(who: Session | None) -> bool:
+    """The header's count of items waiting in the review queue: staff only."""
+    return is_staff(who)
+
+
+# Whom a safeguarding alert goes to: every moderator and safeguarding lead, and from the second round
+# (nobody picked the item up in time) every admin too; $1 whether admins are included. `lead`: mailed too.
+SAFEGUARDING_RECIPIENTS_SQL = """
+SELECT id, safeguarding_lead AS lead FROM forum.users
+WHERE 'moderator' = ANY(roles) OR safeguarding_lead OR ($1::boolean AND 'admin' = ANY(roles))
+ORDER BY id
+"""
+
+
 # --- private messages ---------------------------------------------------------------------------------
 # A conversation's audience is its members; with the moderators' shared inbox a party, staff too. A member
 # reads what was said while they were in it (from joining, up to leaving); a member they blocked has no new

@@ -31,7 +31,7 @@ from services.forum.messages import api as message_api
 from services.forum.messages import pages as message_pages
 from services.forum.moderation import admin_pages as moderation_admin_pages
 from services.forum.moderation import api as moderation_api
-from services.forum.moderation import audit
+from services.forum.moderation import audit, safeguarding
 from services.forum.moderation import pages as moderation_pages
 from services.forum.signups import api as signup_api
 from services.forum.signups import pages as signup_pages
@@ -153,7 +153,7 @@ def create_app(settings: Settings, *, background: bool = True) -> Starlette:
             *message_pages.routes,
             *pages.static_routes(),
         ],
-        background=(outbox_relay,) if background else (),
+        background=(outbox_relay, safeguarding.realert_loop) if background else (),
         follow_settings=background,  # what admins set, from forum.site_settings (site/settings.py)
         settings_loader=stored_settings.load_snapshot,
         startup=(open_job_queue,),
@@ -163,4 +163,5 @@ def create_app(settings: Settings, *, background: bool = True) -> Starlette:
     )
     app.add_middleware(ActivityTracker)
     app.state.templates = pages.environment(TEMPLATES_DIR)
+    app.state.page_context = moderation_pages.header_context  # the review count in staff's header
     return app

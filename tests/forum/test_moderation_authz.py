@@ -19,6 +19,9 @@ STAFF_API = [
     ("GET", "/api/review", None),
     ("GET", "/api/review/{review}", None),
     ("POST", "/api/review/{review}", {"action": "approve"}),
+    ("GET", "/api/review/counts", None),
+    ("POST", "/api/review/{review}/pickup", {}),
+    ("DELETE", "/api/review/{review}/pickup", None),
     ("POST", "/api/posts/{post}/hide", {"reason": "x"}),
     ("POST", "/api/posts/{post}/restore", {}),
     ("POST", "/api/posts/{post}/reveal-author", None),
@@ -41,6 +44,9 @@ ADMIN_API = [
 STAFF_PAGES = [
     ("GET", "/review"),
     ("POST", "/review/{review}"),
+    ("GET", "/review/{review}"),
+    ("GET", "/review/{review}/pickup"),
+    ("POST", "/review/{review}/pickup"),
     ("GET", "/posts/{post}/moderate"),
     ("POST", "/posts/{post}/moderate"),
     ("POST", "/posts/{post}/reveal-author"),
@@ -64,6 +70,7 @@ MEMBERS_STAFF_API = [
 ]
 MEMBERS_ADMIN_API = [
     ("PUT", "/api/admin/members/{user}/role", {"role": "moderator", "reason": "Trusted and kind"}),
+    ("PUT", "/api/admin/members/{user}/duties", {"safeguarding_lead": True, "reason": "Leads safeguarding"}),
 ]
 # Visitors are sent to log in (303), members get 403; the role form is for admins.
 MEMBERS_STAFF_PAGES = [("GET", "/admin/members"), ("GET", "/admin/members/{user}")]

@@ -51,7 +51,14 @@ TARGET_SQL = """
 SELECT id, username, display_name, roles, suspended_until, silenced_until
 FROM forum.users WHERE id = $1 FOR UPDATE
 """
-SET_ROLES_SQL = "UPDATE forum.users SET roles = $2, updated_at = now() WHERE id = $1"
+# A member who is no longer staff is no longer a safeguarding lead either (access.may_hold_safeguarding_duty).
+SET_ROLES_SQL = (
+    "UPDATE forum.users SET roles = $2, safeguarding_lead = safeguarding_lead AND $3, updated_at = now() WHERE id = $1"
+)
+DUTY_TARGET_SQL = (
+    "SELECT id, username, display_name, roles, safeguarding_lead FROM forum.users WHERE id = $1 FOR UPDATE"
+)
+SET_DUTY_SQL = "UPDATE forum.users SET safeguarding_lead = $2, updated_at = now() WHERE id = $1"
 
 
 @dataclass(frozen=True)
@@ -142,7 +149,7 @@ async def change_role(
     admins, target = await _lock(conn, who, user_id)
     current = _check_change(target, admins, role)
     previous, roles = list(target["roles"]), STORED_ROLES[role]
-    await conn.execute(SET_ROLES_SQL, user_id, roles)
+    await conn.execute(SET_ROLES_SQL, user_id, roles, access.may_hold_safeguarding_duty(roles))
     await audit.record_by(
         conn,
         who,
@@ -167,3 +174,49 @@ async def change_role_now(rt: Runtime, who: Session, user_id: int, role: str | N
         change = await change_role(conn, who, user_id, role, reason)
     await accounts.refresh_sessions(rt, user_id)
     return change
+
+
+# --- the safeguarding lead duty -----------------------------------------------------------------------
+
+
+async def change_duty(
+    conn: asyncpg.Connection, who: Session, user_id: int, lead: bool, reason: str | None
+) -> asyncpg.Record:
+    """Check, then make a moderator or admin a safeguarding lead (mailed about every safeguarding item, as
+    well as notified), or take the duty back, in the caller's transaction: audited, the member told.
+
+    Admins only. The duty gives no access of its own (only staff hold it), so sessions need no refresh."""
+    access.require_admin(who, "Only admins can change who is a safeguarding lead.")
+    reason = clean_reason(reason)
+    target = await conn.fetchrow(DUTY_TARGET_SQL, user_id)
+    if target is None:
+        raise access.not_found("that member")
+    if target["safeguarding_lead"] == lead:
+        already = "already" if lead else "not"
+        raise ApiError(
+            409, "same_duty", f"{target['display_name']} is {already} a safeguarding lead. Nothing was changed."
+        )
+    if lead and not access.may_hold_safeguarding_duty(target["roles"]):
+        raise ApiError(
+            409,
+            "not_staff",
+            f"{target['display_name']} is not a moderator or an admin. Only staff can be safeguarding leads, "
+            "so that safeguarding items stay among staff: make them a moderator first.",
+        )
+    await conn.execute(SET_DUTY_SQL, user_id, lead)
+    await audit.record_by(
+        conn,
+        who,
+        "user.safeguarding_lead",
+        user_id,
+        reason=reason,
+        before={"safeguarding_lead": not lead},
+        after={"safeguarding_lead": lead},
+    )
+    roles = list(target["roles"])
+    event = UserRoleChanged(
+        user_id=user_id, roles=roles, previous_roles=roles, reason=reason, duty="safeguarding_lead", duty_held=lead
+    )
+    await write_event(conn, event, actor_id=who.user_id)
+    row: asyncpg.Record = await conn.fetchrow(DUTY_TARGET_SQL, user_id)
+    return row

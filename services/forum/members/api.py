@@ -16,7 +16,7 @@ from services.forum import access
 from services.forum.accounts import roles
 from services.forum.members import members
 from services.forum.moderation import audit
-from shared.api import ApiRouter, Field, Maybe, Schema, Shape, page_of, path_int, read_json
+from shared.api import ApiRouter, Field, Maybe, Schema, Shape, page_of, path_int, read_json, writing
 from shared.sessions import Session
 from shared.web import require_viewer, require_writer, runtime
 
@@ -36,6 +36,24 @@ ROLE_IN = Schema(
     },
 )
 
+DUTY_IN = Schema(
+    "DutyChangeIn",
+    {
+        "safeguarding_lead": Field(
+            "boolean",
+            required=True,
+            description="a safeguarding lead is mailed about every safeguarding item (moderators and admins only)",
+        ),
+        "reason": Field(
+            "string",
+            required=True,
+            min_length=roles.REASON_MIN,
+            max_length=roles.REASON_MAX,
+            description="why; the member is told",
+        ),
+    },
+)
+
 SANCTION = Shape("AdminMemberSanction", {"until": "datetime", "reason": "string?"})
 MEMBER = Shape(
     "AdminMember",
@@ -45,6 +63,7 @@ MEMBER = Shape(
         "display_name": "string",
         "role": "string",
         "roles": ["string"],
+        "safeguarding_lead": "boolean",
         "status": "string",
         "email?": "string",
         "email_verified": "boolean",
@@ -121,6 +140,7 @@ def member_json(who: Session, row: asyncpg.Record) -> dict[str, Any]:
         "display_name": row["display_name"],
         "role": roles.role_of(row["roles"]),
         "roles": list(row["roles"]),
+        "safeguarding_lead": row["safeguarding_lead"],
         "status": row["status"],
         "email_verified": row["verified"],
         "created_at": row["created_at"].isoformat(),
@@ -223,3 +243,26 @@ async def role_endpoint(request: Request) -> Response:
     async with rt.pool.acquire() as conn:
         found = await members.standing(conn, who, user_id)
     return JSONResponse(standing_json(who, found))
+
+
+@api.put(
+    "/api/admin/members/{id}/duties",
+    body=DUTY_IN,
+    answers={
+        200: ("The member's standing with their duties now", STANDING),
+        409: "Already so; or not a moderator or admin (only staff can be safeguarding leads)",
+    },
+    auth=True,
+)
+async def duties_endpoint(request: Request) -> Response:
+    """Make a moderator or admin a safeguarding lead, or take the duty back, with a reason they are told
+    (admins). Leads are alerted about every safeguarding item by email as well as by notification."""
+    user_id = path_int(request, "id")
+    async with writing(request, DUTY_IN, allowed=_admin_for_duties) as w:
+        await roles.change_duty(w.conn, w.who, user_id, w.data["safeguarding_lead"], w.data["reason"])
+        found = await members.standing(w.conn, w.who, user_id)
+    return JSONResponse(standing_json(w.who, found))
+
+
+def _admin_for_duties(who: Session) -> None:
+    access.require_admin(who, "Only admins can change who is a safeguarding lead.")

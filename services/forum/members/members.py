@@ -129,7 +129,7 @@ _ORDERS = {
 }
 MEMBER_COLUMNS = f"""u.id, u.username, u.display_name, u.email, u.roles, u.created_at, u.last_seen_at,
        u.email_verified_at IS NOT NULL AS verified, u.suspended_until, u.suspended_reason,
-       u.silenced_until, u.silenced_reason, {STATUS_SQL} AS status"""
+       u.silenced_until, u.silenced_reason, {STATUS_SQL} AS status, u.safeguarding_lead"""
 # $1 name patterns (each must match the username or display name), $2 an email pattern, $3 role,
 # $4 status, $5 and $6 the join dates' bounds.
 _SEARCH = f"""

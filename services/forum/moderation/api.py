@@ -12,11 +12,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from services.forum import access
-from services.forum.moderation import moderation, screening
+from services.forum.moderation import moderation, safeguarding, screening
 from services.forum.topics import posts
 from services.forum.topics.api import AUTHOR, POST, SUPPORT, post_json
 from services.forum.writings.reviews import REVIEW_KINDS
-from shared.api import ApiRouter, Field, Schema, Shape, page_of, path_int, writing
+from shared.api import ApiRouter, Field, Maybe, Schema, Shape, page_of, path_int, writing
 from shared.sessions import Session
 from shared.web import ApiError, require_viewer, runtime
 
@@ -31,7 +31,23 @@ REVIEW_ACTION_IN = Schema(
         "reason": Field(
             "string", max_length=REASON_MAX, nullable=True, description="required for reject, hide, delete"
         ),
+        "outcome": Field(
+            "string",
+            enum=tuple(safeguarding.OUTCOMES),
+            nullable=True,
+            description="what was done: required for safeguarding items",
+        ),
+        "note": Field(
+            "string",
+            max_length=safeguarding.NOTE_MAX,
+            nullable=True,
+            description="a few words on what was done, for staff: required for safeguarding items",
+        ),
     },
+)
+PICKUP_IN = Schema(
+    "PickUpIn",
+    {"take_over": Field("boolean", description="take the item over from the moderator looking at it")},
 )
 POST_ACTION_IN = Schema("PostModeration", {"reason": Field("string", max_length=REASON_MAX, nullable=True)})
 APPEAL_IN = Schema("AppealIn", {"text": Field("string", required=True, min_length=1, max_length=APPEAL_MAX)})
@@ -44,6 +60,19 @@ SANCTION_IN = Schema(
 )
 
 
+PICKED_UP = Shape("PickedUp", {"by": AUTHOR, "at": "datetime"})
+SAFEGUARDING_PART = Shape(
+    "SafeguardingPart",
+    {
+        "alert_round": "integer",
+        "alerted_at": "datetime?",
+        "picked_up": Maybe(PICKED_UP),
+        "outcome": "string?",
+        "outcome_label": "string?",
+        "outcome_note": "string?",
+    },
+)
+REVIEW_COUNTS = Shape("ReviewCounts", {"waiting": "integer", "safeguarding": "integer"})
 REVIEWABLE = Shape(
     "Reviewable",
     {
@@ -66,6 +95,7 @@ REVIEWABLE = Shape(
         "actions": ["string"],
         "comment?": "object",
         "document?": "object",
+        "safeguarding": Maybe(SAFEGUARDING_PART),
     },
 )
 APPEAL = Shape(
@@ -146,6 +176,18 @@ async def review_queue_endpoint(request: Request) -> Response:
     return JSONResponse({"items": items, "next": query.page + 1 if has_next else None})
 
 
+@api.get(
+    "/api/review/counts", answers={200: ("Items waiting, and how many about safeguarding", REVIEW_COUNTS)}, auth=True
+)
+async def review_counts_endpoint(request: Request) -> Response:
+    """How many items wait in the review queue, and how many of them are about safeguarding (moderators):
+    the header's count."""
+    who = await _staff_reader(request)
+    async with runtime(request).pool.acquire() as conn:
+        found = await safeguarding.counts(conn, who)
+    return JSONResponse(found)
+
+
 @api.get("/api/review/{id}", answers={200: REVIEWABLE}, auth=True)
 async def review_item_endpoint(request: Request) -> Response:
     """One item of the review queue (moderators)."""
@@ -166,7 +208,47 @@ async def review_action_endpoint(request: Request) -> Response:
     """Act on an item (moderators): approve, reject, hide, restore, delete or ignore; reason for reject/hide/delete."""
     review_id = path_int(request, "id")
     async with writing(request, REVIEW_ACTION_IN, allowed=access.require_staff) as w:
-        await moderation.act(w.conn, w.who, review_id, w.data["action"], w.data.get("reason"))
+        await moderation.act(
+            w.conn,
+            w.who,
+            review_id,
+            w.data["action"],
+            w.data.get("reason"),
+            outcome=w.data.get("outcome"),
+            note=w.data.get("note"),
+        )
+        item = await moderation.get_review(w.conn, w.who, review_id)
+    return JSONResponse(item)
+
+
+@api.post(
+    "/api/review/{id}/pickup",
+    body=PICKUP_IN,
+    answers={
+        200: ("The item, with who is looking at it", REVIEWABLE),
+        409: "Someone else is looking at it (take_over to take it over), it was dealt with, or not safeguarding",
+    },
+    auth=True,
+)
+async def pick_up_endpoint(request: Request) -> Response:
+    """Say "I'm looking at this" on a safeguarding item, or take it over from another moderator (moderators)."""
+    review_id = path_int(request, "id")
+    async with writing(request, PICKUP_IN, allowed=access.require_staff) as w:
+        await safeguarding.pick_up(w.conn, w.who, review_id, take_over=bool(w.data.get("take_over")))
+        item = await moderation.get_review(w.conn, w.who, review_id)
+    return JSONResponse(item)
+
+
+@api.delete(
+    "/api/review/{id}/pickup",
+    answers={200: REVIEWABLE, 409: "You are not the one looking at it, or it was dealt with"},
+    auth=True,
+)
+async def put_down_endpoint(request: Request) -> Response:
+    """Stop looking at a safeguarding item you picked up; it alerts again if nobody picks it up (moderators)."""
+    review_id = path_int(request, "id")
+    async with writing(request, allowed=access.require_staff) as w:
+        await safeguarding.put_down(w.conn, w.who, review_id)
         item = await moderation.get_review(w.conn, w.who, review_id)
     return JSONResponse(item)
 

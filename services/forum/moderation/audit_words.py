@@ -203,6 +203,10 @@ def _detail(entry: dict[str, Any], found: Targets) -> str:
         return f" until {when(datetime.fromisoformat(after['until']))['title']}"
     if entry["action"] == "user.role_change" and isinstance(after.get("role"), str):
         return f" to {after['role']}"
+    if entry["action"] == "user.safeguarding_lead" and isinstance(after.get("safeguarding_lead"), bool):
+        return ": now one" if after["safeguarding_lead"] else ": no longer one"
+    if entry["action"] == "review.safeguarding_outcome" and isinstance(after.get("outcome"), str):
+        return f" ({after['outcome'].replace('_', ' ')})"
     if entry["action"] == "setting.change" and "value" in after:
         return f" to {after['value']!r}" if after["value"] != "" else " to nothing"
     if entry["action"] == "post.revision_redact" and isinstance(after.get("revision"), int):

@@ -19,7 +19,7 @@ import asyncpg
 from starlette.requests import Request
 
 from services.forum import access
-from services.forum.moderation import audit
+from services.forum.moderation import audit, safeguarding
 from services.forum.outbox import write_event
 from services.forum.topics import moves, posts, topics
 from services.forum.writings import comments, flags, reviews, targets
@@ -47,12 +47,15 @@ SELECT r.id, r.kind, r.post_id, r.topic_id, r.comment_id, r.author_id, r.status,
        u.username, u.display_name, u.created_at AS author_joined,
        coalesce(u.suspended_until > now(), false) AS author_suspended,
        coalesce(u.silenced_until > now(), false) AS author_silenced,
-       m.username AS resolver_username, m.display_name AS resolver_display_name
+       m.username AS resolver_username, m.display_name AS resolver_display_name,
+       r.alert_round, r.alerted_at, r.picked_up_by, r.picked_up_at, r.outcome, r.outcome_note,
+       h.username AS holder_username, h.display_name AS holder_display_name
 FROM forum.reviewables r
 LEFT JOIN forum.posts p ON p.id = r.post_id  -- none for a document comment's item
 LEFT JOIN forum.topics t ON t.id = r.topic_id
 JOIN forum.users u ON u.id = r.author_id
 LEFT JOIN forum.users m ON m.id = r.resolved_by
+LEFT JOIN forum.users h ON h.id = r.picked_up_by
 """
 LIST_REVIEWS_SQL = (
     _REVIEW_SELECT
@@ -145,6 +148,8 @@ async def reviews_json(conn: asyncpg.Connection, rows: list[asyncpg.Record]) -> 
             continue
         context = await conn.fetch(CONTEXT_SQL, row["topic_id"], row["post_number"])
         items.append(review_json(row, found, list(reversed(context))))
+    for row, item in zip(rows, items, strict=True):
+        item["safeguarding"] = safeguarding.item_part(row)
     return items
 
 
@@ -207,9 +212,18 @@ def _context_json(row: asyncpg.Record) -> dict[str, Any]:
 # --- acting on the queue ---------------------------------------------------------------------------------
 
 
-async def act(conn: asyncpg.Connection, who: Session, review_id: int, action: str, reason: str | None) -> None:
+async def act(
+    conn: asyncpg.Connection,
+    who: Session,
+    review_id: int,
+    action: str,
+    reason: str | None,
+    *,
+    outcome: str | None = None,
+    note: str | None = None,
+) -> None:
     """Check and apply a moderator's action on an item, whatever writing it is about; 409 when someone else
-    acted first."""
+    acted first. A safeguarding item also needs what was done (`outcome`, `note`: safeguarding.OUTCOMES)."""
     access.require_staff(who)
     item = await conn.fetchrow("SELECT kind, post_id, comment_id FROM forum.reviewables WHERE id = $1", review_id)
     if item is None:
@@ -220,6 +234,9 @@ async def act(conn: asyncpg.Connection, who: Session, review_id: int, action: st
     writing = await flags.LOCK[target.name](conn, item[target.id_column])
     review = await reviews.lock_pending(conn, review_id)
     reviews.check_action(target, review["kind"], writing["status"], action, reason)
+    done = safeguarding.check_outcome(review["kind"], outcome, note)
+    if done is not None:
+        await safeguarding.record_outcome(conn, who, review_id, *done)
     if target is targets.POST:
         await _act_on_post(conn, who, review, writing, action, reason)
         return

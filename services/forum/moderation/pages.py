@@ -25,7 +25,7 @@ from services.forum import access
 from services.forum.accounts import accounts
 from services.forum.accounts import controls as member_controls
 from services.forum.moderation import api as moderation_api
-from services.forum.moderation import audit, audit_words, moderation, screening
+from services.forum.moderation import audit, audit_words, moderation, safeguarding, screening
 from services.forum.topics import categories, posts, topics
 from services.forum.topics.api import TOPIC_MODERATION_IN
 from services.forum.topics.pages import FIELD_LABELS
@@ -311,6 +311,20 @@ async def topic_moderation_page(request: Request) -> Response:
     return RedirectResponse(context["topic"]["url"], status_code=303)
 
 
+# --- the header's count (every staff page) -----------------------------------------------------------------
+
+
+async def header_context(request: Request, who: Session | None) -> dict[str, Any]:
+    """For staff, every page's header shows how many items wait in the review queue (one indexed count);
+    the live script refreshes it from /api/review/counts. The forum app's page_context."""
+    if not access.may_see_review_counts(who):
+        return {}
+    assert who is not None
+    async with runtime(request).pool.acquire() as conn:
+        found = await safeguarding.counts(conn, who)
+    return {"review_counts": {**found, "label": safeguarding.count_label(found)}}
+
+
 # --- the review queue ------------------------------------------------------------------------------------
 
 
@@ -338,12 +352,14 @@ def _queue_links(query: moderation.ReviewQuery) -> dict[str, Any]:
     }
 
 
-def _item_view(item: dict[str, Any]) -> dict[str, Any]:
-    """A queue item with what the page needs: labels for its buttons, times people read."""
+def _item_view(item: dict[str, Any], who: Session | None = None) -> dict[str, Any]:
+    """A queue item with what the page needs: labels for its buttons, times people read, and for a
+    safeguarding item who is looking at it (and whether that is the viewer)."""
     post = item["post"]
     created = datetime.fromisoformat(item["created_at"])
     return {
         **item,
+        "safeguarding": _safeguarding_view(item.get("safeguarding"), who),
         "created": {"text": ago(created), "iso": item["created_at"]},
         "buttons": [
             {"action": a, "label": _button_label(a, post["status"]), "warning": a in ("delete", "hide", "reject")}
@@ -352,6 +368,34 @@ def _item_view(item: dict[str, Any]) -> dict[str, Any]:
         ],
         "member_url": f"/review/members/{quote(item['author']['username'])}" if not post["anonymous"] else None,
     }
+
+
+def _safeguarding_view(part: dict[str, Any] | None, who: Session | None) -> dict[str, Any] | None:
+    if part is None:
+        return None
+    picked = part["picked_up"]
+    view = {**part, "outcomes": _outcome_items(""), "picked_up": None, "alerted": None}
+    if picked is not None:
+        view["picked_up"] = {
+            **picked,
+            "when": when(datetime.fromisoformat(picked["at"])),
+            "mine": who is not None and picked["by"]["id"] == who.user_id,
+        }
+    if part["alerted_at"]:
+        view["alerted"] = when(datetime.fromisoformat(part["alerted_at"]))
+    return view
+
+
+def _outcome_items(selected: str) -> list[dict[str, Any]]:
+    return [
+        {
+            "value": value,
+            "text": label,
+            "hint": {"text": safeguarding.OUTCOME_HINTS[value]},
+            "checked": value == selected,
+        }
+        for value, label in safeguarding.OUTCOMES.items()
+    ]
 
 
 # Actions the API accepts as another's synonym: the page shows one button for each outcome.
@@ -377,7 +421,7 @@ async def _queue_context(conn: asyncpg.Connection, who: Session, query: moderati
     items, has_next = await moderation.list_reviews(conn, who, query)
     links = _queue_links(query)
     return {
-        "items": [_item_view(i) for i in items],
+        "items": [_item_view(i, who) for i in items],
         "review_query": query,  # not "query": the layout's search box shows that
         **links,
         "next_url": links["next_page"] if has_next else None,
@@ -408,33 +452,118 @@ async def _done(conn: asyncpg.Connection, who: Session, action: str) -> list[aud
     return words
 
 
+@pages.get("/review/{id}")
+async def item_page(request: Request) -> Response:
+    """One item of the review queue on its own page (where staff notifications lead): for a safeguarding
+    item, who is looking at it, "I'm looking at this", and what was done once it is closed."""
+    review_id = path_int(request, "id")
+    who = await _staff(request)
+    async with runtime(request).pool.acquire() as conn:
+        context = await _item_context(conn, who, review_id)
+    context["done"] = request.query_params.get("done") if request.query_params.get("done") in ITEM_DONE else None
+    return await render(request, "moderation/item.html", context)
+
+
+ITEM_DONE = {
+    "pick_up": "You are looking at this item. The other staff can see that, and it will not alert them again.",
+    "take_over": "You have taken this item over. The other staff can see that you are looking at it now.",
+    "put_down": "You are no longer looking at this item. If nobody picks it up, staff will be alerted again.",
+    "closed": "The item is closed, and what was done is recorded below.",
+}
+
+
+async def _item_context(conn: asyncpg.Connection, who: Session, review_id: int) -> dict[str, Any]:
+    item = await moderation.get_review(conn, who, review_id)
+    return {"item": _item_view(item, who), "item_errors": {}}
+
+
 @pages.post("/review/{id}")
 async def review_action_page(request: Request) -> Response:
-    """A queue item's action buttons: act, then back to the queue (409 when someone else acted first)."""
+    """A queue item's action buttons: act, then back to the queue, or to the item from its own page (409 when
+    someone else acted first). A safeguarding item needs what was done (outcome and note)."""
     review_id = path_int(request, "id")
     who = await _staff(request)
     submitted = await form_data(request)
     action, reason = _text(submitted, "action"), _text(submitted, "reason")
+    outcome, note = _text(submitted, "outcome"), _text(submitted, "note")
+    from_item = _text(submitted, "back") == "item"
     pool = runtime(request).pool
     try:
-        data = moderation_api.REVIEW_ACTION_IN.validate({"action": action or None, "reason": reason or None})
+        data = moderation_api.REVIEW_ACTION_IN.validate(
+            {"action": action or None, "reason": reason or None, "outcome": outcome or None, "note": note or None}
+        )
         async with pool.acquire() as conn, conn.transaction():
-            await moderation.act(conn, who, review_id, data["action"], data.get("reason"))
+            await moderation.act(
+                conn,
+                who,
+                review_id,
+                data["action"],
+                data.get("reason"),
+                outcome=data.get("outcome"),
+                note=data.get("note"),
+            )
     except ApiError as exc:
         if exc.status not in (409, 422):
             raise
         async with pool.acquire() as conn:
-            context = await _queue_context(conn, who, moderation.ReviewQuery())
-        field_name = "reason" if exc.fields and "reason" in exc.fields else "action"
-        message = f"Reason {exc.fields['reason']}" if field_name == "reason" and exc.fields else exc.message
+            if from_item:
+                context = await _item_context(conn, who, review_id)
+            else:
+                context = await _queue_context(conn, who, moderation.ReviewQuery())
+        fields = exc.fields or {}
+        field_name = next((f for f in ("outcome", "note", "reason") if f in fields), "action")
+        label = {"outcome": "What was done", "note": "Note", "reason": "Reason"}.get(field_name)
+        message = f"{label} {fields[field_name]}" if label else exc.message
         context.update(
             errors={"queue": message},
             error_list=[{"text": message, "href": f"#{field_name}-{review_id}"}],
             item_errors={review_id: message},
             draft={review_id: reason},
+            draft_outcome={review_id: {"outcome": outcome, "note": note, "field": field_name}},
         )
-        return await render(request, "moderation/queue.html", context, status=exc.status)
+        template = "moderation/item.html" if from_item else "moderation/queue.html"
+        return await render(request, template, context, status=exc.status)
+    if from_item:
+        return RedirectResponse(f"/review/{review_id}?done=closed", status_code=303)
     return RedirectResponse(f"/review?done={action}", status_code=303)
+
+
+PICKUP_ACTIONS = ("pick_up", "take_over", "put_down")
+
+
+@pages.form("/review/{id}/pickup")
+async def pickup_page(request: Request) -> Response:
+    """ "I'm looking at this" on a safeguarding item, stopping, or taking it over from another moderator
+    (GET asks to confirm a take-over)."""
+    review_id = path_int(request, "id")
+    who = await _staff(request)
+    pool = runtime(request).pool
+    if request.method == "GET":
+        async with pool.acquire() as conn:
+            context = await _item_context(conn, who, review_id)
+        return await render(request, "moderation/take_over.html", context)
+    submitted = await form_data(request)
+    action = _text(submitted, "action")
+    try:
+        if action not in PICKUP_ACTIONS:
+            raise ApiError(
+                422, "invalid", "Some fields need attention.", {"action": "must be pick_up, take_over or put_down"}
+            )
+        async with pool.acquire() as conn, conn.transaction():
+            if action == "put_down":
+                await safeguarding.put_down(conn, who, review_id)
+            else:
+                await safeguarding.pick_up(conn, who, review_id, take_over=action == "take_over")
+    except ApiError as exc:
+        if exc.status not in (409, 422):
+            raise
+        async with pool.acquire() as conn:
+            context = await _item_context(conn, who, review_id)
+        context.update(
+            errors={"pickup": exc.message}, error_list=[{"text": exc.message, "href": f"#pickup-{review_id}"}]
+        )
+        return await render(request, "moderation/item.html", context, status=exc.status)
+    return RedirectResponse(f"/review/{review_id}?done={action}", status_code=303)
 
 
 # --- members ---------------------------------------------------------------------------------------------

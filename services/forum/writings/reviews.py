@@ -12,7 +12,7 @@ from typing import Any
 
 import asyncpg
 
-from services.forum.moderation import audit
+from services.forum.moderation import audit, safeguarding
 from services.forum.writings.targets import FLAG_REASON_LABELS, KIND_TARGETS, MESSAGE, POST, TARGETS, Target
 from shared.sessions import Session
 from shared.web import ApiError, invalid
@@ -58,6 +58,11 @@ ON CONFLICT (kind, {t.id_column}) DO UPDATE SET
         ELSE EXCLUDED.reasons END,
     priority = CASE WHEN r.status = 'pending' THEN greatest(r.priority, EXCLUDED.priority) ELSE EXCLUDED.priority END,
     score = CASE WHEN r.status = 'pending' THEN r.score + EXCLUDED.score ELSE EXCLUDED.score END,
+    -- reopened: alerted afresh (safeguarding.alert_opened), nobody looking at it yet, nothing done yet
+    alert_round = CASE WHEN r.status = 'pending' THEN r.alert_round ELSE 0 END,
+    picked_up_by = CASE WHEN r.status = 'pending' THEN r.picked_up_by END,
+    picked_up_at = CASE WHEN r.status = 'pending' THEN r.picked_up_at END,
+    outcome = NULL, outcome_note = NULL,
     status = 'pending',
     resolved_by = NULL, resolved_at = NULL, resolution = NULL, resolution_reason = NULL,
     updated_at = now()
@@ -102,7 +107,8 @@ async def open_review(
     priority: int = PRIORITY_NORMAL,
     score: int = 0,
 ) -> asyncpg.Record:
-    """Open (or add to, or reopen) the writing's item of this kind; the one way into the queue."""
+    """Open (or add to, or reopen) the writing's item of this kind; the one way into the queue. A safeguarding
+    item that becomes pending alerts staff (moderation/safeguarding.py)."""
     target = KIND_TARGETS[kind]
     row: asyncpg.Record = await conn.fetchrow(
         OPEN_REVIEW_SQL[target.name],
@@ -114,6 +120,8 @@ async def open_review(
         list(reasons),
         score,
     )
+    if kind in SAFEGUARDING_KINDS:  # staff are alerted at once, in this transaction
+        await safeguarding.alert_opened(conn, row["id"])
     return row
 
 
