@@ -34,7 +34,7 @@ async def test_new_message_to_conversation_and_inbox(sam, priya):
     url = sent.headers["location"].split("#")[0]
     conversation = await sam.client.get(url)
     assert conversation.status_code == 200
-    assert 'id="messages"' in conversation.text and "data-live-channel=\"conversation:" in conversation.text
+    assert 'id="messages"' in conversation.text and 'data-live-channel="conversation:' in conversation.text
     assert "<em>you</em>" in conversation.text
     inbox = await priya.client.get("/messages")
     assert "Hello Priya" in inbox.text and "New" in inbox.text

@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from services.forum import access
-from services.forum.messages import consent, conversations
+from services.forum.messages import consent, conversations, outreach
 from services.forum.messages.conversations import Conversation
 from services.forum.moderation import screening
 from services.forum.writings import flags, reactions, writings
@@ -421,6 +421,76 @@ async def unblock_page(request: Request, who: Session) -> Response:
     async with runtime(request).pool.acquire() as conn:
         await consent.unblock(conn, who, username)
     return RedirectResponse("/account/messages?done=unblocked", status_code=303)
+
+
+# --- outreach from a safeguarding item (staff), and its template (admins) ----------------------------------
+
+OUTREACH_LABELS = {"title": "Subject", "text": "Message"}
+
+
+async def _outreach_form(
+    request: Request,
+    who: Session,
+    values: dict[str, Any] | None = None,
+    extra: dict[str, Any] | None = None,
+    status: int = 200,
+) -> Response:
+    review_id = path_int(request, "id")
+    async with runtime(request).pool.acquire() as conn:
+        item, filled = await outreach.prefilled(conn, who, review_id)
+        sent = await outreach.for_review(conn, review_id)
+    context = {
+        "review_id": review_id,
+        "member": {"username": item["username"], "display_name": item["display_name"]},
+        "values": values or {"title": filled.title, "text": filled.body},
+        "outreach": sent,
+    }
+    return await render(request, "messages/outreach.html", {**context, **(extra or {})}, status=status)
+
+
+@pages.route("/review/{id}/outreach", methods=("GET", "POST"))
+@members_only
+async def outreach_page(request: Request, who: Session) -> Response:
+    """Reach out privately from a safeguarding item, as "the moderators" (staff; prefilled from the template)."""
+    if not who.is_staff:
+        raise access.not_found("that page")
+    if request.method == "GET":
+        return await _outreach_form(request, who)
+    form = await form_data(request)
+    values = {"title": form_text(form, "title"), "text": form_text(form, "text", strip=False)}
+    try:
+        async with runtime(request).pool.acquire() as conn, conn.transaction():
+            sent = await outreach.reach_out(conn, who, path_int(request, "id"), values["title"], values["text"])
+    except ApiError as exc:
+        if exc.status == 404:
+            raise
+        errors = form_errors(exc, "text", labels=OUTREACH_LABELS)
+        return await _outreach_form(request, who, values, errors, status=page_status(exc))
+    return RedirectResponse(f"/messages/{sent.conversation_id}#message-{sent.message['id']}", status_code=303)
+
+
+@pages.route("/admin/outreach-template", methods=("GET", "POST"))
+@members_only
+async def outreach_template_page(request: Request, who: Session) -> Response:
+    """The words outreach from a safeguarding item starts from (admins)."""
+    access.require_admin(who, "Only admins can change the outreach template.")
+    async with runtime(request).pool.acquire() as conn:
+        found = await outreach.template(conn)
+    context: dict[str, Any] = {"values": {"title": found.title, "text": found.body}, "edited": found.edited}
+    if request.method == "GET":
+        context["done"] = "Saved." if request.query_params.get("done") == "saved" else None
+        return await render(request, "messages/outreach_template.html", context)
+    form = await form_data(request)
+    values = {"title": form_text(form, "title"), "text": form_text(form, "text", strip=False)}
+    try:
+        async with runtime(request).pool.acquire() as conn, conn.transaction():
+            await outreach.save_template(conn, who, values["title"], values["text"])
+    except ApiError as exc:
+        errors = form_errors(exc, "text", labels=OUTREACH_LABELS)
+        return await render(
+            request, "messages/outreach_template.html", {**context, "values": values, **errors}, status=page_status(exc)
+        )
+    return RedirectResponse("/admin/outreach-template?done=saved", status_code=303)
 
 
 routes = pages.routes
