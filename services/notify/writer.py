@@ -500,9 +500,9 @@ SELECT r.user_id, 'message', $2, $3, $4::jsonb FROM unnest($1::bigint[]) AS r(us
 ON CONFLICT (user_id, dedupe_key) DO UPDATE SET
     data = CASE WHEN n.read_at IS NULL AND n.kind = 'message' THEN n.data || jsonb_build_object(
                'count', coalesce((n.data->>'count')::int, 0) + 1,
-               'usernames', CASE WHEN coalesce(n.data->'usernames', '[]') @> EXCLUDED.data->'usernames'
+               'usernames', CASE WHEN coalesce(n.data->'usernames', '[]') @> (EXCLUDED.data->'usernames')
                                  THEN n.data->'usernames'
-                                 ELSE EXCLUDED.data->'usernames' || coalesce(n.data->'usernames', '[]') END,
+                                 ELSE (EXCLUDED.data->'usernames') || coalesce(n.data->'usernames', '[]') END,
                'last_id', EXCLUDED.data->'last_id',
                'conversation_title', EXCLUDED.data->'conversation_title',
                'excerpt', EXCLUDED.data->'excerpt',
