@@ -74,7 +74,7 @@ MEMBERS_ADMIN_API = [
 ]
 # Visitors are sent to log in (303), members get 403; the role form is for admins.
 MEMBERS_STAFF_PAGES = [("GET", "/admin/members"), ("GET", "/admin/members/{user}")]
-MEMBERS_ADMIN_PAGES = [("POST", "/admin/members/{user}/role")]
+MEMBERS_ADMIN_PAGES = [("POST", "/admin/members/{user}/role"), ("POST", "/admin/members/{user}/duties")]
 
 
 @pytest.fixture

@@ -289,3 +289,33 @@ async def test_the_item_page_picks_up_takes_over_and_closes(sam, topic, moderato
     assert "What was done: Escalated outside the community." in final and "Called the crisis team." in final
     assert (await sam.client.get(f"/review/{item_id}")).status_code == 403
     assert (await moderator.client.get("/review/999999")).status_code == 404
+
+
+async def test_the_members_admin_page_gives_and_takes_the_duty(admin, moderator, sam, pool):
+    """/admin/members/{id}: admins give a moderator the duty and take it back, with a reason; clear errors."""
+    page = await admin.client.get(f"/admin/members/{moderator.id}")
+    assert page.status_code == 200 and "Make Mo a safeguarding lead" in page.text
+    no_reason = await admin.client.post(
+        f"/admin/members/{moderator.id}/duties", data=_form(admin, lead="yes", reason="")
+    )
+    assert no_reason.status_code == 422 and "Reason is required" in no_reason.text
+    given = await admin.client.post(
+        f"/admin/members/{moderator.id}/duties", data=_form(admin, lead="yes", reason="Leads safeguarding")
+    )
+    assert given.status_code == 303 and given.headers["location"].endswith("?done=duty#duty-heading")
+    shown = (await admin.client.get(given.headers["location"])).text
+    assert "Mo is now a safeguarding lead" in shown and "Moderator, safeguarding lead" in shown
+    taken = await admin.client.post(
+        f"/admin/members/{moderator.id}/duties", data=_form(admin, lead="no", reason="Handing over to Lena")
+    )
+    assert taken.status_code == 303
+    assert (await pool.fetchval("SELECT safeguarding_lead FROM forum.users WHERE id = $1", moderator.id)) is False
+    not_staff = await admin.client.post(
+        f"/admin/members/{sam.id}/duties", data=_form(admin, lead="yes", reason="Because they care")
+    )
+    assert not_staff.status_code == 409 and "Only staff can be safeguarding leads" in not_staff.text
+    assert "Make Sam a safeguarding lead" not in (await admin.client.get(f"/admin/members/{sam.id}")).text
+    refused = await moderator.client.post(
+        f"/admin/members/{moderator.id}/duties", data=_form(moderator, lead="yes", reason="Myself")
+    )
+    assert refused.status_code == 403

@@ -186,7 +186,35 @@ async def member_page(request: Request, who: Session) -> Response:
     _staff_only(who)
     context = await _member_context(request, who, user_id)
     context["done"] = request.query_params.get("done") == "role"
+    context["duty_done"] = request.query_params.get("done") == "duty"
     return await render(request, MEMBER_TEMPLATE, context)
+
+
+@pages.post("/admin/members/{id}/duties")
+@signed_in(viewer)
+async def duties_page(request: Request, who: Session) -> Response:
+    """The safeguarding lead form: give a moderator or admin the duty, or take it back, with a reason
+    they are told (admins)."""
+    user_id = path_int(request, "id")
+    access.require_admin(who, "Only admins can change who is a safeguarding lead.")
+    submitted = await form_data(request)
+    form = {"lead": form_text(submitted, "lead"), "duty_reason": form_text(submitted, "reason", strip=False)}
+    try:
+        if form["lead"] not in ("yes", "no"):
+            raise ApiError(422, "invalid", "Some fields need attention.", {"lead": "must be yes or no"})
+        async with runtime(request).pool.acquire() as conn, conn.transaction():
+            await roles.change_duty(conn, who, user_id, form["lead"] == "yes", form["duty_reason"])
+    except ApiError as exc:
+        if exc.status not in (409, 422):
+            raise
+        context = await _member_context(request, who, user_id)
+        fields = exc.fields or {}
+        message = f"Reason {fields['reason']}" if "reason" in fields else exc.message
+        anchor = "duty_reason" if "reason" in fields else "duty-heading"
+        errors = {"errors": {"duty_reason" if "reason" in fields else "duty": message}}
+        errors["error_list"] = [{"text": message, "href": f"#{anchor}"}]
+        return await render(request, MEMBER_TEMPLATE, {**context, "duty_form": form, **errors}, status=exc.status)
+    return RedirectResponse(f"{members.admin_url(user_id)}?done=duty#duty-heading", status_code=303)
 
 
 def _lowers(current: str, role: str) -> bool:
