@@ -275,3 +275,18 @@ async def test_audit_log_keeps_redacted_text_for_admins(topic, sam, moderator, a
     record = await moderator.client.get(f"/api/users/{sam.id}/moderation")
     assert record.status_code == 200 and SECRET not in record.text
     assert SECRET in (await admin.client.get(log)).text
+
+
+async def test_audit_log_hides_the_text_after_an_edit_once_that_version_is_redacted(topic, sam, moderator, admin):
+    """A moderator's edit made version 2; its author later edits again and redacts version 2: the
+    log's `after` loses the text for moderators too."""
+    post = await reply(sam, topic["id"], "First words")
+    url = f"/api/posts/{post['id']}"
+    changed = await moderator.client.patch(url, json={"body": "Moderated " + SECRET, "edit_reason": "Tone"})
+    assert changed.status_code == 200
+    assert (await sam.client.patch(url, json={"body": "Third words"})).status_code == 200
+    assert (await redact(sam, post["id"], 2)).status_code == 200
+    log = "/api/admin/audit-log?action=post.edit"
+    [entry] = (await moderator.client.get(log)).json()["items"]
+    assert entry["before"]["raw"] == "First words" and "raw" not in entry["after"] and entry["after"]["revision"] == 2
+    assert SECRET in (await admin.client.get(log)).text
