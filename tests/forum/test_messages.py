@@ -330,3 +330,31 @@ async def test_moderators_inbox(sam, moderator, admin, priya, pool):
     message = (await events(pool, "message.created"))[-1]
     assert message.from_moderators and message.author_username == "The moderators"
     assert message.recipient_ids == [sam.id]
+
+
+async def test_moderators_hide_a_reported_message_from_the_queue(sam, priya, moderator, pool, app):
+    """The queue shows a reported message and the 3 before it; hiding it tells search and notify."""
+    cid = (await start(sam, priya, text="said-0"))["id"]
+    with settings_changed(app, posts_per_minute=10_000, new_member_posts_per_minute=10_000):
+        for n in range(1, 5):
+            await say(sam, cid, f"said-{n}")
+    last = (await sam.client.get(f"/api/conversations/{cid}/messages")).json()["items"][-1]
+    report = await priya.client.post(f"/api/messages/{last['id']}/flags", json={"reason": "inappropriate"})
+    review_id = report.json()["id"] and await pool.fetchval(
+        "SELECT id FROM forum.reviewables WHERE message_id = $1", last["id"]
+    )
+    item = (await moderator.client.get(f"/api/review/{review_id}")).json()
+    assert item["kind"] == "flagged_message" and item["post"]["raw"] == "said-4"
+    assert [c["excerpt"] for c in item["context"]] == ["said-1", "said-2", "said-3"]
+    assert item["actions"] == ["hide", "ignore"]
+    page = await moderator.client.get("/review")
+    assert page.status_code == 200 and "private conversation" in page.text and "said-3" in page.text
+    assert "said-0" not in page.text
+    hidden = await moderator.client.post(f"/api/review/{review_id}", json={"action": "hide", "reason": "Unkind"})
+    assert hidden.status_code == 200, hidden.text
+    event = (await events(pool, "message.hidden"))[-1]
+    assert event.message_id == last["id"] and event.reason == "Unkind"
+    seen = (await priya.client.get(f"/api/conversations/{cid}/messages")).json()["items"][-1]
+    assert seen["status"] == "hidden" and seen["raw"] is None
+    own = (await sam.client.get(f"/api/conversations/{cid}/messages")).json()["items"][-1]
+    assert own["raw"] == "said-4" and own["moderation_reason"] == "Unkind"

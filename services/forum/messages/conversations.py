@@ -801,7 +801,7 @@ def _review_part(message: asyncpg.Record, context: list[asyncpg.Record]) -> dict
         "moderation_reason": message["moderation_reason"],
         "anonymous": False,
         "created_at": message["created_at"].isoformat(),
-        "url": f"/review/messages/{message['id']}",
+        "url": None,  # moderators see a reported message on its item, not in its conversation
     }
     return {
         "writing": writing,

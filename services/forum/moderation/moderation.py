@@ -19,6 +19,7 @@ import asyncpg
 from starlette.requests import Request
 
 from services.forum import access
+from services.forum.messages import conversations
 from services.forum.moderation import audit, safeguarding
 from services.forum.outbox import write_event
 from services.forum.topics import moves, posts, topics
@@ -39,7 +40,8 @@ SANCTION_MAX_DAYS = 36_525  # 100 years: "until further notice"
 # --- the queue -------------------------------------------------------------------------------------------
 
 _REVIEW_SELECT = """
-SELECT r.id, r.kind, r.post_id, r.topic_id, r.comment_id, r.author_id, r.status, r.score, r.priority, r.reasons,
+SELECT r.id, r.kind, r.post_id, r.topic_id, r.comment_id, r.message_id, r.author_id, r.status, r.score, r.priority,
+       r.reasons,
        r.appeal_text, r.resolved_by, r.resolved_at, r.resolution, r.resolution_reason, r.created_at, r.updated_at,
        p.post_number, p.status AS post_status, p.raw, p.cooked, p.content_note, p.anonymous, p.moderation_reason,
        p.created_at AS post_created_at, p.reply_to_post_id,
@@ -140,9 +142,14 @@ async def reviews_json(conn: asyncpg.Connection, rows: list[asyncpg.Record]) -> 
     flags = await reviews.flags_by_item(conn, rows)
     comment_rows = [row for row in rows if targets.of_review(row) is targets.COMMENT]
     comment_parts = await comments.review_parts(conn, comment_rows) if comment_rows else {}
+    message_rows = [row for row in rows if targets.of_review(row) is targets.MESSAGE]
+    message_parts = await conversations.review_parts(conn, message_rows) if message_rows else {}
     items = []
     for row in rows:
         found = flags.get(row["id"], [])
+        if row["id"] in message_parts:
+            items.append(_message_item(row, message_parts[row["id"]], found))
+            continue
         if row["id"] in comment_parts:
             items.append(_comment_item(row, comment_parts[row["id"]], found))
             continue
@@ -151,6 +158,21 @@ async def reviews_json(conn: asyncpg.Connection, rows: list[asyncpg.Record]) -> 
     for row, item in zip(rows, items, strict=True):
         item["safeguarding"] = safeguarding.item_part(row)
     return items
+
+
+def _message_item(row: asyncpg.Record, part: dict[str, Any], flags: list[dict[str, Any]]) -> dict[str, Any]:
+    """A private message's item: the message and the few before it (access.reported_context_visible)."""
+    item = reviews.item_json(
+        row,
+        writing=part["writing"],
+        topic=part["topic"],
+        author=reviews.author_standing(row),
+        flags=flags,
+        context=part["context"],
+        writing_status=part["status"],
+    )
+    item.update(message=part["message"])
+    return item
 
 
 def _comment_item(row: asyncpg.Record, part: dict[str, Any], flags: list[dict[str, Any]]) -> dict[str, Any]:
@@ -225,7 +247,9 @@ async def act(
     """Check and apply a moderator's action on an item, whatever writing it is about; 409 when someone else
     acted first. A safeguarding item also needs what was done (`outcome`, `note`: safeguarding.OUTCOMES)."""
     access.require_staff(who)
-    item = await conn.fetchrow("SELECT kind, post_id, comment_id FROM forum.reviewables WHERE id = $1", review_id)
+    item = await conn.fetchrow(
+        "SELECT kind, post_id, comment_id, message_id FROM forum.reviewables WHERE id = $1", review_id
+    )
     if item is None:
         raise ApiError(404, "not_found", "There is no such item in the review queue.")
     reason = topics.clean_note(reason) if reason else None
@@ -240,9 +264,10 @@ async def act(
     if target is targets.POST:
         await _act_on_post(conn, who, review, writing, action, reason)
         return
-    # A comment: its new status, then the item closed.
-    if action in comments.NEW_STATUS:
-        await comments.set_status(conn, writing, comments.NEW_STATUS[action], reason, actor_id=who.user_id)
+    # A comment or a private message: its new status, then the item closed.
+    kept = conversations if target is targets.MESSAGE else comments
+    if action in kept.NEW_STATUS:
+        await kept.set_status(conn, writing, kept.NEW_STATUS[action], reason, actor_id=who.user_id)
     await reviews.close(
         conn,
         who,
@@ -252,8 +277,8 @@ async def act(
         writing_id=writing["id"],
         action=action,
         reason=reason,
-        before={"review_status": "pending", "comment_status": writing["status"]},
-        status_now=comments.NEW_STATUS.get(action, writing["status"]),
+        before={"review_status": "pending", f"{target.name}_status": writing["status"]},
+        status_now=kept.NEW_STATUS.get(action, writing["status"]),
     )
 
 
