@@ -136,3 +136,23 @@ async def test_settings_and_blocks(sam, priya):
 async def test_visitor_is_sent_to_log_in(client):
     response = await client.get("/messages")
     assert response.status_code == 303 and response.headers["location"].startswith("/login")
+
+
+async def test_profile_and_post_links(sam, priya, member_factory):
+    """A profile offers a message and block; a post offers "Message the author", never for an anonymous one."""
+    from moderation_helpers import new_category, new_topic
+
+    admin = await member_factory("ada", roles=("member", "admin"))
+    profile = await sam.client.get("/u/priya")
+    assert "/messages/new?to=priya" in profile.text and "Block Priya" in profile.text
+    assert "/messages/new?to=sam" not in (await sam.client.get("/u/sam")).text
+    await sam.client.post("/account/messages/block", data=form(sam, username="priya"))
+    assert "You blocked Priya" in (await sam.client.get("/u/priya")).text
+    assert "Block Sam" in (await priya.client.get("/u/sam")).text  # nothing says priya is blocked
+    category = await new_category(admin, allow_anonymous=True)
+    topic = await new_topic(priya, category["id"], title="A topic by priya", body="Hello all")
+    page = await sam.client.get(f"/t/{topic['slug']}/{topic['id']}")
+    assert "/messages/new?to=priya" in page.text and "Message the author" in page.text
+    hidden = await new_topic(priya, category["id"], title="Anonymous words", body="Quietly", anonymous=True)
+    page = await sam.client.get(f"/t/{hidden['slug']}/{hidden['id']}")
+    assert "Message the author" not in page.text and "to=priya" not in page.text

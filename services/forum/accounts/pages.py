@@ -16,6 +16,7 @@ from starlette.responses import RedirectResponse, Response
 
 from services.forum import access
 from services.forum.accounts import accounts, api, login, password_reset, registration, tokens
+from services.forum.messages import consent
 from services.forum.signups import signups
 from shared.pages import Pages, form_data, form_errors, form_text, member_session, members_only, render
 from shared.sessions import Session
@@ -288,7 +289,12 @@ async def profile_page(request: Request) -> Response:
     user = await accounts.profile(runtime(request), request.path_params["username"])
     session = await viewer(request)
     own = access.is_self(session, user.id)
-    return await render(request, "accounts/profile.html", {"user": page_user(user), "own": own})
+    blocked = False
+    if session is not None and not own:
+        async with runtime(request).pool.acquire() as conn:
+            blocked = await consent.has_blocked(conn, session.user_id, user.id)
+    context = {"user": page_user(user), "own": own, "blocked": blocked}
+    return await render(request, "accounts/profile.html", context)
 
 
 def _edit_context(user: accounts.User, values: dict[str, str] | None = None) -> dict[str, Any]:

@@ -88,6 +88,12 @@ async def check_may_message(conn: asyncpg.Connection, who: Session, member: asyn
         raise ApiError(403, "not_taking_messages", message, {field: message})
 
 
+async def has_blocked(conn: asyncpg.Connection, blocker_id: int, blocked_id: int) -> bool:
+    """Whether one member blocked another (only the blocker is ever shown this)."""
+    found: bool = await conn.fetchval(BLOCKED_SQL, blocker_id, blocked_id)
+    return found
+
+
 async def blockers_among(conn: asyncpg.Connection, author_id: int, member_ids: list[int]) -> set[int]:
     """Which of these members blocked the author."""
     return {row["blocker_id"] for row in await conn.fetch(BLOCKERS_SQL, author_id, member_ids)}
