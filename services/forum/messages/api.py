@@ -152,7 +152,7 @@ def _inbox_out(
 
 
 @api.get("/api/conversations", answers={200: INBOX}, auth=True, query={"cursor": CURSOR})
-async def inbox_endpoint(request: Request) -> Response:
+async def conversations_inbox_endpoint(request: Request) -> Response:
     """Your conversations, most recent first (invitations too), with how many have something new."""
     who = await require_viewer(request)
     cursor = request.query_params.get("cursor")
@@ -164,7 +164,7 @@ async def inbox_endpoint(request: Request) -> Response:
 
 
 @api.get("/api/conversations/moderators", answers={200: INBOX}, auth=True, query={"cursor": CURSOR})
-async def moderators_inbox_endpoint(request: Request) -> Response:
+async def conversations_moderators_inbox_endpoint(request: Request) -> Response:
     """The moderators' shared inbox (staff): every conversation with the moderators, most recent first."""
     who = await require_viewer(request)
     async with runtime(request).pool.acquire() as conn:
@@ -178,7 +178,7 @@ async def moderators_inbox_endpoint(request: Request) -> Response:
     answers={201: STARTED, 403: "That member is not taking new messages", 429: "Too many new conversations"},
     auth=True,
 )
-async def start_endpoint(request: Request) -> Response:
+async def start_conversation_endpoint(request: Request) -> Response:
     """Start a conversation with members (`recipients`) or with the moderators (`to_moderators`)."""
     rules = screening.PostingRules.of(runtime(request))
     async with writing(request, START_IN) as w:
@@ -190,7 +190,7 @@ async def start_endpoint(request: Request) -> Response:
 
 
 @api.get("/api/conversations/{id:int}", answers={200: CONVERSATION}, auth=True)
-async def conversation_endpoint(request: Request) -> Response:
+async def get_conversation_endpoint(request: Request) -> Response:
     """One conversation you are in (or were in, or are invited to); 404 for anyone else."""
     who = await require_viewer(request)
     async with runtime(request).pool.acquire() as conn:
@@ -216,7 +216,7 @@ def _message_id_query(request: Request, name: str) -> int | None:
         "before": Field("integer", minimum=1, description="the newest messages before this one"),
     },
 )
-async def messages_endpoint(request: Request) -> Response:
+async def conversation_messages_endpoint(request: Request) -> Response:
     """Messages you may read, oldest first: the newest page, or ?before=id (older: `next` is the next
     ?before), or ?after=id (newer: `next` is the next ?after)."""
     who = await require_viewer(request)
@@ -233,7 +233,7 @@ async def messages_endpoint(request: Request) -> Response:
 
 
 @api.post("/api/conversations/{id:int}/messages", body=TEXT_IN, answers={201: SENT}, auth=True)
-async def reply_endpoint(request: Request) -> Response:
+async def conversation_reply_endpoint(request: Request) -> Response:
     """Write in a conversation (staff answering the moderators' inbox write as "the moderators")."""
     rules = screening.PostingRules.of(runtime(request))
     async with writing(request, TEXT_IN) as w:
@@ -244,7 +244,7 @@ async def reply_endpoint(request: Request) -> Response:
 
 
 @api.post("/api/conversations/{id:int}/read", body=READ_IN, answers={200: ("Read up to", READ_MARK)}, auth=True)
-async def read_endpoint(request: Request) -> Response:
+async def conversation_read_endpoint(request: Request) -> Response:
     """Mark a conversation read up to a message (the mark never goes back)."""
     async with writing(request, READ_IN) as w:
         marked = await conversations.mark_read(w.conn, w.who, path_int(request, "id"), w.data["message_id"])
@@ -252,7 +252,7 @@ async def read_endpoint(request: Request) -> Response:
 
 
 @api.post("/api/conversations/{id:int}/invitations", body=INVITE_IN, answers={201: CONVERSATION}, auth=True)
-async def invite_endpoint(request: Request) -> Response:
+async def conversation_invite_endpoint(request: Request) -> Response:
     """Invite a member into a conversation you are in; they accept or decline."""
     rules = screening.PostingRules.of(runtime(request))
     async with writing(request, INVITE_IN) as w:
@@ -263,7 +263,7 @@ async def invite_endpoint(request: Request) -> Response:
 
 
 @api.post("/api/conversations/{id:int}/accept", answers={200: CONVERSATION}, auth=True)
-async def accept_endpoint(request: Request) -> Response:
+async def conversation_accept_endpoint(request: Request) -> Response:
     """Accept an invitation: you read what is said from now on."""
     async with writing(request) as w:
         conversation = await conversations.accept(w.conn, w.who, path_int(request, "id"))
@@ -272,7 +272,7 @@ async def accept_endpoint(request: Request) -> Response:
 
 
 @api.post("/api/conversations/{id:int}/decline", answers={204: "Declined"}, auth=True)
-async def decline_endpoint(request: Request) -> Response:
+async def conversation_decline_endpoint(request: Request) -> Response:
     """Decline an invitation."""
     async with writing(request) as w:
         await conversations.decline(w.conn, w.who, path_int(request, "id"))
@@ -280,7 +280,7 @@ async def decline_endpoint(request: Request) -> Response:
 
 
 @api.post("/api/conversations/{id:int}/leave", answers={204: "Left"}, auth=True)
-async def leave_endpoint(request: Request) -> Response:
+async def conversation_leave_endpoint(request: Request) -> Response:
     """Leave a conversation: you keep what was said while you were in it, and hear nothing new."""
     async with writing(request) as w:
         await conversations.leave(w.conn, w.who, path_int(request, "id"))
@@ -295,7 +295,7 @@ async def leave_endpoint(request: Request) -> Response:
     answers={201: ("Reaction given", REACTIONS), 200: ("Already given: nothing changed", REACTIONS)},
     auth=True,
 )
-async def react_endpoint(request: Request) -> Response:
+async def message_react_endpoint(request: Request) -> Response:
     """React to a message: like, heart (thank you), hug (sending strength), lightbulb, clap."""
     kind = str(request.path_params.get("kind", ""))
     async with writing(request) as w:
@@ -304,7 +304,7 @@ async def react_endpoint(request: Request) -> Response:
 
 
 @api.delete("/api/messages/{id:int}/reactions/{kind}", answers={204: "Reaction taken back"}, auth=True)
-async def unreact_endpoint(request: Request) -> Response:
+async def message_unreact_endpoint(request: Request) -> Response:
     """Take back your reaction of one kind (404 when you had not given it)."""
     kind = str(request.path_params.get("kind", ""))
     async with writing(request) as w:
@@ -315,7 +315,7 @@ async def unreact_endpoint(request: Request) -> Response:
 @api.post(
     "/api/messages/{id:int}/flags", body=REPORT_IN, answers={201: REPORT, 429: "Too many reports today"}, auth=True
 )
-async def report_endpoint(request: Request) -> Response:
+async def message_report_endpoint(request: Request) -> Response:
     """Report a message to the moderators: they see it and the few messages before it, nothing else."""
     rules = screening.PostingRules.of(runtime(request))
     async with writing(request, REPORT_IN) as w:
@@ -333,7 +333,7 @@ async def report_endpoint(request: Request) -> Response:
 
 
 @api.get("/api/me/messaging", answers={200: MESSAGING}, auth=True)
-async def messaging_endpoint(request: Request) -> Response:
+async def get_messaging_endpoint(request: Request) -> Response:
     """Who may start a conversation with you: anyone, talked (members you have talked with), nobody."""
     who = await require_viewer(request)
     async with runtime(request).pool.acquire() as conn:
@@ -341,7 +341,7 @@ async def messaging_endpoint(request: Request) -> Response:
 
 
 @api.put("/api/me/messaging", body=MESSAGING_IN, answers={200: MESSAGING}, auth=True)
-async def set_messaging_endpoint(request: Request) -> Response:
+async def set_messaging_choice_endpoint(request: Request) -> Response:
     """Choose who may start a conversation with you (the moderators' outreach always reaches you)."""
     async with writing(request, MESSAGING_IN) as w:
         chosen = await consent.set_policy(w.conn, w.who, w.data["who_may_message"])
@@ -349,7 +349,7 @@ async def set_messaging_endpoint(request: Request) -> Response:
 
 
 @api.get("/api/me/blocks", answers={200: BLOCKS}, auth=True)
-async def blocks_endpoint(request: Request) -> Response:
+async def my_blocks_endpoint(request: Request) -> Response:
     """The members you blocked."""
     who = await require_viewer(request)
     async with runtime(request).pool.acquire() as conn:
@@ -357,7 +357,7 @@ async def blocks_endpoint(request: Request) -> Response:
 
 
 @api.put("/api/me/blocks/{username}", answers={201: ("Blocked", BLOCKED), 200: ("Already blocked", BLOCKED)}, auth=True)
-async def block_endpoint(request: Request) -> Response:
+async def block_member_endpoint(request: Request) -> Response:
     """Block a member: no new conversations from them, and none of their new messages for you."""
     async with writing(request) as w:
         created, _ = await consent.block(w.conn, w.who, str(request.path_params["username"]))
@@ -365,7 +365,7 @@ async def block_endpoint(request: Request) -> Response:
 
 
 @api.delete("/api/me/blocks/{username}", answers={204: "Unblocked"}, auth=True)
-async def unblock_endpoint(request: Request) -> Response:
+async def unblock_member_endpoint(request: Request) -> Response:
     """Unblock a member."""
     async with writing(request) as w:
         await consent.unblock(w.conn, w.who, str(request.path_params["username"]))
