@@ -460,7 +460,7 @@ async def item_page(request: Request) -> Response:
     who = await _staff(request)
     async with runtime(request).pool.acquire() as conn:
         context = await _item_context(conn, who, review_id)
-    context["done"] = request.query_params.get("done") if request.query_params.get("done") in ITEM_DONE else None
+    context["done"] = ITEM_DONE.get(request.query_params.get("done") or "")
     return await render(request, "moderation/item.html", context)
 
 
