@@ -260,6 +260,8 @@ async def test_the_item_page_picks_up_takes_over_and_closes(sam, topic, moderato
     page = await moderator.client.get(f"/review/{item_id}")
     assert page.status_code == 200 and "I&rsquo;m looking at this" in page.text
     assert "Nobody has said they are looking at this yet" in page.text
+    assert "Nobody has reached out from this item yet" in page.text
+    assert f'href="/review/{item_id}/outreach"' in page.text
     picked = await moderator.client.post(f"/review/{item_id}/pickup", data=_form(moderator, action="pick_up"))
     assert picked.status_code == 303 and picked.headers["location"] == f"/review/{item_id}?done=pick_up"
     shown = (await moderator.client.get(picked.headers["location"])).text
@@ -319,3 +321,17 @@ async def test_the_members_admin_page_gives_and_takes_the_duty(admin, moderator,
         f"/admin/members/{moderator.id}/duties", data=_form(moderator, lead="yes", reason="Myself")
     )
     assert refused.status_code == 403
+
+
+async def test_the_item_page_shows_outreach_sent_from_it(sam, topic, moderator, pool):
+    """Outreach sent from a safeguarding item (the messages package) is listed on the item's page."""
+    post = await reply(sam, topic["id"], CRISIS)
+    item_id = (await review_of(pool, post["id"], "safeguarding"))["id"]
+    sent = await moderator.client.post(
+        f"/review/{item_id}/outreach",
+        data=_form(moderator, title="Checking in with you", text="Hello Sam, we read what you wrote."),
+    )
+    assert sent.status_code == 303, sent.text
+    page = (await moderator.client.get(f"/review/{item_id}")).text
+    assert "Conversation started by" in page and "No reply yet" in page
+    assert "Nobody has reached out from this item yet" not in page

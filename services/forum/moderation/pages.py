@@ -24,6 +24,7 @@ from starlette.responses import RedirectResponse, Response
 from services.forum import access
 from services.forum.accounts import accounts
 from services.forum.accounts import controls as member_controls
+from services.forum.messages import outreach
 from services.forum.moderation import api as moderation_api
 from services.forum.moderation import audit, audit_words, moderation, safeguarding, screening
 from services.forum.topics import categories, posts, topics
@@ -474,7 +475,10 @@ ITEM_DONE = {
 
 async def _item_context(conn: asyncpg.Connection, who: Session, review_id: int) -> dict[str, Any]:
     item = await moderation.get_review(conn, who, review_id)
-    return {"item": _item_view(item, who), "item_errors": {}}
+    context: dict[str, Any] = {"item": _item_view(item, who), "item_errors": {}}
+    if item["safeguarding"] is not None:  # what was sent privately from it, and "Message them privately"
+        context["outreach"] = await outreach.for_review(conn, review_id)
+    return context
 
 
 @pages.post("/review/{id}")
