@@ -335,3 +335,23 @@ async def test_the_item_page_shows_outreach_sent_from_it(sam, topic, moderator, 
     page = (await moderator.client.get(f"/review/{item_id}")).text
     assert "Conversation started by" in page and "No reply yet" in page
     assert "Nobody has reached out from this item yet" not in page
+
+
+async def test_a_private_message_that_matches_a_phrase_alerts_staff_too(sam, moderator, member_factory, pool):
+    """A safeguarding_message item alerts like a post's, naming the message and its conversation (not a topic)."""
+    await member_factory("bea")
+    started = await sam.client.post(
+        "/api/conversations", json={"recipients": ["bea"], "title": "Hello", "text": CRISIS}
+    )
+    assert started.status_code == 201, started.text
+    item = await pool.fetchrow("SELECT id, message_id FROM forum.reviewables WHERE kind = 'safeguarding_message'")
+    [alert] = await events(pool, "safeguarding.alerted")
+    assert (alert.review_id, alert.round, alert.recipient_ids) == (item["id"], 1, [moderator.id])
+    assert alert.message_id == item["message_id"] and alert.conversation_id == started.json()["id"]
+    assert alert.post_id is None and alert.topic_title is None
+    counts = (await moderator.client.get("/api/review/counts")).json()
+    assert counts == {"waiting": 1, "safeguarding": 1}
+    picked = await moderator.client.post(f"/api/review/{item['id']}/pickup")
+    assert picked.status_code == 200 and picked.json()["safeguarding"]["picked_up"]["by"]["id"] == moderator.id
+    page = await moderator.client.get(f"/review/{item['id']}")
+    assert page.status_code == 200 and "You are looking at this" in page.text and "What was done" in page.text
