@@ -104,7 +104,9 @@ async def test_safeguarding_support_panel_and_queue(live_server, browser, world)
     first = mod_page.locator(".tica-review").first
     await expect(first).to_contain_text("Safeguarding phrase")
     await expect(first.locator(".nhsuk-tag").first).to_have_text("Safeguarding")
-    await first.get_by_label(re.compile("Reason")).fill("Checked in with them privately.")
+    # A safeguarding item closes with what was done (moderation/safeguarding.py).
+    await first.get_by_role("radio", name="Reached out to them").check()
+    await first.get_by_label(re.compile("Note for the other staff")).fill("Checked in with them privately.")
     keep = first.get_by_role("button", name=re.compile(r"^Keep visible"))
     await keep.focus()
     await mod_page.keyboard.press("Enter")
