@@ -8,10 +8,12 @@ import asyncio
 import logging
 import time
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 from redis.exceptions import RedisError
 from starlette.applications import Starlette
+from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from services.forum import export, outbox
@@ -48,6 +50,7 @@ from shared import api as api_lib
 from shared import markdown, pages
 from shared.events import Relay, stream_name
 from shared.jobs import close_job_queue, open_job_queue
+from shared.sessions import Session
 from shared.settings import Settings
 from shared.web import Runtime, build_app
 
@@ -163,5 +166,13 @@ def create_app(settings: Settings, *, background: bool = True) -> Starlette:
     )
     app.add_middleware(ActivityTracker)
     app.state.templates = pages.environment(TEMPLATES_DIR)
-    app.state.page_context = moderation_pages.header_context  # the review count in staff's header
+    app.state.page_context = header_context
     return app
+
+
+async def header_context(request: Request, who: Session | None) -> dict[str, Any]:
+    """What every page's header shows: staff's review count, and a member's conversations with something new."""
+    return {
+        **(await moderation_pages.header_context(request, who)),
+        **(await message_pages.header_context(request, who)),
+    }

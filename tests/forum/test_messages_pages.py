@@ -156,3 +156,10 @@ async def test_profile_and_post_links(sam, priya, member_factory):
     hidden = await new_topic(priya, category["id"], title="Anonymous words", body="Quietly", anonymous=True)
     page = await sam.client.get(f"/t/{hidden['slug']}/{hidden['id']}")
     assert "Message the author" not in page.text and "to=priya" not in page.text
+
+
+async def test_header_counts_conversations_with_something_new(sam, priya):
+    await send_new(sam, recipients="priya", title="Hello", text="Hi")
+    page = await priya.client.get("/messages")
+    assert 'id="tica-message-count">1<' in page.text
+    assert 'id="tica-message-count"' not in (await sam.client.get("/messages")).text

@@ -78,6 +78,17 @@ async def _message_views(
     return [_message_view(r, who, conversation, mine) for r in rows]
 
 
+# --- the header's count ---------------------------------------------------------------------------------
+
+
+async def header_context(request: Request, who: Session | None) -> dict[str, Any]:
+    """A signed-in member's header shows how many conversations have something new (one indexed count)."""
+    if who is None or who.via_token:
+        return {}
+    async with runtime(request).pool.acquire() as conn:
+        return {"unread_messages": await conversations.unread_count(conn, who)}
+
+
 # --- the inbox -----------------------------------------------------------------------------------------
 
 
