@@ -504,6 +504,7 @@ ON CONFLICT (user_id, dedupe_key) DO UPDATE SET
                                  THEN n.data->'usernames'
                                  ELSE (EXCLUDED.data->'usernames') || coalesce(n.data->'usernames', '[]') END,
                'last_id', EXCLUDED.data->'last_id',
+               'actor_username', EXCLUDED.data->'actor_username',
                'conversation_title', EXCLUDED.data->'conversation_title',
                'excerpt', EXCLUDED.data->'excerpt',
                'excerpt_id', EXCLUDED.data->'excerpt_id')
@@ -554,6 +555,7 @@ async def on_message_created(conn: asyncpg.Connection, envelope: ev.Envelope, ev
         "last_id": event.message_id,
         "count": 1,
         "usernames": [sender],
+        "actor_username": sender,
         # The words mail may quote: none of a message that matched a safeguarding phrase.
         "excerpt": None if event.sensitive else projections.excerpt(event.text),
         "excerpt_id": event.message_id,

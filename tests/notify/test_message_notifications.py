@@ -37,7 +37,7 @@ def message(
         message_id=message_id or next(_message_ids),
         conversation_id=conversation_id,
         author_id=author_id,
-        author_username=author_username or names[author_id],
+        author_username=author_username or names.get(author_id, "someone"),
         title="Night shifts",
         text=text,
         created_at=now_iso(),
@@ -222,3 +222,25 @@ async def test_a_hidden_message_is_no_longer_quoted(world, smtp, mail_ctx):
     assert await notification_mail.send_notification_mail(mail_ctx, row["id"], f"message-{sent.message_id}") is True
     for body in parts(smtp[0].messages[0]):
         assert "Words a moderator later hid" not in body
+
+
+async def test_the_api_and_page_say_it_and_lead_to_the_message(world, member_factory):
+    """What the member reads in GET /api/notifications and on /notifications, and where it leads."""
+    alex = await member_factory("alex")
+    sam = await member_factory("sam")
+    await world.join(alex.id, "alex")
+    await world.join(sam.id, "sam")
+    sent = message(sam.id, recipients=(alex.id,), author_username="sam")
+    await world.emit(sent)
+    listed = (await alex.client.get("/api/notifications")).json()
+    [item] = listed["items"]
+    assert listed["unread"] == 1
+    assert item["kind"] == "message" and item["text"] == "sam sent you a message in “Night shifts”"
+    assert item["url"] == f"/messages/{CONVERSATION}#message-{sent.message_id}"
+    assert item["actor"] == {"id": sam.id, "username": "sam"}
+    assert item["data"]["conversation_id"] == CONVERSATION and item["data"]["count"] == 1
+    assert "excerpt" not in item["data"], "the words stay out of the list"
+    page = await alex.client.get("/notifications")
+    assert page.status_code == 200 and "sam sent you a message in" in page.text
+    followed = await alex.client.get(f"/notifications/{item['id']}", follow_redirects=False)
+    assert followed.status_code == 303 and followed.headers["location"] == item["url"]
