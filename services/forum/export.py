@@ -23,6 +23,7 @@ from starlette.responses import JSONResponse, Response
 from services.forum import access
 from services.forum.library import api as library_api
 from services.forum.library import comments as library_comments
+from services.forum.messages import conversations
 from services.forum.topics.topics import ANONYMOUS_AUTHOR
 from shared.api import ApiRouter, Field, Shape, page_of, query_int
 from shared.service_auth import require_service
@@ -90,6 +91,25 @@ EXPORT_COMMENT = Shape(
         "status": "string",
         "audience": ["string"],
         "created_at": "datetime",
+    },
+)
+
+EXPORT_MESSAGE = Shape(
+    "ExportMessage",
+    {
+        "id": "integer",
+        "conversation_id": "integer",
+        "title": "string",
+        "author": {"id": "integer?", "username": "string?", "display_name": "string"},
+        "author_id": "integer",
+        "from_moderators": "boolean",
+        "text": "string",
+        "status": "string",
+        "sensitive": "boolean",
+        "with_moderators": "boolean",
+        "audience": ["string"],
+        "created_at": "datetime",
+        "url": "string",
     },
 )
 
@@ -213,3 +233,10 @@ async def export_document_comments(request: Request) -> Response:
     """Internal (services only): every comment on a library document that is not deleted, with its
     document's title and folder, its author, text and audience, by id."""
     return await _page(request, library_comments.EXPORT_COMMENTS_SQL, library_api.export_comment_out)
+
+
+@api.get("/api/export/messages", answers={200: ("A page of private messages", page_of(EXPORT_MESSAGE))}, query=PAGING)
+async def export_messages(request: Request) -> Response:
+    """Internal (services only): every private message, by id, with its conversation's audience (a hidden one
+    without its text); `author_id` is who wrote it, also for an answer from the moderators."""
+    return await _page(request, conversations.EXPORT_MESSAGES_SQL, conversations.export_message_out)

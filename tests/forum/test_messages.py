@@ -358,3 +358,27 @@ async def test_moderators_hide_a_reported_message_from_the_queue(sam, priya, mod
     assert seen["status"] == "hidden" and seen["raw"] is None
     own = (await sam.client.get(f"/api/conversations/{cid}/messages")).json()["items"][-1]
     assert own["raw"] == "said-4" and own["moderation_reason"] == "Unkind"
+
+
+async def test_export_gives_messages_with_their_audience(sam, priya, moderator, app, settings, client):
+    """The internal export (search rebuilds) lists messages with the conversation's audience; members get 401/403."""
+    import httpx
+
+    from shared.service_auth import service_headers
+
+    cid = (await start(sam, priya, text="exported words"))["id"]
+    mods = (await start(sam, to_moderators=True, text="to the moderators"))["id"]
+    await say(moderator, mods, "answered")
+    assert (await sam.client.get("/api/export/messages")).status_code in (401, 403)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://testserver", headers=service_headers(settings)
+    ) as http:
+        items = (await http.get("/api/export/messages")).json()["items"]
+    assert [(m["conversation_id"], m["text"]) for m in items] == [
+        (cid, "exported words"),
+        (mods, "to the moderators"),
+        (mods, "answered"),
+    ]
+    assert items[0]["audience"] == [audience.conversation(cid)]
+    assert items[2]["audience"] == [audience.conversation(mods), audience.STAFF]
+    assert items[2]["author"]["display_name"] == "The moderators" and items[2]["author_id"] == moderator.id

@@ -819,6 +819,40 @@ def _review_part(message: asyncpg.Record, context: list[asyncpg.Record]) -> dict
     }
 
 
+# --- the export (search rebuilds) ------------------------------------------------------------------------
+
+# Every message by id, with its conversation and audience; a hidden one without its text ($1 after, $2 limit).
+EXPORT_MESSAGES_SQL = """
+SELECT x.id, x.conversation_id, x.author_id, x.from_moderators, x.status, x.sensitive, x.created_at,
+       CASE WHEN x.status = 'hidden' THEN '' ELSE x.plain END AS text,
+       c.title, c.with_moderators, u.username, u.display_name
+FROM forum.messages x
+JOIN forum.conversations c ON c.id = x.conversation_id
+JOIN forum.users u ON u.id = x.author_id
+WHERE x.id > $1
+ORDER BY x.id LIMIT $2
+"""
+
+
+def export_message_out(row: asyncpg.Record) -> dict[str, Any]:
+    """One message as the export gives it: who wrote it as members read it, its audience."""
+    return {
+        "id": row["id"],
+        "conversation_id": row["conversation_id"],
+        "title": row["title"],
+        "author": author_json(row),
+        "author_id": row["author_id"],
+        "from_moderators": row["from_moderators"],
+        "text": row["text"],
+        "status": row["status"],
+        "sensitive": row["sensitive"],
+        "with_moderators": row["with_moderators"],
+        "audience": access.conversation_audience(row["conversation_id"], row["with_moderators"]),
+        "created_at": row["created_at"].isoformat(),
+        "url": f"/messages/{row['conversation_id']}#message-{row['id']}",
+    }
+
+
 # --- shapes --------------------------------------------------------------------------------------------
 
 
