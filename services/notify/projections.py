@@ -286,6 +286,12 @@ async def apply_post_edited(conn: asyncpg.Connection, envelope: ev.Envelope, eve
     )
 
 
+async def apply_post_flagged(conn: asyncpg.Connection, envelope: ev.Envelope, event: ev.PostFlagged) -> None:
+    """A post flagged for safeguarding (by a member, or by a phrase it matched) is never quoted in mail."""
+    if event.review_kind == "safeguarding":
+        await conn.execute("UPDATE notify.posts SET sensitive = true WHERE id = $1 AND NOT sensitive", event.post_id)
+
+
 async def _set_status(conn: asyncpg.Connection, envelope: ev.Envelope, post_id: int, status: str) -> None:
     # Deleted is final: a late "restored" never brings a deleted post back.
     await conn.execute(
@@ -549,6 +555,7 @@ APPLY: dict[type[ev.Event], Apply] = {
     ev.PostEdited: apply_post_edited,
     ev.PostDeleted: apply_post_deleted,
     ev.PostHidden: apply_post_hidden,
+    ev.PostFlagged: apply_post_flagged,
     ev.PostRestored: apply_post_restored,
     ev.FolderUpdated: apply_folder,
     ev.DocumentUploaded: apply_document,

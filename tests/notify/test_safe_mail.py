@@ -220,3 +220,37 @@ async def test_an_author_edit_that_brings_a_safeguarding_phrase_is_sensitive(app
         assert response.status_code == 200, response.text
     rows = await world.pool.fetch("SELECT payload FROM forum.outbox WHERE type = 'post.edited' ORDER BY id")
     assert [ev.Envelope(**row["payload"]).event().sensitive for row in rows] == [True, True]
+
+
+async def test_a_post_flagged_for_safeguarding_is_no_longer_quoted(world, smtp, mail_ctx):
+    """A member's safeguarding flag (post.flagged, review kind safeguarding) marks the post sensitive."""
+    await world.join(1, "alice")
+    await world.join(2, "bob")
+    await world.emit(
+        category(1),
+        topic(10, author_id=1, title="Coping"),
+        post(100, topic_id=10, number=1, author_id=1),
+        post(101, topic_id=10, number=2, author_id=2, author_username="bob", reply_to_user_id=1, text="Quiet words"),
+    )
+
+    def flagged(kind: str) -> ev.PostFlagged:
+        return ev.PostFlagged(
+            post_id=101,
+            topic_id=10,
+            category_id=1,
+            author_id=2,
+            reason="other",
+            review_id=5,
+            review_kind=kind,
+            score=1,
+            priority=1,
+        )
+
+    await world.emit(flagged("flagged_post"))
+    assert await world.pool.fetchval("SELECT sensitive FROM notify.posts WHERE id = 101") is False
+    await world.emit(flagged("safeguarding"))
+    assert await world.pool.fetchval("SELECT sensitive FROM notify.posts WHERE id = 101") is True
+    [row] = await world.notifications(1)
+    assert await notification_mail.send_notification_mail(mail_ctx, row["id"]) is True
+    for body in parts(smtp[0].messages[0]):
+        assert "Quiet words" not in body and "http://testserver/p/101" in body
