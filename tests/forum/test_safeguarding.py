@@ -355,3 +355,31 @@ async def test_a_private_message_that_matches_a_phrase_alerts_staff_too(sam, mod
     assert picked.status_code == 200 and picked.json()["safeguarding"]["picked_up"]["by"]["id"] == moderator.id
     page = await moderator.client.get(f"/review/{item['id']}")
     assert page.status_code == 200 and "You are looking at this" in page.text and "What was done" in page.text
+
+
+async def test_the_queue_asks_what_was_done_before_closing_a_safeguarding_item(sam, topic, moderator, pool):
+    """From the queue too: no outcome, a clear 422 pointing at the choice, with what was typed kept."""
+    post = await reply(sam, topic["id"], CRISIS)
+    item_id = (await review_of(pool, post["id"], "safeguarding"))["id"]
+    queue = (await moderator.client.get("/review")).text
+    assert f'id="outcome-{item_id}"' in queue and f'id="note-{item_id}"' in queue
+    refused = await moderator.client.post(
+        f"/review/{item_id}", data=_form(moderator, action="approve", note="Sent the support lines")
+    )
+    assert refused.status_code == 422
+    assert f'href="#outcome-{item_id}"' in refused.text and "What was done is needed" in refused.text
+    assert "Sent the support lines" in refused.text
+    done = await moderator.client.post(
+        f"/review/{item_id}",
+        data=_form(moderator, action="approve", outcome="signposted", note="Sent the support lines"),
+    )
+    assert done.status_code == 303 and done.headers["location"] == "/review?done=approve"
+    assert (await review_of(pool, post["id"], "safeguarding"))["outcome"] == "signposted"
+
+
+def test_the_re_alert_loop_looks_often_enough():
+    """Within ~10% of the delay: a twentieth of it, between 0.05 s and 30 s."""
+    assert safeguarding.check_interval_s(30) == 30.0  # 30 minutes: at most 30 s late (under 2%)
+    assert safeguarding.check_interval_s(5) == 15.0
+    assert safeguarding.check_interval_s(0.02) == pytest.approx(0.06)
+    assert safeguarding.check_interval_s(0.001) == 0.05
