@@ -460,16 +460,20 @@ def may_message(*, policy: str, blocked: bool, talked: bool, outreach: bool) -> 
 
 
 # Whether two members ($1, $2) have talked in public (one replied to the other's post, or in the other's
-# topic, neither post anonymous nor unpublished) or already share a conversation.
-TALKED_SQL = """
-SELECT EXISTS (
-    SELECT 1 FROM forum.posts p JOIN forum.posts q
-        ON q.id = p.reply_to_post_id
-        OR (p.reply_to_post_id IS NULL AND q.topic_id = p.topic_id AND q.post_number = 1)
-    WHERE ((p.author_id = $1 AND q.author_id = $2) OR (p.author_id = $2 AND q.author_id = $1))
-      AND p.status = 'visible' AND q.status = 'visible' AND NOT p.anonymous AND NOT q.anonymous
-) OR EXISTS (
-    SELECT 1 FROM forum.conversation_members a JOIN forum.conversation_members b USING (conversation_id)
-    WHERE a.user_id = $1 AND b.user_id = $2 AND a.state IN ('active', 'left') AND b.state IN ('active', 'left')
-)
+# topic, neither post anonymous nor unpublished) or already share a conversation. Each way is its own
+# EXISTS so that each walks one member's posts by index.
+_TALKED_POSTS = """
+    SELECT 1 FROM (VALUES ($1::bigint, $2::bigint), ($2::bigint, $1::bigint)) AS pair(a, b)
+    JOIN forum.posts p ON p.author_id = pair.a AND p.status = 'visible' AND NOT p.anonymous
+    JOIN forum.posts q ON {join}
+    WHERE q.author_id = pair.b AND q.status = 'visible' AND NOT q.anonymous
+"""
+_IN_THEIR_TOPIC = "p.reply_to_post_id IS NULL AND q.topic_id = p.topic_id AND q.post_number = 1"
+TALKED_SQL = f"""
+SELECT EXISTS ({_TALKED_POSTS.format(join="q.id = p.reply_to_post_id")})
+    OR EXISTS ({_TALKED_POSTS.format(join=_IN_THEIR_TOPIC)})
+    OR EXISTS (
+        SELECT 1 FROM forum.conversation_members a JOIN forum.conversation_members b USING (conversation_id)
+        WHERE a.user_id = $1 AND b.user_id = $2 AND a.state IN ('active', 'left') AND b.state IN ('active', 'left')
+    )
 """

@@ -382,3 +382,57 @@ async def test_export_gives_messages_with_their_audience(sam, priya, moderator, 
     assert items[0]["audience"] == [audience.conversation(cid)]
     assert items[2]["audience"] == [audience.conversation(mods), audience.STAFF]
     assert items[2]["author"]["display_name"] == "The moderators" and items[2]["author_id"] == moderator.id
+
+
+@pytest.fixture
+def roomy_messages(app):
+    with settings_changed(app, posts_per_minute=10_000, new_member_posts_per_minute=10_000):
+        yield
+
+
+async def test_message_visible_sql_agrees_with_the_predicate(sam, priya, jo, moderator, app, roomy_messages):
+    """access.MESSAGE_VISIBLE_SQL (lists) and access.message_visible (one message) say the same for every
+    viewer: joined late, left, blocked an author, staff outside, staff reading the moderators' inbox."""
+    from services.forum.messages import conversations
+    from shared.web import ApiError
+
+    cid = (await start(sam, priya, text="one"))["id"]
+    await say(priya, cid, "two")
+    await sam.client.post(f"/api/conversations/{cid}/invitations", json={"username": "jo"})
+    await jo.client.post(f"/api/conversations/{cid}/accept")
+    await priya.client.put("/api/me/blocks/jo")
+    await say(jo, cid, "three")
+    await say(sam, cid, "four")
+    await priya.client.post(f"/api/conversations/{cid}/leave")
+    await say(sam, cid, "five")
+    mods = (await start(sam, to_moderators=True, text="six"))["id"]
+    await say(moderator, mods, "seven")
+    expected = {
+        "sam": ["one", "two", "three", "four", "five"],
+        "priya": ["one", "two", "four"],
+        "jo": ["three", "four", "five"],
+    }
+    async with app.apps["forum"].state.runtime.pool.acquire() as conn:
+        ids = [r["id"] for r in await conn.fetch("SELECT id FROM forum.messages ORDER BY id")]
+        for member in (sam, priya, jo, moderator):
+            for conversation_id in (cid, mods):
+                try:
+                    found = await conversations.readable(conn, member.session, conversation_id)
+                except ApiError:
+                    listed: list[int] = []
+                else:
+                    rows, _ = await conversations.messages(conn, member.session, found)
+                    listed = [r["id"] for r in rows]
+                one_by_one = []
+                for message_id in ids:
+                    try:
+                        row, _ = await conversations.readable_message(conn, member.session, message_id)
+                    except ApiError:
+                        continue
+                    if row["conversation_id"] == conversation_id:
+                        one_by_one.append(message_id)
+                assert listed == one_by_one, (member.username, conversation_id)
+            if member.username in expected:
+                assert await texts(member, cid) == expected[member.username]
+    assert await texts(moderator, mods) == ["six", "seven"]
+    assert (await moderator.client.get(f"/api/conversations/{cid}/messages")).status_code == 404
