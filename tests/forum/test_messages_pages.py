@@ -163,3 +163,12 @@ async def test_header_counts_conversations_with_something_new(sam, priya):
     page = await priya.client.get("/messages")
     assert 'id="tica-message-count">1<' in page.text
     assert 'id="tica-message-count"' not in (await sam.client.get("/messages")).text
+
+
+async def test_first_unread_message_is_marked(sam, priya):
+    sent = await send_new(sam, recipients="priya", title="Marks", text="First words")
+    url = sent.headers["location"].split("#")[0]
+    page = await priya.client.get(url)
+    assert page.text.count('id="first-unread"') == 1
+    assert 'id="first-unread"' not in (await priya.client.get(url)).text  # read now
+    assert 'id="first-unread"' not in (await sam.client.get(url)).text  # their own

@@ -194,6 +194,10 @@ async def _conversation_context(
     before = _query_id(request, "before")
     rows, more = await conversations.messages(conn, who, conversation, before=before)
     context["messages"] = await _message_views(conn, who, conversation, rows)
+    if conversation.state in ("active", "left"):  # the first message they have not read yet is marked
+        unread = [m for m in context["messages"] if m["id"] > conversation.last_read_message_id and not m["mine"]]
+        if unread:
+            unread[0]["first_unread"] = True
     context["older_url"] = f"/messages/{conversation.id}?before={rows[0]['id']}" if more and rows else None
     if rows and before is None and conversation.state in ("active", "left"):
         await conversations.mark_read(conn, who, conversation.id, rows[-1]["id"])
