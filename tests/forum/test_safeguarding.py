@@ -383,3 +383,13 @@ def test_the_re_alert_loop_looks_often_enough():
     assert safeguarding.check_interval_s(5) == 15.0
     assert safeguarding.check_interval_s(0.02) == pytest.approx(0.06)
     assert safeguarding.check_interval_s(0.001) == 0.05
+
+
+async def test_an_item_waiting_since_before_alerts_existed_is_alerted_by_the_loop(app, sam, topic, moderator, pool):
+    """A pending safeguarding item never alerted (round 0) gets its first alert from the loop, at once."""
+    post = await reply(sam, topic["id"], CRISIS)
+    await pool.execute("DELETE FROM forum.outbox WHERE type = 'safeguarding.alerted'")
+    await pool.execute("UPDATE forum.reviewables SET alert_round = 0, alerted_at = NULL WHERE post_id = $1", post["id"])
+    await _run_realerts(app, 0.3)
+    [alert] = await events(pool, "safeguarding.alerted")
+    assert (alert.round, alert.recipient_ids) == (1, [moderator.id])

@@ -63,13 +63,14 @@ WHERE id = $1 AND status = 'pending' AND alert_round = 0 AND kind = ANY($2::text
 RETURNING id
 """
 # Items still pending, not picked up, last alerted at least $2 seconds ago: the next round, claimed at once
-# (a replica that finds one locked skips it; one that waited sees the new alerted_at and leaves it).
+# (a replica that finds one locked skips it; one that waited sees the new alerted_at and leaves it). An item
+# never alerted (waiting since before alerts existed: an opening transaction alerts its own) gets round 1.
 CLAIM_DUE_SQL = """
 UPDATE forum.reviewables r SET alert_round = r.alert_round + 1, alerted_at = now()
 FROM (
     SELECT id FROM forum.reviewables
-    WHERE status = 'pending' AND kind = ANY($1::text[]) AND picked_up_by IS NULL AND alert_round > 0
-      AND alerted_at <= now() - make_interval(secs => $2)
+    WHERE status = 'pending' AND kind = ANY($1::text[]) AND picked_up_by IS NULL
+      AND (alert_round = 0 OR alerted_at <= now() - make_interval(secs => $2))
     ORDER BY alerted_at
     LIMIT 100
     FOR UPDATE SKIP LOCKED
