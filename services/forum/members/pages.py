@@ -211,8 +211,10 @@ async def duties_page(request: Request, who: Session) -> Response:
         fields = exc.fields or {}
         message = f"Reason {fields['reason']}" if "reason" in fields else exc.message
         anchor = "duty_reason" if "reason" in fields else "duty-heading"
-        errors = {"errors": {"duty_reason" if "reason" in fields else "duty": message}}
-        errors["error_list"] = [{"text": message, "href": f"#{anchor}"}]
+        errors: dict[str, Any] = {
+            "errors": {"duty_reason" if "reason" in fields else "duty": message},
+            "error_list": [{"text": message, "href": f"#{anchor}"}],
+        }
         return await render(request, MEMBER_TEMPLATE, {**context, "duty_form": form, **errors}, status=exc.status)
     return RedirectResponse(f"{members.admin_url(user_id)}?done=duty#duty-heading", status_code=303)
 
