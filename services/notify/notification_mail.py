@@ -113,7 +113,7 @@ async def send_notification_mail(ctx: dict[str, Any], notification_id: int, vers
         }
         headers = unsubscribe.headers(rt.settings, member.id, list_name)
     text, html = mail.render_mail("notification", context)
-    return await mail.send_mail(
+    sent = await mail.send_mail(
         ctx,
         to=member.email,
         subject=_subject(headline),
@@ -122,6 +122,19 @@ async def send_notification_mail(ctx: dict[str, Any], notification_id: int, vers
         key=f"notification:{notification_id}" + (f":{version}" if version else ""),
         headers=headers,
     )
+    if sent and data.get("excerpt") is not None:
+        await _forget_excerpt(rt, notification_id, data.get("excerpt_id"))
+    return sent
+
+
+async def _forget_excerpt(rt: Runtime, notification_id: int, excerpt_id: object) -> None:
+    """A message's words are kept only for its email: once it is sent, they go (a newer message's stay)."""
+    async with rt.pool.acquire() as conn:
+        await conn.execute(
+            "UPDATE notify.notifications SET data = data - 'excerpt' WHERE id = $1 AND data->>'excerpt_id' = $2",
+            notification_id,
+            str(excerpt_id),
+        )
 
 
 def _quoted(row: Any, data: dict[str, Any]) -> dict[str, Any] | None:

@@ -92,8 +92,10 @@ async def list_notifications(
 
 async def mark_read(conn: asyncpg.Connection, user_id: int, ids: Sequence[int] | None) -> int:
     """Mark some (ids) or all (None) of a member's notifications read; returns how many changed."""
+    # A message's words kept for its email go once it is read (they are only for that email).
     status = await conn.execute(
-        "UPDATE notify.notifications SET read_at = now() WHERE user_id = $1 AND read_at IS NULL "
+        "UPDATE notify.notifications SET read_at = now(), data = data - 'excerpt' WHERE user_id = $1 "
+        "AND read_at IS NULL "
         "AND ($2::bigint[] IS NULL OR id = ANY($2::bigint[]))",
         user_id,
         list(ids) if ids is not None else None,

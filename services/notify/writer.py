@@ -528,7 +528,7 @@ WHERE NOT EXISTS (SELECT 1 FROM notify.mutes m WHERE m.user_id = c.id AND m.mute
 """
 
 READ_BY_WRITING_SQL = """
-UPDATE notify.notifications SET read_at = now()
+UPDATE notify.notifications SET read_at = now(), data = data - 'excerpt'
 WHERE user_id = $1 AND dedupe_key = $2 AND read_at IS NULL
 RETURNING user_id
 """

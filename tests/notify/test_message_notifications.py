@@ -119,6 +119,7 @@ async def test_writing_in_a_conversation_reads_its_notification(world):
     await world.emit(message(ALEX, recipients=(SAM,)))
     [row] = await world.notifications(ALEX)
     assert row["read_at"] is not None, "alex answered: they have read it"
+    assert "excerpt" not in row["data"], "a read one keeps no words"
     counts = await world.redis.xrange(live_stream_name(world.settings.redis_prefix))
     last_for_alex = [fields for _, fields in counts if fields[b"u"] == str(ALEX).encode()][-1]
     assert last_for_alex[b"n"] == b"0", "the unread count went out live"
@@ -182,6 +183,8 @@ async def test_a_message_is_emailed_when_away_quoted_unless_sensitive(world, smt
     for body in (text, html):
         assert "Shall we talk on Thursday about the rota?" in body
         assert f"http://testserver/messages/{CONVERSATION}#message-" in body
+    [row] = await world.notifications(ALEX)
+    assert "excerpt" not in row["data"], "a message's words are kept only until its email is sent"
     await world.emit(message(SAM, "Some nights I want to end my life", sensitive=True))
     await _run_worker(mail_settings)
     second = sink.to("alex@example.org")[1]
