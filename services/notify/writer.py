@@ -533,13 +533,23 @@ WHERE user_id = $1 AND dedupe_key = $2 AND read_at IS NULL
 RETURNING user_id
 """
 
+# The moderators' inbox is shared: once one of them answers, the others' notifications of it are read.
+READ_BY_ANSWERING_SQL = """
+UPDATE notify.notifications SET read_at = now(), data = data - 'excerpt'
+WHERE dedupe_key = $1 AND read_at IS NULL AND data->>'to_moderators' = 'true'
+RETURNING user_id
+"""
+
 
 async def on_message_created(conn: asyncpg.Connection, envelope: ev.Envelope, event: ev.MessageCreated) -> Outcome:
     """The conversation's members (and, for a message to the moderators' inbox, the moderators) are
-    told, one notification per conversation; the author has read it by writing in it."""
+    told, one notification per conversation; the author has read it by writing in it, and an answer
+    from the inbox reads it for every moderator."""
     key = conversation_key(event.conversation_id)
     author = event.author_id
     changed = {row["user_id"] for row in await conn.fetch(READ_BY_WRITING_SQL, author, key)}
+    if event.from_moderators:
+        changed |= {row["user_id"] for row in await conn.fetch(READ_BY_ANSWERING_SQL, key)}
     members = set(event.recipient_ids) - {author}
     inbox: set[int] = set()
     if event.with_moderators and not event.from_moderators:

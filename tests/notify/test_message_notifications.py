@@ -135,6 +135,11 @@ async def test_from_the_moderators_names_the_moderators_and_a_message_to_them_te
     await world.emit(message(SAM, recipients=(), with_moderators=True))
     [row] = await world.notifications(MO)
     assert _told(row)[0] == "sam sent you a message in “Night shifts”, to the moderators"
+    await world.join(5, "meg", roles=["member", "moderator"])
+    await world.emit(message(SAM, recipients=(), with_moderators=True))
+    assert [r["read_at"] for r in await world.notifications(5)] == [None]
+    await world.emit(message(MO, recipients=(SAM,), with_moderators=True, from_moderators=True))
+    assert [r["read_at"] is not None for r in await world.notifications(5)] == [True], "mo answered for them all"
 
 
 async def test_a_member_who_muted_the_author_is_not_told(world):
