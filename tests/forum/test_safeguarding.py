@@ -393,3 +393,11 @@ async def test_an_item_waiting_since_before_alerts_existed_is_alerted_by_the_loo
     await _run_realerts(app, 0.3)
     [alert] = await events(pool, "safeguarding.alerted")
     assert (alert.round, alert.recipient_ids) == (1, [moderator.id])
+
+
+async def test_pages_of_other_services_carry_an_empty_review_count_for_staff(moderator, sam):
+    """notify's pages cannot count the queue: staff get the badge empty and hidden, for live.js to fill."""
+    page = (await moderator.client.get("/notifications")).text
+    badge = page.split('id="tica-review-count"')[1][:400]
+    assert "hidden" in badge.split(">")[0] and "data-review-count></span>" in badge
+    assert "tica-review-count" not in (await sam.client.get("/notifications")).text
