@@ -146,7 +146,7 @@ ROLE_WORDS = {"moderator": "a moderator", "admin": "an admin"}
 DATA_KEYS = frozenset(
     [
         *("count", "usernames", "kinds", "reason", "until"),
-        *("webinar_id", "webinar_title", "starts_at", "role", "previous_role"),
+        *("webinar_id", "webinar_title", "starts_at", "role", "previous_role", "duty", "duty_held"),
         *("conversation_id", "conversation_title", "message_id", "review_id", "round"),
     ]
 )
@@ -184,6 +184,13 @@ def _role_changed(data: dict[str, Any]) -> str:
     """A role given ("You are now a moderator"), or taken back, kindly."""
     role, previous = str(data.get("role") or "member"), str(data.get("previous_role") or "member")
     reason = f" The reason given: {data['reason']}" if data.get("reason") else ""
+    if data.get("duty") == "safeguarding_lead":
+        if data.get("duty_held"):
+            return (
+                "You are now a safeguarding lead: you will be told at once, by email too, whenever someone may "
+                f"need a safeguarding response. Thank you for taking this on.{reason}"
+            )
+        return f"You are no longer a safeguarding lead. Thank you for all you did to keep people safe.{reason}"
     if role in ROLE_WORDS and (previous not in ROLE_WORDS or role == "admin"):
         tools = "the review queue and the audit log" if role == "moderator" else "the staff tools"
         return (

@@ -427,7 +427,8 @@ async def on_sanction(
 
 
 async def on_role_changed(conn: asyncpg.Connection, envelope: ev.Envelope, event: ev.UserRoleChanged) -> Outcome:
-    """The member hears that an admin made them a moderator or an admin, or took the role back, and why."""
+    """The member hears that an admin made them a moderator or an admin, or took the role back, or gave
+    or took back a duty (a safeguarding lead), and why."""
     role, previous = role_named(event.roles), role_named(event.previous_roles)
     return await _tell(
         conn,
@@ -435,7 +436,8 @@ async def on_role_changed(conn: asyncpg.Connection, envelope: ev.Envelope, event
         "role_changed",
         f"role:{envelope.id}",
         actor_id=envelope.actor_id,
-        data={"role": role, "previous_role": previous, "reason": event.reason},
+        data={"role": role, "previous_role": previous, "reason": event.reason}
+        | ({"duty": event.duty, "duty_held": event.duty_held} if event.duty else {}),
     )
 
 

@@ -83,6 +83,26 @@ async def test_an_admin_made_and_a_step_down_to_moderator(world, member_factory)
     assert stepped_down["text"].startswith("You are now a moderator rather than an admin.")
 
 
+async def test_a_moderator_made_a_safeguarding_lead_and_back_is_told_so(world, member_factory):
+    """The duty given or taken back (roles unchanged) is told as the duty, not as a role change."""
+    admin = await member_factory("ada", roles=("member", "admin"))
+    mo = await member_factory("mo", roles=("member", "moderator"))
+    for lead, reason in ((True, PROMOTED), (False, DEMOTED)):
+        response = await admin.client.put(
+            f"/api/admin/members/{mo.id}/duties", json={"safeguarding_lead": lead, "reason": reason}
+        )
+        assert response.status_code == 200, response.text
+    await _publish(world.pool, world.redis, world.settings)
+    await drain(world.consumer)
+    taken_back, given = await _notifications(mo)
+    assert given["text"].startswith("You are now a safeguarding lead: you will be told at once, by email too")
+    assert given["text"].endswith(f"The reason given: {PROMOTED}")
+    assert given["data"]["duty"] == "safeguarding_lead" and given["data"]["duty_held"] is True
+    assert taken_back["text"].startswith("You are no longer a safeguarding lead.")
+    assert taken_back["text"].endswith(f"The reason given: {DEMOTED}")
+    assert "moderator" not in given["text"] + taken_back["text"]
+
+
 # --- live: a demoted moderator's open socket -----------------------------------------------------------
 
 
