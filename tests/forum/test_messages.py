@@ -317,7 +317,7 @@ async def test_moderators_inbox(sam, moderator, admin, priya, pool):
     assert created.audience == [audience.conversation(cid), audience.STAFF] and created.with_moderators
     listed = (await moderator.client.get("/api/conversations/moderators")).json()["items"]
     assert [c["id"] for c in listed] == [cid]
-    assert (await sam.client.get("/api/conversations/moderators")).status_code == 403
+    assert (await sam.client.get("/api/conversations/moderators")).status_code == 404
     answer = await say(moderator, cid, "We are here.")
     assert answer["author"]["display_name"] == "The moderators" and answer["author"]["sent_by"] == "mo"
     seen = (await sam.client.get(f"/api/conversations/{cid}/messages")).json()["items"][-1]

@@ -163,7 +163,7 @@ async def conversations_inbox_endpoint(request: Request) -> Response:
     return JSONResponse(body)
 
 
-@api.get("/api/conversations/moderators", answers={200: INBOX}, auth=True, query={"cursor": CURSOR})
+@api.get("/api/conversations/moderators", answers={200: INBOX, 404: "Not staff"}, auth=True, query={"cursor": CURSOR})
 async def conversations_moderators_inbox_endpoint(request: Request) -> Response:
     """The moderators' shared inbox (staff): every conversation with the moderators, most recent first."""
     who = await require_viewer(request)

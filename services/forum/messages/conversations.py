@@ -699,7 +699,8 @@ async def moderators_inbox(
     conn: asyncpg.Connection, who: Session, cursor: str | None = None, *, per_page: int = INBOX_PER_PAGE
 ) -> tuple[list[asyncpg.Record], dict[int, list[asyncpg.Record]], str | None]:
     """One page of the moderators' shared inbox (staff only)."""
-    access.require_staff(who, "Only moderators can read the moderators' inbox.")
+    if not access.is_staff(who):
+        raise access.not_found("that page")
     when, ident = parse_cursor(cursor)
     rows = await conn.fetch(MODERATORS_INBOX_SQL, when, ident, per_page + 1)
     return await _page(conn, list(rows), per_page)
