@@ -881,7 +881,7 @@ def message_json(
         "raw": None if withheld else row["raw"],
         "cooked": None if withheld else row["cooked"],
         "status": row["status"],
-        "moderation_reason": row["moderation_reason"] if row["author_id"] == who.user_id or who.is_staff else None,
+        "moderation_reason": None if withheld or row["status"] != "hidden" else row["moderation_reason"],
         "reactions": reactions.json_dict(row["reactions"]),
         "my_reactions": sorted(mine.get(row["id"], set())),
         "mine": row["author_id"] == who.user_id,
@@ -897,7 +897,8 @@ def person_json(row: asyncpg.Record) -> dict[str, Any]:
 def last_message_json(row: asyncpg.Record, who: Session) -> dict[str, Any] | None:
     if row["last_author_id"] is None:
         return None
-    withheld = row["last_status"] == "hidden" and row["last_author_id"] != who.user_id and not who.is_staff
+    staff_party = bool(row["with_moderators"] and who.is_staff)
+    withheld = access.message_text_withheld(who, row["last_status"], row["last_author_id"], staff_party)
     author = author_json(
         {
             "from_moderators": row["last_from_moderators"],
