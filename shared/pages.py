@@ -246,16 +246,20 @@ async def render(
     status: int = 200,
     headers: Mapping[str, str] | None = None,
 ) -> HTMLResponse:
-    """Render a page with the viewer, CSRF token, current path and the site's name (as admins set it:
-    shared/site_settings.py) available to the template."""
+    """Render a page with the viewer, CSRF token, current path, the site's name, and whether "Leave
+    this site quickly" shows and where it goes (as admins set them: shared/site_settings.py) available
+    to the template."""
     env: jinja2.Environment = request.app.state.templates
     session = await viewer(request)
     token = csrf_token(request, session)
+    settings = runtime(request).settings
     values = {
         "request": request,
         "viewer": session,
         "csrf_token": token,
-        "site_name": runtime(request).settings.site_name,
+        "site_name": settings.site_name,
+        "quick_exit": settings.quick_exit,
+        "quick_exit_url": settings.quick_exit_url,
         "path": request.url.path,
         "query": request.query_params.get("q", "") if request.url.path.startswith("/search") else "",
         **(await _service_context(request, session)),
