@@ -17,9 +17,12 @@ from services.forum.accounts.api import AVATAR, PUBLIC_USER, avatar_json, public
 from services.forum.directory.directory import (
     BADGE_DESCRIPTION_MAX,
     BADGE_NAME_MAX,
+    MAX_SHOWN_CHOICE,
+    choose_shown_badges,
     create_badge,
     grant_badge,
     list_badges,
+    my_badges,
     revoke_badge,
     search,
 )
@@ -63,6 +66,21 @@ CARD = Shape(
         "avatar": AVATAR,
     },
 )
+SHOWN_IN = Schema(
+    "ShownBadges",
+    {
+        "shown": Field(
+            "array",
+            required=True,
+            items="integer",
+            max_length=MAX_SHOWN_CHOICE,
+            minimum=1,
+            maximum=access.MAX_ID,
+            description="ids of your badges to show beside your name on your posts (empty: show none)",
+        )
+    },
+)
+MY_BADGE = Shape("MyBadge", {"id": "integer", "name": "string", "description": "string?", "shown": "boolean"})
 BADGE = Shape("Badge", {"id": "integer", "name": "string", "description": "string?", "members_count": "integer"})
 
 
@@ -93,6 +111,11 @@ def badge_json(row: asyncpg.Record) -> dict[str, Any]:
         "description": row["description"],
         "members_count": row["members_count"],
     }
+
+
+def my_badge_json(row: asyncpg.Record) -> dict[str, Any]:
+    """One of the member's own badges, and whether they show it on their posts."""
+    return {"id": row["id"], "name": row["name"], "description": row["description"], "shown": row["shown"]}
 
 
 # --- endpoints --------------------------------------------------------------------------------------------------
@@ -156,3 +179,20 @@ async def revoke_badge_endpoint(request: Request) -> Response:
     async with writing(request) as w:
         await revoke_badge(w.conn, w.who, request.path_params["username"], path_int(request, "badge_id"))
     return Response(status_code=204)
+
+
+@api.get("/api/me/badges", answers={200: page_of(MY_BADGE)}, auth=True)
+async def my_badges_endpoint(request: Request) -> Response:
+    """Your badges, and which of them show beside your name on your posts (none until you choose)."""
+    who = await require_viewer(request)
+    async with runtime(request).pool.acquire() as conn:
+        rows = await my_badges(conn, who.user_id)
+    return JSONResponse({"items": [my_badge_json(r) for r in rows], "next": None})
+
+
+@api.put("/api/me/badges", body=SHOWN_IN, answers={200: page_of(MY_BADGE)}, auth=True)
+async def choose_badges_endpoint(request: Request) -> Response:
+    """Choose which of your badges show beside your name on your posts (422 for a badge you do not have)."""
+    async with writing(request, SHOWN_IN) as w:
+        rows = await choose_shown_badges(w.conn, w.who, w.data["shown"])
+    return JSONResponse({"items": [my_badge_json(r) for r in rows], "next": None})

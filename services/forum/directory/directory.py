@@ -6,6 +6,8 @@ or an organisation's name. The rules, SQL and actions; api.py and pages.py serve
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
+
 import asyncpg
 
 from services.forum import access
@@ -151,3 +153,47 @@ async def revoke_badge(conn: asyncpg.Connection, who: Session, username: str, ba
     )
     if removed is None:
         raise ApiError(404, "not_found", "That member does not have that badge.")
+
+
+# --- badges shown beside a member's name ----------------------------------------------------------
+# A badge is shown on a member's posts only when they chose it (forum.user_badges.shown, off when
+# given): "Expert by experience" says something personal, so it is theirs to show. Never beside an
+# anonymous post.
+
+MY_BADGES_SQL = """
+SELECT b.id, b.name, b.description, ub.shown FROM forum.user_badges ub JOIN forum.badges b ON b.id = ub.badge_id
+WHERE ub.user_id = $1 ORDER BY lower(b.name), b.id
+"""
+# Every chosen badge of a page's authors in one statement (the topic page asks once, not per post).
+SHOWN_BADGES_SQL = """
+SELECT ub.user_id, array_agg(b.name ORDER BY lower(b.name), b.id) AS names
+FROM forum.user_badges ub JOIN forum.badges b ON b.id = ub.badge_id
+WHERE ub.user_id = ANY($1::bigint[]) AND ub.shown GROUP BY ub.user_id
+"""
+CHOOSE_SHOWN_SQL = "UPDATE forum.user_badges SET shown = (badge_id = ANY($2::bigint[])) WHERE user_id = $1"
+MAX_SHOWN_CHOICE = 100
+
+
+async def my_badges(conn: asyncpg.Connection, user_id: int) -> list[asyncpg.Record]:
+    """The badges a member holds, by name, and whether each is shown on their posts."""
+    return list(await conn.fetch(MY_BADGES_SQL, user_id))
+
+
+async def shown_badges(conn: asyncpg.Connection, author_ids: Iterable[int]) -> dict[int, tuple[str, ...]]:
+    """The names of the badges each of these members chose to show; members who chose none are absent."""
+    ids = sorted(set(author_ids))
+    if not ids:
+        return {}
+    return {row["user_id"]: tuple(row["names"]) for row in await conn.fetch(SHOWN_BADGES_SQL, ids)}
+
+
+async def choose_shown_badges(conn: asyncpg.Connection, who: Session, badge_ids: Sequence[int]) -> list[asyncpg.Record]:
+    """Show exactly these of the member's badges on their posts (none: show none); 422 naming any
+    badge they do not hold, and nothing changes."""
+    held = {row["id"] for row in await my_badges(conn, who.user_id)}
+    wanted = set(badge_ids)
+    if wanted - held:
+        raise accounts.invalid({"shown": "You can only show badges you have been given"})
+    async with conn.transaction():
+        await conn.execute(CHOOSE_SHOWN_SQL, who.user_id, sorted(wanted))
+    return await my_badges(conn, who.user_id)

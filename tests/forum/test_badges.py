@@ -1,0 +1,69 @@
+"""Badges beside names: a member chooses which of the badges admins gave them to show on their posts
+(none until they choose: a lived-experience badge is personal); only badges they hold; the names of a
+whole page of authors' chosen badges come from one statement."""
+
+from __future__ import annotations
+
+from services.forum.directory.directory import shown_badges
+
+
+async def give(admin, member, name: str) -> int:
+    badge = await admin.client.post("/api/badges", json={"name": name})
+    assert badge.status_code == 201, badge.text
+    granted = await admin.client.post(f"/api/users/{member.username}/badges", json={"badge_id": badge.json()["id"]})
+    assert granted.status_code == 201, granted.text
+    return int(badge.json()["id"])
+
+
+async def test_no_badge_is_shown_until_the_member_chooses_it(pool, member_factory):
+    admin = await member_factory("ada", roles=("member", "admin"))
+    sam = await member_factory("sam")
+    lived = await give(admin, sam, "Expert by experience")
+    core = await give(admin, sam, "Core Action Group")
+    mine = await sam.client.get("/api/me/badges")
+    assert mine.status_code == 200
+    assert [(b["name"], b["shown"]) for b in mine.json()["items"]] == [
+        ("Core Action Group", False),
+        ("Expert by experience", False),
+    ]
+    async with pool.acquire() as conn:
+        assert await shown_badges(conn, [sam.id]) == {}
+
+    chosen = await sam.client.put("/api/me/badges", json={"shown": [lived]})
+    assert chosen.status_code == 200, chosen.text
+    assert [(b["id"], b["shown"]) for b in chosen.json()["items"]] == [(core, False), (lived, True)]
+    async with pool.acquire() as conn:
+        assert await shown_badges(conn, [sam.id, admin.id]) == {sam.id: ("Expert by experience",)}
+
+    cleared = await sam.client.put("/api/me/badges", json={"shown": []})
+    assert [b["shown"] for b in cleared.json()["items"]] == [False, False]
+
+
+async def test_a_member_can_only_show_badges_they_hold(pool, member_factory):
+    admin = await member_factory("ada", roles=("member", "admin"))
+    sam = await member_factory("sam")
+    bea = await member_factory("bea")
+    theirs = await give(admin, bea, "Core Action Group")
+    mine = await give(admin, sam, "Expert by experience")
+    refused = await sam.client.put("/api/me/badges", json={"shown": [mine, theirs]})
+    assert refused.status_code == 422
+    assert "shown" in refused.json()["error"]["fields"]
+    for body in ({"shown": "all"}, {"shown": [0]}, {}, {"shown": ["x"]}):
+        assert (await sam.client.put("/api/me/badges", json=body)).status_code == 422, body
+    mine_now = (await sam.client.get("/api/me/badges")).json()["items"]
+    assert [b["shown"] for b in mine_now] == [False]  # nothing changed
+
+
+async def test_a_taken_back_badge_is_no_longer_shown(pool, member_factory):
+    admin = await member_factory("ada", roles=("member", "admin"))
+    sam = await member_factory("sam")
+    lived = await give(admin, sam, "Expert by experience")
+    assert (await sam.client.put("/api/me/badges", json={"shown": [lived]})).status_code == 200
+    assert (await admin.client.delete(f"/api/users/sam/badges/{lived}")).status_code == 204
+    async with pool.acquire() as conn:
+        assert await shown_badges(conn, [sam.id]) == {}
+
+
+async def test_visitors_have_no_badges_to_choose(client):
+    assert (await client.get("/api/me/badges")).status_code == 401
+    assert (await client.put("/api/me/badges", json={"shown": []})).status_code in (401, 403)
