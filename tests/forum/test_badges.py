@@ -67,3 +67,30 @@ async def test_a_taken_back_badge_is_no_longer_shown(pool, member_factory):
 async def test_visitors_have_no_badges_to_choose(client):
     assert (await client.get("/api/me/badges")).status_code == 401
     assert (await client.put("/api/me/badges", json={"shown": []})).status_code in (401, 403)
+
+
+async def test_chosen_badges_show_beside_the_name_on_posts_never_on_anonymous_ones(pool, member_factory):
+    """The topic page and the post JSON carry the author's chosen badges; an anonymous post has none."""
+    admin = await member_factory("ada", roles=("member", "admin"))
+    sam = await member_factory("sam")
+    lived = await give(admin, sam, "Expert by experience")
+    await give(admin, sam, "Core Action Group")
+    category = (
+        await admin.client.post("/api/categories", json={"name": "Peer support", "allow_anonymous": True})
+    ).json()
+    topic = (
+        await sam.client.post(
+            "/api/topics", json={"category_id": category["id"], "title": "What helps", "body": "A walk helps me."}
+        )
+    ).json()
+    hidden_name = await sam.client.post(
+        f"/api/topics/{topic['id']}/posts", json={"body": "Said without my name.", "anonymous": True}
+    )
+    assert hidden_name.status_code == 201, hidden_name.text
+    page = await admin.client.get(topic["url"])
+    assert page.status_code == 200
+    assert "tica-post__badges" not in page.text  # nothing chosen yet
+    assert (await sam.client.put("/api/me/badges", json={"shown": [lived]})).status_code == 200
+    page = await admin.client.get(topic["url"])
+    assert page.text.count('<strong class="nhsuk-tag nhsuk-tag--aqua-green">Expert by experience</strong>') == 1
+    assert "Core Action Group" not in page.text

@@ -195,9 +195,16 @@ _POST_VALUES = operator.itemgetter(*POST_FIELDS)
 _REACTIONS_AT = POST_FIELDS.index("reactions")
 
 
-def post_view(post: dict[str, Any], facts: PostFacts, topic_url: str, created: dict[str, str]) -> dict[str, Any]:
-    """A post (its POST_FIELDS) as the topic page shows it to a viewer with these facts; withheld
-    text never reaches the template."""
+def post_view(
+    post: dict[str, Any],
+    facts: PostFacts,
+    topic_url: str,
+    created: dict[str, str],
+    badges: tuple[str, ...] = (),
+) -> dict[str, Any]:
+    """A post (its POST_FIELDS) as the topic page shows it to a viewer with these facts, and the
+    badges its author chose to show (never beside an anonymous post); withheld text never reaches
+    the template."""
     hidden, own, signed_in = facts.hidden, facts.own, facts.signed_in
     status, anonymous = post["status"], post["anonymous"]
     counts = post["reactions"] if status != "deleted" else {}
@@ -214,7 +221,7 @@ def post_view(post: dict[str, Any], facts: PostFacts, topic_url: str, created: d
     if anonymous:
         author = {**ANONYMOUS_PERSON, "you": own}
     else:
-        author = person(post["author_id"], post["username"], post["display_name"])
+        author = {**person(post["author_id"], post["username"], post["display_name"]), "badges": list(badges)}
     return {
         "own": own,
         "anonymous": anonymous,
@@ -305,9 +312,11 @@ def post_fragment(
     topic: dict[str, Any],
     replies_open: bool,
     csrf_html: str,
+    badges: tuple[str, ...] = (),
 ) -> str:
     """One post's markup (topics/_post.html, rendered with autoescape) for a viewer with these facts,
-    from the cache when it can; `csrf_html` is the viewer's CSRF token, escaped."""
+    from the cache when it can; `csrf_html` is the viewer's CSRF token, escaped; `badges` the names
+    of the badges its author chose to show (directory.shown_badges)."""
     values = _POST_VALUES(row)  # POST_FIELDS in order; reactions (a dict) keyed as sorted pairs
     reactions = values[_REACTIONS_AT]
     created_text = ago(row["created_at"])
@@ -320,6 +329,7 @@ def post_fragment(
         topic["url"],
         replies_open,
         created_text,
+        badges,
     )
     cache = fragment_cache(request)
     parts = cache.get(key)  # the markup split where the viewer's CSRF token goes
@@ -329,7 +339,7 @@ def post_fragment(
         parts = (
             env.get_template("topics/_post.html")
             .render(
-                post=shown(post_view(post, facts, topic["url"], when(post["created_at"], created_text))),
+                post=shown(post_view(post, facts, topic["url"], when(post["created_at"], created_text), badges)),
                 topic=Shown(id=topic["id"]),
                 cannot_reply=not replies_open,
                 csrf_token=CSRF_SLOT,

@@ -28,6 +28,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from services.forum import access
+from services.forum.directory import directory
 from services.forum.moderation import screening
 from services.forum.topics import api, categories, moves, posts, revisions, topics
 from services.forum.topics.fragments import (
@@ -380,6 +381,7 @@ async def _topic_context(
     if page > last_page:
         raise ApiError(404, "not_found", "This topic does not have that many pages.")
     seen = viewing(who, row)
+    badges = await directory.shown_badges(conn, [r["author_id"] for r in rows if not r["anonymous"]])
     asked: dict[tuple[str, int], Rights] = {}  # access.py's answers per status and author on this page
     csrf_html = str(escape(csrf_token(request, who)))
     cannot_reply, blocked_message = _may_reply(who, topic, row)
@@ -391,7 +393,15 @@ async def _topic_context(
         # The posts' markup as one piece: autoescaped fragments and an escaped token.
         "posts_html": Markup(  # noqa: S704
             "\n".join(
-                post_fragment(request, r, post_facts(r, who, seen, asked), topic, not cannot_reply, csrf_html)
+                post_fragment(
+                    request,
+                    r,
+                    post_facts(r, who, seen, asked),
+                    topic,
+                    not cannot_reply,
+                    csrf_html,
+                    () if r["anonymous"] else badges.get(r["author_id"], ()),
+                )
                 for r in rows
             )
         ),
