@@ -94,3 +94,25 @@ async def test_chosen_badges_show_beside_the_name_on_posts_never_on_anonymous_on
     page = await admin.client.get(topic["url"])
     assert page.text.count('<strong class="nhsuk-tag nhsuk-tag--aqua-green">Expert by experience</strong>') == 1
     assert "Core Action Group" not in page.text
+
+
+async def test_the_account_page_offers_the_choice_and_saves_it(member_factory):
+    """/me/edit lists the member's badges unticked; the form saves the choice; a foreign id is refused."""
+    admin = await member_factory("ada", roles=("member", "admin"))
+    sam = await member_factory("sam")
+    lived = await give(admin, sam, "Expert by experience")
+    page = await sam.client.get("/me/edit")
+    assert page.status_code == 200
+    assert "Badges beside your name" in page.text
+    assert f'value="{lived}">' in page.text  # not ticked
+    headers = {"x-csrf-token": sam.session.csrf}
+    saved = await sam.client.post("/me/badges", data={"shown": str(lived), "csrf_token": sam.session.csrf})
+    assert saved.status_code == 303 and saved.headers["location"] == "/me/edit?done=badges#badges"
+    page = await sam.client.get("/me/edit?done=badges")
+    assert f'value="{lived}" checked>' in page.text and "Your choice of badges is saved." in page.text
+    refused = await sam.client.post("/me/badges", data={"shown": "99999999", "csrf_token": sam.session.csrf})
+    assert refused.status_code == 422
+    bad = await sam.client.post("/me/badges", data={"shown": "x", "csrf_token": sam.session.csrf}, headers=headers)
+    assert bad.status_code == 400
+    nobody = await member_factory("bea")
+    assert "Badges beside your name" not in (await nobody.client.get("/me/edit")).text

@@ -16,6 +16,7 @@ from starlette.responses import RedirectResponse, Response
 
 from services.forum import access
 from services.forum.accounts import accounts, api, login, password_reset, registration, tokens
+from services.forum.directory import directory
 from services.forum.messages import consent
 from services.forum.signups import signups
 from shared.pages import Pages, form_data, form_errors, form_text, member_session, members_only, render
@@ -297,7 +298,16 @@ async def profile_page(request: Request) -> Response:
     return await render(request, "accounts/profile.html", context)
 
 
-def _edit_context(user: accounts.User, values: dict[str, str] | None = None) -> dict[str, Any]:
+async def _my_badges(request: Request, user_id: int) -> list[dict[str, Any]]:
+    """The member's badges for the edit page's choice of which show on their posts."""
+    async with runtime(request).pool.acquire() as conn:
+        rows = await directory.my_badges(conn, user_id)
+    return [{"id": r["id"], "name": r["name"], "description": r["description"], "shown": r["shown"]} for r in rows]
+
+
+def _edit_context(
+    user: accounts.User, values: dict[str, str] | None = None, badges: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
     current = {
         "display_name": user.display_name,
         "pronouns": user.pronouns or "",
@@ -311,6 +321,7 @@ def _edit_context(user: accounts.User, values: dict[str, str] | None = None) -> 
         "email": user.email,
         "email_verified": user.email_verified,
         "values": values or current,
+        "badges": badges or [],
     }
 
 
@@ -320,8 +331,10 @@ async def edit_page(request: Request, session: Session) -> Response:
     """Edit your display name, pronouns and bio."""
     rt = runtime(request)
     user = await accounts.current_user(rt, session)
+    badges = await _my_badges(request, user.id)
     if request.method == "GET":
-        return await render(request, "accounts/edit.html", _edit_context(user))
+        context = {**_edit_context(user, badges=badges), "badges_saved": request.query_params.get("done") == "badges"}
+        return await render(request, "accounts/edit.html", context)
     form = await form_data(request)
     values: dict[str, Any] = {
         "display_name": form_text(form, "display_name"),
@@ -334,7 +347,8 @@ async def edit_page(request: Request, session: Session) -> Response:
     try:
         user = await accounts.update_me(rt, session, values)
     except ApiError as exc:
-        return await _form_failed(request, "accounts/edit.html", exc, "display_name", _edit_context(user, values))
+        context = _edit_context(user, values, badges)
+        return await _form_failed(request, "accounts/edit.html", exc, "display_name", context)
     return RedirectResponse(f"/u/{user.username}", status_code=303)
 
 

@@ -10,12 +10,13 @@ from urllib.parse import urlencode
 import asyncpg
 from starlette.datastructures import FormData
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
 
 from services.forum.accounts import accounts
 from services.forum.directory.api import badge_json, card_json, search_filters
 from services.forum.directory.directory import (
     badge_holders,
+    choose_shown_badges,
     create_badge,
     grant_badge,
     list_badges,
@@ -118,6 +119,20 @@ async def badges_page(request: Request, who: Session) -> Response:
     async with rt.pool.acquire() as conn:
         context.update(await _badges_context(conn))
     return await render(request, "directory/badges.html", context)
+
+
+@pages.post("/me/badges")
+@members_only
+async def choose_badges_submit(request: Request, session: Session) -> Response:
+    """Choose which of your badges show beside your name on your posts (the form on /me/edit)."""
+    form = await form_data(request)
+    try:
+        chosen = [int(value) for value in form.getlist("shown")]
+    except ValueError:
+        raise ApiError(400, "bad_request", "That is not a badge you can choose.") from None
+    async with runtime(request).pool.acquire() as conn:
+        await choose_shown_badges(conn, session, chosen)
+    return RedirectResponse("/me/edit?done=badges#badges", status_code=303)
 
 
 routes = pages.routes
