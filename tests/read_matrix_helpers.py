@@ -49,6 +49,10 @@ WORDS = {
     "COMM": "commentgecko",
     "WEBINAR": "webinarwombat",
     "JOIN": "joinsecretlemur",  # in the webinar's join link: registered members and organisers only
+    "CONVO": "convoheron",  # a private conversation between the author and the group member
+    "MODBOX": "modboxcrane",  # a member's conversation with the moderators' inbox
+    "EARLY": "earlyvole",  # the first message of a conversation one of whose later messages is reported
+    "REPORTED": "reportedmoose",  # the reported message: moderators see it and the three before it
 }
 HOLD_WORD = "holdmeword"  # a watched word that holds a post for review
 
@@ -295,6 +299,41 @@ async def build(world: World, store: SessionStore) -> None:
     ids["webinar"] = webinar["id"]
     ok(await c["group_member"].post(f"/api/webinars/{webinar['id']}/registration", json={}))
 
+    # Private messages: the author and the group member talk; a member writes to the moderators; the member
+    # reports the outsider's fifth message, so moderators see it and the three before, never the first.
+    convo = ok(
+        await author.post(
+            "/api/conversations",
+            json={
+                "recipients": [USERNAMES["group_member"]],
+                "title": f"Talk {w['CONVO']}",
+                "text": f"Hi {w['CONVO']}.",
+            },
+        )
+    )
+    ids.update(convo=convo["id"], convo_message=convo["message"]["id"])
+    ok(await c["group_member"].post(f"/api/conversations/{convo['id']}/messages", json={"text": f"Yes {w['CONVO']}"}))
+    modbox = ok(
+        await c["member"].post(
+            "/api/conversations",
+            json={"to_moderators": True, "title": f"Help {w['MODBOX']}", "text": f"Please {w['MODBOX']}."},
+        )
+    )
+    ids.update(modbox=modbox["id"], modbox_message=modbox["message"]["id"])
+    talk = ok(
+        await c["outsider"].post(
+            "/api/conversations",
+            json={"recipients": [USERNAMES["member"]], "title": "A chat", "text": f"First {w['EARLY']}."},
+        )
+    )
+    for n in range(3):
+        ok(await c["outsider"].post(f"/api/conversations/{talk['id']}/messages", json={"text": f"Then {n}."}))
+    reported = ok(
+        await c["outsider"].post(f"/api/conversations/{talk['id']}/messages", json={"text": f"Rude {w['REPORTED']}."})
+    )
+    ok(await c["member"].post(f"/api/messages/{reported['id']}/flags", json={"reason": "inappropriate"}))
+    ids.update(talk=talk["id"], reported_message=reported["id"])
+
     # Sanctions last (their sessions end or stay as they are).
     until = (datetime.now(UTC) + timedelta(days=30)).isoformat()
     ok(await mod.post(f"/api/users/{world.users['suspended']}/suspend", json={"until": until, "reason": "x"}), 200)
@@ -305,7 +344,10 @@ async def build(world: World, store: SessionStore) -> None:
     ids["author_note"] = await world.pool.fetchval(
         "SELECT min(id) FROM notify.notifications WHERE user_id = $1", world.users["author"]
     )
-    assert ids["review"] and ids["author_note"], ids
+    ids["message_review"] = await world.pool.fetchval(
+        "SELECT id FROM forum.reviewables WHERE message_id = $1", ids["reported_message"]
+    )
+    assert ids["review"] and ids["author_note"] and ids["message_review"], ids
 
 
 @asynccontextmanager

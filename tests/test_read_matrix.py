@@ -511,7 +511,7 @@ rows(
 )
 STAFF_API = role_only(STAFF, page=False, shows=[W["PEND"]])
 rows("api", A + "/review", "/api/review", "pending post", STAFF_API)
-rows("api", A + "/review/{id}", "/api/review/{review}", "pending post", STAFF_API)
+rows("api", A + "/review/{id:int}", "/api/review/{review}", "pending post", STAFF_API)
 rows("api", A + "/users/{id}/moderation", "/api/users/{user_author}/moderation", "pending post", STAFF_API)
 rows("api", A + "/support", "/api/support", "support", everyone(200))
 for path in ("/admin/watched-words", "/admin/safeguarding-phrases", "/admin/settings"):
@@ -558,6 +558,15 @@ ROWS.append(
         E(200, [W["ANON"]], [AUTHOR]),
         "{anon_post}",
     )
+)
+
+rows(
+    "export",
+    A + "/export/messages",
+    "/api/export/messages",
+    "private conversation",
+    split(frozenset({"service"}), E(200, [W["CONVO"], "conversation:{convo}"]), E(401, (), [W["CONVO"]])),
+    EXPORT_VIEWERS,
 )
 
 # --- search -------------------------------------------------------------------------------------------------------
@@ -694,10 +703,201 @@ rows(
     [v for v in VIEWERS if v != "anonymous"],
 )
 
+# --- private messages ----------------------------------------------------------------------------------------------
+# The author and the group member talk (CONVO); the member writes to the moderators (MODBOX); the member reported
+# the outsider's fifth message (REPORTED): moderators see it and the three before on its review item, never the
+# first (EARLY), and read no conversation they are not in, admins included.
+CONVO_MEMBERS = frozenset({"author", "group_member"})
+MODBOX_READERS = frozenset({"member"}) | STAFF
+TALKERS = frozenset({"member", "outsider"})
+
+
+def in_conversation(who: frozenset[str], *words: str, page: bool, ok: int = 200) -> Rule:
+    """A conversation: its members (and staff for the moderators' inbox) read it; everyone else 404."""
+    out = 303 if page else 401
+    return split(who, E(ok, words), E(404, (), words), anonymous=E(out), suspended=E(out))
+
+
+def inbox(who: frozenset[str], *words: str, page: bool) -> Rule:
+    """A member's own list: it names a conversation only to those in it."""
+    out = 303 if page else 401
+    return split(who, E(200, words), E(200, (), words), anonymous=E(out), suspended=E(out))
+
+
+for page, base in ((True, P), (False, A)):
+    surface, prefix = ("page", "") if page else ("api", "/api")
+    route = base + ("/messages" if page else "/conversations")
+    url = "/messages" if page else "/api/conversations"
+    rows(surface, route, url, "private conversation", inbox(CONVO_MEMBERS, W["CONVO"], page=page))
+    rows(surface, route, url, "moderators' inbox", inbox(frozenset({"member"}), W["MODBOX"], page=page))
+    one = route + ("/{id}" if page else "/{id:int}")
+    rows(
+        surface, one, f"{url}/{{convo}}", "private conversation", in_conversation(CONVO_MEMBERS, W["CONVO"], page=page)
+    )
+    rows(
+        surface, one, f"{url}/{{modbox}}", "moderators' inbox", in_conversation(MODBOX_READERS, W["MODBOX"], page=page)
+    )
+    early = (W["EARLY"],) if page else ()  # the API's conversation has no messages: they have rows below
+    rows(surface, one, f"{url}/{{talk}}", "reported message", in_conversation(TALKERS, *early, page=page))
+    moderators = route + "/moderators"
+    # not there for members (404): the inbox is staff's, and members write to it from their own
+    rows(surface, moderators, f"{url}/moderators", "moderators' inbox", in_conversation(STAFF, W["MODBOX"], page=page))
+rows(
+    "api",
+    A + "/conversations/{id:int}/messages",
+    "/api/conversations/{convo}/messages",
+    "private conversation",
+    in_conversation(CONVO_MEMBERS, W["CONVO"], page=False),
+)
+rows(
+    "api",
+    A + "/conversations/{id:int}/messages",
+    "/api/conversations/{talk}/messages",
+    "reported message",
+    in_conversation(TALKERS, W["EARLY"], W["REPORTED"], page=False),
+)
+rows(
+    "page",
+    P + "/messages/{id}/after/{message_id}",
+    "/messages/{convo}/after/{convo_message}",
+    "private conversation",
+    in_conversation(CONVO_MEMBERS, W["CONVO"], page=True),
+)
+rows(
+    "page",
+    P + "/messages/{id}/messages/{message_id}/report",
+    "/messages/{talk}/messages/{reported_message}/report",
+    "reported message",
+    # its author may not report it (403, as for a post), nor anyone twice (409); to others it does not exist
+    split(
+        frozenset({"member"}),
+        E(409),  # the member reported it already
+        E(404, (), [W["REPORTED"]]),
+        outsider=E(403),
+        anonymous=E(303),
+        suspended=E(303),
+    ),
+)
+rows("page", P + "/messages/new", "/messages/new", "new message form", members_only(page=True))
+rows("page", P + "/account/messages", "/account/messages", "own messaging settings", members_only(page=True))
+rows("api", A + "/me/messaging", "/api/me/messaging", "own messaging settings", members_only(page=False))
+rows("api", A + "/me/blocks", "/api/me/blocks", "own blocks", members_only(page=False))
+REPORTED_ITEM = split(STAFF, E(200, [W["REPORTED"]], [W["EARLY"]]), E(403, (), [W["REPORTED"]]))
+rows(
+    "page",
+    P + "/review/{id}",
+    "/review/{message_review}",
+    "reported message",
+    lambda v: E(401) if v in SIGNED_OUT else REPORTED_ITEM(v),  # as /review (STAFF_PAGE)
+)
+rows(
+    "api",
+    A + "/review/{id:int}",
+    "/api/review/{message_review}",
+    "reported message",
+    lambda v: E(401) if v in SIGNED_OUT else REPORTED_ITEM(v),
+)
+for word, who, thing in (
+    ("CONVO", CONVO_MEMBERS, "private conversation"),
+    ("MODBOX", MODBOX_READERS, "moderators' inbox"),
+    ("REPORTED", TALKERS, "reported message"),
+):
+    found = split(who, E(200, [W[word]]), E(200, (), [W[word]]))
+    rows("search", S + "/api/search", f"/api/search?q={W[word]}", thing, found)
+    mark = f"<mark>{W[word]}</mark>"  # the page repeats the query in its search box
+    rows("search", S + "/search", f"/search?q={W[word]}", thing, split(who, E(200, [mark]), E(200, (), [mark])))
+for route, url, page in (
+    (N + "/api/notifications", "/api/notifications", False),
+    (N + "/notifications", "/notifications", True),
+):
+    rows("notifications", route, url, "private conversation", inbox(CONVO_MEMBERS, W["CONVO"], page=page))
+for replay in (False, True):
+    surface = "live replay" if replay else "live"
+    # Members of a conversation follow it: the replay names new messages, never their words; anyone else,
+    # a visitor included, is refused (the channel's existence is no one else's business).
+    for channel, who, word, thing in (
+        ("conversation:{convo}", CONVO_MEMBERS, W["CONVO"], "private conversation"),
+        ("conversation:{modbox}", MODBOX_READERS, W["MODBOX"], "moderators' inbox"),
+    ):
+        yes = E("events", ["message.created"], [word]) if replay else E("subscribed")
+        rows(surface, L, channel, thing, split(who, yes, E("forbidden")))
+    out = {v: E("unauthorized") for v in SIGNED_OUT}
+    rows(
+        surface,
+        L,
+        "review",
+        "the review queue",
+        split(STAFF, E("subscribed", (), [W["REPORTED"]]), E("forbidden"), **out),
+    )
+
+# --- the safeguarding loop, outreach and revisions -----------------------------------------------------------------
+rows("api", A + "/review/counts", "/api/review/counts", "the review queue", role_only(STAFF, page=False))
+rows(
+    "page",
+    P + "/review/{id}/outreach",
+    "/review/{review}/outreach",
+    "pending post (not a safeguarding item: nobody reaches out from it)",
+    lambda v: E(303) if v in SIGNED_OUT else E(422) if v in STAFF else E(404),
+)
+rows(
+    "page",
+    P + "/review/{id}/pickup",
+    "/review/{review}/pickup",
+    "pending post (not a safeguarding item: never picked up)",
+    lambda v: E(401) if v in SIGNED_OUT else E(409) if v in STAFF else E(403, (), [W["PEND"]]),
+)
+rows(
+    "page",
+    P + "/admin/outreach-template",
+    "/admin/outreach-template",
+    "outreach template",
+    role_only(frozenset({"admin"}), page=True),
+)
+rows(
+    "page",
+    P + "/posts/{id}/revisions/{revision}/redact",
+    "/posts/{priv_post}/revisions/1/redact",
+    "private topic (its only version: the current one, never redacted)",
+    split(AUTHOR_STAFF, E(409), E(404), **{v: E(403) for v in READERS_ONLY}, **{v: E(303) for v in SIGNED_OUT}),
+)
+
 # --- routes that are not read surfaces: each says why ------------------------------------------------------------
 # Writes (POST, PUT, PATCH, DELETE): they change things rather than show them; each package's own
 # tests check who may make them. A GET beside them that shows something has rows above.
 WRITES = """
+forum POST /account/messages
+forum POST /account/messages/block
+forum POST /account/messages/unblock
+forum POST /messages/new
+forum POST /messages/{id}
+forum POST /messages/{id}/accept
+forum POST /messages/{id}/decline
+forum POST /messages/{id}/invite
+forum POST /messages/{id}/leave
+forum POST /messages/{id}/messages/{message_id}/react
+forum POST /messages/{id}/messages/{message_id}/report
+forum POST /api/conversations
+forum POST /api/conversations/{id:int}/accept
+forum POST /api/conversations/{id:int}/decline
+forum POST /api/conversations/{id:int}/invitations
+forum POST /api/conversations/{id:int}/leave
+forum POST /api/conversations/{id:int}/messages
+forum POST /api/conversations/{id:int}/read
+forum POST /api/messages/{id:int}/flags
+forum PUT /api/messages/{id:int}/reactions/{kind}
+forum DELETE /api/messages/{id:int}/reactions/{kind}
+forum PUT /api/me/messaging
+forum PUT /api/me/blocks/{username}
+forum DELETE /api/me/blocks/{username}
+forum POST /admin/outreach-template
+forum POST /review/{id}/outreach
+forum POST /review/{id}/pickup
+forum POST /api/review/{id:int}/pickup
+forum DELETE /api/review/{id:int}/pickup
+forum POST /admin/members/{id}/duties
+forum PUT /api/admin/members/{id}/duties
+forum POST /posts/{id}/revisions/{revision}/redact
+forum POST /api/posts/{id}/revisions/{revision}/redact
 forum POST /admin/safeguarding
 forum POST /admin/watched-words
 forum POST /admin/watched-words/{id}/delete
@@ -758,7 +958,7 @@ forum POST /api/posts/{id}/reactions
 forum DELETE /api/posts/{id}/reactions/{kind}
 forum POST /api/posts/{id}/restore
 forum POST /api/posts/{id}/reveal-author
-forum POST /api/review/{id}
+forum POST /api/review/{id:int}
 forum DELETE /api/session
 forum POST /api/session
 forum POST /api/session/revoke-all

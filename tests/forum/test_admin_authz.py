@@ -36,6 +36,11 @@ TABLE: dict[tuple[str, str], str] = {
     ("GET", "/api/admin/members"): STAFF,
     ("GET", "/api/admin/members/{id}"): STAFF,
     ("PUT", "/api/admin/members/{id}/role"): ADMINS,
+    ("POST", "/admin/members/{id}/duties"): ADMINS,
+    ("PUT", "/api/admin/members/{id}/duties"): ADMINS,
+    # Outreach from safeguarding items: its kind words
+    ("GET", "/admin/outreach-template"): ADMINS,
+    ("POST", "/admin/outreach-template"): ADMINS,
     # Sign-ups and invitations
     ("GET", "/admin/signups"): STAFF,
     ("POST", "/admin/signups/{id}"): STAFF,

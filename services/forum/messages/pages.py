@@ -356,7 +356,10 @@ async def _report_context(request: Request, who: Session) -> tuple[int, dict[str
 async def report_page(request: Request, who: Session) -> Response:
     """Report a message to the moderators (they see it and the few before it, nothing else)."""
     message_id, context = await _report_context(request, who)
-    if request.method == "GET":
+    if request.method == "GET":  # refused at once (as a post's flag page) when it cannot be reported at all
+        async with runtime(request).pool.acquire() as conn:
+            writing = await writings.readable(conn, who, MESSAGE, message_id)
+            await flags.check_flag(conn, who, writing, "off_topic", None)
         return await render(request, "messages/report.html", {**context, "values": {}})
     form = await form_data(request)
     values = {"reason": form_text(form, "reason"), "note": form_text(form, "note")}

@@ -188,7 +188,7 @@ async def review_counts_endpoint(request: Request) -> Response:
     return JSONResponse(found)
 
 
-@api.get("/api/review/{id}", answers={200: REVIEWABLE}, auth=True)
+@api.get("/api/review/{id:int}", answers={200: REVIEWABLE}, auth=True)
 async def review_item_endpoint(request: Request) -> Response:
     """One item of the review queue (moderators)."""
     review_id = path_int(request, "id")
@@ -199,7 +199,7 @@ async def review_item_endpoint(request: Request) -> Response:
 
 
 @api.post(
-    "/api/review/{id}",
+    "/api/review/{id:int}",
     body=REVIEW_ACTION_IN,
     answers={200: REVIEWABLE, 409: "Another moderator acted first", 422: "Action not possible, or reason missing"},
     auth=True,
@@ -222,7 +222,7 @@ async def review_action_endpoint(request: Request) -> Response:
 
 
 @api.post(
-    "/api/review/{id}/pickup",
+    "/api/review/{id:int}/pickup",
     body=PICKUP_IN,
     answers={
         200: ("The item, with who is looking at it", REVIEWABLE),
@@ -240,7 +240,7 @@ async def pick_up_endpoint(request: Request) -> Response:
 
 
 @api.delete(
-    "/api/review/{id}/pickup",
+    "/api/review/{id:int}/pickup",
     answers={200: REVIEWABLE, 409: "You are not the one looking at it, or it was dealt with"},
     auth=True,
 )

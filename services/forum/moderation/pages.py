@@ -545,6 +545,8 @@ async def pickup_page(request: Request) -> Response:
     if request.method == "GET":
         async with pool.acquire() as conn:
             context = await _item_context(conn, who, review_id)
+        if context["item"]["kind"] not in reviews.SAFEGUARDING_KINDS:
+            raise ApiError(409, "not_safeguarding", "Only safeguarding items are picked up.")
         return await render(request, "moderation/take_over.html", context)
     submitted = await form_data(request)
     action = _text(submitted, "action")

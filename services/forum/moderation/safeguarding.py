@@ -21,7 +21,7 @@ import asyncpg
 from services.forum import access
 from services.forum.moderation import audit
 from services.forum.outbox import write_event
-from services.forum.writings import reviews
+from services.forum.writings.targets import SAFEGUARDING_KINDS
 from shared.events import SafeguardingAlerted, SafeguardingPickedUp, SafeguardingResolved
 from shared.sessions import Session
 from shared.web import ApiError, Runtime, invalid
@@ -84,7 +84,7 @@ async def alert_opened(conn: asyncpg.Connection, review_id: int) -> bool:
     """Alert staff about an item that has just become pending (round 1), unless it was alerted already.
 
     Called by reviews.open_review in the transaction that opened the item."""
-    claimed = await conn.fetchval(CLAIM_FIRST_ALERT_SQL, review_id, list(reviews.SAFEGUARDING_KINDS))
+    claimed = await conn.fetchval(CLAIM_FIRST_ALERT_SQL, review_id, list(SAFEGUARDING_KINDS))
     if claimed is None:
         return False
     await _alert(conn, [review_id])
@@ -93,7 +93,7 @@ async def alert_opened(conn: asyncpg.Connection, review_id: int) -> bool:
 
 async def realert_due(conn: asyncpg.Connection, delay_minutes: float) -> list[int]:
     """Alert again (admins too) about every item nobody picked up within `delay_minutes` of its last alert."""
-    rows = await conn.fetch(CLAIM_DUE_SQL, list(reviews.SAFEGUARDING_KINDS), delay_minutes * 60)
+    rows = await conn.fetch(CLAIM_DUE_SQL, list(SAFEGUARDING_KINDS), delay_minutes * 60)
     ids = [row["id"] for row in rows]
     if ids:
         await _alert(conn, ids)
@@ -161,7 +161,7 @@ async def _lock_open_item(conn: asyncpg.Connection, who: Session, review_id: int
     item = await conn.fetchrow(LOCK_SQL, review_id)
     if item is None:
         raise ApiError(404, "not_found", "There is no such item in the review queue.")
-    if item["kind"] not in reviews.SAFEGUARDING_KINDS:
+    if item["kind"] not in SAFEGUARDING_KINDS:
         raise ApiError(409, "not_safeguarding", "Only safeguarding items are picked up.")
     if item["status"] != "pending":
         raise ApiError(409, "already_resolved", "This item has already been dealt with. Nothing was changed.")
@@ -217,7 +217,7 @@ async def put_down(conn: asyncpg.Connection, who: Session, review_id: int) -> No
 
 def check_outcome(kind: str, outcome: str | None, note: str | None) -> tuple[str, str] | None:
     """What was done about a safeguarding item, required when closing one (422 otherwise); None for other kinds."""
-    if kind not in reviews.SAFEGUARDING_KINDS:
+    if kind not in SAFEGUARDING_KINDS:
         return None
     if outcome not in OUTCOMES:
         raise invalid(
@@ -250,7 +250,7 @@ def item_part(row: asyncpg.Record) -> dict[str, Any] | None:
     """A safeguarding item's alerts, who is looking at it and what was done (None for other kinds).
 
     `row` from moderation's review select (picked_up_*, alert_round, alerted_at, outcome, holder names)."""
-    if row["kind"] not in reviews.SAFEGUARDING_KINDS:
+    if row["kind"] not in SAFEGUARDING_KINDS:
         return None
     picked: dict[str, Any] | None = None
     if row["picked_up_by"] is not None:
@@ -286,7 +286,7 @@ async def counts(conn: asyncpg.Connection, who: Session) -> dict[str, int]:
     """How many items wait in the review queue, and how many of them are about safeguarding (staff)."""
     if not access.may_see_review_counts(who):
         raise ApiError(403, "forbidden", "Only moderators can do that.")
-    row = await conn.fetchrow(COUNTS_SQL, list(reviews.SAFEGUARDING_KINDS))
+    row = await conn.fetchrow(COUNTS_SQL, list(SAFEGUARDING_KINDS))
     return {"waiting": row["waiting"], "safeguarding": row["safeguarding"]}
 
 

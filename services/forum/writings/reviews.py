@@ -13,7 +13,15 @@ from typing import Any
 import asyncpg
 
 from services.forum.moderation import audit, safeguarding
-from services.forum.writings.targets import FLAG_REASON_LABELS, KIND_TARGETS, MESSAGE, POST, TARGETS, Target
+from services.forum.writings.targets import (
+    FLAG_REASON_LABELS,
+    KIND_TARGETS,
+    MESSAGE,
+    POST,
+    SAFEGUARDING_KINDS,
+    TARGETS,
+    Target,
+)
 from shared.sessions import Session
 from shared.web import ApiError, invalid
 
@@ -32,9 +40,6 @@ KIND_LABELS = {
     "safeguarding_message": "Safeguarding (private message)",
 }
 REVIEW_KINDS = tuple(KIND_LABELS)
-# The kinds that are about someone's safety: alerted at once, first in the queue (a private message
-# that matched a safeguarding phrase opens a "safeguarding_message" item once messages are reviewable).
-SAFEGUARDING_KINDS = ("safeguarding", "safeguarding_message")
 NEEDS_REASON = ("reject", "hide", "delete")  # the author is told why
 OUTCOME = {
     "approve": "approved",

@@ -75,6 +75,11 @@ KIND_TARGETS = {
 }
 
 
+# The kinds that are about someone's safety: alerted at once, first in the queue (a post or a private
+# message that matched a safeguarding phrase).
+SAFEGUARDING_KINDS = ("safeguarding", "safeguarding_message")
+
+
 def of_review(row: asyncpg.Record) -> Target:
     """The target of a reviewable row."""
     return KIND_TARGETS[row["kind"]]
