@@ -116,3 +116,27 @@ async def test_the_account_page_offers_the_choice_and_saves_it(member_factory):
     assert bad.status_code == 400
     nobody = await member_factory("bea")
     assert "Badges beside your name" not in (await nobody.client.get("/me/edit")).text
+
+
+async def test_the_post_json_carries_the_chosen_badges_but_not_on_anonymous_posts(member_factory):
+    """GET /api/topics/{id} and GET /api/posts/{id}: an additive `badges` list of names."""
+    admin = await member_factory("ada", roles=("member", "admin"))
+    sam = await member_factory("sam")
+    lived = await give(admin, sam, "Expert by experience")
+    assert (await sam.client.put("/api/me/badges", json={"shown": [lived]})).status_code == 200
+    category = (
+        await admin.client.post("/api/categories", json={"name": "Peer support", "allow_anonymous": True})
+    ).json()
+    topic = (
+        await sam.client.post(
+            "/api/topics", json={"category_id": category["id"], "title": "What helps", "body": "A walk helps me."}
+        )
+    ).json()
+    assert topic["first_post"]["badges"] == ["Expert by experience"]
+    reply = await sam.client.post(f"/api/topics/{topic['id']}/posts", json={"body": "Unnamed.", "anonymous": True})
+    assert reply.json()["badges"] == []
+    listed = (await admin.client.get(f"/api/topics/{topic['id']}")).json()["posts"]
+    assert [(p["anonymous"], p["badges"]) for p in listed] == [(False, ["Expert by experience"]), (True, [])]
+    one = (await admin.client.get(f"/api/posts/{topic['first_post']['id']}")).json()
+    assert one["badges"] == ["Expert by experience"]
+    assert (await admin.client.get(f"/api/posts/{reply.json()['id']}")).json()["badges"] == []

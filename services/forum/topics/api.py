@@ -4,7 +4,7 @@ build on the same), and the endpoints, one router per OpenAPI tag. Reactions: po
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import asyncpg
@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from services.forum import access
+from services.forum.directory import directory
 from services.forum.moderation import screening
 from services.forum.topics import categories, moves, posts, revisions, topics
 from shared.api import ApiRouter, Field, Maybe, Schema, Shape, page_of, path_int, query_int, read_json, writing
@@ -81,6 +82,7 @@ POST = Shape(
         "post_number": "integer",
         "author": AUTHOR,
         "anonymous": "boolean",
+        "badges": ["string"],
         "raw": "string",
         "cooked": "string",
         "reply_to": "integer?",
@@ -455,7 +457,9 @@ async def create_topic_endpoint(request: Request) -> Response:
     rt = runtime(request)
     async with rt.pool.acquire() as conn, conn.transaction():
         topic, written = await posts.start_topic(conn, who, data, screening.PostingRules.of(rt))
-        body, status = written_json(written, {**topic_json(topic, who), "first_post": post_json(written.post, who)})
+        badges = await author_badges(conn, [written.post])
+        first_post = post_json(written.post, who, (), badges)
+        body, status = written_json(written, {**topic_json(topic, who), "first_post": first_post})
     return JSONResponse(body, status_code=status)
 
 
@@ -471,10 +475,11 @@ async def get_topic_endpoint(request: Request) -> Response:
     page = query_int(request, "page", 1)
     async with runtime(request).pool.acquire() as conn:
         row, rows, has_next = await posts.topic_page(conn, who, topic_id, page)
+        badges = await author_badges(conn, rows)
     return JSONResponse(
         {
             **topic_json(row, who),
-            "posts": [post_json(p, who, p["given"]) for p in rows],
+            "posts": [post_json(p, who, p["given"], badges) for p in rows],
             "next": page + 1 if has_next else None,
         }
     )
@@ -498,7 +503,8 @@ async def reply_endpoint(request: Request) -> Response:
     rt = runtime(request)
     async with rt.pool.acquire() as conn, conn.transaction():
         written = await posts.reply(conn, who, topic_id, data, screening.PostingRules.of(rt))
-        body, status = written_json(written, post_json(written.post, who))
+        badges = await author_badges(conn, [written.post])
+        body, status = written_json(written, post_json(written.post, who, (), badges))
     return JSONResponse(body, status_code=status)
 
 
@@ -538,8 +544,20 @@ def author_json(row: asyncpg.Record) -> dict[str, Any]:
     return {"id": row["author_id"], "username": row["username"], "display_name": row["display_name"]}
 
 
-def post_json(row: asyncpg.Record, who: Session | None, given: Iterable[str] = ()) -> dict[str, Any]:
-    """The public shape of a post, as the viewer may see it."""
+async def author_badges(conn: asyncpg.Connection, rows: Iterable[asyncpg.Record]) -> dict[int, tuple[str, ...]]:
+    """The badges the authors of these posts chose to show (anonymous posts' authors left out), in one
+    statement for the lot."""
+    return await directory.shown_badges(conn, [r["author_id"] for r in rows if not r["anonymous"]])
+
+
+def post_json(
+    row: asyncpg.Record,
+    who: Session | None,
+    given: Iterable[str] = (),
+    badges: Mapping[int, Sequence[str]] | None = None,
+) -> dict[str, Any]:
+    """The public shape of a post, as the viewer may see it; `badges` from author_badges (the names
+    its author chose to show; never on an anonymous post)."""
     hidden = access.text_withheld(who, row["status"], row["author_id"])
     out: dict[str, Any] = {
         "id": row["id"],
@@ -547,6 +565,7 @@ def post_json(row: asyncpg.Record, who: Session | None, given: Iterable[str] = (
         "post_number": row["post_number"],
         "author": author_json(row),
         "anonymous": row["anonymous"],
+        "badges": [] if row["anonymous"] else list((badges or {}).get(row["author_id"], ())),
         "raw": "" if hidden else row["raw"],
         "cooked": "" if hidden else row["cooked"],
         "reply_to": row["reply_to_post_id"],
@@ -574,7 +593,8 @@ async def get_post_endpoint(request: Request) -> Response:
     async with runtime(request).pool.acquire() as conn:
         post, _ = await posts.readable_post(conn, who, post_id)
         given = await posts.my_reactions(conn, who, [post_id])
-    return JSONResponse(post_json(post, who, given.get(post_id, ())))
+        badges = await author_badges(conn, [post])
+    return JSONResponse(post_json(post, who, given.get(post_id, ()), badges))
 
 
 @posts_api.patch(
@@ -586,7 +606,8 @@ async def edit_post_endpoint(request: Request) -> Response:
     async with writing(request, POST_PATCH) as w:
         post = await revisions.edit_post(w.conn, w.who, post_id, w.data, screening.PostingRules.of(runtime(request)))
         given = await posts.my_reactions(w.conn, w.who, [post_id])
-    return JSONResponse(post_json(post, w.who, given.get(post_id, ())))
+        badges = await author_badges(w.conn, [post])
+    return JSONResponse(post_json(post, w.who, given.get(post_id, ()), badges))
 
 
 @posts_api.get(
