@@ -639,6 +639,18 @@ class MessageCreated(Event):
 
 
 @dataclass(frozen=True)
+class ConversationRead(Event):
+    """A member read a conversation further than before, up to a message (staff reading the moderators'
+    inbox too, though they keep no read mark): notify reads their notification of it. Private, their own."""
+
+    type: ClassVar[str] = "conversation.read"
+    user_id: int
+    conversation_id: int
+    message_id: int
+    audience: list[str]
+
+
+@dataclass(frozen=True)
 class MessageHidden(Event):
     """A moderator hid a reported message: it leaves search and is no longer shown but to staff."""
 
@@ -703,6 +715,7 @@ __all__ = [
     "ConversationCreated",
     "ConversationEvent",
     "ConversationMembersChanged",
+    "ConversationRead",
     "DocumentCommentCreated",
     "DocumentCommentDeleted",
     "DocumentCommentEdited",

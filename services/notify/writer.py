@@ -543,6 +543,21 @@ RETURNING user_id
 """
 
 
+# Reading a conversation up to a message reads the member's notification of it, unless newer messages came.
+READ_CONVERSATION_SQL = """
+UPDATE notify.notifications SET read_at = now(), data = data - 'excerpt'
+WHERE user_id = $1 AND dedupe_key = $2 AND read_at IS NULL AND coalesce((data->>'last_id')::bigint, 0) <= $3
+RETURNING user_id
+"""
+
+
+async def on_conversation_read(conn: asyncpg.Connection, envelope: ev.Envelope, event: ev.ConversationRead) -> Outcome:
+    """Opening a conversation (or reading it through the API) reads its notification."""
+    key = conversation_key(event.conversation_id)
+    rows = await conn.fetch(READ_CONVERSATION_SQL, event.user_id, key, event.message_id)
+    return Outcome({row["user_id"] for row in rows})
+
+
 async def on_message_created(conn: asyncpg.Connection, envelope: ev.Envelope, event: ev.MessageCreated) -> Outcome:
     """The conversation's members (and, for a message to the moderators' inbox, the moderators) are
     told, one notification per conversation; the author has read it by writing in it, and an answer
@@ -701,6 +716,7 @@ TELL: dict[type[ev.Event], Tell] = {
     ev.WebinarUpdated: on_webinar_changed,
     ev.WebinarCancelled: on_webinar_changed,
     ev.MessageCreated: on_message_created,
+    ev.ConversationRead: on_conversation_read,
     ev.MessageHidden: on_message_hidden,
     ev.ConversationMembersChanged: on_members_changed,
     ev.SafeguardingAlerted: on_safeguarding_alerted,

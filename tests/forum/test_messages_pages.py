@@ -42,6 +42,21 @@ async def test_new_message_to_conversation_and_inbox(sam, priya):
     assert "tica-conversation--unread" not in (await priya.client.get("/messages")).text
 
 
+async def test_opening_a_conversation_tells_notify_once_it_was_read(sam, priya, pool):
+    """conversation.read is written when the read mark advances (notify then reads the notification),
+    not on every visit."""
+    sent = await send_new(sam, recipients="priya", title="Hello Priya", text="How are you?")
+    url = sent.headers["location"].split("#")[0]
+    cid = int(url.split("/")[2].split("?")[0])
+    reads = "SELECT payload->'data' AS data FROM forum.outbox WHERE type = 'conversation.read' ORDER BY id"
+    await priya.client.get(url)
+    await priya.client.get(url)
+    [read] = [dict(row["data"]) for row in await pool.fetch(reads) if row["data"]["user_id"] == priya.id]
+    last = await pool.fetchval("SELECT max(id) FROM forum.messages WHERE conversation_id = $1", cid)
+    assert read["conversation_id"] == cid and read["message_id"] == last
+    assert read["audience"] == [f"user:{priya.id}"]
+
+
 async def test_new_message_errors_keep_what_was_typed(sam, priya):
     await priya.client.post("/account/messages", data=form(priya, who_may_message="nobody"))
     refused = await send_new(sam, recipients="priya", title="Hi", text="Kept words")

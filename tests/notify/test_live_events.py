@@ -191,6 +191,7 @@ NOT_LIVE = {
     "category.deleted": "no live channel shows categories themselves",
     "category.reordered": "no live channel shows categories themselves",
     "conversation.created": "nobody follows a conversation before it exists: live learns its members only",
+    "conversation.read": "private: how far a member read a conversation",
 }
 
 

@@ -125,6 +125,26 @@ async def test_writing_in_a_conversation_reads_its_notification(world):
     assert last_for_alex[b"n"] == b"0", "the unread count went out live"
 
 
+def read(user_id: int, message_id: int) -> ev.ConversationRead:
+    return ev.ConversationRead(
+        user_id=user_id, conversation_id=CONVERSATION, message_id=message_id, audience=[audience.user(user_id)]
+    )
+
+
+async def test_reading_the_conversation_reads_its_notification_unless_newer_messages_came(world):
+    await _people(world)
+    first, second = message(SAM), message(SAM)
+    await world.emit(first, second)
+    await world.emit(read(ALEX, first.message_id))
+    [row] = await world.notifications(ALEX)
+    assert row["read_at"] is None, "read only up to the first: the second is still new"
+    await world.emit(read(ALEX, second.message_id), read(ALEX, second.message_id))
+    [row] = await world.notifications(ALEX)
+    assert row["read_at"] is not None and "excerpt" not in row["data"]
+    await world.emit(read(RUTH, second.message_id))
+    assert await world.notifications(RUTH) == [], "nothing to read: nothing made"
+
+
 async def test_from_the_moderators_names_the_moderators_and_a_message_to_them_tells_them(world):
     await _people(world)
     await world.emit(message(MO, recipients=(SAM,), author_username="mo", with_moderators=True, from_moderators=True))

@@ -22,8 +22,14 @@ from services.forum.outbox import write_event
 from services.forum.topics import posts
 from services.forum.writings import reactions, reviews
 from services.forum.writings.targets import MESSAGE, Writing
-from shared import markdown
-from shared.events import ConversationCreated, ConversationMembersChanged, MessageCreated, MessageHidden
+from shared import audience, markdown
+from shared.events import (
+    ConversationCreated,
+    ConversationMembersChanged,
+    ConversationRead,
+    MessageCreated,
+    MessageHidden,
+)
 from shared.sessions import Session
 from shared.web import ApiError, invalid
 
@@ -516,10 +522,13 @@ UPDATE forum.conversation_members SET state = 'left', left_at = now(), left_mess
 WHERE conversation_id = $1 AND user_id = $2
 """
 READ_SQL = """
-UPDATE forum.conversation_members SET last_read_message_id = greatest(last_read_message_id, $3)
-WHERE conversation_id = $1 AND user_id = $2 AND state IN ('active', 'left')
+UPDATE forum.conversation_members SET last_read_message_id = $3
+WHERE conversation_id = $1 AND user_id = $2 AND state IN ('active', 'left') AND last_read_message_id < $3
 RETURNING last_read_message_id
 """
+READ_MARK_SQL = (
+    "SELECT last_read_message_id FROM forum.conversation_members WHERE conversation_id = $1 AND user_id = $2"
+)
 
 
 async def invite(
@@ -593,10 +602,25 @@ async def mark_read(conn: asyncpg.Connection, who: Session, conversation_id: int
     row = await conn.fetchrow(MESSAGE_SQL, message_id)
     if row is None or row["conversation_id"] != conversation_id:
         raise invalid("message_id", "must be the id of a message in this conversation")
-    if conversation.state not in ("active", "left"):
-        return message_id  # staff reading the moderators' inbox keep no read mark
-    marked: int = await conn.fetchval(READ_SQL, conversation_id, who.user_id, message_id)
+    if conversation.state not in ("active", "left"):  # staff reading the moderators' inbox keep no read mark
+        await _read(conn, who, conversation_id, message_id)
+        return message_id
+    marked: int | None = await conn.fetchval(READ_SQL, conversation_id, who.user_id, message_id)
+    if marked is None:  # read this far already: nothing to tell
+        return int(await conn.fetchval(READ_MARK_SQL, conversation_id, who.user_id))
+    await _read(conn, who, conversation_id, message_id)
     return marked
+
+
+async def _read(conn: asyncpg.Connection, who: Session, conversation_id: int, message_id: int) -> None:
+    """notify reads the member's notification of the conversation up to this message."""
+    event = ConversationRead(
+        user_id=who.user_id,
+        conversation_id=conversation_id,
+        message_id=message_id,
+        audience=[audience.user(who.user_id)],
+    )
+    await write_event(conn, event, actor_id=who.user_id)
 
 
 async def _members_changed(
