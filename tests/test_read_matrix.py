@@ -782,6 +782,7 @@ rows("page", P + "/messages/new", "/messages/new", "new message form", members_o
 rows("page", P + "/account/messages", "/account/messages", "own messaging settings", members_only(page=True))
 rows("api", A + "/me/messaging", "/api/me/messaging", "own messaging settings", members_only(page=False))
 rows("api", A + "/me/blocks", "/api/me/blocks", "own blocks", members_only(page=False))
+rows("api", A + "/me/badges", "/api/me/badges", "own badges to show", members_only(page=False))
 REPORTED_ITEM = split(STAFF, E(200, [W["REPORTED"]], [W["EARLY"]]), E(403, (), [W["REPORTED"]]))
 rows(
     "page",
@@ -865,6 +866,8 @@ rows(
 # Writes (POST, PUT, PATCH, DELETE): they change things rather than show them; each package's own
 # tests check who may make them. A GET beside them that shows something has rows above.
 WRITES = """
+forum PUT /api/me/badges
+forum POST /me/badges
 forum POST /account/messages
 forum POST /account/messages/block
 forum POST /account/messages/unblock
