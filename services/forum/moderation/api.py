@@ -14,7 +14,7 @@ from starlette.responses import JSONResponse, Response
 from services.forum import access
 from services.forum.moderation import moderation, safeguarding, screening
 from services.forum.topics import posts
-from services.forum.topics.api import AUTHOR, POST, SUPPORT, post_json
+from services.forum.topics.api import AUTHOR, POST, SUPPORT, author_badges, post_json
 from services.forum.writings.reviews import REVIEW_KINDS
 from shared.api import ApiRouter, Field, Maybe, Schema, Shape, page_of, path_int, writing
 from shared.sessions import Session
@@ -270,7 +270,8 @@ async def _moderate_post(request: Request, action: str) -> Response:
     async with writing(request, POST_ACTION_IN, allowed=access.require_staff) as w:
         await moderation.moderate_post(w.conn, w.who, post_id, action, w.data.get("reason"))
         post, _ = await posts.readable_post(w.conn, w.who, post_id)
-    return JSONResponse(post_json(post, w.who))
+        badges = await author_badges(w.conn, [post])
+    return JSONResponse(post_json(post, w.who, (), badges))
 
 
 @api.post("/api/posts/{id}/reveal-author", answers={200: REVEALED}, auth=True)
