@@ -470,6 +470,7 @@ async def _outreach_form(
 @members_only
 async def outreach_page(request: Request, who: Session) -> Response:
     """Reach out privately from a safeguarding item, as "the moderators" (staff; prefilled from the template)."""
+    review_id = path_int(request, "id")  # a bad id is a 404 whatever the method
     if not who.is_staff:
         raise access.not_found("that page")
     if request.method == "GET":
@@ -478,7 +479,7 @@ async def outreach_page(request: Request, who: Session) -> Response:
     values = {"title": form_text(form, "title"), "text": form_text(form, "text", strip=False)}
     try:
         async with runtime(request).pool.acquire() as conn, conn.transaction():
-            sent = await outreach.reach_out(conn, who, path_int(request, "id"), values["title"], values["text"])
+            sent = await outreach.reach_out(conn, who, review_id, values["title"], values["text"])
     except ApiError as exc:
         if exc.status == 404:
             raise
