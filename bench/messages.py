@@ -151,9 +151,7 @@ async def measure(http: httpx.AsyncClient, timed: Timed, path: str, requests: in
 def row(name: str, times: list[float]) -> str:
     ordered = sorted(times)
     pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))]  # noqa: E731
-    return (
-        f"| {name} | {statistics.median(ordered):.1f} | {pick(0.95):.1f} | {pick(0.99):.1f} | {ordered[-1]:.1f} |"
-    )
+    return f"| {name} | {statistics.median(ordered):.1f} | {pick(0.95):.1f} | {pick(0.99):.1f} | {ordered[-1]:.1f} |"
 
 
 async def main() -> None:

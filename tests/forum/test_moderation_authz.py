@@ -175,7 +175,9 @@ async def test_members_of_no_one_are_404(admin, moderator):
 
 def _shape(path: str) -> str:
     """A path with every parameter (or the sample values above) as {x}."""
-    return re.sub(r"\{[a-z_]+(?::int)?\}|/1(?=/|$)|/overdose$", lambda m: "/{x}" if m.group(0).startswith("/") else "{x}", path)
+    return re.sub(
+        r"\{[a-z_]+(?::int)?\}|/1(?=/|$)|/overdose$", lambda m: "/{x}" if m.group(0).startswith("/") else "{x}", path
+    )
 
 
 async def test_every_moderation_endpoint_is_in_the_matrix():

@@ -127,8 +127,8 @@ async def choose_badges_submit(request: Request, session: Session) -> Response:
     """Choose which of your badges show beside your name on your posts (the form on /me/edit)."""
     form = await form_data(request)
     try:
-        chosen = [int(value) for value in form.getlist("shown")]
-    except ValueError:
+        chosen = [int(value) if isinstance(value, str) else int("") for value in form.getlist("shown")]
+    except ValueError:  # not a number, or a file where a badge's number belongs
         raise ApiError(400, "bad_request", "That is not a badge you can choose.") from None
     async with runtime(request).pool.acquire() as conn:
         await choose_shown_badges(conn, session, chosen)

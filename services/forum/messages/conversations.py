@@ -929,7 +929,7 @@ def last_message_json(row: asyncpg.Record, who: Session) -> dict[str, Any] | Non
             "author_id": row["last_author_id"],
             "username": row["last_username"],
             "display_name": row["last_display_name"],
-        },  # type: ignore[arg-type]
+        },
         who,
     )
     excerpt = "" if withheld else markdown.excerpt(row["last_plain"] or "", EXCERPT_CHARS)

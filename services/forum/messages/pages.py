@@ -163,7 +163,7 @@ async def new_page(request: Request, who: Session) -> Response:
         "text": form_text(form, "text", strip=False),
         "to_moderators": form_text(form, "to_moderators") == "1",
     }
-    names = [n for n in values["recipients"].replace(",", " ").split() if n]
+    names = [n for n in str(values["recipients"]).replace(",", " ").split() if n]
     data = {"title": values["title"], "text": values["text"]}
     data.update({"to_moderators": True} if values["to_moderators"] else {"recipients": names})
     rules = screening.PostingRules.of(runtime(request))
