@@ -187,3 +187,13 @@ async def test_first_unread_message_is_marked(sam, priya):
     assert page.text.count('id="first-unread"') == 1
     assert 'id="first-unread"' not in (await priya.client.get(url)).text  # read now
     assert 'id="first-unread"' not in (await sam.client.get(url)).text  # their own
+
+
+async def test_members_are_told_who_can_read_their_messages(client, sam):
+    """The guidelines say who reads private messages (a reported message and the three before it, the
+    moderators' inbox), and the messaging settings link there."""
+    guidelines = (await client.get("/guidelines")).text
+    assert 'id="private-messages"' in guidelines
+    assert "the three messages before it" in guidelines and "cannot read your conversations" in guidelines
+    settings = (await sam.client.get("/account/messages")).text
+    assert 'href="/guidelines#private-messages"' in settings
